@@ -33,6 +33,11 @@ export interface ReleaseOutcome {
 /** Live in-flight counts per server, owned by the pool and shared by every balancer it builds. */
 export interface ActiveCounts {
   active(id: ServerId): number;
+  /**
+   * Optional: requests in flight over the whole pool. Bounded-load hashing needs it on every pick;
+   * without it the balancer sums `active` over its available servers (O(n)).
+   */
+  total?(): number;
 }
 
 export interface BalancerDeps {
