@@ -1,0 +1,367 @@
+/**
+ * Strict HTTP/1.x request-head parser for Portico's data path (RFC 9112 §2-§3, §6).
+ *
+ * It is pure and stateless: the caller passes every byte received so far for this request and
+ * gets `null` (need more), a failure (refuse, close, forward nothing) or the parsed head. Pass 1
+ * walks the raw bytes with lookup tables and records offsets; pass 2 runs only on a complete head,
+ * takes one latin1 string of it and cuts names and values out of that string.
+ */
+import {
+  CR,
+  F_BARE_CR,
+  F_BARE_LF,
+  F_TOO_LARGE,
+  FIELD_SLOTS,
+  LF,
+  LOWER,
+  SP,
+  TARGET,
+  TCHAR,
+  TE_CHUNKED,
+  TE_MALFORMED,
+  TE_NOT_CHUNKED_FINAL,
+  failure,
+  fieldScan,
+  internName,
+  K_OTHER,
+  K_CONNECTION,
+  K_CONTENT_LENGTH,
+  K_TRANSFER_ENCODING,
+  latin1,
+  nameCache,
+  K_HOST,
+  K_EXPECT,
+  K_UPGRADE,
+  isValidHost,
+  parseConnection,
+  parseContentLength,
+  parseTransferEncoding,
+  scanFields,
+} from './http-chars.js';
+import type { HeadLimits, ParseFailure } from './http-chars.js';
+
+export type { HeadLimits, ParseFailure } from './http-chars.js';
+export { DEFAULT_HEAD_LIMITS } from './http-chars.js';
+
+/** The four shapes of request-target (RFC 9112 §3.2). */
+export type TargetForm = 'origin' | 'absolute' | 'authority' | 'asterisk';
+
+export interface RequestHead {
+  readonly ok: true;
+  /** Token, as sent (case-sensitive). */
+  method: string;
+  /** Raw request-target. */
+  target: string;
+  /** Which form `target` has: origin (`/p?q`), absolute (`http://h/p`), authority (CONNECT `h:443`), asterisk (OPTIONS `*`). */
+  form: TargetForm;
+  /** The target in origin-form, for the head sent to a server: absolute-form loses scheme and authority (`/` when empty); other forms are `target`. */
+  path: string;
+  minor: 0 | 1;
+  /** Header names as sent (case kept), in order. */
+  names: string[];
+  /** Lowercased names, parallel to `names`. */
+  lnames: string[];
+  /** Values with leading/trailing OWS trimmed, parallel to `names`. */
+  values: string[];
+  /** Offset just past the CRLFCRLF that ends the head. */
+  headEnd: number;
+  /** The Host header value; for absolute-form the authority of the target instead (RFC 9112 §3.2.2). */
+  host: string | undefined;
+  /** -1 when absent. */
+  contentLength: number;
+  /** Transfer-Encoding is present, valid and ends with chunked. */
+  chunked: boolean;
+  /** HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`. */
+  keepAlive: boolean;
+  /** Lowercased tokens of all Connection headers. */
+  connection: string[];
+  /** The Upgrade header value when Connection contains `upgrade` (never on HTTP/1.0, RFC 9110 §7.8). */
+  upgrade: string | undefined;
+  /** `Expect: 100-continue` on an HTTP/1.1 request. */
+  expectContinue: boolean;
+}
+
+const F_METHOD = failure(400, 'invalid method');
+const F_METHOD_CASE = failure(400, 'method differs from a standard method only in case');
+const F_TARGET_EMPTY = failure(400, 'empty request-target or repeated space');
+const F_TARGET_CHAR = failure(400, 'invalid request-target character');
+const F_NO_VERSION = failure(400, 'request-line without HTTP version');
+const F_VERSION = failure(400, 'malformed HTTP version');
+const F_VERSION_UNSUPPORTED = failure(505, 'HTTP version not supported');
+const F_URI_TOO_LONG = failure(414, 'request-target longer than maxUriBytes');
+const F_TARGET_FORM = failure(400, 'request-target form not allowed for this method');
+const F_ABSOLUTE = failure(400, 'malformed absolute-form request-target');
+const F_AUTHORITY = failure(400, 'malformed authority-form request-target');
+const F_HOST_MISSING = failure(400, 'missing Host header');
+const F_HOST_DUP = failure(400, 'more than one Host header');
+const F_HOST_BAD = failure(400, 'invalid Host header');
+const F_CL_DUP = failure(400, 'more than one Content-Length header');
+const F_CL_BAD = failure(400, 'malformed Content-Length');
+const F_CL_TE = failure(400, 'both Content-Length and Transfer-Encoding');
+const F_TE_HTTP10 = failure(400, 'Transfer-Encoding on an HTTP/1.0 request');
+const F_TE_MALFORMED = failure(400, 'malformed Transfer-Encoding');
+const F_TE_NOT_CHUNKED = failure(400, 'Transfer-Encoding does not end with chunked');
+const F_TE_UNKNOWN = failure(501, 'unsupported transfer coding');
+const F_CONNECTION = failure(400, 'malformed Connection header');
+
+/** 'HTTP/' as bytes. */
+const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f] as const;
+
+const STANDARD_METHODS: ReadonlySet<string> = new Set([
+  'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
+]);
+
+/** Incomplete head: wait for more bytes, unless the head can no longer fit in maxHeaderBytes. */
+function incomplete(len: number, limits: HeadLimits): ParseFailure | null {
+  return len >= limits.maxHeaderBytes ? F_TOO_LARGE : null;
+}
+
+/**
+ * Parses a request head from `buf`, which holds the bytes from the start of a request (empty lines
+ * before the request-line are skipped, RFC 9112 §2.2, and count toward `headEnd`). Returns null when
+ * the head is incomplete and still within `maxHeaderBytes`, a failure as soon as the bytes seen are
+ * invalid, otherwise the head.
+ */
+export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead | ParseFailure | null {
+  const len = buf.length;
+  const maxHeaderBytes = limits.maxHeaderBytes;
+  const limit = len < maxHeaderBytes ? len : maxHeaderBytes;
+  let i = 0;
+  let c = 0;
+
+  // Empty lines before the request-line.
+  while (i < limit && (c = buf[i]!) === CR) {
+    if (i + 1 >= limit) return incomplete(len, limits);
+    if (buf[i + 1] !== LF) return F_BARE_CR;
+    i += 2;
+  }
+  if (i >= limit) return incomplete(len, limits);
+
+  // method SP
+  const methodStart = i;
+  let lower = 0;
+  const tchar = TCHAR;
+  while (tchar[c] === 1) {
+    lower |= LOWER[c]!;
+    if (++i >= limit) return incomplete(len, limits);
+    c = buf[i]!;
+  }
+  if (c !== SP || i === methodStart) return c === LF ? F_BARE_LF : F_METHOD;
+  const methodEnd = i;
+
+  // request-target SP
+  const targetStart = ++i;
+  const uriStop = targetStart + limits.maxUriBytes + 1; // reaching this index means one byte too many
+  const stop = uriStop < limit ? uriStop : limit;
+  const target4 = stop - 4;
+  const targetChars = TARGET;
+  while (i <= target4 && (targetChars[buf[i]!]! & targetChars[buf[i + 1]!]! & targetChars[buf[i + 2]!]! & targetChars[buf[i + 3]!]!) === 1) i += 4;
+  if (i >= stop) return i >= uriStop ? F_URI_TOO_LONG : incomplete(len, limits);
+  c = buf[i]!;
+  while (targetChars[c] === 1) {
+    if (++i >= stop) return i >= uriStop ? F_URI_TOO_LONG : incomplete(len, limits);
+    c = buf[i]!;
+  }
+  if (c !== SP) {
+    if (i === targetStart) return c === CR || c === LF ? F_NO_VERSION : c === SP ? F_TARGET_EMPTY : F_TARGET_CHAR;
+    return c === CR || c === LF ? F_NO_VERSION : F_TARGET_CHAR;
+  }
+  if (i === targetStart) return F_TARGET_EMPTY;
+  const targetEnd = i;
+
+  // HTTP-version CRLF: exactly "HTTP/" DIGIT "." DIGIT
+  const versionStart = ++i;
+  for (let k = 0; k < 10; k++, i++) {
+    if (i >= limit) return incomplete(len, limits);
+    c = buf[i]!;
+    if (k < 5) {
+      if (c !== HTTP_SLASH[k]) return F_VERSION;
+    } else if (k === 5 || k === 7) {
+      if (c < 0x30 || c > 0x39) return F_VERSION;
+    } else if (k === 6) {
+      if (c !== 0x2e) return F_VERSION;
+    } else if (k === 8) {
+      if (c !== CR) return c === LF ? F_BARE_LF : F_VERSION;
+    } else if (c !== LF) {
+      return F_BARE_CR;
+    }
+  }
+  if (buf[versionStart + 5] !== 0x31) return F_VERSION_UNSUPPORTED;
+  // RFC 9110 §2.5: a higher minor version of HTTP/1 is processed as the highest one we implement.
+  const minor: 0 | 1 = buf[versionStart + 7] === 0x30 ? 0 : 1;
+
+  const headEnd = scanFields(buf, i, limit, limits.maxHeaders);
+  if (typeof headEnd !== 'number') return headEnd;
+  if (headEnd < 0) return incomplete(len, limits);
+
+  // Pass 2: the head is complete and its bytes valid; build strings and check semantics.
+  const s = latin1(buf, 0, headEnd);
+  const method = commonMethod(buf, methodStart, methodEnd) ?? s.substring(methodStart, methodEnd);
+  // A lowercase variant of a standard method ("get", "Head") could be taken for the method by a
+  // server but not by responseFraming(): refuse it rather than risk a framing mismatch.
+  if (lower !== 0 && STANDARD_METHODS.has(method.toUpperCase())) return F_METHOD_CASE;
+  const target = s.substring(targetStart, targetEnd);
+
+  const count = fieldScan.count;
+  const offsets = fieldScan.offsets;
+  const hashes = fieldScan.hashes;
+  const cachedNames = nameCache.names;
+  const cachedLnames = nameCache.lnames;
+  const cachedKinds = nameCache.kinds;
+  const names: string[] = [];
+  const lnames: string[] = [];
+  const values: string[] = [];
+  const connection: string[] = [];
+  let host: string | undefined;
+  let hostCount = 0;
+  let contentLength = -1;
+  let te: string | undefined;
+  let upgradeValue: string | undefined;
+  let expectContinue = false;
+  for (let f = 0; f < count; f++) {
+    const o = f * FIELD_SLOTS;
+    const nameStart = offsets[o]!;
+    const nameEnd = offsets[o + 1]!;
+    const valueStart = offsets[o + 2]!;
+    const valueEnd = offsets[o + 3]!;
+    const slot = internName(buf, nameStart, nameEnd, hashes[f]!);
+    let name: string;
+    let lname: string;
+    let kind = K_OTHER;
+    if (slot >= 0) {
+      name = cachedNames[slot]!;
+      lname = cachedLnames[slot]!;
+      kind = cachedKinds[slot]!;
+    } else {
+      name = s.substring(nameStart, nameEnd);
+      lname = name.toLowerCase();
+    }
+    const value = s.substring(valueStart, valueEnd);
+    names.push(name);
+    lnames.push(lname);
+    values.push(value);
+    switch (kind) {
+      case K_HOST:
+        if (++hostCount > 1) return F_HOST_DUP;
+        if (!isValidHost(buf, valueStart, valueEnd)) return F_HOST_BAD;
+        host = value;
+        break;
+      case K_EXPECT:
+        if (value.length === 12 && value.toLowerCase() === '100-continue') expectContinue = true;
+        break;
+      case K_UPGRADE:
+        upgradeValue = upgradeValue === undefined ? value : `${upgradeValue}, ${value}`;
+        break;
+      case K_CONNECTION:
+        if (!parseConnection(buf, s, valueStart, valueEnd, connection)) return F_CONNECTION;
+        break;
+      case K_CONTENT_LENGTH:
+        if (contentLength !== -1) return F_CL_DUP;
+        contentLength = parseContentLength(buf, valueStart, valueEnd);
+        if (contentLength < 0) return F_CL_BAD;
+        break;
+      case K_TRANSFER_ENCODING:
+        te = te === undefined ? value : `${te}, ${value}`;
+        break;
+    }
+  }
+  if (hostCount === 0 && minor === 1) return F_HOST_MISSING;
+
+  // request-target form (RFC 9112 §3.2)
+  let form: TargetForm = 'origin';
+  let path = target;
+  const t0 = buf[targetStart];
+  if (t0 === 0x2f) {
+    if (method === 'CONNECT') return F_TARGET_FORM;
+  } else if (targetEnd - targetStart === 1 && t0 === 0x2a) {
+    if (method !== 'OPTIONS') return F_TARGET_FORM;
+    form = 'asterisk';
+  } else if (method === 'CONNECT') {
+    if (!isAuthorityWithPort(buf, targetStart, targetEnd)) return F_AUTHORITY;
+    form = 'authority';
+  } else {
+    // absolute-form: "http" / "https" "://" authority path-abempty [ "?" query ]
+    let j = targetStart;
+    while (j < targetEnd && s.charCodeAt(j) !== 0x3a) j++;
+    const scheme = s.substring(targetStart, j).toLowerCase();
+    if ((scheme !== 'http' && scheme !== 'https') || !s.startsWith('//', j + 1)) return F_ABSOLUTE;
+    const authorityStart = j + 3;
+    let k = authorityStart;
+    while (k < targetEnd) {
+      const ch = s.charCodeAt(k);
+      if (ch === 0x2f || ch === 0x3f) break;
+      k++;
+    }
+    if (k === authorityStart || !isValidHost(buf, authorityStart, k)) return F_ABSOLUTE;
+    host = s.substring(authorityStart, k);
+    path = k === targetEnd ? '/' : s.charCodeAt(k) === 0x3f ? `/${s.substring(k, targetEnd)}` : s.substring(k, targetEnd);
+    form = 'absolute';
+  }
+
+  let chunked = false;
+  if (te !== undefined) {
+    if (minor === 0) return F_TE_HTTP10;
+    if (contentLength !== -1) return F_CL_TE;
+    const r = parseTransferEncoding(te);
+    if (r !== TE_CHUNKED) {
+      return r === TE_MALFORMED ? F_TE_MALFORMED : r === TE_NOT_CHUNKED_FINAL ? F_TE_NOT_CHUNKED : F_TE_UNKNOWN;
+    }
+    chunked = true;
+  }
+
+  let close = false;
+  let keepAliveToken = false;
+  let upgradeToken = false;
+  for (let t = 0; t < connection.length; t++) {
+    const tok = connection[t]!;
+    if (tok === 'close') close = true;
+    else if (tok === 'keep-alive') keepAliveToken = true;
+    else if (tok === 'upgrade') upgradeToken = true;
+  }
+
+  return {
+    ok: true,
+    method,
+    target,
+    form,
+    path,
+    minor,
+    names,
+    lnames,
+    values,
+    headEnd,
+    host,
+    contentLength,
+    chunked,
+    keepAlive: !close && (minor === 1 || keepAliveToken),
+    connection,
+    upgrade: upgradeToken && minor === 1 ? upgradeValue : undefined,
+    expectContinue: expectContinue && minor === 1,
+  };
+}
+
+/** authority-form for CONNECT (RFC 9112 §3.2.3): uri-host ":" port, port not empty. */
+function isAuthorityWithPort(buf: Buffer, start: number, end: number): boolean {
+  let j = end;
+  while (j > start && isDigit(buf[j - 1]!)) j--;
+  if (j === end || j - 1 <= start || buf[j - 1] !== 0x3a) return false;
+  return isValidHost(buf, start, end);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/** The most frequent methods as constant strings: no allocation, and cheap comparisons downstream. */
+function commonMethod(buf: Buffer, start: number, end: number): string | undefined {
+  const n = end - start;
+  const c0 = buf[start];
+  if (n === 3) {
+    if (c0 === 0x47 && buf[start + 1] === 0x45 && buf[start + 2] === 0x54) return 'GET';
+    if (c0 === 0x50 && buf[start + 1] === 0x55 && buf[start + 2] === 0x54) return 'PUT';
+  } else if (n === 4) {
+    if (c0 === 0x50 && buf[start + 1] === 0x4f && buf[start + 2] === 0x53 && buf[start + 3] === 0x54) return 'POST';
+    if (c0 === 0x48 && buf[start + 1] === 0x45 && buf[start + 2] === 0x41 && buf[start + 3] === 0x44) return 'HEAD';
+  }
+  return undefined;
+}
