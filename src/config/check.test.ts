@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCheck } from './check.js';
+import { EXAMPLE_CONFIG } from './example.js';
+import '../balancer/index.js';
+
+
+const dir = mkdtempSync(join(tmpdir(), 'portico-check-'));
+function check(name: string, text?: string): { code: number; out: string[] } {
+  const file = join(dir, name);
+  if (text !== undefined) writeFileSync(file, text);
+  const out: string[] = [];
+  return { code: runCheck(file, (l) => out.push(l)), out };
+}
+
+test('a valid file: "FILE: ok" and 0', () => {
+  const file = join(dir, 'ok.yaml');
+  assert.deepEqual(check('ok.yaml', EXAMPLE_CONFIG), { code: 0, out: [`${file}: ok`] });
+});
+
+test('an invalid file: every issue on its own line and 1', () => {
+  const file = join(dir, 'bad.yaml');
+  const text = 'listeners:\n  - { name: w, protocol: http, listen: 1.2.3.4:99999, routes: [ { pool: nope } ] }\npools: []\n';
+  assert.deepEqual(check('bad.yaml', text), {
+    code: 1,
+    out: [
+      `${file}:2:32 listeners.0.listen: bad address "1.2.3.4:99999": port 99999 is out of range 0-65535`,
+      `${file}:2:67 listeners.0.routes.0.pool: pool "nope" does not exist (no pool is defined)`,
+    ],
+  });
+});
+
+test('a missing file is an error at 0:0', () => {
+  const file = join(dir, 'missing.yaml');
+  assert.deepEqual(check('missing.yaml'), { code: 1, out: [`${file}:0:0 (file): cannot read the configuration: no such file`] });
+});

@@ -1,0 +1,22 @@
+import type { PathIssue } from '../path.js';
+import { checkAdminExposure } from './admin.js';
+import { checkListenConflicts } from './listen-conflicts.js';
+import { checkPoolOptions } from './pools.js';
+import { asMap } from './raw.js';
+import { checkPoolReferences } from './references.js';
+import { checkUnreachableRoutes } from './routes.js';
+import { checkUniqueNames } from './unique-names.js';
+
+/** Checks that span several keys, run on the raw input next to the schema. */
+export function crossCheck(raw: unknown): PathIssue[] {
+  const root = asMap(raw);
+  if (root === undefined) return [];
+  return [
+    ...checkUniqueNames(root),
+    ...checkPoolReferences(root),
+    ...checkListenConflicts(root),
+    ...checkUnreachableRoutes(root),
+    ...checkPoolOptions(root),
+    ...checkAdminExposure(root),
+  ];
+}

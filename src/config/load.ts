@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { expandEnv, type Env } from './env.js';
+import { ConfigError, type ConfigIssue } from './errors.js';
+import { formatPath, isWithin, type PathIssue } from './path.js';
+import type { Config } from './types.js';
+import { validateTree } from './validate.js';
+import { readYaml } from './yaml-source.js';
+
+export { validateConfig } from './validate.js';
+
+/** Aliases may expand a document this many times at most (a "billion laughs" file is refused). */
+const MAX_ALIAS_COUNT = 100;
+
+/**
+ * Parse and validate a configuration given as YAML or JSON text; `file` names it in messages.
+ * `${VAR}` and `${VAR:-default}` in string values are replaced from `env` first.
+ * Throws a ConfigError listing every issue as FILE:LINE:COL path: message.
+ */
+export function parseConfigText(text: string, file: string, env: Env = process.env): Config {
+  const src = readYaml(text);
+  if (src.syntaxIssues.length > 0) {
+    throw new ConfigError(src.syntaxIssues.map((s) => ({ file, line: s.line, col: s.col, path: '(yaml)', message: s.message })));
+  }
+  const envIssues: PathIssue[] = [];
+  for (const [node, path] of src.scalars()) {
+    if (typeof node.value !== 'string') continue;
+    const r = expandEnv(node.value, env);
+    if (r.ok) node.value = r.value;
+    else envIssues.push({ path, message: r.message });
+  }
+  let raw: unknown;
+  try {
+    raw = src.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    throw new ConfigError([{ file, line: 1, col: 1, path: '(yaml)', message: (err as Error).message }]);
+  }
+  if (raw === null || raw === undefined) {
+    throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the configuration is empty' }]);
+  }
+  const result = validateTree(raw);
+  if (result.ok && envIssues.length === 0) return result.config;
+  // A value whose variable is missing is also invalid: report the variable, not what its absence causes.
+  const derived = (i: PathIssue): boolean => i.unknownKey !== true && envIssues.some((e) => isWithin(i.path, e.path));
+  const rest = result.ok ? [] : result.issues.filter((i) => !derived(i));
+  const placed = [...envIssues, ...rest].map((i): ConfigIssue => ({ file, ...src.positionOf(i.path), path: formatPath(i.path), message: i.message }));
+  placed.sort((a, b) => a.line - b.line || a.col - b.col); // stable: issues at one key keep their order
+  throw new ConfigError(placed);
+}
+
+/** Read and validate a configuration file (YAML, or JSON). A missing or unreadable file is a ConfigError too. */
+export function loadConfigFile(path: string, env: Env = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new ConfigError([{ file: path, line: 0, col: 0, path: '(file)', message: `cannot read the configuration: ${why}` }]);
+  }
+  return parseConfigText(text, path, env);
+}

@@ -1,0 +1,43 @@
+import { checkBalancerOptions } from './balancer-options.js';
+import { crossCheck } from './checks/index.js';
+import { deepFreeze } from './deep-freeze.js';
+import { ConfigError, OBJECT_FILE } from './errors.js';
+import { errorMap, toPathIssues } from './issues.js';
+import { formatPath, type PathIssue } from './path.js';
+import { configSchema } from './schema/root.js';
+import type { Config } from './types.js';
+
+export type Validation = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly issues: readonly PathIssue[] };
+
+/**
+ * Validate a raw configuration tree: the schema, the cross-checks (in the same pass, so every
+ * problem is reported at once), then each pool's algorithm options. The config is deep-frozen.
+ */
+export function validateTree(raw: unknown): Validation {
+  const parsed = configSchema.safeParse(raw, { error: errorMap });
+  const issues = dedupe([...(parsed.success ? [] : toPathIssues(parsed.error.issues)), ...crossCheck(raw)]);
+  if (!parsed.success || issues.length > 0) return { ok: false, issues };
+  const config = deepFreeze(parsed.data) as Config;
+  const late = checkBalancerOptions(config);
+  return late.length > 0 ? { ok: false, issues: late } : { ok: true, config };
+}
+
+function dedupe(issues: readonly PathIssue[]): PathIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${formatPath(i.path)}\0${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/**
+ * The library entry: validate a configuration object (the same keys and forms as the file; no
+ * `${VAR}` substitution). Throws a ConfigError whose issues have a path and no position.
+ */
+export function validateConfig(obj: unknown): Config {
+  const r = validateTree(obj);
+  if (r.ok) return r.config;
+  throw new ConfigError(r.issues.map((i) => ({ file: OBJECT_FILE, line: 0, col: 0, path: formatPath(i.path), message: i.message })));
+}
