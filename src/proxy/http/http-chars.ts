@@ -1,7 +1,8 @@
 /**
  * Character tables and the field-line scanner shared by Portico's HTTP/1.x wire parsers
  * (request head, response head, chunked trailers). Everything here works on raw bytes with
- * precomputed 256-entry tables: no regular expressions, no closures, no allocation per call.
+ * precomputed 256-entry tables: no regular expressions, no closures, and the scanner allocates
+ * nothing.
  *
  * Grammar references are RFC 9110 (semantics) and RFC 9112 (HTTP/1.1 message syntax).
  */
@@ -30,7 +31,10 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
   maxUriBytes: 8192,
 });
 
-/** A head that must not be forwarded. `status` is what a client gets (a server's bad head becomes 502 upstream of this). */
+/**
+ * A head that must not be forwarded. For a request, `status` is the answer the client gets before the
+ * connection is closed; for a response the caller answers 502 whatever the status says.
+ */
 export interface ParseFailure {
   readonly ok: false;
   readonly status: 400 | 414 | 431 | 501 | 505;

@@ -162,16 +162,20 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     if (++i >= stop) return i >= uriStop ? F_URI_TOO_LONG : incomplete(len, limits);
     c = buf[i]!;
   }
-  if (c !== SP) {
-    if (i === targetStart) return c === CR || c === LF ? F_NO_VERSION : c === SP ? F_TARGET_EMPTY : F_TARGET_CHAR;
-    return c === CR || c === LF ? F_NO_VERSION : F_TARGET_CHAR;
-  }
+  if (c !== SP) return c === CR || c === LF ? F_NO_VERSION : F_TARGET_CHAR;
   if (i === targetStart) return F_TARGET_EMPTY;
   const targetEnd = i;
 
   // HTTP-version CRLF: exactly "HTTP/" DIGIT "." DIGIT
   const versionStart = ++i;
-  for (let k = 0; k < 10; k++, i++) {
+  if (
+    i + 10 <= limit &&
+    buf[i] === 0x48 && buf[i + 1] === 0x54 && buf[i + 2] === 0x54 && buf[i + 3] === 0x50 && buf[i + 4] === 0x2f &&
+    buf[i + 5] === 0x31 && buf[i + 6] === 0x2e && (buf[i + 7] === 0x31 || buf[i + 7] === 0x30) &&
+    buf[i + 8] === CR && buf[i + 9] === LF
+  ) {
+    i += 10; // the common case, "HTTP/1.1" or "HTTP/1.0"
+  } else for (let k = 0; k < 10; k++, i++) {
     if (i >= limit) return incomplete(len, limits);
     c = buf[i]!;
     if (k < 5) {
