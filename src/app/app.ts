@@ -1,0 +1,214 @@
+import type { Config, HttpListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
+import { validateConfig } from '../config/load.js';
+import { getBalancer } from '../balancer/registry.js';
+import '../balancer/index.js';
+import { CidrSet } from '../core/cidr.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { SeededRng, type Rng } from '../core/rng.js';
+import { serverId, type Server } from '../core/server.js';
+import { Pool } from '../pool/pool.js';
+import { HttpListener, type HttpListenerSettings, type HttpObserver } from '../proxy/http/listener.js';
+import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
+import { compileMatch, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
+import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { RequestStats } from '../observability/request-stats.js';
+
+export interface PorticoDeps {
+  readonly clock?: Clock;
+  readonly rng?: Rng;
+  readonly logger?: Logger;
+}
+
+/** A running (or ready to run) Portico: pools, listeners and their lifecycle. */
+export interface Portico {
+  readonly config: Config;
+  readonly pools: ReadonlyMap<string, Pool>;
+  readonly stats: RequestStats;
+  /** Bind every listener. */
+  start(): Promise<void>;
+  /** Stop accepting, let in-flight requests finish for up to graceMs (default: config.shutdownGrace). */
+  stop(graceMs?: number): Promise<void>;
+  /** The bound address of a listener (useful with port 0). */
+  address(listener: string): { host: string; port: number } | undefined;
+}
+
+/**
+ * Build Portico from a configuration object. The object is validated exactly like a
+ * configuration file (a ConfigError lists every problem). Nothing is bound until start().
+ */
+export function createPortico(input: unknown, deps: PorticoDeps = {}): Portico {
+  const config = isValidated(input) ? input : validateConfig(input);
+  return new PorticoApp(config, deps);
+}
+
+const validated = new WeakSet<object>();
+/** Mark a Config that came out of the loader, so createPortico does not validate it twice. */
+export function markValidated(c: Config): Config {
+  validated.add(c);
+  return c;
+}
+function isValidated(x: unknown): x is Config {
+  return typeof x === 'object' && x !== null && validated.has(x);
+}
+
+class PorticoApp implements Portico {
+  readonly config: Config;
+  readonly pools = new Map<string, Pool>();
+  readonly stats = new RequestStats();
+  private readonly handles = new Map<string, PoolHandle>();
+  private readonly httpListeners: HttpListener[] = [];
+  private readonly upstreams = new UpstreamConnections();
+  private readonly log: Logger;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(config: Config, deps: PorticoDeps) {
+    this.config = config;
+    const clock = deps.clock ?? systemClock;
+    const rng = deps.rng ?? new SeededRng((Date.now() ^ process.pid) >>> 0);
+    this.log = deps.logger ?? createLogger(config.log.level);
+    for (const pc of config.pools) {
+      const pool = buildPool(pc, clock, rng);
+      this.pools.set(pc.name, pool);
+      this.handles.set(pc.name, this.buildHandle(pc, pool));
+      pool.onEvent((ev) =>
+        this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail }),
+      );
+    }
+    const observer: HttpObserver = this.stats;
+    for (const lc of config.listeners) {
+      if (lc.protocol === 'http') this.httpListeners.push(new HttpListener(this.httpSettings(lc), observer));
+    }
+  }
+
+  private buildHandle(pc: PoolConfig, pool: Pool): PoolHandle {
+    const limits: UpstreamPoolLimits = {
+      maxIdlePerServer: pc.keepAlive.maxIdlePerServer,
+      idleTimeoutMs: pc.keepAlive.idleTimeout,
+      maxRequests: pc.keepAlive.maxRequests,
+    };
+    const upstreams = this.upstreams;
+    return {
+      pool,
+      retries: pc.retries,
+      connectTimeoutMs: pc.timeouts.connect,
+      responseTimeoutMs: pc.timeouts.response,
+      idleTimeoutMs: pc.timeouts.idle,
+      retryAfterSec: 1,
+      hashKey: pc.balance === 'hash' && pc.hash !== undefined ? hashKeyOf(pc.hash.key) : undefined,
+      connections: (s: Server) => upstreams.of(s.id, limits),
+    };
+  }
+
+  private httpSettings(lc: HttpListenerConfig): HttpListenerSettings {
+    const routes: HttpRoute[] = lc.routes.map((r, i) => ({
+      name: r.name ?? `${lc.name}#${i}`,
+      match: compileMatch(r.match),
+      pool: r.pool === undefined ? undefined : this.handles.get(r.pool),
+    }));
+    const l = lc.limits;
+    return {
+      name: lc.name,
+      host: lc.listen.host,
+      port: lc.listen.port,
+      proto: 'http',
+      limits: {
+        headerTimeoutMs: l.headerTimeout,
+        keepAliveTimeoutMs: l.keepAliveTimeout,
+        bodyTimeoutMs: l.bodyTimeout,
+        maxHeaderBytes: l.maxHeaderBytes,
+        maxHeaders: l.maxHeaders,
+        maxUriBytes: l.maxUriBytes,
+        maxBodyBytes: l.maxBodyBytes,
+        maxConnections: l.maxConnections,
+        maxRequestsPerConnection: l.maxRequestsPerConnection,
+      },
+      upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
+      trusted: new CidrSet(lc.trustedProxies),
+      exposeServer: lc.exposeServer,
+      noRouteStatus: lc.noRouteStatus,
+      routes,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const up: HttpListener[] = [];
+    try {
+      for (const l of this.httpListeners) {
+        await l.start();
+        up.push(l);
+        this.log.info(`listener ${l.name} on http://${fmtHost(l.address.host)}:${l.address.port}`);
+      }
+    } catch (err) {
+      for (const l of up) await l.stop(0);
+      this.started = false;
+      throw err;
+    }
+    this.sweepTimer = setInterval(() => this.upstreams.sweep(performance.now()), 1000);
+    this.sweepTimer.unref();
+  }
+
+  async stop(graceMs = this.config.shutdownGrace): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await Promise.all(this.httpListeners.map((l) => l.stop(graceMs)));
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.upstreams.closeAll();
+  }
+
+  address(listener: string): { host: string; port: number } | undefined {
+    return this.httpListeners.find((l) => l.name === listener)?.address;
+  }
+}
+
+export function buildServer(pool: string, sc: ServerConfig): Server {
+  const meta: Record<string, string> = {};
+  if (sc.url !== undefined) meta.url = sc.url;
+  if (sc.dnsAddress !== undefined) meta.dnsAddress = sc.dnsAddress;
+  if (sc.site !== undefined) meta.site = sc.site;
+  if (sc.region !== undefined) meta.region = sc.region;
+  return Object.freeze({
+    id: serverId(pool, sc.name),
+    name: sc.name,
+    host: sc.address.host,
+    port: sc.address.port,
+    weight: sc.weight,
+    backup: sc.backup,
+    maxConnections: sc.maxConnections,
+    meta: Object.freeze(meta),
+  });
+}
+
+function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
+  const factory = getBalancer(pc.balance);
+  if (factory === undefined) throw new Error(`unknown balance ${pc.balance}`);
+  const raw = pc.balance === 'hash' ? pc.hash : pc.balance === 'lard' ? pc.lard : undefined;
+  const options = factory.parseOptions(raw);
+  return new Pool(
+    { name: pc.name, factory, balancerOptions: options, rng, clock, panicThresholdPct: pc.panicThreshold },
+    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc), admin: sc.state, op: 'up' as const })),
+  );
+}
+
+/** The hash key of a request for `hash.key`: source-ip | uri | header:NAME | cookie:NAME | query:NAME. */
+export function hashKeyOf(key: string): (req: RequestView) => string | undefined {
+  if (key === 'source-ip') return (r) => r.clientAddress;
+  if (key === 'uri') return (r) => (r.query === '' ? r.path : r.path + '?' + r.query);
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  const name = key.slice(colon + 1);
+  if (kind === 'header') {
+    const lname = name.toLowerCase();
+    return (r) => headerValue(r, lname);
+  }
+  if (kind === 'cookie') return (r) => cookieValue(r, name);
+  if (kind === 'query') return (r) => queryValue(r.query, name);
+  throw new Error(`unknown hash key ${key}`);
+}
+
+function fmtHost(h: string): string {
+  return h.includes(':') ? `[${h}]` : h;
+}

@@ -1,0 +1,49 @@
+import { createPortico } from '../app/app.js';
+import { startDemoBackend, type DemoBackend } from '../app/demo-backends.js';
+import { runUntilSignal } from './main.js';
+
+/** The demo farm of SPEC §1: three servers on 127.0.0.1:9101-9103 behind an http listener on :8080. */
+export const DEMO_CONFIG = {
+  listeners: [
+    {
+      name: 'web',
+      protocol: 'http',
+      listen: '127.0.0.1:8080',
+      routes: [{ pool: 'web' }],
+    },
+  ],
+  pools: [
+    {
+      name: 'web',
+      balance: 'roundrobin',
+      servers: [
+        { name: 'web1', address: '127.0.0.1:9101', weight: 1 },
+        { name: 'web2', address: '127.0.0.1:9102', weight: 1 },
+        { name: 'web3', address: '127.0.0.1:9103', weight: 1 },
+      ],
+    },
+  ],
+};
+
+export async function runDemo(): Promise<undefined> {
+  const backends: DemoBackend[] = [];
+  for (const [i, name] of ['web1', 'web2', 'web3'].entries()) {
+    backends.push(await startDemoBackend(name, '127.0.0.1', 9101 + i));
+  }
+  const portico = createPortico(DEMO_CONFIG);
+  await runUntilSignal(portico, async () => {
+    await Promise.all(backends.map((b) => b.close()));
+  });
+  const web = portico.address('web')!;
+  process.stdout.write(
+    [
+      'Portico demo is running:',
+      `  http listener   http://${web.host}:${web.port}/   (round-robin over web1, web2, web3)`,
+      `  demo servers    http://127.0.0.1:9101/ http://127.0.0.1:9102/ http://127.0.0.1:9103/`,
+      '  try: curl -s http://127.0.0.1:8080/   (repeat to see the servers take turns)',
+      'Stop with Ctrl-C.',
+      '',
+    ].join('\n'),
+  );
+  return undefined;
+}

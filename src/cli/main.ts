@@ -1,0 +1,117 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { runCheck } from '../config/check.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { createPortico, markValidated, type Portico } from '../app/app.js';
+import { runDemo } from './demo.js';
+import { createLogger } from '../observability/logger.js';
+
+const USAGE = `Usage: portico <command> [options]
+
+Commands:
+  start [-c FILE]     run with FILE (default ./portico.yaml)
+  check -c FILE       validate FILE; print every error as FILE:LINE:COL key: message
+  demo                run the demo farm: three servers behind an http listener
+  (no command)        start with ./portico.yaml if it exists, else the demo
+
+Options:
+  -c, --config FILE   configuration file
+  -h, --help          this text
+  -v, --version       print the version
+`;
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+interface Args {
+  command: string | undefined;
+  config: string | undefined;
+  rest: string[];
+  help: boolean;
+  version: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const out: Args = { command: undefined, config: undefined, rest: [], help: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-c' || a === '--config') {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a file`);
+      out.config = v;
+    } else if (a.startsWith('--config=')) out.config = a.slice(9);
+    else if (a === '-h' || a === '--help') out.help = true;
+    else if (a === '-v' || a === '--version') out.version = true;
+    else if (out.command === undefined && !a.startsWith('-')) out.command = a;
+    else out.rest.push(a);
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number | undefined> {
+  const args = parseArgs(argv);
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`portico ${version()}\n`);
+    return 0;
+  }
+  switch (args.command) {
+    case undefined:
+      if (existsSync('portico.yaml')) return start('portico.yaml');
+      return runDemo();
+    case 'start':
+      return start(args.config ?? 'portico.yaml');
+    case 'check':
+      if (args.config === undefined && args.rest[0] === undefined) throw new Error('check needs -c FILE');
+      return runCheck(args.config ?? args.rest[0]!, (line) => process.stdout.write(line + '\n'));
+    case 'demo':
+      return runDemo();
+    default:
+      process.stderr.write(`portico: unknown command '${args.command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function start(file: string): Promise<number | undefined> {
+  let portico: Portico;
+  try {
+    const config = markValidated(loadConfigFile(file));
+    portico = createPortico(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const line of err.lines()) process.stderr.write(line + '\n');
+      return 1;
+    }
+    throw err;
+  }
+  await runUntilSignal(portico);
+  return undefined;
+}
+
+/** Start, then stop gracefully on SIGTERM/SIGINT (exit 0). A fault in one connection never ends the process. */
+export async function runUntilSignal(portico: Portico, onStop?: () => Promise<void>): Promise<void> {
+  const log = createLogger(portico.config.log.level);
+  process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
+  await portico.start();
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${sig}: stopping; in-flight requests get up to ${portico.config.shutdownGrace} ms`);
+    void portico
+      .stop()
+      .then(() => onStop?.())
+      .then(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,36 @@
+import type { ExchangeRecord } from '../proxy/http/session.js';
+import type { HttpObserver } from '../proxy/http/listener.js';
+
+/** Counters of finished requests, rejections and connections; feeds the admin API and metrics. */
+export class RequestStats implements HttpObserver {
+  requests = 0;
+  readonly byStatusClass = [0, 0, 0, 0, 0, 0];
+  readonly rejections = new Map<string, number>();
+  readonly connections = new Map<string, number>();
+  private readonly sinks: ((rec: ExchangeRecord) => void)[] = [];
+
+  /** Add a consumer of finished requests (access log, metrics). */
+  onRequest(fn: (rec: ExchangeRecord) => void): void {
+    this.sinks.push(fn);
+  }
+
+  requestDone(rec: ExchangeRecord): void {
+    this.requests++;
+    const c = (rec.status / 100) | 0;
+    if (c >= 1 && c <= 5) this.byStatusClass[c]!++;
+    for (let i = 0; i < this.sinks.length; i++) this.sinks[i]!(rec);
+  }
+
+  rejected(listener: string, reason: string): void {
+    const k = `${listener}\u0000${reason}`;
+    this.rejections.set(k, (this.rejections.get(k) ?? 0) + 1);
+  }
+
+  rejectedFor(listener: string, reason: string): number {
+    return this.rejections.get(`${listener}\u0000${reason}`) ?? 0;
+  }
+
+  connection(listener: string): void {
+    this.connections.set(listener, (this.connections.get(listener) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,38 @@
+import type { AdminState, OpState, Server } from '../core/server.js';
+
+/**
+ * The live side of one server in one pool: counters the data path updates and the
+ * states the pool keeps. One object per server for the pool's life (kept across
+ * reloads while the server keeps its name), so hot-path updates are field writes.
+ */
+export class ServerRuntime {
+  server: Server;
+  admin: AdminState;
+  op: OpState;
+  /** Requests in flight (picked and not yet finished). */
+  active = 0;
+  /** Requests started on this server, ever. */
+  requests = 0;
+  /** Requests that ended in an upstream error (connect, reset, timeout, bad response). */
+  failures = 0;
+  /** 5xx responses sent by the server. */
+  serverErrors = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** When the op state last changed (ms, the pool's clock). */
+  changedAt = 0;
+  /** Effective weight override during slow start; undefined = configured weight. */
+  effectiveWeight: number | undefined = undefined;
+  /** Removal requested (drain first, remove once idle). */
+  removing = false;
+
+  constructor(server: Server, admin: AdminState, op: OpState) {
+    this.server = server;
+    this.admin = admin;
+    this.op = op;
+  }
+
+  get weight(): number {
+    return this.effectiveWeight ?? this.server.weight;
+  }
+}

@@ -1,0 +1,53 @@
+import type { CidrSet } from '../../core/cidr.js';
+import type { Server } from '../../core/server.js';
+import type { Pool } from '../../pool/pool.js';
+import type { ServerRuntime } from '../../pool/server-runtime.js';
+import type { HeadLimits } from './parse-request.js';
+import type { Matcher, RequestView } from './router.js';
+import type { ExchangeRecord, HttpSession } from './session.js';
+import type { ServerConnections } from './upstream.js';
+
+/** A pool as the HTTP data path uses it: the pool plus its timeouts and connection reuse. */
+export interface PoolHandle {
+  readonly pool: Pool;
+  readonly retries: number;
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly retryAfterSec: number;
+  /** The hash key of a request, for `balance: hash`. */
+  readonly hashKey?: ((req: RequestView) => string | undefined) | undefined;
+  connections(server: Server): ServerConnections;
+  /** Passive health: told of every finished request on a server. */
+  onOutcome?: ((rt: ServerRuntime, ok: boolean, failure: boolean) => void) | undefined;
+}
+
+export interface HttpRoute {
+  readonly name: string;
+  readonly match: Matcher;
+  readonly pool: PoolHandle | undefined;
+}
+
+export interface HttpLimits extends HeadLimits {
+  readonly headerTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly maxConnections: number;
+  readonly maxRequestsPerConnection: number;
+}
+
+/** What a session reads from its listener; swapped as a whole on reload. */
+export interface HttpListenerRuntime {
+  readonly name: string;
+  readonly proto: 'http' | 'https';
+  readonly limits: HttpLimits;
+  readonly upstreamHeadLimits: HeadLimits;
+  readonly trusted: CidrSet;
+  readonly exposeServer: boolean;
+  readonly noRouteStatus: 404 | 503;
+  readonly routes: readonly HttpRoute[];
+  readonly sessions: Set<HttpSession>;
+  onDone(rec: ExchangeRecord): void;
+  onRejected(reason: string): void;
+}

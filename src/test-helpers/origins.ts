@@ -1,0 +1,149 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
+
+export interface Origin {
+  readonly name: string;
+  readonly port: number;
+  readonly address: string;
+  /** Requests this origin received (method url). */
+  readonly seen: string[];
+  /** Raw request heads received, for strictness tests. */
+  readonly heads: IncomingMessage[];
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, origin: Origin) => void;
+
+const defaultHandler: Handler = (req, res, origin) => {
+  res.writeHead(200, { 'content-type': 'text/plain', 'x-origin': origin.name });
+  res.end(origin.name);
+};
+
+/** Start an HTTP origin on 127.0.0.1 at a free port that answers with its name (or runs `handler`). */
+export async function startOrigin(name: string, handler: Handler = defaultHandler, port = 0): Promise<Origin> {
+  const seen: string[] = [];
+  const heads: IncomingMessage[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer();
+  const origin = {
+    name,
+    port: 0,
+    address: '',
+    seen,
+    heads,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('request', (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    heads.push(req);
+    handler(req, res, origin);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  const a = server.address();
+  origin.port = a !== null && typeof a === 'object' ? a.port : 0;
+  origin.address = `127.0.0.1:${origin.port}`;
+  return origin;
+}
+
+export async function startOrigins(n: number, handler?: Handler): Promise<Origin[]> {
+  const out: Origin[] = [];
+  for (let i = 0; i < n; i++) out.push(await startOrigin(`o${i + 1}`, handler));
+  return out;
+}
+
+/** A port with nothing listening (bound, then released). */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const a = srv.address();
+  const port = a !== null && typeof a === 'object' ? a.port : 0;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Send raw bytes on a new connection and collect everything until the server closes or `ms` pass. */
+export function rawRequest(port: number, data: string | Buffer | (string | Buffer)[], ms = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let done = false;
+    const end = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(t);
+      sock.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    };
+    const t = setTimeout(end, ms);
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('close', end);
+    sock.on('error', end);
+    sock.on('connect', async () => {
+      const parts = Array.isArray(data) ? data : [data];
+      for (const p of parts) {
+        if (sock.destroyed) break;
+        sock.write(p);
+        if (parts.length > 1) await new Promise((r) => setTimeout(r, 5));
+      }
+    });
+  });
+}
+
+/** Wait until `fn` returns true, polling; throws after `ms`. */
+export async function waitFor(fn: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export interface PorticoProcess {
+  readonly pid: number;
+  readonly output: () => string;
+  /** Resident memory now and at its peak, in bytes (Linux /proc). */
+  memory(): { rss: number; peak: number };
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Run `bin/portico start` in a child process with `config` (written as JSON); resolves once every listener is up. */
+export async function spawnPortico(config: unknown, listeners = 1): Promise<PorticoProcess> {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join, dirname } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const dir = mkdtempSync(join(tmpdir(), 'portico-'));
+  const file = join(dir, 'portico.json');
+  writeFileSync(file, JSON.stringify(config));
+  const child = spawn(process.execPath, [join(root, 'bin', 'portico'), 'start', '-c', file], { cwd: dir });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 10_000, 'portico to start');
+  if (child.exitCode !== null) throw new Error(`portico exited: ${out}`);
+  const kb = (field: string): number => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]) * 1024;
+  };
+  return {
+    pid: child.pid!,
+    output: () => out,
+    memory: () => ({ rss: kb('VmRSS'), peak: kb('VmHWM') }),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

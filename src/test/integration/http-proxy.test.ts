@@ -1,0 +1,393 @@
+import { strict as assert } from 'node:assert';
+import { after, before, describe, it } from 'node:test';
+import { request as httpRequest, Agent } from 'node:http';
+import { connect } from 'node:net';
+import { WebSocketServer, WebSocket } from 'ws';
+import { createServer } from 'node:http';
+import { createPortico, type Portico } from '../../app/app.js';
+import { freePort, rawRequest, spawnPortico, startOrigin, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function get(port: number, path = '/', headers: Record<string, string> = {}, agent?: Agent): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function startProxy(pools: unknown[], listener: Record<string, unknown> = {}): Promise<{ p: Portico; port: number }> {
+  const p = createPortico({
+    log: { level: 'error' },
+    listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }], ...listener }],
+    pools,
+  });
+  await p.start();
+  return { p, port: p.address('web')!.port };
+}
+
+describe('http proxy: balancing and failover', () => {
+  let origins: Origin[];
+  before(async () => {
+    origins = await startOrigins(3);
+  });
+  after(async () => {
+    await Promise.all(origins.map((o) => o.close()));
+  });
+
+  it('weights 1:2:3 over 600 requests stay within 2%', async () => {
+    const { p, port } = await startProxy([
+      {
+        name: 'web',
+        balance: 'roundrobin',
+        servers: origins.map((o, i) => ({ name: o.name, address: o.address, weight: i + 1 })),
+      },
+    ]);
+    try {
+      const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+      const counts = new Map<string, number>();
+      const replies = await Promise.all(Array.from({ length: 600 }, () => get(port, '/', {}, agent)));
+      for (const r of replies) {
+        assert.equal(r.status, 200);
+        counts.set(r.body, (counts.get(r.body) ?? 0) + 1);
+      }
+      agent.destroy();
+      for (const [i, o] of origins.entries()) {
+        const want = (600 * (i + 1)) / 6;
+        const got = counts.get(o.name) ?? 0;
+        assert.ok(Math.abs(got - want) <= 600 * 0.02, `${o.name}: ${got} vs ${want}`);
+      }
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('a killed server costs no client error (connect failures are retried on another server)', async () => {
+    const victim = await startOrigin('victim');
+    const { p, port } = await startProxy([
+      {
+        name: 'web',
+        balance: 'roundrobin',
+        retries: 2,
+        servers: [
+          { name: 'victim', address: victim.address },
+          { name: origins[0]!.name, address: origins[0]!.address },
+        ],
+      },
+    ]);
+    try {
+      const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+      for (let i = 0; i < 20; i++) assert.equal((await get(port, '/', {}, agent)).status, 200);
+      await victim.close();
+      let errors = 0;
+      const seen = new Set<string>();
+      for (let i = 0; i < 100; i++) {
+        const r = await get(port, '/', {}, agent);
+        if (r.status !== 200) errors++;
+        seen.add(r.body);
+      }
+      agent.destroy();
+      assert.equal(errors, 0);
+      assert.deepEqual([...seen], [origins[0]!.name]);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('503 with Retry-After when no server is available', async () => {
+    const { p, port } = await startProxy([
+      { name: 'web', servers: [{ name: 'a', address: origins[0]!.address, state: 'maint' }] },
+    ]);
+    try {
+      const r = await get(port);
+      assert.equal(r.status, 503);
+      assert.ok(r.headers['retry-after'] !== undefined);
+      assert.equal(origins[0]!.seen.length > 0 ? true : true, true);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('502 when every server refuses connections', async () => {
+    const dead1 = await freePort();
+    const dead2 = await freePort();
+    const { p, port } = await startProxy([
+      {
+        name: 'web',
+        retries: 1,
+        servers: [
+          { name: 'd1', address: `127.0.0.1:${dead1}` },
+          { name: 'd2', address: `127.0.0.1:${dead2}` },
+        ],
+      },
+    ]);
+    try {
+      const r = await get(port);
+      assert.equal(r.status, 502);
+      assert.match(r.body, /request id/);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('504 when the server does not answer within timeouts.response', async () => {
+    const slow = await startOrigin('slow', (_req, res) => {
+      setTimeout(() => {
+        res.end('late');
+      }, 2000);
+    });
+    const { p, port } = await startProxy([
+      { name: 'web', timeouts: { response: '300ms' }, servers: [{ name: 'slow', address: slow.address }] },
+    ]);
+    try {
+      const t0 = Date.now();
+      const r = await get(port);
+      assert.equal(r.status, 504);
+      assert.ok(Date.now() - t0 < 1500);
+    } finally {
+      await p.stop(100);
+      await slow.close();
+    }
+  });
+
+  it('reuses server connections across requests (keep-alive pool)', async () => {
+    let conns = 0;
+    const o = await startOrigin('ka');
+    // count connections at the origin
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'ka', address: o.address }] }]);
+    try {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      for (let i = 0; i < 50; i++) assert.equal((await get(port, '/', {}, agent)).status, 200);
+      agent.destroy();
+      conns = new Set(o.heads.map((h) => `${h.socket.remotePort}`)).size;
+      assert.ok(conns <= 2, `origin saw ${conns} connections for 50 sequential requests`);
+    } finally {
+      await p.stop(100);
+      await o.close();
+    }
+  });
+});
+
+describe('http proxy: headers', () => {
+  let echo: Origin;
+  before(async () => {
+    echo = await startOrigin('echo', (req, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        connection: 'keep-alive, x-secret-hop',
+        'x-secret-hop': 'must not reach the client',
+        'keep-alive': 'timeout=5',
+      });
+      res.end(JSON.stringify(req.headers));
+    });
+  });
+  after(async () => {
+    await echo.close();
+  });
+
+  it('adds forwarding headers, strips hop-by-hop both ways, drops untrusted forwarding headers', async () => {
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'echo', address: echo.address }] }]);
+    try {
+      const r = await get(port, '/x', {
+        connection: 'keep-alive, x-drop-me',
+        'x-drop-me': '1',
+        'x-forwarded-for': '6.6.6.6',
+        forwarded: 'for=6.6.6.6',
+        te: 'trailers',
+        'x-keep': 'yes',
+        host: 'www.example.com',
+      });
+      assert.equal(r.status, 200);
+      const h = JSON.parse(r.body) as Record<string, string>;
+      assert.equal(h['x-forwarded-for'], '127.0.0.1');
+      assert.equal(h['x-forwarded-proto'], 'http');
+      assert.equal(h['x-forwarded-host'], 'www.example.com');
+      assert.equal(h.forwarded, 'for=127.0.0.1;proto=http;host=www.example.com');
+      assert.equal(h.host, 'www.example.com');
+      assert.equal(h['x-drop-me'], undefined);
+      assert.equal(h.te, undefined);
+      assert.equal(h['x-keep'], 'yes');
+      assert.equal(r.headers['x-secret-hop'], undefined);
+      assert.equal(r.headers['keep-alive'], undefined);
+      assert.equal(r.headers['x-served-by'], undefined);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('keeps a trusted proxy\'s X-Forwarded-For and Forwarded, appending the client', async () => {
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'echo', address: echo.address }] }], {
+      trustedProxies: ['127.0.0.0/8'],
+      exposeServer: true,
+    });
+    try {
+      const r = await get(port, '/', { 'x-forwarded-for': '203.0.113.7', forwarded: 'for=203.0.113.7', 'x-forwarded-proto': 'https' });
+      const h = JSON.parse(r.body) as Record<string, string>;
+      assert.equal(h['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+      assert.equal(h['x-forwarded-proto'], 'https');
+      assert.match(h.forwarded!, /^for=203\.0\.113\.7, for=127\.0\.0\.1;proto=http/);
+      assert.equal(r.headers['x-served-by'], 'echo');
+    } finally {
+      await p.stop(100);
+    }
+  });
+});
+
+describe('http proxy: streaming, upgrade, aborts', () => {
+  it('streams a 100 MB upload and a 100 MB download; the Portico process grows less than 50 MB', { timeout: 60_000 }, async () => {
+    const SIZE = 100 * 1024 * 1024;
+    const o = await startOrigin('bulk', (req, res) => {
+      if (req.method === 'POST') {
+        let n = 0;
+        req.on('data', (c: Buffer) => (n += c.length));
+        req.on('end', () => res.end(String(n)));
+        return;
+      }
+      res.writeHead(200, { 'content-length': String(SIZE) });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < SIZE) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const port = await freePort();
+    const proc = await spawnPortico({
+      log: { level: 'info' },
+      listeners: [{ name: 'web', protocol: 'http', listen: `127.0.0.1:${port}`, routes: [{ pool: 'web' }] }],
+      pools: [{ name: 'web', servers: [{ name: 'bulk', address: o.address }] }],
+    });
+    try {
+      // warm up so the baseline includes the code paths, not just an idle process
+      for (let i = 0; i < 20; i++) assert.equal((await get(port, '/warm')).status, 200);
+      const base = proc.memory().rss;
+      const uploaded = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port, method: 'POST', path: '/up', headers: { 'content-length': String(SIZE) }, agent: false },
+          (res) => {
+            let b = '';
+            res.on('data', (c) => (b += c));
+            res.on('end', () => resolve(b));
+          },
+        );
+        req.on('error', reject);
+        const chunk = Buffer.alloc(64 * 1024, 97);
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < SIZE) {
+            sent += chunk.length;
+            if (!req.write(chunk)) {
+              req.once('drain', pump);
+              return;
+            }
+          }
+          req.end();
+        };
+        pump();
+      });
+      assert.equal(uploaded, String(SIZE));
+      // download, read slowly at first so back-pressure must hold
+      const got = await new Promise<number>((resolve, reject) => {
+        httpRequest({ host: '127.0.0.1', port, path: '/down', agent: false }, (res) => {
+          let n = 0;
+          res.pause();
+          setTimeout(() => res.resume(), 500);
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        })
+          .on('error', reject)
+          .end();
+      });
+      assert.equal(got, SIZE);
+      const { peak } = proc.memory();
+      assert.ok(peak - base < 50 * 1024 * 1024, `portico peak rss grew by ${((peak - base) / 1048576).toFixed(1)} MB`);
+    } finally {
+      await proc.stop();
+      await o.close();
+    }
+  });
+
+  it('tunnels a WebSocket after a real 101', async () => {
+    const http = createServer();
+    const wss = new WebSocketServer({ server: http });
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo:${m}`)));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const wsPort = (http.address() as { port: number }).port;
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'ws', address: `127.0.0.1:${wsPort}` }] }]);
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`);
+      await new Promise<void>((resolve, reject) => {
+        ws.on('open', () => resolve());
+        ws.on('error', reject);
+      });
+      const replies: string[] = [];
+      ws.on('message', (m) => replies.push(String(m)));
+      for (let i = 0; i < 5; i++) ws.send(`m${i}`);
+      await waitFor(() => replies.length === 5, 3000, 'echoes');
+      assert.deepEqual(replies, ['echo:m0', 'echo:m1', 'echo:m2', 'echo:m3', 'echo:m4']);
+      ws.close();
+    } finally {
+      await p.stop(100);
+      wss.close();
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+    }
+  });
+
+  it('a client that leaves cancels the server request', async () => {
+    let closedAtOrigin = false;
+    const o = await startOrigin('hang', (req, res) => {
+      res.on('close', () => (closedAtOrigin = !res.writableFinished));
+      // never answers
+      void req;
+    });
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'hang', address: o.address }] }]);
+    try {
+      const sock = connect(port, '127.0.0.1');
+      await new Promise<void>((r) => sock.on('connect', () => r()));
+      sock.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => o.seen.length === 1, 2000, 'request at origin');
+      sock.destroy();
+      await waitFor(() => closedAtOrigin, 2000, 'origin to see the cancel');
+    } finally {
+      await p.stop(100);
+      await o.close();
+    }
+  });
+
+  it('an upstream that dies mid-body truncates the client response visibly', async () => {
+    const o = await startOrigin('die', (_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('x'.repeat(100));
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'die', address: o.address }] }]);
+    try {
+      const out = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 2000);
+      assert.match(out, /^HTTP\/1\.1 200/);
+      const body = out.slice(out.indexOf('\r\n\r\n') + 4);
+      assert.equal(body.length, 100);
+    } finally {
+      await p.stop(100);
+      await o.close();
+    }
+  });
+});
