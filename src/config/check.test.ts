@@ -16,9 +16,34 @@ function check(name: string, text?: string): { code: number; out: string[] } {
   return { code: runCheck(file, (l) => out.push(l)), out };
 }
 
+const RUNNABLE = `listeners:
+  - name: web
+    protocol: http
+    listen: 127.0.0.1:8080
+    routes:
+      - { match: { path: /api/ }, pool: api }
+      - pool: web
+pools:
+  - name: web
+    servers: [ { name: a, address: 127.0.0.1:9101, weight: 2 } ]
+  - name: api
+    balance: hash
+    hash: { key: 'header:X-User' }
+    servers: [ { name: b, address: 127.0.0.1:9102 } ]
+`;
+
 test('a valid file: "FILE: ok" and 0', () => {
   const file = join(dir, 'ok.yaml');
-  assert.deepEqual(check('ok.yaml', EXAMPLE_CONFIG), { code: 0, out: [`${file}: ok`] });
+  assert.deepEqual(check('ok.yaml', RUNNABLE), { code: 0, out: [`${file}: ok`] });
+});
+
+test('a feature this version cannot run yet is refused at its key, not ignored', () => {
+  const file = join(dir, 'example.yaml');
+  const r = check('example.yaml', EXAMPLE_CONFIG);
+  assert.equal(r.code, 1);
+  assert.ok(r.out.length > 0);
+  for (const line of r.out) assert.match(line, /^.+:\d+:\d+ \S+: .+ is not available in this version of Portico$/);
+  assert.ok(r.out.some((l) => l.startsWith(`${file}:`) && l.includes('protocol dns')));
 });
 
 test('an invalid file: every issue on its own line and 1', () => {

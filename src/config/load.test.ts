@@ -11,7 +11,7 @@ import type { HttpListenerConfig } from './types.js';
 
 
 test('the full example parses to typed values: durations in ms, addresses, rates, status ranges', () => {
-  const c = parseConfigText(EXAMPLE_CONFIG, 'example.yaml', {});
+  const c = parseConfigText(EXAMPLE_CONFIG, 'example.yaml', {}, { runnable: false });
   assert.deepEqual(c.admin, { listen: { host: '127.0.0.1', port: 9090 }, token: '' });
   assert.deepEqual(c.cluster, { node: 'lb1', store: 'memory', config: 'file', workers: 1 });
   assert.deepEqual(c.log, { level: 'info', access: { path: 'stdout', format: 'json' } });
@@ -112,7 +112,7 @@ test('the full example parses to typed values: durations in ms, addresses, rates
 });
 
 test('the parsed configuration is deep-frozen and JSON-serialisable', () => {
-  const c = parseConfigText(EXAMPLE_CONFIG, 'example.yaml', {});
+  const c = parseConfigText(EXAMPLE_CONFIG, 'example.yaml', {}, { runnable: false });
   const walk = (v: unknown, path: string): void => {
     if (typeof v !== 'object' || v === null) return;
     assert.ok(Object.isFrozen(v), `${path} is not frozen`);
@@ -126,7 +126,7 @@ test('the parsed configuration is deep-frozen and JSON-serialisable', () => {
 });
 
 test('defaults fill every section that is left out', () => {
-  const c = parseConfigText('pools: [ { name: p } ]\n', 'min.yaml', {});
+  const c = parseConfigText('pools: [ { name: p } ]\n', 'min.yaml', {}, { runnable: false });
   assert.deepEqual(c.admin, { listen: { host: '127.0.0.1', port: 9090 }, token: '' });
   assert.deepEqual(c.cluster, { node: hostname(), store: 'memory', config: 'file', workers: 1 });
   assert.deepEqual(c.log, { level: 'info', access: false });
@@ -157,7 +157,7 @@ test('${VAR} and ${VAR:-default} are replaced in string values', () => {
     '        backup: ${BACKUP:-false}',
     '',
   ].join('\n');
-  const c = parseConfigText(yaml, 'env.yaml', { NODE: 'lb7', SERVER_A: '10.0.0.5:80', WEIGHT: '3', ADMIN_PORT: '' });
+  const c = parseConfigText(yaml, 'env.yaml', { NODE: 'lb7', SERVER_A: '10.0.0.5:80', WEIGHT: '3', ADMIN_PORT: '' }, { runnable: false });
   assert.equal(c.admin.token, 'fallback');
   assert.equal(c.admin.listen.port, 9090, 'an empty variable takes the default');
   assert.equal(c.cluster.node, 'lb7-eu');
@@ -166,14 +166,14 @@ test('${VAR} and ${VAR:-default} are replaced in string values', () => {
   assert.deepEqual(c.pools[0]!.servers[0]!.address, { host: '10.0.0.5', port: 80 });
   assert.equal(c.pools[0]!.servers[0]!.weight, 3);
   assert.equal(c.pools[0]!.servers[0]!.backup, false);
-  const set = parseConfigText(yaml, 'env.yaml', { NODE: 'n', SERVER_A: 'h:1', TOKEN: 'tok', REGION: 'us', BACKUP: 'true' });
+  const set = parseConfigText(yaml, 'env.yaml', { NODE: 'n', SERVER_A: 'h:1', TOKEN: 'tok', REGION: 'us', BACKUP: 'true' }, { runnable: false });
   assert.deepEqual([set.admin.token, set.cluster.node, set.pools[0]!.servers[0]!.backup], ['tok', 'n-us', true]);
 });
 
 test('several unset variables are each reported where they are used; a bad reference too', () => {
   const yaml = 'admin:\n  token: ${A}${B}\nstateDir: ${}\ncluster: { node: "${C}" }\n';
   assert.throws(
-    () => parseConfigText(yaml, 'env.yaml', {}),
+    () => parseConfigText(yaml, 'env.yaml', {}, { runnable: false }),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.deepEqual(err.lines(), [
@@ -188,7 +188,7 @@ test('several unset variables are each reported where they are used; a bad refer
 
 test('a missing variable hides what its absence causes, not an unknown key', () => {
   assert.throws(
-    () => parseConfigText('admin: { token: "${NOPE}" }\npools:\n  - name: p\n    tokn: ${NOPE}\n', 'env.yaml', {}),
+    () => parseConfigText('admin: { token: "${NOPE}" }\npools:\n  - name: p\n    tokn: ${NOPE}\n', 'env.yaml', {}, { runnable: false }),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.deepEqual(err.lines(), [
@@ -210,12 +210,12 @@ test('JSON is accepted, with positions', () => {
     null,
     2,
   );
-  const c = parseConfigText(json, 'lb.json', {});
+  const c = parseConfigText(json, 'lb.json', {}, { runnable: false });
   assert.equal(c.pools[0]!.servers[0]!.weight, 2);
   assert.equal(c.listeners[0]!.listen.port, 8080);
   const bad = json.replace('"weight": 2', '"weight": 300');
   assert.throws(
-    () => parseConfigText(bad, 'lb.json', {}),
+    () => parseConfigText(bad, 'lb.json', {}, { runnable: false }),
     (err: unknown) => err instanceof ConfigError && err.lines().join() === 'lb.json:21:11 pools.0.servers.0.weight: 300 is out of range 0-256',
   );
 });
@@ -223,26 +223,26 @@ test('JSON is accepted, with positions', () => {
 test('loadConfigFile reads YAML and JSON files; a missing file is a ConfigError', () => {
   const dir = mkdtempSync(join(tmpdir(), 'portico-config-'));
   writeFileSync(join(dir, 'lb.yaml'), EXAMPLE_CONFIG);
-  assert.equal(loadConfigFile(join(dir, 'lb.yaml'), {}).pools.length, 4);
+  assert.equal(loadConfigFile(join(dir, 'lb.yaml'), {}, { runnable: false }).pools.length, 4);
   writeFileSync(join(dir, 'lb.json'), JSON.stringify({ pools: [{ name: 'p' }] }));
-  assert.equal(loadConfigFile(join(dir, 'lb.json'), {}).pools[0]!.name, 'p');
+  assert.equal(loadConfigFile(join(dir, 'lb.json'), {}, { runnable: false }).pools[0]!.name, 'p');
   const missing = join(dir, 'nope.yaml');
   assert.throws(
-    () => loadConfigFile(missing, {}),
+    () => loadConfigFile(missing, {}, { runnable: false }),
     (err: unknown) => err instanceof ConfigError && err.lines().join() === `${missing}:0:0 (file): cannot read the configuration: no such file`,
   );
   assert.throws(
-    () => loadConfigFile(dir, {}),
+    () => loadConfigFile(dir, {}, { runnable: false }),
     (err: unknown) => err instanceof ConfigError && err.lines().join() === `${dir}:0:0 (file): cannot read the configuration: is a directory`,
   );
 });
 
 test('aliases are followed, and a file that expands without bound is refused', () => {
-  const c = parseConfigText('pools:\n  - &p { name: a, retries: 3 }\n  - { name: b, retries: 1 }\n', 'a.yaml', {});
+  const c = parseConfigText('pools:\n  - &p { name: a, retries: 3 }\n  - { name: b, retries: 1 }\n', 'a.yaml', {}, { runnable: false });
   assert.equal(c.pools[0]!.retries, 3);
   const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]', 'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]', ''].join('\n');
   assert.throws(
-    () => parseConfigText(bomb, 'bomb.yaml', {}),
+    () => parseConfigText(bomb, 'bomb.yaml', {}, { runnable: false }),
     (err: unknown) => err instanceof ConfigError && /^bomb\.yaml:1:1 \(yaml\): /.test(err.lines()[0]!),
   );
 });

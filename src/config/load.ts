@@ -3,7 +3,7 @@ import { expandEnv, type Env } from './env.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { formatPath, isWithin, type PathIssue } from './path.js';
 import type { Config } from './types.js';
-import { validateTree } from './validate.js';
+import { validateTree, type ValidateOptions } from './validate.js';
 import { readYaml } from './yaml-source.js';
 
 export { validateConfig } from './validate.js';
@@ -16,7 +16,7 @@ const MAX_ALIAS_COUNT = 100;
  * `${VAR}` and `${VAR:-default}` in string values are replaced from `env` first.
  * Throws a ConfigError listing every issue as FILE:LINE:COL path: message.
  */
-export function parseConfigText(text: string, file: string, env: Env = process.env): Config {
+export function parseConfigText(text: string, file: string, env: Env = process.env, options: ValidateOptions = {}): Config {
   const src = readYaml(text);
   if (src.syntaxIssues.length > 0) {
     throw new ConfigError(src.syntaxIssues.map((s) => ({ file, line: s.line, col: s.col, path: '(yaml)', message: s.message })));
@@ -37,7 +37,7 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   if (raw === null || raw === undefined) {
     throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the configuration is empty' }]);
   }
-  const result = validateTree(raw);
+  const result = validateTree(raw, options);
   if (result.ok && envIssues.length === 0) return result.config;
   // A value whose variable is missing is also invalid: report the variable, not what its absence causes.
   const derived = (i: PathIssue): boolean => i.unknownKey !== true && envIssues.some((e) => isWithin(i.path, e.path));
@@ -48,7 +48,7 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
 }
 
 /** Read and validate a configuration file (YAML, or JSON). A missing or unreadable file is a ConfigError too. */
-export function loadConfigFile(path: string, env: Env = process.env): Config {
+export function loadConfigFile(path: string, env: Env = process.env, options: ValidateOptions = {}): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -57,5 +57,5 @@ export function loadConfigFile(path: string, env: Env = process.env): Config {
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw new ConfigError([{ file: path, line: 0, col: 0, path: '(file)', message: `cannot read the configuration: ${why}` }]);
   }
-  return parseConfigText(text, path, env);
+  return parseConfigText(text, path, env, options);
 }

@@ -26,7 +26,7 @@ const input: ConfigInput = {
 };
 
 test('an object validates exactly like a file, to the same typed and frozen result', () => {
-  const c = validateConfig(input);
+  const c = validateConfig(input, { runnable: false });
   assert.equal(c.listeners[0]!.listen.port, 0);
   assert.ok(c.listeners[0]!.protocol === 'http');
   assert.deepEqual(c.listeners[0]!.routes[0]!.match?.method, ['GET', 'POST']);
@@ -43,7 +43,7 @@ test('issues of an object carry a path and no position', () => {
     extra: 1,
   };
   assert.throws(
-    () => validateConfig(bad),
+    () => validateConfig(bad, { runnable: false }),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError && err instanceof LbError);
       assert.deepEqual(err.lines(), [
@@ -61,21 +61,21 @@ test('issues of an object carry a path and no position', () => {
       return true;
     },
   );
-  assert.throws(() => validateConfig(null), (err: unknown) => err instanceof ConfigError && err.lines().join() === '<object> (root): expected a mapping, got null');
+  assert.throws(() => validateConfig(null, { runnable: false }), (err: unknown) => err instanceof ConfigError && err.lines().join() === '<object> (root): expected a mapping, got null');
 });
 
 test("an algorithm's own option parser runs at validation, its problem placed under the pool's options", () => {
   const pools = [{ name: 'h', balance: 'hash', hash: { key: 'cookie:sid', boundedLoad: 3 } }];
   assert.throws(
-    () => validateConfig({ pools }),
+    () => validateConfig({ pools }, { runnable: false }),
     (err: unknown) => err instanceof ConfigError && err.lines().join() === '<object> pools.0.hash.boundedLoad: balance hash: must be at most 2',
   );
-  const ok = validateConfig({ pools: [{ name: 'h', balance: 'hash', hash: { key: 'cookie:sid', boundedLoad: 1.5 } }] });
+  const ok = validateConfig({ pools: [{ name: 'h', balance: 'hash', hash: { key: 'cookie:sid', boundedLoad: 1.5 } }] }, { runnable: false });
   assert.deepEqual(ok.pools[0]!.hash, { key: 'cookie:sid', method: 'maglev', boundedLoad: 1.5 });
 });
 
 test('upstream tls: false, true or options', () => {
-  const tlsOf = (tls: unknown) => validateConfig({ pools: [{ name: 'p', tls }] }).pools[0]!.tls;
+  const tlsOf = (tls: unknown) => validateConfig({ pools: [{ name: 'p', tls }] }, { runnable: false }).pools[0]!.tls;
   assert.equal(tlsOf(false), false);
   assert.deepEqual(tlsOf(true), { verify: true });
   assert.deepEqual(tlsOf({ ca: 'ca.pem', servername: 'api.internal' }), { ca: 'ca.pem', servername: 'api.internal', verify: true });
@@ -87,7 +87,7 @@ test('upstream tls: false, true or options', () => {
 test('rate limits default their burst to the rate', () => {
   const c = validateConfig({
     listeners: [{ name: 'w', protocol: 'http', listen: '127.0.0.1:0', rateLimit: { rate: '6000/m' }, routes: [{ respond: { status: 204 } }] }],
-  });
+  }, { runnable: false });
   const l = c.listeners[0]!;
   assert.ok(l.protocol === 'http');
   assert.deepEqual(l.rateLimit, { key: 'source-ip', rate: { count: 6000, perMs: 60_000 }, burst: 6000 });

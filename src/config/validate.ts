@@ -1,3 +1,4 @@
+import { checkAvailability } from './availability.js';
 import { checkBalancerOptions } from './balancer-options.js';
 import { crossCheck } from './checks/index.js';
 import { deepFreeze } from './deep-freeze.js';
@@ -13,12 +14,20 @@ export type Validation = { readonly ok: true; readonly config: Config } | { read
  * Validate a raw configuration tree: the schema, the cross-checks (in the same pass, so every
  * problem is reported at once), then each pool's algorithm options. The config is deep-frozen.
  */
-export function validateTree(raw: unknown): Validation {
+export interface ValidateOptions {
+  /**
+   * Also refuse what the schema accepts but this version cannot run (see availability.ts).
+   * On by default; schema tests turn it off to exercise keys of features still being built.
+   */
+  readonly runnable?: boolean;
+}
+
+export function validateTree(raw: unknown, options: ValidateOptions = {}): Validation {
   const parsed = configSchema.safeParse(raw, { error: errorMap });
   const issues = dedupe([...(parsed.success ? [] : toPathIssues(parsed.error.issues)), ...crossCheck(raw)]);
   if (!parsed.success || issues.length > 0) return { ok: false, issues };
   const config = deepFreeze(parsed.data) as Config;
-  const late = checkBalancerOptions(config);
+  const late = [...checkBalancerOptions(config), ...(options.runnable === false ? [] : checkAvailability(config))];
   return late.length > 0 ? { ok: false, issues: late } : { ok: true, config };
 }
 
@@ -36,8 +45,8 @@ function dedupe(issues: readonly PathIssue[]): PathIssue[] {
  * The library entry: validate a configuration object (the same keys and forms as the file; no
  * `${VAR}` substitution). Throws a ConfigError whose issues have a path and no position.
  */
-export function validateConfig(obj: unknown): Config {
-  const r = validateTree(obj);
+export function validateConfig(obj: unknown, options: ValidateOptions = {}): Config {
+  const r = validateTree(obj, options);
   if (r.ok) return r.config;
   throw new ConfigError(r.issues.map((i) => ({ file: OBJECT_FILE, line: 0, col: 0, path: formatPath(i.path), message: i.message })));
 }

@@ -1,0 +1,48 @@
+import type { PathIssue } from './path.js';
+import type { Config } from './types.js';
+
+/**
+ * Configuration that the schema accepts but this build of Portico cannot run yet. Each
+ * entry is refused with a clear message, so that no configuration is silently ignored.
+ * An entry is removed when its feature lands.
+ */
+export function checkAvailability(config: Config): PathIssue[] {
+  const out: PathIssue[] = [];
+  const no = (path: (string | number)[], what: string): void => {
+    out.push({ path, message: `${what} is not available in this version of Portico` });
+  };
+  if (config.cluster.store !== 'memory') no(['cluster', 'store'], 'a shared store');
+  if (config.cluster.config !== 'file') no(['cluster', 'config'], 'configuration from etcd');
+  if (config.cluster.workers !== 1) no(['cluster', 'workers'], 'several worker processes');
+  if (config.log.access !== false) no(['log', 'access'], 'the access log');
+  config.listeners.forEach((l, i) => {
+    if (l.protocol !== 'http') {
+      no(['listeners', i, 'protocol'], `protocol ${l.protocol}`);
+      return;
+    }
+    if (l.rateLimit !== false) no(['listeners', i, 'rateLimit'], 'rate limiting');
+    const a = l.access;
+    if (a.deny.length > 0 || a.allow.length !== 2 || a.allow[0] !== '0.0.0.0/0' || a.allow[1] !== '::/0') {
+      no(['listeners', i, 'access'], 'access lists');
+    }
+    l.routes.forEach((r, j) => {
+      if (r.redirect !== undefined) no(['listeners', i, 'routes', j, 'redirect'], 'a redirect route');
+      if (r.respond !== undefined) no(['listeners', i, 'routes', j, 'respond'], 'a respond route');
+      const h = r.headers;
+      const edits = (e: typeof h.request): number => Object.keys(e.set).length + Object.keys(e.add).length + e.remove.length;
+      if (edits(h.request) + edits(h.response) > 0) no(['listeners', i, 'routes', j, 'headers'], 'header actions');
+      if (r.priority !== 'normal') no(['listeners', i, 'routes', j, 'priority'], 'route priority');
+      if (r.match?.sni !== undefined) no(['listeners', i, 'routes', j, 'match', 'sni'], 'matching on sni');
+    });
+  });
+  config.pools.forEach((p, i) => {
+    if (p.health.type !== 'none') no(['pools', i, 'health'], 'active health checks');
+    if (p.passive !== false) no(['pools', i, 'passive'], 'passive health checks');
+    if (p.persistence !== false) no(['pools', i, 'persistence'], 'persistence');
+    if (p.slowStart > 0) no(['pools', i, 'slowStart'], 'slow start');
+    if (p.queue.max > 0) no(['pools', i, 'queue'], 'the request queue');
+    if (p.tls !== false) no(['pools', i, 'tls'], 'TLS toward servers');
+    if (p.discovery.type !== 'static') no(['pools', i, 'discovery'], `discovery ${p.discovery.type}`);
+  });
+  return out;
+}
