@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# npm run bench: Portico side by side with HAProxy, NGINX and Node proxies (../shared/bench),
+# on loopback, one core each, in one run. Needs: haproxy nginx libnginx-mod-stream wrk curl
+# (apt-get install -y ...) and the peers' node modules (npm ci in the peers' node/ folder).
+#
+#   npm run bench                       # L7 peers + Portico, 3 rounds (about 8 minutes)
+#   ROUNDS=1 DUR=3 npm run bench        # a quick look
+#   ONLY="haproxy node-undici portico" npm run bench
+#   PORTICO_L4=1 npm run bench          # adds the L4 (tcp listener) scenarios, once it exists
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS=${PEERS_BENCH:-$ROOT/../shared/bench}
+if [ ! -x "$PEERS/run.sh" ] && [ ! -f "$PEERS/run.sh" ]; then
+  echo "bench: no peers benchmark at $PEERS (set PEERS_BENCH to the folder holding run.sh)" >&2
+  exit 1
+fi
+for tool in haproxy nginx wrk curl taskset; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install -y haproxy nginx libnginx-mod-stream wrk curl)" >&2; exit 1; }
+done
+if [ ! -d "$PEERS/node/node_modules" ]; then
+  echo "bench: installing the Node peers' modules in $PEERS/node" >&2
+  (cd "$PEERS/node" && npm ci --no-audit --no-fund)
+fi
+(cd "$ROOT" && npm run build --silent)
+export PORTICO="node $ROOT/bin/portico"
+export ONLY=${ONLY:-"haproxy nginx node-http-proxy fastify-reply-from node-undici portico"}
+export SCENARIOS=${SCENARIOS:-"ka close ka16k"}
+exec bash "$PEERS/run.sh"
