@@ -1,4 +1,4 @@
-import type { Config, HttpListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
+import type { Config, HttpListenerConfig, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
 import { validateConfig } from '../config/load.js';
 import { getBalancer } from '../balancer/registry.js';
 import '../balancer/index.js';
@@ -13,6 +13,7 @@ import { compileMatch, cookieValue, headerValue, queryValue, type RequestView } 
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
+import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
   readonly clock?: Clock;
@@ -57,7 +58,10 @@ class PorticoApp implements Portico {
   readonly pools = new Map<string, Pool>();
   readonly stats = new RequestStats();
   private readonly handles = new Map<string, PoolHandle>();
-  private readonly httpListeners: HttpListener[] = [];
+  /** Every listener, in configuration order. */
+  readonly listeners: ListenerService[] = [];
+  /** Other services (health monitors, admin API ...), started before the listeners and stopped after them. */
+  readonly services: Service[] = [];
   private readonly upstreams = new UpstreamConnections();
   private readonly log: Logger;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -76,9 +80,17 @@ class PorticoApp implements Portico {
         this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail }),
       );
     }
-    const observer: HttpObserver = this.stats;
-    for (const lc of config.listeners) {
-      if (lc.protocol === 'http') this.httpListeners.push(new HttpListener(this.httpSettings(lc), observer));
+    for (const lc of config.listeners) this.listeners.push(this.buildListener(lc));
+  }
+
+  /** One listener from its configuration; each protocol is built here. */
+  private buildListener(lc: ListenerConfig): ListenerService {
+    switch (lc.protocol) {
+      case 'http':
+        return new HttpListener(this.httpSettings(lc), this.stats as HttpObserver);
+      default:
+        // checkAvailability refuses these at validation; reaching here is a bug.
+        throw new Error(`listener ${lc.name}: protocol ${lc.protocol} is not available in this version`);
     }
   }
 
@@ -135,15 +147,19 @@ class PorticoApp implements Portico {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const up: HttpListener[] = [];
+    const up: Service[] = [];
     try {
-      for (const l of this.httpListeners) {
+      for (const s of this.services) {
+        await s.start();
+        up.push(s);
+      }
+      for (const l of this.listeners) {
         await l.start();
         up.push(l);
-        this.log.info(`listener ${l.name} on http://${fmtHost(l.address.host)}:${l.address.port}`);
+        this.log.info(`listener ${l.name} on ${l.protocol}://${fmtHost(l.address.host)}:${l.address.port}`);
       }
     } catch (err) {
-      for (const l of up) await l.stop(0);
+      for (const s of up.reverse()) await s.stop(0);
       this.started = false;
       throw err;
     }
@@ -154,13 +170,14 @@ class PorticoApp implements Portico {
   async stop(graceMs = this.config.shutdownGrace): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    await Promise.all(this.httpListeners.map((l) => l.stop(graceMs)));
+    await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
+    for (const s of [...this.services].reverse()) await s.stop(graceMs);
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.upstreams.closeAll();
   }
 
   address(listener: string): { host: string; port: number } | undefined {
-    return this.httpListeners.find((l) => l.name === listener)?.address;
+    return this.listeners.find((l) => l.name === listener)?.address;
   }
 }
 

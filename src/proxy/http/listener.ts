@@ -30,6 +30,7 @@ export interface HttpObserver {
  * up new routes on their next request.
  */
 export class HttpListener implements HttpListenerRuntime {
+  readonly protocol = 'http';
   name: string;
   proto: 'http' | 'https';
   limits: HttpLimits;
