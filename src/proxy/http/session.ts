@@ -681,7 +681,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
   onUpstreamError(up: UpstreamConn, err: Error): void {
     if (up !== this.up) return;
     if (this.state === St.Tunnel) {
-      this.sock.destroy();
+      // the server side is gone: flush what was relayed, then close the client
+      this.sock.destroySoon();
       return;
     }
     if (this.state === St.Connecting) {
@@ -830,11 +831,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
   private finish(): void {
     const up = this.up;
     this.up = undefined;
+    if (this.upPaused) {
+      this.upPaused = false;
+      up?.socket.resume();
+    }
     if (up !== undefined) {
       if (this.upReusable && !up.dead) up.release();
       else up.destroy();
     }
-    if (this.upPaused) this.upPaused = false;
     this.releaseServer(true, false);
     this.finishRecord();
     if (this.keepClient) this.nextRequest();
