@@ -13,6 +13,7 @@ import { compileMatch, cookieValue, headerValue, queryValue, type RequestView } 
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
+import { AdminServer } from '../admin/admin-server.js';
 import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
@@ -26,6 +27,11 @@ export interface Portico {
   readonly config: Config;
   readonly pools: ReadonlyMap<string, Pool>;
   readonly stats: RequestStats;
+  /**
+   * The admin HTTP server (undefined when `admin.enabled: false`). Mount endpoints on it with
+   * `admin.route(method, pattern, handler)` before start(); see src/admin/README.md.
+   */
+  readonly admin: AdminServer | undefined;
   /** Bind every listener. */
   start(): Promise<void>;
   /** Stop accepting, let in-flight requests finish for up to graceMs (default: config.shutdownGrace). */
@@ -66,6 +72,7 @@ class PorticoApp implements Portico {
   private readonly log: Logger;
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
+  readonly admin: AdminServer | undefined;
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -81,6 +88,11 @@ class PorticoApp implements Portico {
       );
     }
     for (const lc of config.listeners) this.listeners.push(this.buildListener(lc));
+    if (config.admin.enabled) {
+      const a = config.admin;
+      this.admin = new AdminServer({ host: a.listen.host, port: a.listen.port, token: a.token, allowedHosts: a.allowedHosts, logger: this.log });
+      this.services.push(this.admin);
+    }
   }
 
   /** One listener from its configuration; each protocol is built here. */
@@ -153,6 +165,7 @@ class PorticoApp implements Portico {
         await s.start();
         up.push(s);
       }
+      if (this.admin !== undefined) this.log.info(`admin API on ${this.admin.url}/`);
       for (const l of this.listeners) {
         await l.start();
         up.push(l);

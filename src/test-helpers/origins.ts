@@ -125,7 +125,9 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const dir = mkdtempSync(join(tmpdir(), 'portico-'));
   const file = join(dir, 'portico.json');
-  writeFileSync(file, JSON.stringify(config));
+  // The admin API binds 127.0.0.1:9090 by default; tests run side by side, so it takes a free port unless the test says otherwise.
+  const withAdmin = typeof config === 'object' && config !== null && !('admin' in config) ? { ...config, admin: { listen: '127.0.0.1:0' } } : config;
+  writeFileSync(file, JSON.stringify(withAdmin));
   const child = spawn(process.execPath, [join(root, 'bin', 'portico'), 'start', '-c', file], { cwd: dir });
   let out = '';
   child.stdout.on('data', (c) => (out += c));

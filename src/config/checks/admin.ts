@@ -7,6 +7,7 @@ import { asMap, type RawMap } from './raw.js';
 export function checkAdminExposure(root: RawMap): PathIssue[] {
   const admin = asMap(root['admin']);
   if (admin === undefined || admin['listen'] === undefined) return [];
+  if (admin['enabled'] === false || admin['enabled'] === 'false') return [];
   const addr = parseAddress(admin['listen'], 0);
   if (!addr.ok || isLoopback(addr.value.host)) return [];
   const token = admin['token'];

@@ -109,7 +109,7 @@ describe('portico command line', () => {
     const f = join(dir, 'portico.yaml');
     writeFileSync(
       f,
-      `listeners:\n  - name: web\n    protocol: http\n    listen: 127.0.0.1:${port}\n    routes: [ { pool: web } ]\npools:\n  - name: web\n    servers:\n      - { name: slow, address: ${slow.address} }\n`,
+      `admin: { listen: 127.0.0.1:0 }\nlisteners:\n  - name: web\n    protocol: http\n    listen: 127.0.0.1:${port}\n    routes: [ { pool: web } ]\npools:\n  - name: web\n    servers:\n      - { name: slow, address: ${slow.address} }\n`,
     );
     const child = spawn(process.execPath, [bin, 'start', '-c', f], { cwd: dir });
     try {
@@ -129,7 +129,7 @@ describe('portico command line', () => {
   });
 
   it('demo: three servers behind the http listener on :8080', async (t) => {
-    for (const p of [8080, 9101, 9102, 9103]) {
+    for (const p of [8080, 9090, 9101, 9102, 9103]) {
       if (!(await portFree(p))) {
         if (process.env.CI === 'true') assert.fail(`port ${p} is busy; the demo needs it`);
         t.skip(`port ${p} is busy`);

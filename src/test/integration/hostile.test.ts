@@ -94,6 +94,7 @@ describe('hostile requests never reach a server', () => {
     backendPort = (backend.address() as { port: number }).port;
     p = createPortico({
       log: { level: 'error' },
+      admin: { enabled: false },
       listeners: [
         {
           name: 'web',

@@ -29,6 +29,7 @@ function get(port: number, path = '/', headers: Record<string, string> = {}, age
 async function startProxy(pools: unknown[], listener: Record<string, unknown> = {}): Promise<{ p: Portico; port: number }> {
   const p = createPortico({
     log: { level: 'error' },
+    admin: { enabled: false },
     listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }], ...listener }],
     pools,
   });

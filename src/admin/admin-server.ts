@@ -1,0 +1,266 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { silentLogger, type Logger } from '../observability/logger.js';
+import { AdminError, badRequest } from './admin-error.js';
+import { AdminRouter, type AdminContext, type AdminHandler, type AdminMethod } from './router.js';
+
+export interface AdminServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Bearer token that mutations must carry; '' = none required. */
+  readonly token: string;
+  /** Host names (besides IP literals and `localhost`) that the Host header may carry. */
+  readonly allowedHosts?: readonly string[];
+  /** Largest request body accepted (bytes). */
+  readonly maxBodyBytes?: number;
+  readonly logger?: Logger;
+}
+
+/** A JSON answer with a status other than 200 (for example 201 or 202). */
+export class JsonReply {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
+
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+} as const;
+
+/**
+ * The admin HTTP server (node:http; not on the data path), a ListenerService of the app. Other parts of Portico mount
+ * their endpoints with `route(method, pattern, handler)`; see src/admin/README.md.
+ *
+ * Every request passes, in order: the Host allowlist (against DNS rebinding), then for a
+ * mutation (any method but GET/HEAD) the bearer token (constant-time compare) and the
+ * Origin check (against cross-site form posts), then the route's handler.
+ */
+export class AdminServer {
+  readonly name = 'admin';
+  readonly protocol = 'http';
+  readonly router = new AdminRouter();
+  private readonly host: string;
+  private port: number;
+  private tokenDigest: Buffer | undefined;
+  private allowed: Set<string>;
+  private readonly maxBodyBytes: number;
+  private readonly log: Logger;
+  private server: HttpServer | undefined;
+  /** Aborted on stop, so long-lived handlers (SSE) end. */
+  private lifetime = new AbortController();
+
+  constructor(options: AdminServerOptions) {
+    this.host = options.host;
+    this.port = options.port;
+    this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+    this.log = options.logger ?? silentLogger;
+    this.tokenDigest = digestOf(options.token);
+    this.allowed = allowedSet(options.host, options.allowedHosts ?? []);
+  }
+
+  /** Mount a handler: `admin.route('GET', '/metrics', handler)`. Patterns may hold `{param}` segments. */
+  route(method: AdminMethod, pattern: string, handler: AdminHandler): void {
+    this.router.route(method, pattern, handler);
+  }
+
+  /** Replace the token and the Host allowlist (reload); the socket is kept. */
+  update(options: { token: string; allowedHosts?: readonly string[] }): void {
+    this.tokenDigest = digestOf(options.token);
+    this.allowed = allowedSet(this.host, options.allowedHosts ?? []);
+  }
+
+  /** True when mutations need a bearer token. */
+  get hasToken(): boolean {
+    return this.tokenDigest !== undefined;
+  }
+
+  get address(): { host: string; port: number } {
+    return { host: this.host, port: this.port };
+  }
+
+  /** The base URL, e.g. `http://127.0.0.1:9090`. */
+  get url(): string {
+    const h = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return `http://${h}:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.server !== undefined) return;
+    this.lifetime = new AbortController();
+    const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+      void this.handle(req, res);
+    });
+    server.on('clientError', (_err, sock) => sock.destroy());
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (err: NodeJS.ErrnoException): void => {
+        const hint = err.code === 'EADDRINUSE' ? ' (set admin.listen to another address, or admin.enabled: false)' : '';
+        reject(new Error(`admin API cannot listen on ${this.url}: ${err.code ?? err.message}${hint}`, { cause: err }));
+      };
+      server.once('error', onErr);
+      server.listen({ host: this.host, port: this.port }, () => {
+        server.off('error', onErr);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.warn('admin API socket error', { error: String(err) }));
+    const a = server.address();
+    if (a !== null && typeof a === 'object') this.port = a.port;
+    this.server = server;
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    this.lifetime.abort();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), Math.max(0, graceMs));
+    await closed;
+    clearTimeout(timer);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const method = req.method ?? 'GET';
+      const hostname = hostnameOf(req.headers.host);
+      if (hostname === undefined) throw badRequest('the request has no valid Host header');
+      if (!this.isAllowedHost(hostname)) {
+        throw new AdminError(403, 'LB_ADMIN_FORBIDDEN', `Host ${JSON.stringify(hostname)} is not allowed (admin.allowedHosts lists the names this API answers to)`);
+      }
+      const mutation = method !== 'GET' && method !== 'HEAD';
+      if (mutation) this.checkMutation(req);
+      const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      const m = this.router.match(method, url.pathname);
+      if (m.kind === 'not-found') throw new AdminError(404, 'LB_ADMIN_NOT_FOUND', `no endpoint ${url.pathname}`);
+      if (m.kind === 'bad-path') throw badRequest(`malformed path ${url.pathname}`);
+      if (m.kind === 'method-not-allowed') {
+        res.setHeader('allow', m.allow.join(', '));
+        throw new AdminError(405, 'LB_ADMIN_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname} (allowed: ${m.allow.join(', ')})`);
+      }
+      const request = new AbortController();
+      const onStop = (): void => request.abort();
+      this.lifetime.signal.addEventListener('abort', onStop, { once: true });
+      res.once('close', () => {
+        request.abort();
+        this.lifetime.signal.removeEventListener('abort', onStop);
+      });
+      const ctx: AdminContext = { url, params: m.params, signal: request.signal, body: () => this.readJson(req) };
+      const out = await m.handler(req, res, ctx);
+      if (out === undefined) {
+        if (!mutation) req.resume();
+        return; // the handler wrote (or is writing) the response itself
+      }
+      if (out instanceof JsonReply) sendJson(res, out.status, out.body, method === 'HEAD');
+      else sendJson(res, 200, out, method === 'HEAD');
+    } catch (err) {
+      const e =
+        err instanceof AdminError ? err : new AdminError(500, 'LB_ADMIN_INTERNAL', 'internal error in the admin API (see the log)');
+      if (!(err instanceof AdminError)) this.log.error('admin API handler failed', { path: req.url, error: String((err as Error)?.stack ?? err) });
+      if (e.status === 401) res.setHeader('www-authenticate', 'Bearer realm="portico"');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendJson(res, e.status, e.toJSON(), req.method === 'HEAD');
+    }
+  }
+
+  private isAllowedHost(hostname: string): boolean {
+    // An IP literal cannot be rebound; a name must be localhost, the listen host or listed.
+    return isIP(hostname) !== 0 || this.allowed.has(hostname);
+  }
+
+  private checkMutation(req: IncomingMessage): void {
+    const want = this.tokenDigest;
+    if (want !== undefined) {
+      const h = req.headers.authorization;
+      const given = h !== undefined && /^bearer /i.test(h) ? h.slice(7).trim() : undefined;
+      if (given === undefined) throw new AdminError(401, 'LB_ADMIN_UNAUTHORIZED', 'this change needs Authorization: Bearer TOKEN (admin.token)');
+      if (!timingSafeEqual(digestOf(given) ?? EMPTY_DIGEST, want)) {
+        throw new AdminError(401, 'LB_ADMIN_UNAUTHORIZED', 'the bearer token is not the admin token');
+      }
+    }
+    // A browser page on another site may POST here (a "simple" request needs no preflight):
+    // browsers say where it comes from, and only pages served under an allowed host may change anything.
+    if (req.headers['sec-fetch-site'] === 'cross-site') throw new AdminError(403, 'LB_ADMIN_FORBIDDEN', 'cross-site requests may not change anything');
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      let host: string | undefined;
+      try {
+        host = origin === 'null' ? undefined : hostnameOf(new URL(origin).host);
+      } catch {
+        host = undefined;
+      }
+      if (host === undefined || !this.isAllowedHost(host)) {
+        throw new AdminError(403, 'LB_ADMIN_FORBIDDEN', `requests from origin ${origin} may not change anything`);
+      }
+    }
+  }
+
+  private async readJson(req: IncomingMessage): Promise<unknown> {
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > this.maxBodyBytes) throw new AdminError(413, 'LB_ADMIN_TOO_LARGE', `the body is larger than ${this.maxBodyBytes} bytes`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > this.maxBodyBytes) throw new AdminError(413, 'LB_ADMIN_TOO_LARGE', `the body is larger than ${this.maxBodyBytes} bytes`);
+      chunks.push(c);
+    }
+    if (size === 0) return undefined;
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json' && !type.endsWith('+json')) {
+      throw new AdminError(415, 'LB_ADMIN_UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON (Content-Type: application/json)');
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    } catch (err) {
+      throw badRequest(`the body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Write `body` as JSON with `status`. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headOnly = false): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) });
+  res.end(headOnly ? undefined : text);
+}
+
+const EMPTY_DIGEST = createHash('sha256').update('').digest();
+
+function digestOf(token: string): Buffer | undefined {
+  const t = token.trim();
+  return t === '' ? undefined : createHash('sha256').update(t).digest();
+}
+
+function allowedSet(listenHost: string, extra: readonly string[]): Set<string> {
+  const out = new Set(['localhost', ...extra.map((h) => h.toLowerCase())]);
+  if (isIP(listenHost) === 0) out.add(listenHost.toLowerCase());
+  return out;
+}
+
+/** The host name of a Host header value (`a.b:9090` → `a.b`, `[::1]:9090` → `::1`); undefined when malformed. */
+export function hostnameOf(host: string | undefined): string | undefined {
+  if (host === undefined || host === '') return undefined;
+  let h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    if (end < 0) return undefined;
+    const rest = h.slice(end + 1);
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return undefined;
+    return h.slice(1, end);
+  }
+  const colon = h.indexOf(':');
+  if (colon >= 0) {
+    if (!/^\d{1,5}$/.test(h.slice(colon + 1))) return undefined;
+    h = h.slice(0, colon);
+  }
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h === '' ? undefined : h;
+}
