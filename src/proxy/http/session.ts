@@ -53,13 +53,20 @@ export interface ExchangeRecord {
   readonly tries: number;
   /** Why the exchange failed, or '' when it completed. */
   readonly error: string;
+  /** `1.0` or `1.1`: the request's HTTP version. */
+  readonly httpVersion: string;
   requestId(): string;
+  /** A request header by lower-case name ('' when absent); a scan, for sinks such as the access log. */
+  header(lname: string): string;
 }
 
 let requestSeq = 0;
 const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
 const EMPTY: Buffer = Buffer.alloc(0);
+
+/** How long a closing connection may take to flush what is left to send before it is cut (ms). */
+const LINGER_MS = 5000;
 
 /**
  * One client connection and the exchange in progress on it. HTTP/1.1 keep-alive,
@@ -77,7 +84,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
   private buf: Buffer = EMPTY;
   /** Deadline (clockNow ms) and what it guards; 0 = none. */
   deadline = 0;
-  private deadlineKind: 'idle' | 'header' | 'body' | 'connect' | 'response' | 'tunnel' = 'idle';
+  private deadlineKind: 'idle' | 'header' | 'body' | 'connect' | 'response' | 'tunnel' | 'linger' = 'idle';
   private requestsOnConn = 0;
   private clientEnded = false;
   private clientPaused = false;
@@ -159,6 +166,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
   requestId(): string {
     if (this.rid === '') this.rid = idPrefix + (++requestSeq).toString(36);
     return this.rid;
+  }
+  get httpVersion(): string {
+    return this.req?.minor === 0 ? '1.0' : '1.1';
+  }
+  header(lname: string): string {
+    const names = this.lnames;
+    for (let i = 0; i < names.length; i++) if (names[i] === lname) return this.values[i]!;
+    return '';
   }
 
   /** True while no request is in progress (used by graceful shutdown). */
@@ -747,9 +762,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
     this.up = undefined;
     up?.destroy();
     this.releaseServer(false, true);
-    this.state = St.Closed;
     this.finishRecord();
-    this.sock.destroy();
+    // What was relayed so far is flushed, then the connection closes before the framing
+    // completes: the client sees an incomplete response, never a wrong one.
+    this.closeClient();
   }
 
   /** The request failed after being (partly) sent: answer if possible and close. */
@@ -759,7 +775,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
     if (!this.sentToClient) this.respondError(status, '');
     else {
       this.finishRecord();
-      this.sock.destroy();
+      this.closeClient();
     }
   }
 
@@ -820,11 +836,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
 
   private closeClient(): void {
     this.state = St.Closed;
-    this.deadline = 0;
     this.buf = EMPTY;
-    this.sock.end();
-    // A client that keeps sending after our answer is not read any further.
-    this.sock.destroySoon();
+    const sock = this.sock;
+    if (sock.writableCorked > 0) sock.uncork();
+    // A client that keeps sending after our answer is not read any further; one that does
+    // not read what is left to send is cut after LINGER_MS.
+    sock.pause();
+    sock.destroySoon();
+    this.setDeadline('linger', LINGER_MS);
   }
 
   /** Request and response are both complete. */
@@ -948,6 +967,9 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
         } else {
           this.truncate();
         }
+        return;
+      case 'linger':
+        this.sock.destroy();
         return;
       case 'tunnel':
         this.error = 'tunnel idle timeout';
