@@ -14,6 +14,9 @@ import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upst
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { mountObservability } from '../admin/dashboard/mount.js';
+import type { InflightRequest } from '../observability/live-stats.js';
+import { Observability } from '../observability/observability.js';
 import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
@@ -32,6 +35,8 @@ export interface Portico {
    * `admin.route(method, pattern, handler)` before start(); see src/admin/README.md.
    */
   readonly admin: AdminServer | undefined;
+  /** Metrics, live statistics and their event stream, the access log. */
+  readonly observability: Observability;
   /** Bind every listener. */
   start(): Promise<void>;
   /** Stop accepting, let in-flight requests finish for up to graceMs (default: config.shutdownGrace). */
@@ -73,6 +78,7 @@ class PorticoApp implements Portico {
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   readonly admin: AdminServer | undefined;
+  readonly observability: Observability;
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -93,6 +99,24 @@ class PorticoApp implements Portico {
       this.admin = new AdminServer({ host: a.listen.host, port: a.listen.port, token: a.token, allowedHosts: a.allowedHosts, logger: this.log });
       this.services.push(this.admin);
     }
+    this.observability = new Observability({
+      stats: this.stats,
+      pools: this.pools,
+      listeners: () => this.listeners,
+      inflight: () => this.inflightRequests(),
+      accessLog: config.log.access,
+      logger: this.log,
+    });
+    this.services.unshift(...this.observability.services);
+    if (this.admin !== undefined) {
+      const admin = this.admin;
+      mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
+    }
+  }
+
+  /** Requests in progress on the http listeners (Little's N in the live statistics). */
+  private *inflightRequests(): IterableIterator<InflightRequest> {
+    for (const l of this.listeners) if (l instanceof HttpListener) yield* l.sessions;
   }
 
   /** One listener from its configuration; each protocol is built here. */

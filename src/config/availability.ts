@@ -14,7 +14,6 @@ export function checkAvailability(config: Config): PathIssue[] {
   if (config.cluster.store !== 'memory') no(['cluster', 'store'], 'a shared store');
   if (config.cluster.config !== 'file') no(['cluster', 'config'], 'configuration from etcd');
   if (config.cluster.workers !== 1) no(['cluster', 'workers'], 'several worker processes');
-  if (config.log.access !== false) no(['log', 'access'], 'the access log');
   config.listeners.forEach((l, i) => {
     if (l.protocol !== 'http') {
       no(['listeners', i, 'protocol'], `protocol ${l.protocol}`);
