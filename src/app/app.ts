@@ -7,6 +7,9 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { SeededRng, type Rng } from '../core/rng.js';
 import { serverId, type Server } from '../core/server.js';
 import { Pool } from '../pool/pool.js';
+import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
+import type { HealthMonitor } from '../health/health-monitor.js';
+import type { OutlierDetector } from '../health/outlier.js';
 import { HttpListener, type HttpListenerSettings, type HttpObserver } from '../proxy/http/listener.js';
 import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
 import { compileMatch, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
@@ -29,6 +32,8 @@ export interface PorticoDeps {
 export interface Portico {
   readonly config: Config;
   readonly pools: ReadonlyMap<string, Pool>;
+  /** Per pool: its active checks (`health`) and passive checks (`passive`), when configured. */
+  readonly health: ReadonlyMap<string, PoolHealth>;
   readonly stats: RequestStats;
   /**
    * The admin HTTP server (undefined when `admin.enabled: false`). Mount endpoints on it with
@@ -43,6 +48,12 @@ export interface Portico {
   stop(graceMs?: number): Promise<void>;
   /** The bound address of a listener (useful with port 0). */
   address(listener: string): { host: string; port: number } | undefined;
+}
+
+/** The health checking of one pool, for the admin API and metrics. */
+export interface PoolHealth {
+  readonly monitor: HealthMonitor | undefined;
+  readonly outlier: OutlierDetector | undefined;
 }
 
 /**
@@ -67,6 +78,7 @@ function isValidated(x: unknown): x is Config {
 class PorticoApp implements Portico {
   readonly config: Config;
   readonly pools = new Map<string, Pool>();
+  readonly health = new Map<string, PoolHealth>();
   readonly stats = new RequestStats();
   private readonly handles = new Map<string, PoolHandle>();
   /** Every listener, in configuration order. */
@@ -88,7 +100,16 @@ class PorticoApp implements Portico {
     for (const pc of config.pools) {
       const pool = buildPool(pc, clock, rng);
       this.pools.set(pc.name, pool);
-      this.handles.set(pc.name, this.buildHandle(pc, pool));
+      const handle = this.buildHandle(pc, pool);
+      this.handles.set(pc.name, handle);
+      const monitor = createHealthMonitor(pool, pc.health, rng);
+      const outlier = pc.passive === false ? undefined : createOutlierDetector(pool, pc.passive, clock, monitor);
+      if (monitor !== undefined) this.services.push(monitor);
+      if (outlier !== undefined) {
+        this.services.push(outlier);
+        handle.onOutcome = outlier.record;
+      }
+      this.health.set(pc.name, { monitor, outlier });
       pool.onEvent((ev) =>
         this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail }),
       );
@@ -144,6 +165,7 @@ class PorticoApp implements Portico {
       responseTimeoutMs: pc.timeouts.response,
       idleTimeoutMs: pc.timeouts.idle,
       retryAfterSec: 1,
+      queueTimeoutMs: pc.queue.timeout,
       hashKey: pc.balance === 'hash' && pc.hash !== undefined ? hashKeyOf(pc.hash.key) : undefined,
       connections: (s: Server) => upstreams.of(s.id, limits),
     };
@@ -209,6 +231,7 @@ class PorticoApp implements Portico {
     this.started = false;
     await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
     for (const s of [...this.services].reverse()) await s.stop(graceMs);
+    for (const p of this.pools.values()) p.close();
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.upstreams.closeAll();
   }
@@ -242,8 +265,18 @@ function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
   const raw = pc.balance === 'hash' ? pc.hash : pc.balance === 'lard' ? pc.lard : undefined;
   const options = factory.parseOptions(raw);
   return new Pool(
-    { name: pc.name, factory, balancerOptions: options, rng, clock, panicThresholdPct: pc.panicThreshold },
-    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc), admin: sc.state, op: 'up' as const })),
+    {
+      name: pc.name,
+      factory,
+      balancerOptions: options,
+      rng,
+      clock,
+      panicThresholdPct: pc.panicThreshold,
+      slowStartMs: pc.slowStart,
+      queueMax: pc.queue.max,
+    },
+    // With active checks a server is `starting` (available) until its first probe decides.
+    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc), admin: sc.state, op: pc.health.type === 'none' ? ('up' as const) : ('starting' as const) })),
   );
 }
 

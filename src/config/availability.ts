@@ -1,3 +1,4 @@
+import { icmpUnavailable } from '../health/icmp-check.js';
 import type { PathIssue } from './path.js';
 import type { Config } from './types.js';
 
@@ -35,11 +36,11 @@ export function checkAvailability(config: Config): PathIssue[] {
     });
   });
   config.pools.forEach((p, i) => {
-    if (p.health.type !== 'none') no(['pools', i, 'health'], 'active health checks');
-    if (p.passive !== false) no(['pools', i, 'passive'], 'passive health checks');
+    if (p.health.type === 'icmp') {
+      const why = icmpUnavailable();
+      if (why !== undefined) out.push({ path: ['pools', i, 'health', 'type'], message: why });
+    }
     if (p.persistence !== false) no(['pools', i, 'persistence'], 'persistence');
-    if (p.slowStart > 0) no(['pools', i, 'slowStart'], 'slow start');
-    if (p.queue.max > 0) no(['pools', i, 'queue'], 'the request queue');
     if (p.tls !== false) no(['pools', i, 'tls'], 'TLS toward servers');
     if (p.discovery.type !== 'static') no(['pools', i, 'discovery'], `discovery ${p.discovery.type}`);
   });

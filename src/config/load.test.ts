@@ -79,8 +79,15 @@ test('the full example parses to typed values: durations in ms, addresses, rates
     timeout: 1000,
     rise: 2,
     fall: 3,
+    jitter: 0,
   });
-  assert.deepEqual(webPool!.passive, { consecutiveErrors: 5, ejectFor: 30_000, maxEjectFor: 300_000, maxEjectPercent: 50 });
+  assert.deepEqual(webPool!.passive, {
+    consecutiveErrors: 5,
+    ejectFor: 30_000,
+    maxEjectFor: 300_000,
+    maxEjectPercent: 50,
+    errors: ['connect', 'response', '5xx'],
+  });
   assert.equal(webPool!.slowStart, 30_000);
   assert.equal(webPool!.retries, 2);
   assert.deepEqual(webPool!.timeouts, { connect: 2000, response: 30_000, idle: 60_000 });
@@ -107,7 +114,7 @@ test('the full example parses to typed values: durations in ms, addresses, rates
   assert.deepEqual(images!.lard, { low: 25, high: 65, replicate: true, shrinkAfter: 20_000, maxTargets: 65536 });
   assert.deepEqual(images!.discovery, { type: 'dns-srv', name: '_http._tcp.images.example.com', refresh: 30_000 });
   assert.deepEqual(db!.persistence, { type: 'tls-session', ttl: 300_000, size: 100_000 });
-  assert.deepEqual(db!.health, { type: 'tcp', interval: 5000, timeout: 1000, rise: 2, fall: 3 });
+  assert.deepEqual(db!.health, { type: 'tcp', interval: 5000, timeout: 1000, rise: 2, fall: 3, jitter: 0 });
   assert.deepEqual(db!.servers[0]!.address, { host: '2001:db8::10', port: 3306 });
 });
 

@@ -26,10 +26,25 @@ export class ServerRuntime {
   /** Removal requested (drain first, remove once idle). */
   removing = false;
 
+  // ---- lifecycle: the op state is down while any source says so (Envoy's health flags) ----
+  /** What active checks (or whoever sets the op state other than outlier detection) observed. */
+  observed: OpState;
+  /** Ejected by outlier detection (passive checks). */
+  ejected = false;
+  /** Consecutive errors of live traffic (outlier detection). */
+  errorStreak = 0;
+  /** Ejections in a row (outlier detection doubles ejectFor each time). */
+  ejections = 0;
+  /** When the last ejection ended (ms, the pool's clock); 0 when never. */
+  ejectionEndedAt = 0;
+  /** When its slow-start ramp began (ms, the pool's clock); -1 when not ramping. */
+  rampStartedAt = -1;
+
   constructor(server: Server, admin: AdminState, op: OpState) {
     this.server = server;
     this.admin = admin;
     this.op = op;
+    this.observed = op;
   }
 
   get weight(): number {

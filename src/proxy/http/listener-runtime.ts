@@ -1,5 +1,6 @@
 import type { CidrSet } from '../../core/cidr.js';
 import type { Server } from '../../core/server.js';
+import type { FailureKind } from '../../health/outlier.js';
 import type { Pool } from '../../pool/pool.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import type { HeadLimits } from './parse-request.js';
@@ -18,8 +19,13 @@ export interface PoolHandle {
   /** The hash key of a request, for `balance: hash`. */
   readonly hashKey?: ((req: RequestView) => string | undefined) | undefined;
   connections(server: Server): ServerConnections;
-  /** Passive health: told of every finished request on a server. */
-  onOutcome?: ((rt: ServerRuntime, ok: boolean, failure: boolean) => void) | undefined;
+  /** How long a request may wait in the pool's queue (every server at maxConnections); 0 = no limit. */
+  readonly queueTimeoutMs?: number | undefined;
+  /**
+   * Passive health: told of every finished request on a server, with how it failed ('' when the
+   * server answered) and the server's status (0 when it gave none).
+   */
+  onOutcome?: ((rt: ServerRuntime, failure: FailureKind, status: number) => void) | undefined;
 }
 
 export interface HttpRoute {

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Server, ServerId } from '../../core/server.js';
+import type { FailureKind } from '../../health/outlier.js';
 import type { Pool } from '../../pool/pool.js';
+import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
@@ -74,7 +76,7 @@ const LINGER_MS = 5000;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
+export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, QueueWaiter {
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
   readonly clientAddress: string;
@@ -84,7 +86,9 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
   private buf: Buffer = EMPTY;
   /** Deadline (clockNow ms) and what it guards; 0 = none. */
   deadline = 0;
-  private deadlineKind: 'idle' | 'header' | 'body' | 'connect' | 'response' | 'tunnel' | 'linger' = 'idle';
+  private deadlineKind: 'idle' | 'header' | 'body' | 'queue' | 'connect' | 'response' | 'tunnel' | 'linger' = 'idle';
+  /** Parked in the pool's queue (every available server at maxConnections). */
+  private queued = false;
   private requestsOnConn = 0;
   private clientEnded = false;
   private clientPaused = false;
@@ -405,19 +409,53 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
   // server side
   // ======================================================================
 
+  private pickServer(ph: PoolHandle): Server | undefined {
+    const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this);
+    return ph.pool.pick(this.avoid === undefined ? { hashKey, path: this.path } : { hashKey, path: this.path, avoid: this.avoid });
+  }
+
   private pickAndConnect(): void {
     const ph = this.ph!;
-    const pool = ph.pool;
-    const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this);
-    const s = pool.pick(this.avoid === undefined ? { hashKey, path: this.path } : { hashKey, path: this.path, avoid: this.avoid });
+    const s = this.pickServer(ph);
     if (s === undefined) {
       if (this.tries > 0) {
         this.error ||= 'upstream failed';
         return this.respondError(502, '');
       }
-      this.error = 'no available server';
+      const saturated = ph.pool.current.set.available.length > 0;
+      if (saturated && ph.pool.enqueue(this)) {
+        // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
+        this.queued = true;
+        this.setDeadline('queue', ph.queueTimeoutMs ?? 0);
+        return;
+      }
+      this.error = saturated ? 'queue full' : 'no available server';
       return this.respondError(503, 'Retry-After: ' + ph.retryAfterSec + '\r\n');
     }
+    this.connectTo(ph, s);
+  }
+
+  /** The pool has a free slot: pick again. False when none could be had (we stay first in line). */
+  resumeFromQueue(): boolean {
+    if (!this.queued) return true;
+    const ph = this.ph!;
+    const s = this.pickServer(ph);
+    if (s === undefined) return false;
+    this.queued = false;
+    this.connectTo(ph, s);
+    return true;
+  }
+
+  /** No server is available any more: 503 now. */
+  rejectFromQueue(): void {
+    if (!this.queued) return;
+    this.queued = false;
+    this.error = 'no available server';
+    this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
+  }
+
+  private connectTo(ph: PoolHandle, s: Server): void {
+    const pool = ph.pool;
     this.tries++;
     this.srv = s;
     this.rt = pool.acquire(s);
@@ -724,7 +762,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(false, true);
+    this.releaseServer(false, 'connect');
     if (this.tries <= this.ph!.retries && this.state !== St.Closed) {
       (this.avoid ??= new Set()).add(this.srv!.id);
       this.state = St.Connecting;
@@ -743,7 +781,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
     this.up = undefined;
     up?.destroy();
     const stale = this.reusedConn && mayRetry;
-    this.releaseServer(false, !stale);
+    this.releaseServer(false, stale ? '' : 'response');
     const safe = mayRetry && !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(this.method);
     if (safe && this.tries <= this.ph!.retries) {
       if (stale) this.freshOnly = true;
@@ -761,7 +799,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(false, true);
+    this.releaseServer(false, 'response');
     this.finishRecord();
     // What was relayed so far is flushed, then the connection closes before the framing
     // completes: the client sees an incomplete response, never a wrong one.
@@ -790,22 +828,26 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
 
   /** Let go of the upstream connection without reuse and release the server. */
   private dropUpstream(): void {
+    if (this.queued) {
+      this.queued = false;
+      this.ph!.pool.leaveQueue(this);
+    }
     const up = this.up;
     this.up = undefined;
     if (up !== undefined) up.destroy();
-    this.releaseServer(true, false);
+    this.releaseServer(true, '');
   }
 
-  private releaseServer(ok: boolean, failure: boolean): void {
+  private releaseServer(ok: boolean, failure: FailureKind): void {
     const rt = this.rt;
     if (rt === undefined) return;
     this.rt = undefined;
-    if (failure) rt.failures++;
+    if (failure !== '') rt.failures++;
     else if (this.status >= 500) rt.serverErrors++;
     rt.bytesIn += this.bytesIn;
     rt.bytesOut += this.bytesOut;
     this.ph!.pool.release(rt, { ok, latencyMs: this.firstByteMs, bytes: this.bytesIn + this.bytesOut });
-    this.ph!.onOutcome?.(rt, ok, failure);
+    this.ph!.onOutcome?.(rt, failure, this.status);
   }
 
   /** Portico answers the request itself (error or refusal) and ends or keeps the connection. */
@@ -858,7 +900,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
       if (this.upReusable && !up.dead) up.release();
       else up.destroy();
     }
-    this.releaseServer(true, false);
+    this.releaseServer(true, '');
     this.finishRecord();
     if (this.keepClient) this.nextRequest();
     else this.closeClient();
@@ -949,6 +991,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
         this.error = 'request body timeout';
         this.failMidRequest(408);
         return;
+      case 'queue':
+        if (this.queued) {
+          this.queued = false;
+          this.ph!.pool.leaveQueue(this);
+          this.error = 'queue timeout';
+          this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
+        }
+        return;
       case 'connect':
         if (this.state === St.Connecting) {
           this.error = 'connect timeout';
@@ -961,7 +1011,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView {
           const up = this.up;
           this.up = undefined;
           up?.destroy();
-          this.releaseServer(false, true);
+          this.releaseServer(false, 'response');
           this.keepClient = false;
           this.respondError(504, '');
         } else {

@@ -1,0 +1,91 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Server } from '../core/server.js';
+import { errorText, failed, passed, type CheckResult, type HealthCheck } from './health-check.js';
+
+/**
+ * `icmp`: one echo request and its reply. Node.js has no raw sockets, so each probe runs
+ * iputils `ping -c 1` with a wait equal to the time left before the probe's timeout, and the
+ * process is killed if it outlives the probe (a hung name lookup, a slow start).
+ */
+export class IcmpHealthCheck implements HealthCheck {
+  readonly kind = 'icmp';
+  private readonly timeoutMs: number;
+  private readonly command: string;
+
+  /** `timeoutMs` bounds ping's own wait for the reply; the monitor's signal bounds the whole probe. */
+  constructor(options: { timeoutMs: number; command?: string }) {
+    this.timeoutMs = options.timeoutMs;
+    this.command = options.command ?? 'ping';
+  }
+
+  check(server: Server, signal: AbortSignal): Promise<CheckResult> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve(failed('timeout'));
+      const t0 = performance.now();
+      const waitSec = Math.max(this.timeoutMs, 1) / 1000;
+      const family = server.host.includes(':') ? '-6' : '-4';
+      const args = ['-n', family, '-c', '1', '-W', waitSec.toFixed(3), '-w', String(Math.ceil(waitSec)), server.host];
+      let out = '';
+      let done = false;
+      const child = spawn(this.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const finish = (r: CheckResult): void => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', onAbort);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        resolve(r);
+      };
+      const onAbort = (): void => finish(failed('timeout', 'no echo reply'));
+      signal.addEventListener('abort', onAbort);
+      child.stdout.setEncoding('latin1').on('data', (c: string) => {
+        if (out.length < 4096) out += c;
+      });
+      child.stderr.setEncoding('latin1').on('data', (c: string) => {
+        if (out.length < 4096) out += c;
+      });
+      child.on('error', (err) => finish(failed('error', `cannot run ${this.command}: ${errorText(err)}`)));
+      child.on('close', (code) => {
+        if (code === 0) {
+          const m = /time[=<]([\d.]+) ?ms/.exec(out);
+          return finish(passed(m === null ? performance.now() - t0 : Number(m[1])));
+        }
+        if (code === 1) return finish(failed('timeout', 'no echo reply'));
+        const line = out.split('\n').find((l) => l.startsWith('ping:')) ?? `ping exited with ${String(code)}`;
+        finish(failed('error', line.trim()));
+      });
+    });
+  }
+}
+
+let support: string | undefined | null = null;
+
+/**
+ * Why ICMP probes cannot run on this machine, or undefined when they can: `ping` must be on the
+ * PATH and able to send an echo request (to 127.0.0.1) with the privileges Portico has. Checked
+ * once per process, when a configuration with `health: { type: icmp }` is loaded.
+ */
+export function icmpUnavailable(): string | undefined {
+  if (support !== null) return support;
+  const found = (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, 'ping'), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!found) {
+    support = 'ICMP probes need the ping program (Debian package iputils-ping), which is not on the PATH';
+    return support;
+  }
+  const r = spawnSync('ping', ['-n', '-4', '-c', '1', '-W', '1', '-w', '2', '127.0.0.1'], { encoding: 'latin1', timeout: 5000 });
+  if (r.status === 0) {
+    support = undefined;
+    return support;
+  }
+  const why = `${r.stderr ?? ''}${r.stdout ?? ''}`.split('\n').find((l) => l.trim() !== '') ?? r.error?.message ?? `exit ${String(r.status)}`;
+  support = `ICMP probes cannot run here: ping 127.0.0.1 failed (${why.trim()}); run Portico as root, give ping CAP_NET_RAW, or allow ICMP sockets with sysctl net.ipv4.ping_group_range`;
+  return support;
+}
