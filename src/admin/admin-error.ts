@@ -12,6 +12,7 @@ export type AdminErrorCode =
   | 'LB_ADMIN_TOO_LARGE'
   | 'LB_ADMIN_UNSUPPORTED_MEDIA_TYPE'
   | 'LB_CONFIG_INVALID'
+  | 'LB_ADMIN_JOURNAL'
   | 'LB_ADMIN_INTERNAL';
 
 /** One problem with a request body or a configuration, at a key. */

@@ -5,7 +5,8 @@ import '../balancer/index.js';
 import { CidrSet } from '../core/cidr.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { SeededRng, type Rng } from '../core/rng.js';
-import { serverId, type Server } from '../core/server.js';
+import { serverId, type OpState, type Server, type ServerId } from '../core/server.js';
+import type { BalancerFactory } from '../balancer/balancer.js';
 import { Pool } from '../pool/pool.js';
 import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
@@ -17,12 +18,19 @@ import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upst
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { RuntimeJournal } from '../admin/journal.js';
+import { mountAdminApi, type StatsView } from '../admin/api.js';
+import { ConfigRuntime, type ConfigHost, type ReloadResult } from './config-runtime.js';
 import { mountObservability } from '../admin/dashboard/mount.js';
 import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
 import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
+  /** The file the configuration came from: `reload()` and SIGHUP re-read it. */
+  readonly configFile?: string;
+  /** Where `${VAR}` values come from when the file is re-read (default: process.env). */
+  readonly env?: NodeJS.ProcessEnv;
   readonly clock?: Clock;
   readonly rng?: Rng;
   readonly logger?: Logger;
@@ -48,6 +56,12 @@ export interface Portico {
   stop(graceMs?: number): Promise<void>;
   /** The bound address of a listener (useful with port 0). */
   address(listener: string): { host: string; port: number } | undefined;
+  /**
+   * Re-read the configuration file (or validate `input`, a configuration object) and apply the
+   * difference in place; runtime changes made through the admin API stay in force. An invalid
+   * configuration throws its ConfigError and nothing changes.
+   */
+  reload(input?: unknown): Promise<ReloadResult>;
 }
 
 /** The health checking of one pool, for the admin API and metrics. */
@@ -75,46 +89,42 @@ function isValidated(x: unknown): x is Config {
   return typeof x === 'object' && x !== null && validated.has(x);
 }
 
-class PorticoApp implements Portico {
-  readonly config: Config;
+class PorticoApp implements Portico, ConfigHost {
+  /** What runs: the configuration with the runtime changes laid over it; replaced on reload. */
+  config: Config;
   readonly pools = new Map<string, Pool>();
   readonly health = new Map<string, PoolHealth>();
   readonly stats = new RequestStats();
-  private readonly handles = new Map<string, PoolHandle>();
+  readonly handles = new Map<string, PoolHandle>();
   /** Every listener, in configuration order. */
   readonly listeners: ListenerService[] = [];
   /** Other services (health monitors, admin API ...), started before the listeners and stopped after them. */
   readonly services: Service[] = [];
   private readonly upstreams = new UpstreamConnections();
-  private readonly log: Logger;
+  readonly log: Logger;
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   readonly admin: AdminServer | undefined;
   readonly observability: Observability;
+  private readonly clock: Clock;
+  private readonly rng: Rng;
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
     const clock = deps.clock ?? systemClock;
     const rng = deps.rng ?? new SeededRng((Date.now() ^ process.pid) >>> 0);
+    this.clock = clock;
+    this.rng = rng;
     this.log = deps.logger ?? createLogger(config.log.level);
     for (const pc of config.pools) {
-      const pool = buildPool(pc, clock, rng);
+      const pool = this.newPool(pc);
       this.pools.set(pc.name, pool);
-      const handle = this.buildHandle(pc, pool);
+      const handle = this.newHandle(pc, pool);
       this.handles.set(pc.name, handle);
-      const monitor = createHealthMonitor(pool, pc.health, rng);
-      const outlier = pc.passive === false ? undefined : createOutlierDetector(pool, pc.passive, clock, monitor);
-      if (monitor !== undefined) this.services.push(monitor);
-      if (outlier !== undefined) {
-        this.services.push(outlier);
-        handle.onOutcome = outlier.record;
-      }
-      this.health.set(pc.name, { monitor, outlier });
-      pool.onEvent((ev) =>
-        this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail }),
-      );
+      this.setPoolServices(pc.name, this.newPoolServices(pc, pool, handle));
     }
     for (const lc of config.listeners) this.listeners.push(this.buildListener(lc));
+    this.runtime = new ConfigRuntime(this, config, deps.configFile, new RuntimeJournal(config.stateDir), deps.env);
     if (config.admin.enabled) {
       const a = config.admin;
       this.admin = new AdminServer({ host: a.listen.host, port: a.listen.port, token: a.token, allowedHosts: a.allowedHosts, logger: this.log });
@@ -132,7 +142,107 @@ class PorticoApp implements Portico {
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
+      mountAdminApi(admin, this, { node: config.cluster.node });
     }
+  }
+
+  // ---- ConfigHost: what a reload and the admin API build and change (src/app/reload.ts) ----
+
+  readonly runtime: ConfigRuntime;
+  private readonly servicesByPool = new Map<string, readonly Service[]>();
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  get shutdownGraceMs(): number {
+    return this.config.shutdownGrace;
+  }
+
+  newPool(pc: PoolConfig): Pool {
+    const pool = buildPool(pc, this.clock, this.rng);
+    pool.onEvent((ev) => {
+      this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail });
+      if (ev.kind === 'removed') this.retireConnections(serverId(ev.pool, ev.server));
+    });
+    return pool;
+  }
+
+  newHandle(pc: PoolConfig, pool: Pool): PoolHandle {
+    const handle = this.buildHandle(pc, pool);
+    const outlier = this.health.get(pc.name)?.outlier;
+    if (outlier !== undefined) handle.onOutcome = outlier.record;
+    return handle;
+  }
+
+  /** A pool's health monitor and outlier detection; the handle reports outcomes to the latter. */
+  newPoolServices(pc: PoolConfig, pool: Pool, handle: PoolHandle): Service[] {
+    const monitor = createHealthMonitor(pool, pc.health, this.rng);
+    const outlier = pc.passive === false ? undefined : createOutlierDetector(pool, pc.passive, this.clock, monitor);
+    handle.onOutcome = outlier?.record;
+    this.health.set(pc.name, { monitor, outlier });
+    const out: Service[] = [];
+    if (monitor !== undefined) out.push(monitor);
+    if (outlier !== undefined) out.push(outlier);
+    return out;
+  }
+
+  poolServices(pool: string): readonly Service[] {
+    return this.servicesByPool.get(pool) ?? [];
+  }
+
+  setPoolServices(pool: string, services: readonly Service[]): void {
+    for (const s of this.servicesByPool.get(pool) ?? []) {
+      const i = this.services.indexOf(s);
+      if (i >= 0) this.services.splice(i, 1);
+    }
+    this.servicesByPool.set(pool, services);
+    this.services.push(...services);
+    if (!this.pools.has(pool)) {
+      this.servicesByPool.delete(pool);
+      this.health.delete(pool);
+    }
+  }
+
+  newListener(lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): ListenerService {
+    return this.buildListener(lc, handles);
+  }
+
+  updateListener(l: ListenerService, lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): boolean {
+    if (lc.protocol === 'http' && l instanceof HttpListener) {
+      l.update(this.httpSettings(lc, handles));
+      return true;
+    }
+    return false;
+  }
+
+  newServer(pool: string, sc: ServerConfig): Server {
+    return buildServer(pool, sc);
+  }
+
+  initialOp(pc: PoolConfig): OpState {
+    return initialOp(pc);
+  }
+
+  balancerOf(pc: PoolConfig): { factory: BalancerFactory<any>; options: unknown } {
+    return balancerOf(pc);
+  }
+
+  retireConnections(id: ServerId): void {
+    this.upstreams.retire(id);
+  }
+
+  updateAdmin(admin: Config['admin']): void {
+    this.admin?.update({ token: admin.token, allowedHosts: admin.allowedHosts });
+  }
+
+  reload(input?: unknown): Promise<ReloadResult> {
+    return this.runtime.reload(input);
+  }
+
+  /** The last live statistics frame (admin API rates). */
+  lastStats(): StatsView | undefined {
+    return this.observability.live.last;
   }
 
   /** Requests in progress on the http listeners (Little's N in the live statistics). */
@@ -141,10 +251,10 @@ class PorticoApp implements Portico {
   }
 
   /** One listener from its configuration; each protocol is built here. */
-  private buildListener(lc: ListenerConfig): ListenerService {
+  private buildListener(lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): ListenerService {
     switch (lc.protocol) {
       case 'http':
-        return new HttpListener(this.httpSettings(lc), this.stats as HttpObserver);
+        return new HttpListener(this.httpSettings(lc, handles), this.stats as HttpObserver);
       default:
         // checkAvailability refuses these at validation; reaching here is a bug.
         throw new Error(`listener ${lc.name}: protocol ${lc.protocol} is not available in this version`);
@@ -171,11 +281,11 @@ class PorticoApp implements Portico {
     };
   }
 
-  private httpSettings(lc: HttpListenerConfig): HttpListenerSettings {
+  private httpSettings(lc: HttpListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
     const routes: HttpRoute[] = lc.routes.map((r, i) => ({
       name: r.name ?? `${lc.name}#${i}`,
       match: compileMatch(r.match),
-      pool: r.pool === undefined ? undefined : this.handles.get(r.pool),
+      pool: r.pool === undefined ? undefined : handles.get(r.pool),
     }));
     const l = lc.limits;
     return {
@@ -204,6 +314,7 @@ class PorticoApp implements Portico {
 
   async start(): Promise<void> {
     if (this.started) return;
+    await this.runtime.loadJournal();
     this.started = true;
     const up: Service[] = [];
     try {
@@ -260,10 +371,7 @@ export function buildServer(pool: string, sc: ServerConfig): Server {
 }
 
 function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
-  const factory = getBalancer(pc.balance);
-  if (factory === undefined) throw new Error(`unknown balance ${pc.balance}`);
-  const raw = pc.balance === 'hash' ? pc.hash : pc.balance === 'lard' ? pc.lard : undefined;
-  const options = factory.parseOptions(raw);
+  const { factory, options } = balancerOf(pc);
   return new Pool(
     {
       name: pc.name,
@@ -276,8 +384,21 @@ function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
       queueMax: pc.queue.max,
     },
     // With active checks a server is `starting` (available) until its first probe decides.
-    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc), admin: sc.state, op: pc.health.type === 'none' ? ('up' as const) : ('starting' as const) })),
+    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc), admin: sc.state, op: initialOp(pc) })),
   );
+}
+
+/** The balancer of a pool: its factory from the registry and its parsed options. */
+function balancerOf(pc: PoolConfig): { factory: BalancerFactory<any>; options: unknown } {
+  const factory = getBalancer(pc.balance);
+  if (factory === undefined) throw new Error(`unknown balance ${pc.balance}`);
+  const raw = pc.balance === 'hash' ? pc.hash : pc.balance === 'lard' ? pc.lard : undefined;
+  return { factory, options: factory.parseOptions(raw) };
+}
+
+/** With active checks a server is `starting` (available) until its first probe decides. */
+function initialOp(pc: PoolConfig): OpState {
+  return pc.health.type === 'none' ? 'up' : 'starting';
 }
 
 /** The hash key of a request for `hash.key`: source-ip | uri | header:NAME | cookie:NAME | query:NAME. */

@@ -107,6 +107,8 @@ export class ServerConnections {
   readonly idle: UpstreamConn[] = [];
   /** Open connections, idle or busy. */
   open = 0;
+  /** Set when the server left its pool or moved (reload): connections given back are closed, not kept. */
+  retired = false;
   constructor(readonly limits: UpstreamPoolLimits) {}
 
   take(now: number): UpstreamConn | undefined {
@@ -124,7 +126,7 @@ export class ServerConnections {
 
   putIdle(c: UpstreamConn): void {
     const lim = this.limits;
-    if (this.idle.length >= lim.maxIdlePerServer || (lim.maxRequests > 0 && c.uses >= lim.maxRequests)) {
+    if (this.retired || this.idle.length >= lim.maxIdlePerServer || (lim.maxRequests > 0 && c.uses >= lim.maxRequests)) {
       c.destroy();
       return;
     }
@@ -174,6 +176,15 @@ export class UpstreamConnections {
 
   sweep(now: number): void {
     for (const sc of this.byServer.values()) sc.sweep(now);
+  }
+
+  /** Close the idle connections to a server and forget them; busy ones close when given back. */
+  retire(id: ServerId): void {
+    const sc = this.byServer.get(id);
+    if (sc === undefined) return;
+    this.byServer.delete(id);
+    sc.retired = true;
+    sc.closeAll();
   }
 
   closeAll(): void {

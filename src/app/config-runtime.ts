@@ -1,0 +1,149 @@
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile, validateConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import type { RuntimeJournal, RuntimeChange } from '../admin/journal.js';
+import { overlay, type OverlayEntry } from '../admin/overlay.js';
+import { applyPlan, describePlan, planReload, type ApplyOptions, type ReloadHost } from './reload.js';
+
+/** What a successful reload did. */
+export interface ReloadResult {
+  /** The configuration generation now running (1 at start, +1 per reload). */
+  readonly generation: number;
+  /** One line per change applied (empty: the file was unchanged). */
+  readonly changes: readonly string[];
+  /** Keys that changed but take effect only at the next start. */
+  readonly restartRequired: readonly string[];
+}
+
+/** The last reload attempt, kept for the status endpoint. */
+export interface ReloadAttempt {
+  readonly at: number;
+  readonly ok: boolean;
+  readonly generation: number;
+  readonly changes?: readonly string[] | undefined;
+  readonly errors?: readonly string[] | undefined;
+}
+
+/** A running configuration that can change: the host plus where its configuration comes from. */
+export interface ConfigHost extends ReloadHost {
+  /** What runs: the file's configuration with the runtime changes applied. */
+  config: Config;
+  /** Apply a new admin token and Host allowlist (the admin socket is kept). */
+  updateAdmin(admin: Config['admin']): void;
+}
+
+/**
+ * Where the running configuration comes from and how it changes: the configuration file
+ * (re-read on reload), the runtime journal (changes made through the admin API), and the
+ * generation counter. Every change, from the file or the API, goes through one path: lay
+ * the journal over the file, plan the difference with what runs, apply it. Changes are
+ * serialised: a reload and an API call never interleave.
+ */
+export class ConfigRuntime {
+  fileConfig: Config;
+  readonly file: string | undefined;
+  readonly journal: RuntimeJournal;
+  generation = 1;
+  loadedAt = Date.now();
+  lastReload: ReloadAttempt | undefined;
+  /** The runtime changes and whether each applies to the current file. */
+  entries: readonly OverlayEntry[] = [];
+  /** Set when the journal could not be read at start. */
+  journalProblem: string | undefined;
+  private readonly host: ConfigHost;
+  private readonly env: NodeJS.ProcessEnv;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(host: ConfigHost, fileConfig: Config, file: string | undefined, journal: RuntimeJournal, env: NodeJS.ProcessEnv = process.env) {
+    this.host = host;
+    this.fileConfig = fileConfig;
+    this.file = file;
+    this.journal = journal;
+    this.env = env;
+  }
+
+  /** Read the journal and lay it over the running configuration (once, before the listeners bind). */
+  loadJournal(): Promise<void> {
+    return this.exclusive(async () => {
+      const r = this.journal.load();
+      this.journalProblem = r.problem;
+      if (r.problem !== undefined) this.host.log.error(`runtime journal ignored: ${r.problem}`);
+      if (r.changes.length === 0) return;
+      await this.applyOver(this.fileConfig, r.changes, {});
+      const applied = this.entries.filter((e) => e.applied).length;
+      this.host.log.info(`runtime journal: ${applied} change(s) in force, ${this.entries.length - applied} not applicable`, { path: this.journal.path });
+    });
+  }
+
+  /**
+   * Re-read the configuration file (or validate `input`) and apply the difference. An invalid
+   * configuration throws its ConfigError and nothing changes; so does a listener that cannot bind.
+   */
+  reload(input?: unknown): Promise<ReloadResult> {
+    return this.exclusive(async () => {
+      let next: Config;
+      try {
+        next = this.read(input);
+        const plan = await this.applyOver(next, this.journal.current, { cause: 'config' });
+        this.fileConfig = next;
+        this.generation++;
+        this.loadedAt = Date.now();
+        const result: ReloadResult = { generation: this.generation, changes: describePlan(plan), restartRequired: plan.restartRequired };
+        this.lastReload = { at: this.loadedAt, ok: true, generation: this.generation, changes: result.changes };
+        this.host.log.info(`reload: generation ${this.generation}${result.changes.length === 0 ? ', nothing changed' : ''}`);
+        for (const line of result.changes) this.host.log.info(`reload: ${line}`);
+        return result;
+      } catch (err) {
+        const errors = err instanceof ConfigError ? err.lines() : [err instanceof Error ? err.message : String(err)];
+        this.lastReload = { at: Date.now(), ok: false, generation: this.generation, errors };
+        this.host.log.error(`reload refused; generation ${this.generation} keeps running`, { errors });
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Change the runtime journal and apply it. `edit` sees the current changes and the running
+   * configuration, and returns the new changes (or throws to refuse, changing nothing). The
+   * journal is written before anything is applied; if it cannot be written, nothing changes.
+   */
+  change(edit: (changes: readonly RuntimeChange[], running: Config) => readonly RuntimeChange[], options: ApplyOptions = {}): Promise<void> {
+    return this.exclusive(async () => {
+      const before = this.journal.current;
+      const next = edit(before, this.host.config);
+      this.journal.save(next);
+      try {
+        await this.applyOver(this.fileConfig, next, { cause: 'admin', ...options });
+      } catch (err) {
+        this.journal.save(before);
+        throw err;
+      }
+    });
+  }
+
+  private read(input: unknown): Config {
+    if (input !== undefined) return validateConfig(input);
+    if (this.file === undefined) {
+      throw new ConfigError([
+        { file: '(none)', line: 0, col: 0, path: '(file)', message: 'this Portico was started from a configuration object, not a file: there is nothing to re-read' },
+      ]);
+    }
+    return loadConfigFile(this.file, this.env);
+  }
+
+  private async applyOver(file: Config, changes: readonly RuntimeChange[], options: ApplyOptions) {
+    const o = overlay(file, changes);
+    const plan = planReload(this.host.config, o.config);
+    await applyPlan(this.host, o.config, plan, options);
+    if (plan.admin) this.host.updateAdmin(o.config.admin);
+    this.host.config = o.config;
+    this.entries = o.entries;
+    return plan;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
