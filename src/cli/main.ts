@@ -4,6 +4,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { createPortico, markValidated, type Portico } from '../app/app.js';
 import { runDemo } from './demo.js';
+import { runSimulate } from '../sim/cli.js';
 import { createLogger } from '../observability/logger.js';
 
 const USAGE = `Usage: portico <command> [options]
@@ -12,6 +13,7 @@ Commands:
   start [-c FILE]     run with FILE (default ./portico.yaml)
   check -c FILE       validate FILE; print every error as FILE:LINE:COL key: message
   demo                run the demo farm: three servers behind an http listener
+  simulate ...        replay a trace through the balancing algorithms (portico simulate --help)
   (no command)        start with ./portico.yaml if it exists, else the demo
 
 Options:
@@ -51,6 +53,9 @@ function parseArgs(argv: string[]): Args {
 }
 
 export async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === 'simulate') {
+    return runSimulate(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  }
   const args = parseArgs(argv);
   if (args.help) {
     process.stdout.write(USAGE);
