@@ -16,6 +16,12 @@ export function checkAvailability(config: Config): PathIssue[] {
   if (config.cluster.config !== 'file') no(['cluster', 'config'], 'configuration from etcd');
   if (config.cluster.workers !== 1) no(['cluster', 'workers'], 'several worker processes');
   config.listeners.forEach((l, i) => {
+    if (l.protocol === 'dns') return;
+    if (l.protocol === 'redirect') {
+      const pool = config.pools.find((p) => p.name === l.pool);
+      if (pool !== undefined && pool.persistence !== false) no(['listeners', i, 'pool'], 'persistence through a redirect listener');
+      return;
+    }
     if (l.protocol !== 'http') {
       no(['listeners', i, 'protocol'], `protocol ${l.protocol}`);
       return;

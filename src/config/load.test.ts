@@ -64,8 +64,8 @@ test('the full example parses to typed values: durations in ms, addresses, rates
   assert.equal(mirror.status, 302);
   const dns = c.listeners[4]!;
   assert.ok(dns.protocol === 'dns');
-  assert.deepEqual(dns.zones[0]!.records[0], { name: 'www', type: 'A', pool: 'web', policy: 'roundrobin', answers: 2 });
-  assert.deepEqual(dns.zones[0]!.records[2], { name: 'static', type: 'A', values: ['192.0.2.10'], policy: 'roundrobin', answers: 0 });
+  assert.deepEqual(dns.zones[0]!.records[0], { name: 'www', type: 'A', pool: 'web', policy: 'roundrobin', answers: 2, fallback: 'all' });
+  assert.deepEqual(dns.zones[0]!.records[2], { name: 'static', type: 'A', values: ['192.0.2.10'], policy: 'roundrobin', answers: 0, fallback: 'all' });
 
   const [webPool, api, images, db] = c.pools;
   assert.equal(webPool!.balance, 'roundrobin');

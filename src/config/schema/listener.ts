@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { accessSchema, rateLimitSchema } from './access.js';
-import { dnsZoneSchema } from './dns.js';
+import { dnsListenerSchema } from './dns.js';
 import { cidrList, flag, int, listenAddress, name, oneOf } from './fields.js';
 import { httpLimitsSchema } from './http-limits.js';
 import { routeSchema } from './route.js';
@@ -59,13 +59,7 @@ export const redirectListenerSchema = z
   })
   .describe("HTTP listener that answers each request with a redirect to the chosen server's url");
 
-export const dnsListenerSchema = z
-  .strictObject({
-    protocol: z.literal('dns'),
-    ...base,
-    zones: z.array(dnsZoneSchema).min(1, 'a dns listener needs at least one zone').describe('Zones served'),
-  })
-  .describe('Authoritative DNS server (UDP and TCP on the same port) answering from the pools');
+export { dnsListenerSchema };
 
 export const listenerSchema = z
   .discriminatedUnion('protocol', [httpListenerSchema, httpsListenerSchema, tcpListenerSchema, redirectListenerSchema, dnsListenerSchema])

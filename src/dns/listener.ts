@@ -1,0 +1,215 @@
+/**
+ * A `dns` listener: DNS over UDP and TCP on one address and port, answering through a
+ * Responder. UDP answers pass response-rate limiting; TCP carries length-prefixed messages,
+ * several queries per connection (answered in order), with an idle timeout and a bound on
+ * open connections and on unread output.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Responder } from './responder.js';
+import type { ResponseRateLimiter } from './rrl.js';
+
+export interface DnsTcpLimits {
+  readonly idleTimeoutMs: number;
+  /** 0 = unlimited. */
+  readonly maxConnections: number;
+  /** 0 = unlimited. */
+  readonly maxQueriesPerConnection: number;
+}
+
+export interface DnsListenerSettings {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly responder: Responder;
+  readonly rateLimiter: ResponseRateLimiter | undefined;
+  readonly tcp: DnsTcpLimits;
+}
+
+/** Told of every message answered or dropped (metrics: portico_dns_queries_total). */
+export interface DnsObserver {
+  dnsQuery(listener: string, zone: string, rcode: string, transport: 'udp' | 'tcp'): void;
+}
+
+/** Unread response bytes a TCP client may leave queued before Portico stops reading its queries. */
+const MAX_TCP_BACKLOG = 256 * 1024;
+/** Tries to find a port free for both UDP and TCP when the configured port is 0. */
+const PORT_TRIES = 20;
+
+/** Structurally an app ListenerService (start, stop, name, protocol, address). */
+export class DnsListener {
+  readonly protocol = 'dns';
+  readonly name: string;
+  readonly responder: Responder;
+  readonly rateLimiter: ResponseRateLimiter | undefined;
+  /** Messages handled, by `zone rcode` ('' zone: outside every zone). */
+  readonly counts = new Map<string, number>();
+  private readonly host: string;
+  private port: number;
+  private readonly tcpLimits: DnsTcpLimits;
+  private readonly observer: DnsObserver | undefined;
+  private udp: UdpSocket | undefined;
+  private tcp: NetServer | undefined;
+  private readonly conns = new Set<Socket>();
+
+  constructor(settings: DnsListenerSettings, observer?: DnsObserver) {
+    this.name = settings.name;
+    this.host = settings.host;
+    this.port = settings.port;
+    this.responder = settings.responder;
+    this.rateLimiter = settings.rateLimiter;
+    this.tcpLimits = settings.tcp;
+    this.observer = observer;
+  }
+
+  get address(): { host: string; port: number } {
+    return { host: this.host, port: this.port };
+  }
+
+  /** How many messages got `rcode` in `zone`. */
+  count(zone: string, rcode: string): number {
+    return this.counts.get(`${zone} ${rcode}`) ?? 0;
+  }
+
+  async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const tcp = createServer({ allowHalfOpen: true, noDelay: true }, this.accept);
+      await listenTcp(tcp, this.host, this.port);
+      const a = tcp.address();
+      const port = a !== null && typeof a === 'object' ? a.port : this.port;
+      const udp = createSocket({ type: this.host.includes(':') ? 'udp6' : 'udp4' });
+      try {
+        await bindUdp(udp, this.host, port);
+      } catch (err) {
+        await new Promise<void>((r) => tcp.close(() => r()));
+        // With port 0 the TCP port may be taken for UDP: try another.
+        if (this.port === 0 && attempt < PORT_TRIES && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
+        throw err;
+      }
+      tcp.on('error', noop); // after listen (EMFILE ...): accept goes on
+      udp.on('error', noop); // ICMP errors reported on send must not end the listener
+      udp.on('message', this.onUdp);
+      this.tcp = tcp;
+      this.udp = udp;
+      this.port = port;
+      return;
+    }
+  }
+
+  private readonly onUdp = (msg: Buffer, rinfo: RemoteInfo): void => {
+    const rrl = this.rateLimiter;
+    let resp: Buffer | undefined;
+    if (rrl === undefined) {
+      resp = this.responder.handle(msg, 'udp', rinfo.address);
+    } else {
+      const verdict = rrl.check(rinfo.address);
+      if (verdict === 'drop') {
+        this.record('', 'RATE-LIMITED', 'udp');
+        return;
+      }
+      resp = verdict === 'slip' ? this.responder.truncatedFor(msg) : this.responder.handle(msg, 'udp', rinfo.address);
+    }
+    const o = this.responder.outcome;
+    this.record(o.zone, o.rcode, 'udp');
+    if (resp !== undefined) this.udp?.send(resp, rinfo.port, rinfo.address);
+  };
+
+  private record(zone: string, rcode: string, transport: 'udp' | 'tcp'): void {
+    const k = `${zone} ${rcode}`;
+    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+    this.observer?.dnsQuery(this.name, zone, rcode, transport);
+  }
+
+  private readonly accept = (sock: Socket): void => {
+    sock.on('error', noop);
+    const max = this.tcpLimits.maxConnections;
+    if (max > 0 && this.conns.size >= max) {
+      sock.destroy();
+      return;
+    }
+    this.conns.add(sock);
+    sock.on('close', () => this.conns.delete(sock));
+    sock.setTimeout(this.tcpLimits.idleTimeoutMs, () => sock.destroy());
+    const client = sock.remoteAddress ?? '';
+    let buf: Buffer = Buffer.alloc(0);
+    let answered = 0;
+    let ended = false;
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      sock.cork();
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        const resp = this.responder.handle(msg, 'tcp', client);
+        const o = this.responder.outcome;
+        this.record(o.zone, o.rcode, 'tcp');
+        if (resp !== undefined) {
+          const prefix = Buffer.allocUnsafe(2);
+          prefix.writeUInt16BE(resp.length, 0);
+          sock.write(prefix);
+          sock.write(resp);
+        }
+        const limit = this.tcpLimits.maxQueriesPerConnection;
+        if (limit > 0 && ++answered >= limit) {
+          ended = true;
+          buf = Buffer.alloc(0);
+          sock.end();
+          break;
+        }
+      }
+      sock.uncork();
+      if (!ended && sock.writableLength > MAX_TCP_BACKLOG) {
+        sock.pause();
+        sock.once('drain', () => sock.resume());
+      }
+    });
+    sock.on('end', () => {
+      if (!ended) sock.end();
+    });
+  };
+
+  /** Stop answering; TCP connections are closed once their written answers are sent, or after graceMs. */
+  async stop(graceMs: number): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    if (udp !== undefined) await new Promise<void>((r) => udp.close(() => r()));
+    if (tcp === undefined) return;
+    const closed = new Promise<void>((r) => tcp.close(() => r()));
+    for (const s of this.conns) s.end();
+    const deadline = Date.now() + graceMs;
+    while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.conns) s.destroy();
+    await closed;
+  }
+}
+
+function listenTcp(server: NetServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onErr = (err: Error): void => reject(err);
+    server.once('error', onErr);
+    server.listen({ host, port }, () => {
+      server.off('error', onErr);
+      resolve();
+    });
+  });
+}
+
+function bindUdp(sock: UdpSocket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onErr = (err: Error): void => {
+      sock.close();
+      reject(err);
+    };
+    sock.once('error', onErr);
+    sock.bind({ address: host, port, exclusive: true }, () => {
+      sock.off('error', onErr);
+      resolve();
+    });
+  });
+}
+
+function noop(): void {}

@@ -1,0 +1,316 @@
+/**
+ * A `redirect` listener: every request is answered with a redirect to the chosen server's own
+ * URL (its `url`, else http://host:port) followed by the request's path and query. The server is
+ * picked by the pool's balancer among its available servers; a pool with none answers 503.
+ *
+ * It reads requests on raw sockets with the data path's strict parser, so a malformed request
+ * gets the same 4xx as on an http listener and the connection is closed. Requests carry no body
+ * to anyone: a request with a body is answered and its connection closed.
+ */
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { CidrSet } from '../../core/cidr.js';
+import type { Server } from '../../core/server.js';
+import type { Pool } from '../../pool/pool.js';
+import { errorResponse } from '../http/error-response.js';
+import { parseRequestHead, type HeadLimits, type RequestHead } from '../http/parse-request.js';
+import type { RequestView } from '../http/router.js';
+
+export type RedirectStatus = 301 | 302 | 307 | 308;
+
+export interface RedirectLimits extends HeadLimits {
+  readonly headerTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** 0 = unlimited. */
+  readonly maxConnections: number;
+  /** 0 = unlimited. */
+  readonly maxRequestsPerConnection: number;
+}
+
+export interface RedirectListenerSettings {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly pool: Pool;
+  readonly status: RedirectStatus;
+  readonly limits: RedirectLimits;
+  /** Client addresses admitted, and those refused even when admitted. */
+  readonly allow: CidrSet;
+  readonly deny: CidrSet;
+  /** The hash key of a request, for `balance: hash`. */
+  readonly hashKey?: ((req: RequestView) => string | undefined) | undefined;
+  readonly retryAfterSec: number;
+}
+
+/** Told of refused connections and requests (the same counters as the http listener's). */
+export interface RedirectObserver {
+  rejected(listener: string, reason: string): void;
+  connection(listener: string): void;
+}
+
+const REASON: Record<RedirectStatus, string> = {
+  301: 'Moved Permanently',
+  302: 'Found',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
+};
+
+let requestSeq = 0;
+const idPrefix = `r${process.pid.toString(36)}-${Date.now().toString(36)}-`;
+const nextRequestId = (): string => idPrefix + (++requestSeq).toString(36);
+
+export class RedirectListener {
+  readonly protocol = 'redirect';
+  readonly name: string;
+  private readonly s: RedirectListenerSettings;
+  private readonly observer: RedirectObserver | undefined;
+  private server: NetServer | undefined;
+  private port: number;
+  private readonly sessions = new Set<RedirectSession>();
+  /** Redirects sent, by server name; and requests answered 503. */
+  readonly redirects = new Map<string, number>();
+  unavailable = 0;
+
+  constructor(settings: RedirectListenerSettings, observer?: RedirectObserver) {
+    this.name = settings.name;
+    this.s = settings;
+    this.port = settings.port;
+    this.observer = observer;
+  }
+
+  get address(): { host: string; port: number } {
+    return { host: this.s.host, port: this.port };
+  }
+
+  get settings(): RedirectListenerSettings {
+    return this.s;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer({ allowHalfOpen: false, noDelay: true }, this.accept);
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (err: Error): void => reject(err);
+      server.once('error', onErr);
+      server.listen({ host: this.s.host, port: this.s.port }, () => {
+        server.off('error', onErr);
+        resolve();
+      });
+    });
+    server.on('error', noop);
+    const a = server.address();
+    if (a !== null && typeof a === 'object') this.port = a.port;
+    this.server = server;
+  }
+
+  private readonly accept = (sock: Socket): void => {
+    sock.on('error', noop);
+    const addr = sock.remoteAddress ?? '';
+    if (!this.s.allow.has(addr) || this.s.deny.has(addr)) {
+      this.observer?.rejected(this.name, 'access');
+      sock.destroy();
+      return;
+    }
+    const max = this.s.limits.maxConnections;
+    if (max > 0 && this.sessions.size >= max) {
+      this.observer?.rejected(this.name, 'max-connections');
+      sock.destroy();
+      return;
+    }
+    this.observer?.connection(this.name);
+    const session = new RedirectSession(sock, addr, this);
+    this.sessions.add(session);
+    sock.on('close', () => {
+      session.clearTimer();
+      this.sessions.delete(session);
+    });
+  };
+
+  /** The response to one parsed request (a redirect, or 503 when no server is available). */
+  respond(head: RequestHead, view: RequestView, keepAlive: boolean): string {
+    if (head.form === 'authority' || head.form === 'asterisk') {
+      this.observer?.rejected(this.name, 'method');
+      return errorResponse(405, nextRequestId(), keepAlive, 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n');
+    }
+    const server = this.choose(view);
+    if (server === undefined) {
+      this.unavailable++;
+      return errorResponse(503, nextRequestId(), keepAlive, `Retry-After: ${this.s.retryAfterSec}\r\n`);
+    }
+    this.redirects.set(server.name, (this.redirects.get(server.name) ?? 0) + 1);
+    const location = baseUrlOf(server) + head.path;
+    const status = this.s.status;
+    const text = `${status} ${REASON[status]}: ${location}\n`;
+    return (
+      `HTTP/1.1 ${status} ${REASON[status]}\r\n` +
+      `Location: ${location}\r\n` +
+      'Cache-Control: no-store\r\n' +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(text)}\r\n` +
+      (keepAlive ? '' : 'Connection: close\r\n') +
+      '\r\n' +
+      (head.method === 'HEAD' ? '' : text)
+    );
+  }
+
+  /** The server a request is sent to: the pool's balancer over its available servers. */
+  private choose(view: RequestView): Server | undefined {
+    const hashKey = this.s.hashKey?.(view);
+    return this.s.pool.pick({ hashKey, path: view.path });
+  }
+
+  rejected(reason: string): void {
+    this.observer?.rejected(this.name, reason);
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const s of this.sessions) s.closeWhenIdle();
+    const deadline = Date.now() + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.sessions) s.sock.destroy();
+    await closed;
+  }
+}
+
+const baseUrls = new WeakMap<Server, string>();
+
+/**
+ * The base URL a server's redirects point to, without a trailing slash: its `url` in the
+ * normalised form of WHATWG URL (punycode host, percent-encoded path), else http://host:port.
+ * Computed once per server definition.
+ */
+export function baseUrlOf(server: Server): string {
+  let base = baseUrls.get(server);
+  if (base !== undefined) return base;
+  const url = server.meta['url'];
+  if (url !== undefined) {
+    const u = new URL(url);
+    base = `${u.protocol}//${u.host}${u.pathname}`;
+    if (base.endsWith('/')) base = base.slice(0, -1);
+  } else {
+    const host = server.host.includes(':') ? `[${server.host}]` : server.host;
+    base = `http://${host}:${server.port}`;
+  }
+  baseUrls.set(server, base);
+  return base;
+}
+
+/** One client connection: request heads parsed in turn, each answered at once. */
+class RedirectSession {
+  private buf: Buffer = Buffer.alloc(0);
+  private requests = 0;
+  private closing = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** Waiting for the rest of a head that has started (header timeout) rather than for a new request. */
+  private inHead = false;
+
+  constructor(
+    readonly sock: Socket,
+    private readonly clientAddress: string,
+    private readonly lst: RedirectListener,
+  ) {
+    sock.on('data', this.onData);
+    this.arm();
+  }
+
+  private arm(): void {
+    this.clearTimer();
+    const l = this.lst.settings.limits;
+    const ms = this.inHead ? l.headerTimeoutMs : l.keepAliveTimeoutMs;
+    this.timer = setTimeout(() => {
+      if (this.inHead) {
+        this.lst.rejected('header-timeout');
+        this.sock.end(errorResponse(408, nextRequestId(), false));
+        this.sock.destroySoon();
+      } else {
+        this.sock.destroy();
+      }
+    }, ms);
+    this.timer.unref();
+  }
+
+  clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Close now if no request is in progress, else after its response. */
+  closeWhenIdle(): void {
+    this.closing = true;
+    if (!this.inHead) this.sock.end();
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.closing && !this.inHead) return; // after a final response: discard the rest
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const limits = this.lst.settings.limits;
+    const wasInHead = this.inHead;
+    while (this.buf.length > 0 && !this.sock.destroyed) {
+      const r = parseRequestHead(this.buf, limits);
+      if (r === null) {
+        this.inHead = true;
+        if (!wasInHead) this.arm(); // the header timeout runs from the first byte of a head
+        return;
+      }
+      this.inHead = false;
+      if (!r.ok) {
+        this.lst.rejected(`parse-${r.status}`);
+        this.finish(errorResponse(r.status, nextRequestId(), false));
+        return;
+      }
+      this.buf = this.buf.subarray(r.headEnd);
+      this.requests++;
+      const max = limits.maxRequestsPerConnection;
+      const hasBody = r.chunked || r.contentLength > 0;
+      const keepAlive = r.keepAlive && !hasBody && !this.closing && (max === 0 || this.requests < max);
+      const out = this.lst.respond(r, viewOf(r, this.clientAddress), keepAlive);
+      if (!keepAlive) {
+        this.finish(out);
+        return;
+      }
+      this.sock.write(out);
+    }
+    this.inHead = false;
+    this.arm();
+  };
+
+  /** Send a last response and close; what the client still sends is read and discarded. */
+  private finish(out: string): void {
+    this.closing = true;
+    this.inHead = false;
+    this.buf = Buffer.alloc(0);
+    this.clearTimer();
+    this.sock.end(out);
+    // Linger so that a body still arriving does not turn the close into a reset; then cut.
+    this.timer = setTimeout(() => this.sock.destroy(), 2000);
+    this.timer.unref();
+  }
+}
+
+function viewOf(r: RequestHead, clientAddress: string): RequestView {
+  const q = r.path.indexOf('?');
+  return {
+    method: r.method,
+    path: q < 0 ? r.path : r.path.slice(0, q),
+    query: q < 0 ? '' : r.path.slice(q + 1),
+    host: hostOnly(r.host ?? ''),
+    lnames: r.lnames,
+    values: r.values,
+    clientAddress,
+  };
+}
+
+function hostOnly(h: string): string {
+  let s = h.toLowerCase();
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    return end < 0 ? s : s.slice(1, end);
+  }
+  const colon = s.indexOf(':');
+  if (colon >= 0) s = s.slice(0, colon);
+  return s.endsWith('.') ? s.slice(0, -1) : s;
+}
+
+function noop(): void {}
