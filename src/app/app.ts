@@ -24,6 +24,8 @@ import { ConfigRuntime, type ConfigHost, type ReloadResult } from './config-runt
 import { mountObservability } from '../admin/dashboard/mount.js';
 import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
+import { buildDnsListener } from '../dns/build.js';
+import { buildRedirectListener } from '../proxy/redirect/build.js';
 import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
@@ -255,6 +257,12 @@ class PorticoApp implements Portico, ConfigHost {
     switch (lc.protocol) {
       case 'http':
         return new HttpListener(this.httpSettings(lc, handles), this.stats as HttpObserver);
+      case 'dns':
+        return buildDnsListener(lc, poolsOf(handles), { rng: this.rng, clock: this.clock });
+      case 'redirect': {
+        const h = handles.get(lc.pool)!;
+        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats);
+      }
       default:
         // checkAvailability refuses these at validation; reaching here is a bug.
         throw new Error(`listener ${lc.name}: protocol ${lc.protocol} is not available in this version`);
@@ -415,6 +423,11 @@ export function hashKeyOf(key: string): (req: RequestView) => string | undefined
   if (kind === 'cookie') return (r) => cookieValue(r, name);
   if (kind === 'query') return (r) => queryValue(r.query, name);
   throw new Error(`unknown hash key ${key}`);
+}
+
+/** The pools behind a set of handles, by name. */
+function poolsOf(handles: ReadonlyMap<string, PoolHandle>): Map<string, Pool> {
+  return new Map([...handles].map(([name, h]) => [name, h.pool]));
 }
 
 function fmtHost(h: string): string {
