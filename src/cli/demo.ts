@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createPortico } from '../app/app.js';
 import { startDemoBackend, type DemoBackend } from '../app/demo-backends.js';
 import { runUntilSignal } from './main.js';
 
 /** The demo farm of SPEC §1: three servers on 127.0.0.1:9101-9103 behind an http listener on :8080. */
 export const DEMO_CONFIG = {
+  admin: { listen: '127.0.0.1:9090' },
   listeners: [
     {
       name: 'web',
@@ -30,9 +34,12 @@ export async function runDemo(): Promise<undefined> {
   for (const [i, name] of ['web1', 'web2', 'web3'].entries()) {
     backends.push(await startDemoBackend(name, '127.0.0.1', 9101 + i));
   }
-  const portico = createPortico(DEMO_CONFIG);
+  // Runtime changes made through the admin API last as long as this demo run.
+  const stateDir = mkdtempSync(join(tmpdir(), 'portico-demo-'));
+  const portico = createPortico({ ...DEMO_CONFIG, stateDir });
   await runUntilSignal(portico, async () => {
     await Promise.all(backends.map((b) => b.close()));
+    rmSync(stateDir, { recursive: true, force: true });
   });
   const web = portico.address('web')!;
   process.stdout.write(
@@ -41,6 +48,8 @@ export async function runDemo(): Promise<undefined> {
       `  http listener   http://${web.host}:${web.port}/   (round-robin over web1, web2, web3)`,
       `  demo servers    http://127.0.0.1:9101/ http://127.0.0.1:9102/ http://127.0.0.1:9103/`,
       '  try: curl -s http://127.0.0.1:8080/   (repeat to see the servers take turns)',
+      `  admin API       ${portico.admin?.url ?? ''}/api/v1/status`,
+      '  try: npx portico ctl servers web   then   npx portico ctl drain web/web2',
       'Stop with Ctrl-C.',
       '',
     ].join('\n'),

@@ -4,6 +4,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { createPortico, markValidated, type Portico } from '../app/app.js';
 import { runDemo } from './demo.js';
+import { runCtl } from './ctl.js';
 import { runSimulate } from '../sim/cli.js';
 import { createLogger } from '../observability/logger.js';
 
@@ -14,6 +15,7 @@ Commands:
   check -c FILE       validate FILE; print every error as FILE:LINE:COL key: message
   demo                run the demo farm: three servers behind an http listener
   simulate ...        replay a trace through the balancing algorithms (portico simulate --help)
+  ctl ...             the admin API from the shell: status, pools, servers, weight, drain ... (portico ctl --help)
   (no command)        start with ./portico.yaml if it exists, else the demo
 
 Options:
@@ -53,6 +55,9 @@ function parseArgs(argv: string[]): Args {
 }
 
 export async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === 'ctl') {
+    return runCtl(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  }
   if (argv[0] === 'simulate') {
     return runSimulate(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
   }
@@ -86,7 +91,7 @@ async function start(file: string): Promise<number | undefined> {
   let portico: Portico;
   try {
     const config = markValidated(loadConfigFile(file));
-    portico = createPortico(config);
+    portico = createPortico(config, { configFile: file });
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const line of err.lines()) process.stderr.write(line + '\n');
@@ -119,4 +124,10 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: reload the configuration file. The outcome (applied, or refused with every error) is logged by the reload.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info('SIGHUP: reloading the configuration');
+    portico.reload().catch(() => undefined);
+  });
 }

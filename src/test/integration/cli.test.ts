@@ -140,6 +140,9 @@ describe('portico command line', () => {
     try {
       const out = await waitOutput(child, /Stop with Ctrl-C/);
       assert.match(out, /http:\/\/127\.0\.0\.1:8080\//);
+      assert.match(out, /http:\/\/127\.0\.0\.1:9090\/api\/v1\/status/);
+      const status = (await (await fetch('http://127.0.0.1:9090/api/v1/status')).json()) as { listeners: { name: string }[] };
+      assert.ok(status.listeners.some((l) => l.name === 'web'), 'the admin API of the demo answers');
       const seen = new Set<string>();
       for (let i = 0; i < 6; i++) {
         const r = await fetchText(8080);

@@ -1,0 +1,389 @@
+/**
+ * `portico ctl`: the admin API from the shell. Readable tables by default, the API's JSON
+ * with --json. Exit codes: 0 done, 1 the API refused (its error is printed), 2 usage error,
+ * 3 the admin API could not be reached.
+ */
+
+export const CTL_USAGE = `Usage: portico ctl [--admin URL] [--token T] [--json] COMMAND
+
+Commands:
+  status                          node, version, uptime, listeners, configuration, runtime changes
+  pools                           every pool: algorithm, servers, available, requests per second
+  servers POOL                    the servers of POOL: state, health, weight, connections, rates
+  weight POOL/SERVER N            set the weight (0-256)
+  drain POOL/SERVER               no new sessions; traffic already pinned may continue
+  ready POOL/SERVER               back in service
+  maint POOL/SERVER               no traffic at all, health checks paused
+  add POOL NAME ADDRESS [--weight N] [--backup]
+                                  register a server
+  remove POOL/SERVER [--now]      deregister: drain, remove once idle (--now: at once)
+  reload                          re-read the configuration file; an invalid file is refused
+
+Options:
+  --admin URL    the admin API (default: $PORTICO_ADMIN or http://127.0.0.1:9090)
+  --token T      bearer token for changes (default: $PORTICO_ADMIN_TOKEN)
+  --json         print the API's JSON instead of tables
+  --timeout MS   give up after MS milliseconds (default 10000)
+
+Exit codes: 0 done, 1 refused by the API, 2 usage error, 3 admin API unreachable.
+`;
+
+export const EXIT_OK = 0;
+export const EXIT_REFUSED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_UNREACHABLE = 3;
+
+export interface CtlIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+interface CtlOptions {
+  admin: string;
+  token: string | undefined;
+  json: boolean;
+  timeoutMs: number;
+  weight: number | undefined;
+  backup: boolean;
+  now: boolean;
+  words: string[];
+}
+
+class UsageError extends Error {}
+
+/** Run `portico ctl ARGS`; resolves with the exit code. */
+export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number> {
+  let o: CtlOptions;
+  try {
+    o = parseCtlArgs(argv, io.env ?? process.env);
+  } catch (err) {
+    io.err(`portico ctl: ${(err as Error).message}\n\n${CTL_USAGE}`);
+    return EXIT_USAGE;
+  }
+  const [cmd, ...rest] = o.words;
+  if (cmd === undefined || cmd === 'help') {
+    (cmd === undefined ? io.err : io.out)(CTL_USAGE);
+    return cmd === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  try {
+    const call = planCall(cmd, rest, o);
+    const r = await request(o, call.method, call.path, call.body);
+    if (r.status >= 400 || (r.status >= 300 && r.status < 400)) {
+      if (o.json) io.err(JSON.stringify(r.body, null, 2) + '\n');
+      else io.err(describeError(r) + '\n');
+      return EXIT_REFUSED;
+    }
+    if (o.json) io.out(JSON.stringify(r.body, null, 2) + '\n');
+    else io.out(call.render(r.body as Json));
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`portico ctl: ${err.message}\n\n${CTL_USAGE}`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof Unreachable) {
+      io.err(`portico ctl: ${err.message}\n`);
+      return EXIT_UNREACHABLE;
+    }
+    throw err;
+  }
+}
+
+function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptions {
+  const o: CtlOptions = {
+    admin: env.PORTICO_ADMIN ?? 'http://127.0.0.1:9090',
+    token: env.PORTICO_ADMIN_TOKEN === '' ? undefined : env.PORTICO_ADMIN_TOKEN,
+    json: false,
+    timeoutMs: 10_000,
+    weight: undefined,
+    backup: false,
+    now: false,
+    words: [],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const inline = a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--admin':
+        o.admin = value();
+        break;
+      case '--token':
+        o.token = value();
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '--timeout':
+        o.timeoutMs = positiveInt(value(), '--timeout');
+        break;
+      case '--weight':
+        o.weight = Number(value());
+        if (!Number.isInteger(o.weight)) throw new Error('--weight takes a whole number');
+        break;
+      case '--backup':
+        o.backup = true;
+        break;
+      case '--now':
+        o.now = true;
+        break;
+      case '-h':
+      case '--help':
+        o.words = ['help'];
+        return o;
+      default:
+        if (a.startsWith('-') && a !== '-' && !/^-\d/.test(a)) throw new Error(`unknown option ${a}`);
+        o.words.push(a);
+    }
+  }
+  let url: URL;
+  try {
+    url = new URL(o.admin.includes('://') ? o.admin : `http://${o.admin}`);
+  } catch {
+    throw new Error(`--admin ${o.admin} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--admin ${o.admin}: http or https only`);
+  o.admin = url.origin + url.pathname.replace(/\/+$/, '');
+  return o;
+}
+
+function positiveInt(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} takes a positive whole number`);
+  return n;
+}
+
+// ---- commands -------------------------------------------------------------------------------
+
+type Json = Record<string, any>;
+
+interface Call {
+  readonly method: string;
+  readonly path: string;
+  readonly body?: unknown;
+  render(body: Json): string;
+}
+
+function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
+  const want = (n: number, shape: string): void => {
+    if (args.length !== n) throw new UsageError(`${cmd} takes ${shape}`);
+  };
+  const seg = encodeURIComponent;
+  switch (cmd) {
+    case 'status':
+      want(0, 'no argument');
+      return { method: 'GET', path: '/api/v1/status', render: renderStatus };
+    case 'pools':
+      want(0, 'no argument');
+      return { method: 'GET', path: '/api/v1/pools', render: (b) => renderPools(b.pools as Json[]) };
+    case 'servers': {
+      want(1, 'POOL');
+      return { method: 'GET', path: `/api/v1/pools/${seg(args[0]!)}`, render: (b) => renderServers(b) };
+    }
+    case 'weight': {
+      want(2, 'POOL/SERVER N');
+      const [pool, server] = poolServer(args[0]!);
+      const n = Number(args[1]);
+      if (!Number.isInteger(n)) throw new UsageError(`weight ${args[1]} is not a whole number`);
+      return { method: 'PATCH', path: `/api/v1/pools/${seg(pool)}/servers/${seg(server)}`, body: { weight: n }, render: (b) => `${pool}/${b.name}: weight ${b.weight}\n` };
+    }
+    case 'drain':
+    case 'ready':
+    case 'maint': {
+      want(1, 'POOL/SERVER');
+      const [pool, server] = poolServer(args[0]!);
+      return {
+        method: 'PATCH',
+        path: `/api/v1/pools/${seg(pool)}/servers/${seg(server)}`,
+        body: { state: cmd },
+        render: (b) => `${pool}/${b.name}: ${b.state} (active ${b.active})\n`,
+      };
+    }
+    case 'add': {
+      want(3, 'POOL NAME ADDRESS [--weight N] [--backup]');
+      const [pool, name, address] = args as [string, string, string];
+      const body: Json = { name, address };
+      if (o.weight !== undefined) body.weight = o.weight;
+      if (o.backup) body.backup = true;
+      return { method: 'POST', path: `/api/v1/pools/${seg(pool)}/servers`, body, render: (b) => `${pool}/${b.name}: added at ${b.address}, weight ${b.weight}, ${b.state}\n` };
+    }
+    case 'remove': {
+      want(1, 'POOL/SERVER [--now]');
+      const [pool, server] = poolServer(args[0]!);
+      return {
+        method: 'DELETE',
+        path: `/api/v1/pools/${seg(pool)}/servers/${seg(server)}${o.now ? '?now=true' : ''}`,
+        render: (b) => (b.state === 'removed' ? `${pool}/${b.server}: removed\n` : `${pool}/${b.server}: draining (${b.active} in flight); removed once idle\n`),
+      };
+    }
+    case 'reload':
+      want(0, 'no argument');
+      return {
+        method: 'POST',
+        path: '/api/v1/reload',
+        render: (b) => {
+          const lines = [`reloaded: generation ${b.generation}`];
+          const changes = b.changes as string[];
+          if (changes.length === 0) lines.push('  nothing changed');
+          for (const c of changes) lines.push(`  ${c}`);
+          for (const k of b.restartRequired as string[]) lines.push(`  ${k}: changed; takes effect at the next start`);
+          return lines.join('\n') + '\n';
+        },
+      };
+    default:
+      throw new UsageError(`unknown command ${cmd}`);
+  }
+}
+
+function poolServer(s: string): [string, string] {
+  const i = s.indexOf('/');
+  if (i <= 0 || i === s.length - 1) throw new UsageError(`expected POOL/SERVER, got ${s}`);
+  return [s.slice(0, i), s.slice(i + 1)];
+}
+
+// ---- HTTP -----------------------------------------------------------------------------------
+
+class Unreachable extends Error {}
+
+interface Reply {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+async function request(o: CtlOptions, method: string, path: string, body?: unknown): Promise<Reply> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (o.token !== undefined && method !== 'GET') headers.authorization = `Bearer ${o.token}`;
+  let res: Response;
+  try {
+    res = await fetch(o.admin + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(o.timeoutMs),
+      redirect: 'manual',
+    });
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const why = e.name === 'TimeoutError' ? `no answer within ${o.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    throw new Unreachable(`cannot reach the admin API at ${o.admin}: ${why}`);
+  }
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new Unreachable(`${o.admin}${path} answered ${res.status} with something that is not JSON: is it Portico's admin API?`);
+  }
+  return { status: res.status, body: parsed };
+}
+
+function describeError(r: Reply): string {
+  const e = (r.body as { error?: { code?: string; message?: string; issues?: { path: string; message: string }[] } }).error;
+  if (e === undefined) return `portico ctl: the admin API answered ${r.status}`;
+  const lines = [`portico ctl: ${e.message ?? 'refused'} (${e.code ?? r.status})`];
+  for (const i of e.issues ?? []) lines.push(`  ${i.path}: ${i.message}`);
+  return lines.join('\n');
+}
+
+// ---- rendering ------------------------------------------------------------------------------
+
+/** Columns padded to their widest cell; numbers right-aligned. */
+export function table(head: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const cells = [head.map(String), ...rows.map((r) => r.map((c) => String(c)))];
+  const numeric = head.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || r[i] === '-'));
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return (
+    cells
+      .map((r) =>
+        r
+          .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
+}
+
+const rate = (r: Json | null | undefined): number | string => (r === null || r === undefined ? '-' : Math.round((r.rps as number) * 10) / 10);
+
+function renderStatus(b: Json): string {
+  const c = b.config as Json;
+  const lines = [
+    `node        ${b.node}`,
+    `version     ${b.version}`,
+    `uptime      ${duration(b.uptimeSec as number)}`,
+    `ready       ${b.ready ? 'yes' : 'no'}`,
+    `config      ${c.file ?? '(an object, not a file)'}, generation ${c.generation}, loaded ${c.loadedAt}`,
+  ];
+  const last = c.lastReload as Json | null;
+  if (last !== null) lines.push(`last reload ${last.at}: ${last.ok ? 'applied' : 'refused'}`);
+  for (const e of (last?.errors as string[] | undefined) ?? []) lines.push(`  ${e}`);
+  lines.push('', table(['LISTENER', 'PROTOCOL', 'ADDRESS'], (b.listeners as Json[]).map((l) => [l.name, l.protocol, l.address])).trimEnd());
+  const rc = b.runtimeChanges as Json;
+  const inForce = rc.inForce as Json[];
+  const notApplied = rc.notApplied as Json[];
+  lines.push('', `runtime changes (${rc.journal ?? 'kept in memory only'}): ${inForce.length} in force${notApplied.length > 0 ? `, ${notApplied.length} not applied` : ''}`);
+  if (rc.problem !== undefined) lines.push(`  journal problem: ${rc.problem}`);
+  const row = (x: Json): (string | number)[] => [x.server === undefined ? x.pool : `${x.pool}/${x.server}`, x.kind, brief(x.runtime), brief(x.config), x.reason ?? ''];
+  const rows = [...inForce, ...notApplied].map(row);
+  if (rows.length > 0) lines.push(table(['WHAT', 'CHANGE', 'NOW', 'IN THE FILE', 'NOT APPLIED BECAUSE'], rows).trimEnd());
+  return lines.join('\n') + '\n';
+}
+
+function renderPools(pools: readonly Json[]): string {
+  if (pools.length === 0) return 'no pool\n';
+  return table(
+    ['POOL', 'BALANCE', 'SERVERS', 'AVAILABLE', 'INFLIGHT', 'RPS'],
+    pools.map((p) => [p.name, p.balance ?? '-', p.size, p.available, p.inflight, rate(p.rates)]),
+  );
+}
+
+function renderServers(p: Json): string {
+  const servers = p.servers as Json[];
+  const head = `pool ${p.name} (${p.balance}): ${p.available} of ${p.size} available${p.usingBackups ? ', on backups' : ''}\n`;
+  if (servers.length === 0) return head + 'no server\n';
+  return (
+    head +
+    table(
+      ['SERVER', 'ADDRESS', 'STATE', 'HEALTH', 'WEIGHT', 'ACTIVE', 'REQUESTS', 'FAILURES', 'RPS', 'SOURCE'],
+      servers.map((s) => [
+        s.name + (s.backup ? ' (backup)' : ''),
+        s.address,
+        s.state,
+        s.health,
+        s.effectiveWeight === s.weight ? s.weight : `${s.effectiveWeight}/${s.weight}`,
+        s.active,
+        s.requests,
+        s.failures,
+        rate(s.rates),
+        s.source,
+      ]),
+    )
+  );
+}
+
+function brief(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  if (typeof v !== 'object') return String(v);
+  return Object.entries(v as Json)
+    .filter(([, x]) => x !== undefined)
+    .map(([k, x]) => `${k}=${typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x)}`)
+    .join(' ');
+}
+
+function duration(sec: number): string {
+  const d = Math.floor(sec / 86400);
+  const h = Math.floor((sec % 86400) / 3600);
+  const m = Math.floor((sec % 3600) / 60);
+  const s = sec % 60;
+  return [d > 0 ? `${d}d` : '', h > 0 ? `${h}h` : '', m > 0 ? `${m}m` : '', `${s}s`].filter((x) => x !== '').join(' ');
+}
