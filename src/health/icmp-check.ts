@@ -26,7 +26,8 @@ export class IcmpHealthCheck implements HealthCheck {
       const t0 = performance.now();
       const waitSec = Math.max(this.timeoutMs, 1) / 1000;
       const family = server.host.includes(':') ? '-6' : '-4';
-      const args = ['-n', family, '-c', '1', '-W', waitSec.toFixed(3), '-w', String(Math.ceil(waitSec)), server.host];
+      // -W alone: ping exits as soon as the reply comes or the wait ends (-w would wait out its deadline).
+      const args = ['-n', family, '-c', '1', '-W', waitSec.toFixed(3), server.host];
       let out = '';
       let done = false;
       const child = spawn(this.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -80,7 +81,7 @@ export function icmpUnavailable(): string | undefined {
     support = 'ICMP probes need the ping program (Debian package iputils-ping), which is not on the PATH';
     return support;
   }
-  const r = spawnSync('ping', ['-n', '-4', '-c', '1', '-W', '1', '-w', '2', '127.0.0.1'], { encoding: 'latin1', timeout: 5000 });
+  const r = spawnSync('ping', ['-n', '-4', '-c', '1', '-W', '1', '127.0.0.1'], { encoding: 'latin1', timeout: 5000 });
   if (r.status === 0) {
     support = undefined;
     return support;
