@@ -15,6 +15,9 @@ import { HttpListener, type HttpListenerSettings, type HttpObserver } from '../p
 import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
 import { compileMatch, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
+import { buildTcpListener, TcpShared, updateTcpListener } from '../proxy/tcp/build.js';
+import { mountTcpBindings } from './l4-admin.js';
+import { UpstreamTls } from '../tls/upstream-tls.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { AdminServer } from '../admin/admin-server.js';
@@ -98,6 +101,8 @@ class PorticoApp implements Portico, ConfigHost {
   readonly health = new Map<string, PoolHealth>();
   readonly stats = new RequestStats();
   readonly handles = new Map<string, PoolHandle>();
+  /** Per-pool state of the tcp listeners (session-id tables, TLS sessions toward servers). */
+  private readonly tcpShared: TcpShared;
   /** Every listener, in configuration order. */
   readonly listeners: ListenerService[] = [];
   /** Other services (health monitors, admin API ...), started before the listeners and stopped after them. */
@@ -117,6 +122,7 @@ class PorticoApp implements Portico, ConfigHost {
     const rng = deps.rng ?? new SeededRng((Date.now() ^ process.pid) >>> 0);
     this.clock = clock;
     this.rng = rng;
+    this.tcpShared = new TcpShared(clock);
     this.log = deps.logger ?? createLogger(config.log.level);
     for (const pc of config.pools) {
       const pool = this.newPool(pc);
@@ -145,6 +151,7 @@ class PorticoApp implements Portico, ConfigHost {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
       mountAdminApi(admin, this, { node: config.cluster.node });
+      mountTcpBindings(admin, () => this.listeners);
     }
   }
 
@@ -215,6 +222,7 @@ class PorticoApp implements Portico, ConfigHost {
       l.update(this.httpSettings(lc, handles));
       return true;
     }
+    if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });
     return false;
   }
 
@@ -263,6 +271,8 @@ class PorticoApp implements Portico, ConfigHost {
         const h = handles.get(lc.pool)!;
         return buildRedirectListener(lc, h.pool, h.hashKey, this.stats);
       }
+      case 'tcp':
+        return buildTcpListener(lc, { handles, observer: this.stats, shared: this.tcpShared });
       default:
         // checkAvailability refuses these at validation; reaching here is a bug.
         throw new Error(`listener ${lc.name}: protocol ${lc.protocol} is not available in this version`);
@@ -276,6 +286,8 @@ class PorticoApp implements Portico, ConfigHost {
       maxRequests: pc.keepAlive.maxRequests,
     };
     const upstreams = this.upstreams;
+    const tls = pc.tls === false ? undefined : UpstreamTls.fromConfig(pc.name, pc.tls, ['http/1.1']);
+    this.tcpShared.define(pc);
     return {
       pool,
       retries: pc.retries,
@@ -285,7 +297,7 @@ class PorticoApp implements Portico, ConfigHost {
       retryAfterSec: 1,
       queueTimeoutMs: pc.queue.timeout,
       hashKey: pc.balance === 'hash' && pc.hash !== undefined ? hashKeyOf(pc.hash.key) : undefined,
-      connections: (s: Server) => upstreams.of(s.id, limits),
+      connections: (s: Server) => upstreams.of(s.id, limits, tls),
     };
   }
 

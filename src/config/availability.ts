@@ -22,11 +22,17 @@ export function checkAvailability(config: Config): PathIssue[] {
       if (pool !== undefined && pool.persistence !== false) no(['listeners', i, 'pool'], 'persistence through a redirect listener');
       return;
     }
+    if (l.protocol === 'tcp') {
+      if (!allowsAll(l.access)) no(['listeners', i, 'access'], 'access lists');
+      return;
+    }
     if (l.protocol !== 'http') {
       no(['listeners', i, 'protocol'], `protocol ${l.protocol}`);
       return;
     }
     if (l.rateLimit !== false) no(['listeners', i, 'rateLimit'], 'rate limiting');
+    if (l.sendProxy !== false) no(['listeners', i, 'sendProxy'], 'the PROXY protocol on http listeners');
+    if (l.acceptProxy) no(['listeners', i, 'acceptProxy'], 'the PROXY protocol on http listeners');
     const a = l.access;
     if (a.deny.length > 0 || a.allow.length !== 2 || a.allow[0] !== '0.0.0.0/0' || a.allow[1] !== '::/0') {
       no(['listeners', i, 'access'], 'access lists');
@@ -46,9 +52,12 @@ export function checkAvailability(config: Config): PathIssue[] {
       const why = icmpUnavailable();
       if (why !== undefined) out.push({ path: ['pools', i, 'health', 'type'], message: why });
     }
-    if (p.persistence !== false) no(['pools', i, 'persistence'], 'persistence');
-    if (p.tls !== false) no(['pools', i, 'tls'], 'TLS toward servers');
+    if (p.persistence !== false && p.persistence.type !== 'tls-session') no(['pools', i, 'persistence'], 'persistence');
     if (p.discovery.type !== 'static') no(['pools', i, 'discovery'], `discovery ${p.discovery.type}`);
   });
   return out;
+}
+
+function allowsAll(a: { readonly allow: readonly string[]; readonly deny: readonly string[] }): boolean {
+  return a.deny.length === 0 && a.allow.length === 2 && a.allow[0] === '0.0.0.0/0' && a.allow[1] === '::/0';
 }

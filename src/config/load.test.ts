@@ -8,6 +8,7 @@ import { EXAMPLE_CONFIG } from './example.js';
 import '../balancer/index.js';
 import { loadConfigFile, parseConfigText } from './load.js';
 import type { HttpListenerConfig } from './types.js';
+import { DEFAULT_CIPHERS } from './schema/tls.js';
 
 
 test('the full example parses to typed values: durations in ms, addresses, rates, status ranges', () => {
@@ -55,7 +56,16 @@ test('the full example parses to typed values: durations in ms, addresses, rates
 
   const secure = c.listeners[1]!;
   assert.ok(secure.protocol === 'https');
-  assert.deepEqual(secure.tls, { certificates: [{ cert: 'certs/www.pem', key: 'certs/www.key' }], sessionCache: 'shared' });
+  assert.deepEqual(secure.tls, {
+    certificates: [{ cert: 'certs/www.pem', key: 'certs/www.key' }],
+    minVersion: 'TLSv1.2',
+    ciphers: DEFAULT_CIPHERS,
+    http2: true,
+    sessionCache: 'shared',
+    sessionTimeout: 300_000,
+    ticketKeyRotation: 3_600_000,
+    reloadCheck: 5000,
+  });
   const mysql = c.listeners[2]!;
   assert.ok(mysql.protocol === 'tcp');
   assert.deepEqual([mysql.pool, mysql.inspect, mysql.maxConnections], ['db', 'tls', 10000]);

@@ -1,6 +1,7 @@
 import type { PathIssue } from '../path.js';
 import { checkAdminExposure } from './admin.js';
 import { checkListenConflicts } from './listen-conflicts.js';
+import { checkL4Pools } from './l4.js';
 import { checkPoolOptions } from './pools.js';
 import { asMap } from './raw.js';
 import { checkPoolReferences } from './references.js';
@@ -18,5 +19,6 @@ export function crossCheck(raw: unknown): PathIssue[] {
     ...checkUnreachableRoutes(root),
     ...checkPoolOptions(root),
     ...checkAdminExposure(root),
+    ...checkL4Pools(root),
   ];
 }

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { accessSchema, rateLimitSchema } from './access.js';
 import { dnsListenerSchema } from './dns.js';
-import { cidrList, flag, int, listenAddress, name, oneOf } from './fields.js';
+import { cidrList, duration, flag, int, leaf, listenAddress, name, oneOf } from './fields.js';
+import { fail, ok, show } from '../values/parsed.js';
+import { parseHostPattern } from '../values/text.js';
 import { httpLimitsSchema } from './http-limits.js';
 import { routeSchema } from './route.js';
 import { listenerTlsSchema } from './tls.js';
@@ -11,8 +13,25 @@ const base = {
   listen: listenAddress().describe('Address to bind; port 0 takes any free port'),
 };
 
+/** PROXY protocol toward the servers: `false`, `v1` (text) or `v2` (binary). */
+const sendProxy = leaf<false | 'false' | 'v1' | 'v2', false | 'v1' | 'v2'>('false | v1 | v2', (v) => {
+  if (v === false || v === 'false') return ok(false);
+  if (v === 'v1' || v === 'v2') return ok(v);
+  return fail(`expected false, v1 or v2, got ${show(v)}`);
+});
+
+const proxyKeys = {
+  sendProxy: sendProxy
+    .prefault(false)
+    .describe("Start every connection to a server with a PROXY protocol header naming the client: `v1`, `v2` or `false`"),
+  acceptProxy: flag()
+    .prefault(false)
+    .describe('Clients (another balancer) start each connection with a PROXY protocol header (v1 or v2); its address is the client address'),
+};
+
 const httpKeys = {
   ...base,
+  ...proxyKeys,
   limits: httpLimitsSchema.prefault({}),
   exposeServer: flag().prefault(false).describe('Add X-Served-By with the name of the server that answered'),
   noRouteStatus: oneOf([404, 503]).prefault(503).describe('Status when no route matches'),
@@ -34,17 +53,64 @@ export const httpsListenerSchema = z
   })
   .describe('HTTPS listener (HTTP/1.1 and h2 by ALPN): an http listener with TLS termination');
 
+const snis = leaf<string | string[], string[]>('host | list of hosts', (v) => {
+  const list = Array.isArray(v) ? v : [v];
+  if (list.length === 0) return fail('expected at least one host');
+  const out: string[] = [];
+  for (const h of list) {
+    const r = parseHostPattern(h);
+    if (!r.ok) return r;
+    out.push(r.value);
+  }
+  return ok(out);
+});
+
+const tcpRouteSchema = z
+  .strictObject({
+    name: name().optional().describe('Name of the route in logs and metrics (default: LISTENER#INDEX)'),
+    match: z
+      .strictObject({
+        sni: snis.describe('TLS server name from the ClientHello: exact, or *.example.com for every subdomain; one or a list'),
+      })
+      .optional()
+      .describe('Conditions on the connection'),
+    pool: name().describe('Pool that takes the matching connections'),
+  })
+  .describe('First match wins; a route without match takes every connection (also those without SNI) and must be the last');
+
 export const tcpListenerSchema = z
   .strictObject({
     protocol: z.literal('tcp'),
     ...base,
-    pool: name().describe('Pool whose servers take the connections'),
+    ...proxyKeys,
+    pool: name().optional().describe('Pool whose servers take the connections (or `routes`)'),
+    routes: z
+      .array(tcpRouteSchema)
+      .min(1, 'routes needs at least one route')
+      .optional()
+      .describe('Instead of `pool`: routes by TLS server name (with inspect: tls); the first that matches is taken'),
     inspect: z
       .enum(['none', 'tls'])
       .prefault('none')
       .describe('`tls`: read the ClientHello without terminating TLS (SNI routing, session-id persistence)'),
+    inspectTimeout: duration()
+      .prefault('5s')
+      .describe('Longest wait for the ClientHello (inspect: tls) and for the PROXY header (acceptProxy); then the connection is closed'),
+    inspectMaxBytes: int(512, 1_048_576)
+      .prefault(16384)
+      .describe('Largest ClientHello read (inspect: tls), across all its TLS records; a larger one closes the connection'),
     maxConnections: int(0).prefault(10000).describe('Most client connections open at once; 0 = unlimited'),
     access: accessSchema.prefault({}),
+  })
+  .superRefine((l, ctx) => {
+    if ((l.pool === undefined) === (l.routes === undefined)) {
+      ctx.addIssue({ code: 'custom', message: l.pool === undefined ? 'needs pool or routes' : 'takes pool or routes, not both' });
+    }
+    l.routes?.forEach((r, i) => {
+      if (r.match !== undefined && l.inspect !== 'tls') {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'match', 'sni'], message: 'matching on sni needs inspect: tls on this listener' });
+      }
+    });
   })
   .describe('TCP (layer 4) listener');
 

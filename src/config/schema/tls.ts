@@ -1,9 +1,38 @@
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
-import { text } from './fields.js';
+import { fail, ok, show } from '../values/parsed.js';
+import { duration, flag, leaf, text } from './fields.js';
+
+/**
+ * Default cipher list: the AEAD suites of Mozilla's "intermediate" profile (forward secrecy,
+ * GCM or ChaCha20-Poly1305; no CBC, no RSA key exchange). TLS 1.3 suites first.
+ */
+export const DEFAULT_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** An OpenSSL cipher list that matches at least one cipher (checked with OpenSSL itself). */
+const ciphers = leaf<string, string>('OpenSSL cipher list', (v) => {
+  if (typeof v !== 'string' || v.trim() === '') return fail(`expected an OpenSSL cipher list, got ${show(v)}`);
+  try {
+    createSecureContext({ ciphers: v });
+  } catch {
+    return fail(`no cipher matches ${show(v)} (an OpenSSL cipher list such as ECDHE-ECDSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256)`);
+  }
+  return ok(v);
+});
 
 const certificate = z
   .strictObject({
-    cert: text({ nonEmpty: true }).describe('PEM file with the certificate chain'),
+    cert: text({ nonEmpty: true }).describe('PEM file with the certificate chain (leaf first); its DNS names are the SNI names it serves'),
     key: text({ nonEmpty: true }).describe('PEM file with the private key'),
   })
   .describe('One certificate and its key');
@@ -13,10 +42,18 @@ export const listenerTlsSchema = z
     certificates: z
       .array(certificate)
       .min(1, 'an https listener needs at least one certificate')
-      .describe('Certificates chosen by SNI; the first is the default'),
+      .describe('Certificates chosen by SNI (exact names, then *.wildcards); the first is the default'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2').describe('Oldest TLS version accepted'),
+    ciphers: ciphers.prefault(DEFAULT_CIPHERS).meta({ docDefault: 'AEAD suites with forward secrecy (see docs/tls.md)' }).describe('OpenSSL cipher list (TLS 1.3 suites and TLS 1.2 ciphers)'),
+    http2: flag().prefault(true).describe('Offer h2 by ALPN (besides http/1.1)'),
     sessionCache: z
       .enum(['local', 'shared'])
       .prefault('local')
-      .describe('TLS session cache: `local` to this process, or `shared` through cluster.store'),
+      .describe('TLS sessions and ticket keys: `local` to this process, or `shared` through cluster.store (every node resumes every session)'),
+    sessionTimeout: duration(86_400_000).prefault('5m').describe('How long a session (id or ticket) may be resumed'),
+    ticketKeyRotation: duration(7 * 86_400_000).prefault('1h').describe('Session ticket keys are replaced this often'),
+    reloadCheck: duration()
+      .prefault('5s')
+      .describe('How often the certificate files are checked for changes (a changed file is reloaded without restart); 0 = never'),
   })
   .describe('TLS termination');

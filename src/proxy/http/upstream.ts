@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import type { Server, ServerId } from '../../core/server.js';
+import type { UpstreamTls } from '../../tls/upstream-tls.js';
 
 /** What an upstream connection reports to the exchange that currently owns it. */
 export interface UpstreamOwner {
@@ -37,21 +38,26 @@ export class UpstreamConn {
   counted = true;
   private readonly home: ServerConnections;
 
-  constructor(server: Server, home: ServerConnections, owner: UpstreamOwner) {
+  /** `preface`: bytes sent first (a PROXY protocol header), before TLS when the pool has `tls`. */
+  constructor(server: Server, home: ServerConnections, owner: UpstreamOwner, preface?: Buffer) {
     this.server = server;
     this.home = home;
     this.owner = owner;
-    const sock = new Socket({ allowHalfOpen: false });
+    const tls = home.tls;
+    const sock = tls === undefined ? new Socket({ allowHalfOpen: false }) : tls.connect(server.host, server.port, preface);
     this.socket = sock;
     sock.setNoDelay(true);
-    sock.on('connect', this.onConnect);
+    sock.on(tls === undefined ? 'connect' : 'secureConnect', this.onConnect);
     sock.on('data', this.onData);
     sock.on('end', this.onEnd);
     sock.on('error', this.onError);
     sock.on('close', this.onClose);
     sock.on('drain', this.onDrain);
     home.created();
-    sock.connect({ host: server.host, port: server.port });
+    if (tls === undefined) {
+      sock.connect({ host: server.host, port: server.port });
+      if (preface !== undefined) sock.write(preface);
+    }
   }
 
   private readonly onConnect = (): void => {
@@ -109,7 +115,8 @@ export class ServerConnections {
   open = 0;
   /** Set when the server left its pool or moved (reload): connections given back are closed, not kept. */
   retired = false;
-  constructor(readonly limits: UpstreamPoolLimits) {}
+  /** `tls`: the pool's TLS toward its servers (`tls:` on the pool); undefined = plain TCP. */
+  constructor(readonly limits: UpstreamPoolLimits, readonly tls?: UpstreamTls) {}
 
   take(now: number): UpstreamConn | undefined {
     const idle = this.idle;
@@ -165,10 +172,10 @@ export class ServerConnections {
 export class UpstreamConnections {
   private readonly byServer = new Map<ServerId, ServerConnections>();
 
-  of(id: ServerId, limits: UpstreamPoolLimits): ServerConnections {
+  of(id: ServerId, limits: UpstreamPoolLimits, tls?: UpstreamTls): ServerConnections {
     let sc = this.byServer.get(id);
     if (sc === undefined) {
-      sc = new ServerConnections(limits);
+      sc = new ServerConnections(limits, tls);
       this.byServer.set(id, sc);
     }
     return sc;

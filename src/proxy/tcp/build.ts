@@ -1,0 +1,112 @@
+import type { Clock } from '../../core/clock.js';
+import type { PoolConfig, TcpListenerConfig } from '../../config/types.js';
+import { StickTable } from '../../persistence/stick-table.js';
+import { hostMatcher } from '../../tls/host-match.js';
+import { UpstreamTls } from '../../tls/upstream-tls.js';
+import type { PoolHandle } from '../http/listener-runtime.js';
+import { TcpListener, type TcpListenerSettings, type TcpObserver } from './tcp-listener.js';
+import type { SessionIdTable, TcpRoute } from './tcp-runtime.js';
+
+export interface TcpBuildDeps {
+  readonly handles: ReadonlyMap<string, PoolHandle>;
+  readonly observer?: TcpObserver | undefined;
+  /** Per-pool L4 state shared by every tcp listener of one Portico. */
+  readonly shared: TcpShared;
+}
+
+interface PoolL4 {
+  readonly config: PoolConfig;
+  /** `tls` and `persistence` as built, to keep the built state across reloads while unchanged. */
+  readonly spec: string;
+  sessions: SessionIdTable | undefined;
+  tls: UpstreamTls | undefined;
+}
+
+/**
+ * What the tcp listeners of one Portico share per pool: the pool's configuration (as last
+ * defined: a reload defines every pool again before it builds listeners), one session-id
+ * table and one TLS session cache toward its servers. Both survive a reload while the pool's
+ * `persistence` and `tls` sections are unchanged.
+ */
+export class TcpShared {
+  private readonly pools = new Map<string, PoolL4>();
+  constructor(private readonly clock: Clock) {}
+
+  /** Record a pool's configuration (called whenever its handle is built). */
+  define(pc: PoolConfig): void {
+    const spec = JSON.stringify([pc.tls, pc.persistence]);
+    const was = this.pools.get(pc.name);
+    if (was !== undefined && was.spec === spec) {
+      this.pools.set(pc.name, { ...was, config: pc });
+      return;
+    }
+    this.pools.set(pc.name, { config: pc, spec, sessions: undefined, tls: undefined });
+  }
+
+  private of(name: string): PoolL4 {
+    const p = this.pools.get(name);
+    if (p === undefined) throw new Error(`pool ${name} is not defined`);
+    return p;
+  }
+
+  config(name: string): PoolConfig {
+    return this.of(name).config;
+  }
+
+  sessionTable(name: string): SessionIdTable | undefined {
+    const p = this.of(name);
+    const ps = p.config.persistence;
+    if (ps === false || ps.type !== 'tls-session') return undefined;
+    p.sessions ??= new StickTable({ namespace: `tls-session:${name}:`, ttlMs: ps.ttl, size: ps.size, clock: this.clock });
+    return p.sessions;
+  }
+
+  upstreamTls(name: string): UpstreamTls | undefined {
+    const p = this.of(name);
+    if (p.config.tls === false) return undefined;
+    p.tls ??= UpstreamTls.fromConfig(name, p.config.tls);
+    return p.tls;
+  }
+}
+
+export function tcpListenerSettings(lc: TcpListenerConfig, deps: TcpBuildDeps): TcpListenerSettings {
+  const route = (name: string, pool: string, sni: readonly string[] | undefined): TcpRoute => {
+    const handle = deps.handles.get(pool);
+    if (handle === undefined) throw new Error(`listener ${lc.name}: pool ${pool} does not exist`);
+    return {
+      name,
+      sni: sni === undefined ? undefined : hostMatcher(sni),
+      pool: handle,
+      tls: deps.shared.upstreamTls(pool),
+      sessions: lc.inspect === 'tls' ? deps.shared.sessionTable(pool) : undefined,
+      hashBySource: deps.shared.config(pool).balance === 'hash',
+    };
+  };
+  const routes =
+    lc.routes === undefined
+      ? [route(lc.name, lc.pool!, undefined)]
+      : lc.routes.map((r, i) => route(r.name ?? `${lc.name}#${i}`, r.pool, r.match?.sni));
+  return {
+    name: lc.name,
+    host: lc.listen.host,
+    port: lc.listen.port,
+    routes,
+    inspectTls: lc.inspect === 'tls',
+    inspectTimeoutMs: lc.inspectTimeout,
+    inspectMaxBytes: lc.inspectMaxBytes,
+    sendProxy: lc.sendProxy,
+    acceptProxy: lc.acceptProxy,
+    maxConnections: lc.maxConnections,
+  };
+}
+
+export function buildTcpListener(lc: TcpListenerConfig, deps: TcpBuildDeps): TcpListener {
+  return new TcpListener(tcpListenerSettings(lc, deps), deps.observer);
+}
+
+/** Give a running tcp listener new settings (reload); false when `l` is not a tcp listener. */
+export function updateTcpListener(l: unknown, lc: TcpListenerConfig, deps: TcpBuildDeps): boolean {
+  if (!(l instanceof TcpListener)) return false;
+  l.update(tcpListenerSettings(lc, deps));
+  return true;
+}

@@ -1,0 +1,459 @@
+import { Socket } from 'node:net';
+import type { Server, ServerId } from '../../core/server.js';
+import type { ServerRuntime } from '../../pool/server-runtime.js';
+import { parseClientHello, parseServerHello } from '../../tls/hello.js';
+import { encodeProxyHeader, type ProxyInfo } from '../proxy-protocol.js';
+import { clockNow } from '../http/deadlines.js';
+import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
+
+const enum St {
+  /** Reading the ClientHello (inspect: tls). */
+  Inspect,
+  /** A server was picked; its connection is being opened. */
+  Connecting,
+  /** Bytes flow both ways. */
+  Open,
+  Closed,
+}
+
+const enum Dl {
+  None,
+  Inspect,
+  Connect,
+  Idle,
+}
+
+/** Client bytes held while the server connection opens; above this the client is paused. */
+const PENDING_MAX = 256 * 1024;
+
+/** One row of the binding table: a client connection and the server it is bound to. */
+export interface TcpBinding {
+  readonly listener: string;
+  /** Client address and port (from the PROXY header when the listener accepts one). */
+  readonly client: string;
+  readonly pool: string;
+  readonly server: string;
+  readonly serverAddress: string;
+  /** TLS server name from the ClientHello (inspect: tls). */
+  readonly sni: string | undefined;
+  /** Bytes from the client to the server, and back. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** Milliseconds since the client connected. */
+  readonly ageMs: number;
+  readonly state: 'inspecting' | 'connecting' | 'open';
+}
+
+/** What a finished connection looked like (observers: metrics, access log). */
+export interface TcpRecord {
+  readonly listener: string;
+  readonly clientAddress: string;
+  readonly route: string;
+  readonly pool: string;
+  readonly server: string;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  readonly tries: number;
+  /** Why the connection ended abnormally, or ''. */
+  readonly error: string;
+}
+
+/**
+ * One client connection of a `tcp` listener, bound to one server from connect to close
+ * (the binding table's row). Client bytes that arrive before the server connection is open
+ * are held and sent first; a failed connect is retried on another server (nothing was sent
+ * yet); a connection that was established is never retried. Each direction is closed on its
+ * own (half-close): the end of one side's stream is passed to the other with `end()`.
+ */
+export class TcpConnection implements TcpRecord {
+  readonly sock: Socket;
+  readonly lst: TcpListenerRuntime;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  private readonly info: ProxyInfo;
+  private readonly startedAt: number;
+  private st: St;
+  private up: Socket | undefined = undefined;
+  private routeRef: TcpRoute | undefined = undefined;
+  private srv: Server | undefined = undefined;
+  private rt: ServerRuntime | undefined = undefined;
+  private avoid: Set<ServerId> | undefined = undefined;
+  private pinned: Server | undefined = undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private hello: Buffer | undefined = undefined;
+  /** The client's offered session id while the server's answer is awaited (persistence). */
+  private offeredId = '';
+  private serverHello: Buffer | undefined = undefined;
+  private clientEnded = false;
+  private upEnded = false;
+  private connectStartedAt = 0;
+  /** ms from the start of the last connect to its success; 0 until connected. */
+  private connectMs = 0;
+  deadline = 0;
+  private dl: Dl = Dl.None;
+  tries = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  sni: string | undefined = undefined;
+  error = '';
+  durationMs = 0;
+
+  constructor(client: Socket, lst: TcpListenerRuntime, info: ProxyInfo) {
+    this.sock = client;
+    this.lst = lst;
+    this.info = info;
+    this.clientAddress = info.sourceAddress;
+    this.clientPort = info.sourcePort;
+    this.startedAt = Date.now();
+    client.setNoDelay(true);
+    client.on('data', this.onClientData);
+    client.on('end', this.onClientEnd);
+    client.on('error', this.onClientError);
+    client.on('close', this.onClientClose);
+    client.on('drain', this.onClientDrain);
+    if (lst.inspectTls) {
+      this.st = St.Inspect;
+      this.hello = Buffer.alloc(0);
+      this.setDeadline(Dl.Inspect, lst.inspectTimeoutMs);
+    } else {
+      this.st = St.Connecting;
+      this.routeBy(undefined);
+    }
+  }
+
+  // ---- record fields ----
+  get listener(): string {
+    return this.lst.name;
+  }
+  get route(): string {
+    return this.routeRef?.name ?? '';
+  }
+  get pool(): string {
+    return this.routeRef?.pool.pool.name ?? '';
+  }
+  get server(): string {
+    return this.srv?.name ?? '';
+  }
+
+  /** This connection as a row of the binding table. */
+  binding(): TcpBinding {
+    const s = this.srv;
+    const client = this.clientAddress.includes(':') ? `[${this.clientAddress}]:${this.clientPort}` : `${this.clientAddress}:${this.clientPort}`;
+    return {
+      listener: this.lst.name,
+      client,
+      pool: this.pool,
+      server: this.server,
+      serverAddress: s === undefined ? '' : s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`,
+      sni: this.sni,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      ageMs: Date.now() - this.startedAt,
+      state: this.st === St.Inspect ? 'inspecting' : this.st === St.Connecting ? 'connecting' : 'open',
+    };
+  }
+
+  private setDeadline(kind: Dl, ms: number): void {
+    this.dl = kind;
+    this.deadline = ms > 0 ? clockNow() + ms : 0;
+  }
+
+  // ======================================================================
+  // client side
+  // ======================================================================
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    switch (this.st) {
+      case St.Open: {
+        this.bytesIn += chunk.length;
+        if (!this.up!.write(chunk)) this.sock.pause();
+        if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
+        return;
+      }
+      case St.Connecting:
+        this.hold(chunk);
+        return;
+      case St.Inspect:
+        this.inspect(chunk);
+        return;
+      default:
+        return;
+    }
+  };
+
+  private hold(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes > PENDING_MAX) this.sock.pause();
+  }
+
+  private readonly onClientEnd = (): void => {
+    this.clientEnded = true;
+    if (this.st === St.Open) this.up!.end();
+    else if (this.st === St.Inspect) this.reject('client closed before its ClientHello', 'bad-client-hello');
+    // Connecting: the end is passed on once the server connection is open.
+  };
+
+  private readonly onClientError = (): void => {
+    // 'close' follows and does the cleanup.
+  };
+
+  private readonly onClientClose = (hadError: boolean): void => {
+    if (this.st === St.Closed) return;
+    if (hadError && this.error === '') this.error = 'client reset';
+    // Whatever the server still sends has no reader any more.
+    this.close();
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.up?.resume();
+  };
+
+  // ======================================================================
+  // ClientHello inspection (inspect: tls)
+  // ======================================================================
+
+  private inspect(chunk: Buffer): void {
+    const buf = this.hello!.length === 0 ? chunk : Buffer.concat([this.hello!, chunk]);
+    this.hello = buf;
+    const r = parseClientHello(buf, this.lst.inspectMaxBytes);
+    if (r.kind === 'more') return;
+    if (r.kind === 'error') return this.reject(r.reason, 'bad-client-hello');
+    this.hello = undefined;
+    this.hold(buf);
+    this.sni = r.hello.serverName;
+    this.offeredId = r.hello.sessionId;
+    this.st = St.Connecting;
+    this.routeBy(r.hello.serverName);
+  }
+
+  /** Refuse the connection before any server was involved: nothing is sent, the socket is closed. */
+  private reject(why: string, reason: string): void {
+    this.error = why;
+    this.lst.onRejected(reason);
+    this.close();
+  }
+
+  // ======================================================================
+  // server side
+  // ======================================================================
+
+  private routeBy(serverName: string | undefined): void {
+    const routes = this.lst.routes;
+    let route: TcpRoute | undefined;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
+      if (r.sni === undefined || (serverName !== undefined && r.sni(serverName))) {
+        route = r;
+        break;
+      }
+    }
+    if (route === undefined) return this.reject('no route', 'no-route');
+    this.routeRef = route;
+    if (route.sessions !== undefined && this.offeredId !== '') {
+      const id = route.sessions.peek(this.offeredId);
+      if (id !== undefined && route.pool.pool.acceptsPinned(id as ServerId)) {
+        this.pinned = route.pool.pool.current.set.byId.get(id as ServerId);
+      }
+    }
+    this.pickAndConnect();
+  }
+
+  private pickAndConnect(): void {
+    const route = this.routeRef!;
+    const ph = route.pool;
+    const pool = ph.pool;
+    let s: Server | undefined;
+    if (this.pinned !== undefined && this.tries === 0) {
+      s = this.pinned;
+    } else {
+      const hashKey = route.hashBySource ? this.clientAddress : undefined;
+      s = pool.pick(this.avoid === undefined ? { hashKey } : { hashKey, avoid: this.avoid });
+    }
+    if (s === undefined) {
+      this.error = this.tries > 0 ? this.error || 'connect failed' : 'no available server';
+      this.lst.onRejected(this.tries > 0 ? 'connect-failed' : 'no-server');
+      return this.close();
+    }
+    this.tries++;
+    this.srv = s;
+    this.rt = pool.acquire(s);
+    this.setDeadline(Dl.Connect, ph.connectTimeoutMs);
+    this.connectStartedAt = performance.now();
+    // The PROXY header goes first, before TLS when the pool talks TLS to its servers.
+    const preface = this.lst.sendProxy === false ? undefined : encodeProxyHeader(this.lst.sendProxy, this.info);
+    const up = route.tls === undefined ? new Socket({ allowHalfOpen: true }) : route.tls.connect(s.host, s.port, preface);
+    this.up = up;
+    up.on(route.tls === undefined ? 'connect' : 'secureConnect', this.onUpConnect);
+    up.on('data', this.onUpData);
+    up.on('end', this.onUpEnd);
+    up.on('error', this.onUpError);
+    up.on('close', this.onUpClose);
+    up.on('drain', this.onUpDrain);
+    if (route.tls === undefined) {
+      up.connect({ host: s.host, port: s.port });
+      if (preface !== undefined) up.write(preface);
+    }
+  }
+
+  private readonly onUpConnect = (): void => {
+    if (this.st !== St.Connecting) return;
+    const up = this.up!;
+    up.setNoDelay(true);
+    this.st = St.Open;
+    this.connectMs = performance.now() - this.connectStartedAt;
+    const route = this.routeRef!;
+    if (route.sessions !== undefined && this.lst.inspectTls) this.serverHello = Buffer.alloc(0);
+    up.cork();
+    const pending = this.pending;
+    this.pending = [];
+    for (let i = 0; i < pending.length; i++) {
+      this.bytesIn += pending[i]!.length;
+      up.write(pending[i]!);
+    }
+    this.pendingBytes = 0;
+    up.uncork();
+    if (this.clientEnded) up.end();
+    this.sock.resume();
+    this.setDeadline(Dl.Idle, route.pool.idleTimeoutMs);
+  };
+
+  private readonly onUpData = (chunk: Buffer): void => {
+    if (this.st !== St.Open) return;
+    this.bytesOut += chunk.length;
+    if (this.serverHello !== undefined) this.learn(chunk);
+    if (!this.sock.write(chunk)) this.up!.pause();
+    if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
+  };
+
+  /** TLS session-id persistence: remember which server assigned the session id of its ServerHello. */
+  private learn(chunk: Buffer): void {
+    const buf = this.serverHello!.length === 0 ? chunk : Buffer.concat([this.serverHello!, chunk]);
+    const r = parseServerHello(buf, this.lst.inspectMaxBytes);
+    if (r.kind === 'more') {
+      this.serverHello = buf;
+      return;
+    }
+    this.serverHello = undefined;
+    if (r.kind === 'error') return;
+    const h = r.hello;
+    // TLS 1.3 echoes the client's (random) legacy session id and resumes with encrypted tickets:
+    // there is nothing to learn. A HelloRetryRequest is not a session either.
+    if (h.isRetry || h.version >= 0x0304 || h.sessionId === '') return;
+    this.routeRef!.sessions!.set(h.sessionId, this.srv!.id);
+  }
+
+  private readonly onUpEnd = (): void => {
+    this.upEnded = true;
+    if (this.st === St.Open) this.sock.end();
+  };
+
+  private readonly onUpError = (err: Error): void => {
+    if (this.st === St.Connecting) {
+      this.error = 'connect: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
+      this.connectFailed();
+    } else if (this.error === '') {
+      this.error = 'server: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
+    }
+  };
+
+  private readonly onUpClose = (hadError: boolean): void => {
+    if (this.st === St.Connecting) {
+      if (this.error === '') this.error = 'connect: closed';
+      return this.connectFailed();
+    }
+    if (this.st !== St.Open) return;
+    if (hadError || !this.upEnded) {
+      // A reset: the client must see it too rather than a clean end.
+      this.close();
+      return;
+    }
+    // Both directions of the server connection ended cleanly; the client side finishes on its own.
+    if (this.clientEnded) this.close();
+  };
+
+  private readonly onUpDrain = (): void => {
+    this.sock.resume();
+  };
+
+  /** The connect failed or timed out: nothing was sent, so another server may be tried. */
+  private connectFailed(): void {
+    const up = this.up;
+    this.up = undefined;
+    if (up !== undefined) discard(up);
+    this.releaseServer(false, true);
+    const ph = this.routeRef!.pool;
+    if (this.tries <= ph.retries && this.st === St.Connecting) {
+      (this.avoid ??= new Set()).add(this.srv!.id);
+      return this.pickAndConnect();
+    }
+    this.lst.onRejected('connect-failed');
+    this.close();
+  }
+
+  private releaseServer(ok: boolean, failure: boolean): void {
+    const rt = this.rt;
+    if (rt === undefined) return;
+    this.rt = undefined;
+    if (failure) rt.failures++;
+    rt.bytesIn += this.bytesIn;
+    rt.bytesOut += this.bytesOut;
+    const ph = this.routeRef!.pool;
+    ph.pool.release(rt, { ok, latencyMs: ok ? this.connectMs : undefined, bytes: this.bytesIn + this.bytesOut });
+    ph.onOutcome?.(rt, failure ? 'connect' : '', 0);
+  }
+
+  /** Called by the listener's sweep when `deadline` has passed. */
+  onDeadline(): void {
+    const kind = this.dl;
+    this.deadline = 0;
+    this.dl = Dl.None;
+    switch (kind) {
+      case Dl.Inspect:
+        return this.reject('ClientHello timeout', 'timeout');
+      case Dl.Connect:
+        if (this.st === St.Connecting) {
+          this.error = 'connect timeout';
+          this.connectFailed();
+        }
+        return;
+      case Dl.Idle:
+        this.error = 'idle timeout';
+        return this.close();
+      default:
+        return;
+    }
+  }
+
+  /** End the connection (both sockets) and its binding. */
+  close(): void {
+    if (this.st === St.Closed) return;
+    const was = this.st;
+    this.st = St.Closed;
+    this.deadline = 0;
+    this.pending = [];
+    this.hello = undefined;
+    this.serverHello = undefined;
+    const up = this.up;
+    this.up = undefined;
+    if (up !== undefined) {
+      if (this.upEnded && this.clientEnded) up.end();
+      else up.destroy();
+    }
+    if (this.clientEnded && this.upEnded) this.sock.end();
+    else this.sock.destroy();
+    this.releaseServer(was === St.Open, false);
+    this.durationMs = Date.now() - this.startedAt;
+    this.lst.onClosed(this);
+  }
+}
+
+function discard(s: Socket): void {
+  s.removeAllListeners();
+  s.on('error', noop);
+  s.destroy();
+}
+
+function noop(): void {}

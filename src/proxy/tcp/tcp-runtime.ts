@@ -1,0 +1,40 @@
+import type { UpstreamTls } from '../../tls/upstream-tls.js';
+import type { PoolHandle } from '../http/listener-runtime.js';
+import type { ProxyVersion } from '../proxy-protocol.js';
+import type { TcpConnection } from './tcp-connection.js';
+
+/**
+ * TLS session-id persistence (`persistence: { type: tls-session }`): session id (hex) to the id
+ * of the server that assigned it, bounded and with an idle TTL (a StickTable).
+ */
+export interface SessionIdTable {
+  /** The server id pinned to `sessionId`, refreshing its idle time; undefined when unknown. */
+  peek(sessionId: string): string | undefined;
+  set(sessionId: string, serverId: string): void;
+}
+
+/** Where a tcp listener's connections go: a pool, with what the L4 path needs of it. */
+export interface TcpRoute {
+  readonly name: string;
+  /** Matches the ClientHello's server name; undefined = every connection (with or without SNI). */
+  readonly sni: ((serverName: string) => boolean) | undefined;
+  readonly pool: PoolHandle;
+  /** TLS toward the servers (`tls:` on the pool). */
+  readonly tls: UpstreamTls | undefined;
+  /** TLS session-id persistence of the pool, when configured. */
+  readonly sessions: SessionIdTable | undefined;
+  /** `balance: hash` on this pool: the client address is the key. */
+  readonly hashBySource: boolean;
+}
+
+/** What a connection reads from its listener; replaced as a whole on reload. */
+export interface TcpListenerRuntime {
+  readonly name: string;
+  readonly routes: readonly TcpRoute[];
+  readonly inspectTls: boolean;
+  readonly inspectTimeoutMs: number;
+  readonly inspectMaxBytes: number;
+  readonly sendProxy: false | ProxyVersion;
+  onRejected(reason: string): void;
+  onClosed(c: TcpConnection): void;
+}
