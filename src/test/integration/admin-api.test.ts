@@ -281,4 +281,47 @@ describe('admin API: token, reload', () => {
     assert.equal(status.body.config.lastReload.errors.length, 2);
     assert.equal((await via(port)).status, 200);
   });
+
+  it('a reload applies a new token in place', async () => {
+    writeFileSync(file, JSON.stringify(configOf(origins, dir, { admin: { listen: '127.0.0.1:0', token: 'tok-456' } })));
+    const r = await api(p, 'POST', '/api/v1/reload', undefined, 'tok-123');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.changes, ['admin: token or allowed hosts updated']);
+    assert.equal((await api(p, 'PATCH', '/api/v1/pools/web/servers/o2', { weight: 2 }, 'tok-123')).status, 401);
+    assert.equal((await api(p, 'PATCH', '/api/v1/pools/web/servers/o2', { weight: 2 }, 'tok-456')).status, 200);
+  });
+
+  it('a listener moved to another port gets a new socket; a port in use refuses the reload and changes nothing', async () => {
+    const old = p.address('web')!.port;
+    const moved = await freePort();
+    const withPort = (port: number, servers: Origin[]): unknown => {
+      const c = configOf(servers, dir, { admin: { listen: '127.0.0.1:0', token: 'tok-456' } }) as { listeners: { listen: string }[] };
+      c.listeners[0]!.listen = `127.0.0.1:${port}`;
+      return c;
+    };
+    writeFileSync(file, JSON.stringify(withPort(moved, origins)));
+    const r = await api(p, 'POST', '/api/v1/reload', undefined, 'tok-456');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.changes, ['listener web: new address or protocol (new socket; the old one drains)']);
+    assert.equal(p.address('web')!.port, moved);
+    assert.equal((await via(moved)).status, 200);
+    await waitFor(async () => (await via(old).then(() => false, () => true)), 3000, 'the old socket closed');
+    const busy = await startOrigin('busy');
+    writeFileSync(file, JSON.stringify(withPort(busy.port, origins.slice(0, 1))));
+    const refused = await api(p, 'POST', '/api/v1/reload', undefined, 'tok-456');
+    await busy.close();
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error.message, /EADDRINUSE/);
+    assert.equal(p.address('web')!.port, moved, 'the listener is untouched');
+    const web = await api(p, 'GET', '/api/v1/pools/web');
+    assert.equal(web.body.servers.length, 2, 'the pool is untouched');
+    assert.equal((await via(moved)).status, 200);
+  });
+
+  it('Portico refuses a non-loopback admin listener without a token', () => {
+    assert.throws(
+      () => createPortico(configOf(origins, dir, { admin: { listen: '0.0.0.0:0' } })),
+      (err: Error) => /admin\.listen: 0\.0\.0\.0 is not a loopback address: set admin\.token/.test(err.message),
+    );
+  });
 });
