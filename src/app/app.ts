@@ -27,8 +27,10 @@ import { ConfigRuntime, type ConfigHost, type ReloadResult } from './config-runt
 import { mountObservability } from '../admin/dashboard/mount.js';
 import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
-import { buildDnsListener } from '../dns/build.js';
-import { buildRedirectListener } from '../proxy/redirect/build.js';
+import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
+import { DnsListener } from '../dns/listener.js';
+import { buildRedirectListener, redirectListenerSettings } from '../proxy/redirect/build.js';
+import { RedirectListener } from '../proxy/redirect/listener.js';
 import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
@@ -220,6 +222,15 @@ class PorticoApp implements Portico, ConfigHost {
   updateListener(l: ListenerService, lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): boolean {
     if (lc.protocol === 'http' && l instanceof HttpListener) {
       l.update(this.httpSettings(lc, handles));
+      return true;
+    }
+    if (lc.protocol === 'dns' && l instanceof DnsListener) {
+      l.update(dnsListenerSettings(lc, poolsOf(handles), { rng: this.rng, clock: this.clock }));
+      return true;
+    }
+    if (lc.protocol === 'redirect' && l instanceof RedirectListener) {
+      const h = handles.get(lc.pool)!;
+      l.update(redirectListenerSettings(lc, h.pool, h.hashKey));
       return true;
     }
     if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });

@@ -40,13 +40,13 @@ const PORT_TRIES = 20;
 export class DnsListener {
   readonly protocol = 'dns';
   readonly name: string;
-  readonly responder: Responder;
-  readonly rateLimiter: ResponseRateLimiter | undefined;
+  responder: Responder;
+  rateLimiter: ResponseRateLimiter | undefined;
   /** Messages handled, by `zone rcode` ('' zone: outside every zone). */
   readonly counts = new Map<string, number>();
   private readonly host: string;
   private port: number;
-  private readonly tcpLimits: DnsTcpLimits;
+  private tcpLimits: DnsTcpLimits;
   private readonly observer: DnsObserver | undefined;
   private udp: UdpSocket | undefined;
   private tcp: NetServer | undefined;
@@ -60,6 +60,18 @@ export class DnsListener {
     this.rateLimiter = settings.rateLimiter;
     this.tcpLimits = settings.tcp;
     this.observer = observer;
+  }
+
+  /**
+   * New zones, tables and limits (reload), keeping the sockets and open TCP connections. The
+   * rate limiter keeps its counts when its settings did not change.
+   */
+  update(settings: DnsListenerSettings): void {
+    this.responder = settings.responder;
+    if (settings.rateLimiter === undefined || this.rateLimiter === undefined || !settings.rateLimiter.sameSettings(this.rateLimiter)) {
+      this.rateLimiter = settings.rateLimiter;
+    }
+    this.tcpLimits = settings.tcp;
   }
 
   get address(): { host: string; port: number } {
@@ -77,7 +89,10 @@ export class DnsListener {
       await listenTcp(tcp, this.host, this.port);
       const a = tcp.address();
       const port = a !== null && typeof a === 'object' ? a.port : this.port;
-      const udp = createSocket({ type: this.host.includes(':') ? 'udp6' : 'udp4' });
+      // reuseAddr lets the UDP socket share a port with an mDNS responder bound to the wildcard
+      // address (5353 is mDNS's port); the TCP socket, bound first without it, keeps two Portico
+      // listeners from sharing a port.
+      const udp = createSocket({ type: this.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true });
       try {
         await bindUdp(udp, this.host, port);
       } catch (err) {
@@ -176,9 +191,10 @@ export class DnsListener {
     const tcp = this.tcp;
     this.udp = undefined;
     this.tcp = undefined;
-    if (udp !== undefined) await new Promise<void>((r) => udp.close(() => r()));
-    if (tcp === undefined) return;
-    const closed = new Promise<void>((r) => tcp.close(() => r()));
+    // Both sockets are released at once (synchronously), so that a reload can bind the same port.
+    const udpClosed = udp === undefined ? Promise.resolve() : new Promise<void>((r) => udp.close(() => r()));
+    const closed = tcp === undefined ? Promise.resolve() : new Promise<void>((r) => tcp.close(() => r()));
+    await udpClosed;
     for (const s of this.conns) s.end();
     const deadline = Date.now() + graceMs;
     while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -205,7 +221,7 @@ function bindUdp(sock: UdpSocket, host: string, port: number): Promise<void> {
       reject(err);
     };
     sock.once('error', onErr);
-    sock.bind({ address: host, port, exclusive: true }, () => {
+    sock.bind({ address: host, port }, () => {
       sock.off('error', onErr);
       resolve();
     });

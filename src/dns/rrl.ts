@@ -73,6 +73,21 @@ export class ResponseRateLimiter {
     return 'drop';
   }
 
+  /** True when `other` limits exactly as this one does. */
+  sameSettings(other: ResponseRateLimiter): boolean {
+    const a = this.s;
+    const b = other.s;
+    return (
+      a.responsesPerSecond === b.responsesPerSecond &&
+      a.burst === b.burst &&
+      a.slip === b.slip &&
+      a.ipv4PrefixLength === b.ipv4PrefixLength &&
+      a.ipv6PrefixLength === b.ipv6PrefixLength &&
+      a.maxTracked === b.maxTracked &&
+      a.exempt.join(',') === b.exempt.join(',')
+    );
+  }
+
   get tracked(): number {
     return this.buckets.size;
   }

@@ -3,7 +3,36 @@ import { CidrSet } from '../../core/cidr.js';
 import type { RedirectListenerConfig } from '../../config/types.js';
 import type { Pool } from '../../pool/pool.js';
 import type { RequestView } from '../http/router.js';
-import { RedirectListener, type RedirectObserver } from './listener.js';
+import { RedirectListener, type RedirectListenerSettings, type RedirectObserver } from './listener.js';
+
+/** The settings of a redirect listener (also what a reload gives a running one). */
+export function redirectListenerSettings(
+  lc: RedirectListenerConfig,
+  pool: Pool,
+  hashKey: ((req: RequestView) => string | undefined) | undefined,
+): RedirectListenerSettings {
+  const l = lc.limits;
+  return {
+    name: lc.name,
+    host: lc.listen.host,
+    port: lc.listen.port,
+    pool,
+    status: lc.status,
+    limits: {
+      headerTimeoutMs: l.headerTimeout,
+      keepAliveTimeoutMs: l.keepAliveTimeout,
+      maxHeaderBytes: l.maxHeaderBytes,
+      maxHeaders: l.maxHeaders,
+      maxUriBytes: l.maxUriBytes,
+      maxConnections: l.maxConnections,
+      maxRequestsPerConnection: l.maxRequestsPerConnection,
+    },
+    allow: new CidrSet(lc.access.allow),
+    deny: new CidrSet(lc.access.deny),
+    hashKey,
+    retryAfterSec: 1,
+  };
+}
 
 export function buildRedirectListener(
   lc: RedirectListenerConfig,
@@ -11,28 +40,5 @@ export function buildRedirectListener(
   hashKey: ((req: RequestView) => string | undefined) | undefined,
   observer?: RedirectObserver,
 ): RedirectListener {
-  const l = lc.limits;
-  return new RedirectListener(
-    {
-      name: lc.name,
-      host: lc.listen.host,
-      port: lc.listen.port,
-      pool,
-      status: lc.status,
-      limits: {
-        headerTimeoutMs: l.headerTimeout,
-        keepAliveTimeoutMs: l.keepAliveTimeout,
-        maxHeaderBytes: l.maxHeaderBytes,
-        maxHeaders: l.maxHeaders,
-        maxUriBytes: l.maxUriBytes,
-        maxConnections: l.maxConnections,
-        maxRequestsPerConnection: l.maxRequestsPerConnection,
-      },
-      allow: new CidrSet(lc.access.allow),
-      deny: new CidrSet(lc.access.deny),
-      hashKey,
-      retryAfterSec: 1,
-    },
-    observer,
-  );
+  return new RedirectListener(redirectListenerSettings(lc, pool, hashKey), observer);
 }

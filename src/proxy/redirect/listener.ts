@@ -61,7 +61,7 @@ const nextRequestId = (): string => idPrefix + (++requestSeq).toString(36);
 export class RedirectListener {
   readonly protocol = 'redirect';
   readonly name: string;
-  private readonly s: RedirectListenerSettings;
+  private s: RedirectListenerSettings;
   private readonly observer: RedirectObserver | undefined;
   private server: NetServer | undefined;
   private port: number;
@@ -79,6 +79,11 @@ export class RedirectListener {
 
   get address(): { host: string; port: number } {
     return { host: this.s.host, port: this.port };
+  }
+
+  /** New pool, status, limits and access lists (reload); the socket and open connections are kept. */
+  update(settings: RedirectListenerSettings): void {
+    this.s = { ...settings, host: this.s.host, port: this.s.port };
   }
 
   get settings(): RedirectListenerSettings {

@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { freePort, startOrigin, waitFor } from '../../test-helpers/origins.js';
+import { query, read } from '../../dns/testing.js';
+import { createSocket } from 'node:dgram';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = join(root, 'bin', 'portico');
@@ -32,6 +34,21 @@ function fetchText(port: number, path = '/'): Promise<{ status: number; body: st
     })
       .on('error', reject)
       .end();
+  });
+}
+
+/** One DNS query over UDP to 127.0.0.1; the response, or undefined after 1 s. */
+function udpQuery(port: number, msg: Buffer): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const done = (b: Buffer | undefined): void => {
+      clearTimeout(t);
+      s.close();
+      resolve(b);
+    };
+    const t = setTimeout(() => done(undefined), 1000);
+    s.on('message', (m) => done(m));
+    s.send(msg, port, '127.0.0.1');
   });
 }
 
@@ -129,7 +146,7 @@ describe('portico command line', () => {
   });
 
   it('demo: three servers behind the http listener on :8080', async (t) => {
-    for (const p of [8080, 9090, 9101, 9102, 9103]) {
+    for (const p of [8080, 9090, 9101, 9102, 9103, 5353]) {
       if (!(await portFree(p))) {
         if (process.env.CI === 'true') assert.fail(`port ${p} is busy; the demo needs it`);
         t.skip(`port ${p} is busy`);
@@ -150,6 +167,11 @@ describe('portico command line', () => {
         seen.add(r.body.split('\n')[0]!);
       }
       assert.deepEqual([...seen].sort(), ['hello from web1', 'hello from web2', 'hello from web3']);
+      // the dns listener of SPEC §1 answers for the demo zone from the web pool
+      assert.match(out, /127\.0\.0\.1:5353 .*demo\.portico\.test/);
+      const srv = read((await udpQuery(5353, query('_http._tcp.demo.portico.test', 'SRV')))!);
+      assert.deepEqual(srv.packet.answers!.map((a) => (a as { data: { port: number } }).data.port).sort(), [9101, 9102, 9103]);
+      assert.deepEqual(read((await udpQuery(5353, query('www.demo.portico.test', 'A')))!).data('A'), ['127.0.0.1']);
       child.kill('SIGTERM');
       const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
       assert.equal(code, 0);
