@@ -147,6 +147,7 @@ class PorticoApp implements Portico, ConfigHost {
       inflight: () => this.inflightRequests(),
       accessLog: config.log.access,
       logger: this.log,
+      probes: () => this.probeSources(),
     });
     this.services.unshift(...this.observability.services);
     if (this.admin !== undefined) {
@@ -269,6 +270,11 @@ class PorticoApp implements Portico, ConfigHost {
   /** Requests in progress on the http listeners (Little's N in the live statistics). */
   private *inflightRequests(): IterableIterator<InflightRequest> {
     for (const l of this.listeners) if (l instanceof HttpListener) yield* l.sessions;
+  }
+
+  /** The pools' health monitors (their probe results feed the metrics and the event stream). */
+  private *probeSources(): IterableIterator<HealthMonitor> {
+    for (const h of this.health.values()) if (h.monitor !== undefined) yield h.monitor;
   }
 
   /** One listener from its configuration; each protocol is built here. */

@@ -24,6 +24,8 @@ export interface ObservabilityOptions {
   readonly intervalMs?: number;
   /** Include prom-client's process and runtime metrics (default true). */
   readonly processMetrics?: boolean;
+  /** The health monitors in force (a reload may replace them); each is watched once. */
+  readonly probes?: () => Iterable<ProbeResultSource>;
 }
 
 /** A health probe's outcome as a monitor reports it (src/health's ProbeResultEvent fits). */
@@ -88,7 +90,24 @@ export class Observability {
       );
     }
     this.services = services;
+    const probes = o.probes;
+    if (probes !== undefined) {
+      // Monitors that exist now, then any a reload adds (checked once a second).
+      const sync = (): void => {
+        for (const m of probes()) {
+          if (this.watched.has(m)) continue;
+          this.watched.add(m);
+          this.watchHealth(m);
+        }
+      };
+      sync();
+      this.hub.subscribe((ev) => {
+        if (ev.type === 'stats') sync();
+      });
+    }
   }
+
+  private readonly watched = new WeakSet<ProbeResultSource>();
 
   /**
    * Count a health monitor's probe results (`portico_health_checks_total`) and publish each

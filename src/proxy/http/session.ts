@@ -301,6 +301,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.values = r.values;
     this.buf = r.headEnd === this.buf.length ? EMPTY : this.buf.subarray(r.headEnd);
     this.bytesIn = r.headEnd;
+    this.bytesOut = 0;
     this.keepClient =
       r.keepAlive && !this.clientEnded && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
 

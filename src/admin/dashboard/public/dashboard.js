@@ -185,7 +185,7 @@
           const w = Number(weightInput.value);
           if (!Number.isInteger(w) || w < 0 || w > 256) return notice('a weight is an integer from 0 to 256', true);
           setServer(pool, s.name, { weight: w });
-        }), text: 'set weight' })));
+        }), title: 'set the configured weight', text: 'set' })));
   }
 
   function isSelected(pool, server) {
@@ -329,9 +329,11 @@
   }
 
   // ---------------------------------------------------------------- timeline
+  const w = (x) => { const n = Number(x); return Number.isFinite(n) ? String(Math.round(n * 100) / 100) : String(x); };
+
   function describe(ev) {
     if (ev.type === 'server') {
-      const what = ev.kind === 'op' ? `${ev.to}` : ev.kind === 'admin' ? `${ev.to}` : ev.kind === 'weight' ? `weight ${ev.from} → ${ev.to}` : ev.kind;
+      const what = ev.kind === 'op' ? `${ev.to}` : ev.kind === 'admin' ? `${ev.to}` : ev.kind === 'weight' ? `weight ${w(ev.from)} → ${w(ev.to)}` : ev.kind;
       const cls = ev.kind === 'op' ? (ev.to === 'down' ? 'ev-down' : ev.to === 'up' ? 'ev-up' : '') : '';
       const detail = `${ev.kind === 'op' || ev.kind === 'admin' ? `${ev.kind} ${ev.from} → ${ev.to}, ` : ''}cause ${ev.cause}${ev.detail ? ': ' + ev.detail : ''}`;
       return { cls, what, detail };
@@ -340,7 +342,17 @@
   }
 
   function addTimeline(ev, render = true) {
-    if (ev.type === 'health' && ev.ok) return; // passing checks are counted in /metrics, not listed
+    // Passing checks, and failures of a server already down, are counted in /metrics, not listed:
+    // the list shows the failures that build up to a flip, and the flips themselves.
+    if (ev.type === 'health' && (ev.ok || ev.state === 'down')) return;
+    // A slow-start ramp is one line, updated at each step.
+    if (ev.type === 'server' && ev.kind === 'weight' && ev.cause === 'slow-start') {
+      const i = state.timeline.findIndex((x) => x.type === 'server' && x.kind === 'weight' && x.cause === 'slow-start' && x.pool === ev.pool && x.server === ev.server);
+      if (i >= 0 && i < 10) {
+        ev = { ...ev, from: state.timeline[i].from };
+        state.timeline.splice(i, 1);
+      }
+    }
     state.timeline.unshift(ev);
     if (state.timeline.length > MAX_TIMELINE) state.timeline.length = MAX_TIMELINE;
     if (render) renderTimeline();
