@@ -47,6 +47,7 @@ describe('access log', () => {
       status: 200,
       bytesIn: 100,
       bytesOut: 200,
+      queueMs: 0,
       connectMs: 0.123,
       firstByteMs: 1.5,
       totalMs: 2.25,
@@ -64,7 +65,7 @@ describe('access log', () => {
     );
     assert.equal(
       line,
-      '127.0.0.1 - - [10/Oct/2024:13:55:36 +0000] "GET / HTTP/1.0" 503 200 "http://r/" "curl/8 \\"x\\"" r-9 web web#0 web - 0.1 1 2 100\n',
+      '127.0.0.1 - - [10/Oct/2024:13:55:36 +0000] "GET / HTTP/1.0" 503 200 "http://r/" "curl/8 \\"x\\"" r-9 web web#0 web - 0 0.1 1 2 100\n',
     );
   });
 

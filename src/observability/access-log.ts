@@ -218,6 +218,8 @@ export class AccessLog {
       r.bytesIn +
       ',"bytesOut":' +
       r.bytesOut +
+      ',"queueMs":' +
+      ms(r.queueMs) +
       ',"connectMs":' +
       ms(r.connectMs) +
       ',"firstByteMs":' +
@@ -234,7 +236,7 @@ export class AccessLog {
   /**
    * Apache's combined format (`%h - - [%t] "%r" %>s %O "%{Referer}i" "%{User-Agent}i"`,
    * bytes out counting the response head), then Portico's fields: request id, listener,
-   * route, pool, server, connect, first-byte and total times in ms, bytes in.
+   * route, pool, server, queue, connect, first-byte and total times in ms, bytes in.
    */
   combinedLine(r: ExchangeRecord): string {
     return (
@@ -261,6 +263,8 @@ export class AccessLog {
       dash(r.pool) +
       ' ' +
       dash(r.server) +
+      ' ' +
+      ms(r.queueMs) +
       ' ' +
       ms(r.connectMs) +
       ' ' +

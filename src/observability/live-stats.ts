@@ -72,6 +72,8 @@ export interface PoolFrame extends TrafficFrame {
   readonly name: string;
   readonly balance: string;
   readonly inflight: number;
+  /** Requests waiting in the pool's queue now (every available server at maxConnections). */
+  readonly queued: number;
   readonly available: number;
   readonly servers: ServerFrame[];
 }
@@ -306,6 +308,7 @@ export class LiveStats {
       name: pool.name,
       balance: pool.current.balancer.name,
       inflight: pool.inflight,
+      queued: pool.queued,
       available: pool.current.set.available.length,
       servers,
       ...frame,

@@ -16,6 +16,7 @@ export function exchange(over: Partial<Omit<ExchangeRecord, 'requestId' | 'heade
     bytesIn: 100,
     bytesOut: 200,
     startedAt: 0,
+    queueMs: 0,
     connectMs: 0.1,
     firstByteMs: 1,
     totalMs: 2,

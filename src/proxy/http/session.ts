@@ -47,6 +47,8 @@ export interface ExchangeRecord {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly startedAt: number;
+  /** ms spent in the pool's queue waiting for a server slot (0 when it did not wait). */
+  readonly queueMs: number;
   /** ms from the request head to a server connection being ready (queue + connect). */
   readonly connectMs: number;
   /** ms from the request head to the first byte of the response head. */
@@ -134,6 +136,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   bytesIn = 0;
   bytesOut = 0;
   startedAt = 0;
+  queueMs = 0;
   connectMs = 0;
   firstByteMs = 0;
   totalMs = 0;
@@ -443,6 +446,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const s = this.pickServer(ph);
     if (s === undefined) return false;
     this.queued = false;
+    this.queueMs = performance.now() - this.startedAt;
     this.connectTo(ph, s);
     return true;
   }
@@ -451,6 +455,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   rejectFromQueue(): void {
     if (!this.queued) return;
     this.queued = false;
+    this.queueMs = performance.now() - this.startedAt;
     this.error = 'no available server';
     this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
   }
@@ -938,6 +943,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.rid = '';
     this.sentToClient = false;
     this.reqSentAny = false;
+    this.queueMs = 0;
     this.connectMs = 0;
     this.firstByteMs = 0;
     this.method = '';
@@ -996,6 +1002,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         if (this.queued) {
           this.queued = false;
           this.ph!.pool.leaveQueue(this);
+          this.queueMs = performance.now() - this.startedAt;
           this.error = 'queue timeout';
           this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
         }

@@ -58,7 +58,7 @@ describe('the dashboard in a real browser (headless chromium)', () => {
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      viewport: { width: 1500, height: 1400 },
+      viewport: { width: 1600, height: 1400 },
       args: [
         '--headless',
         '--no-sandbox',

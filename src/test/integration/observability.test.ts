@@ -58,12 +58,13 @@ describe('observability on a running Portico', () => {
           name: 'web',
           protocol: 'http',
           listen: '127.0.0.1:0',
-          routes: [{ match: { path: '/slow' }, pool: 'slow' }, { pool: 'web' }],
+          routes: [{ match: { path: '/slow' }, pool: 'slow' }, { match: { path: '/queued' }, pool: 'queued' }, { pool: 'web' }],
         },
       ],
       pools: [
         { name: 'web', servers: origins.map((o) => ({ name: o.name, address: o.address })) },
         { name: 'slow', servers: [{ name: 'slow', address: slow.address, maxConnections: 16 }] },
+        { name: 'queued', queue: { max: 10, timeout: '5s' }, servers: [{ name: 'one', address: slow.address, maxConnections: 1 }] },
         {
           name: 'checked',
           health: { type: 'http', path: '/', interval: '100ms', timeout: '1s', rise: 1, fall: 1 },
@@ -145,7 +146,7 @@ describe('observability on a running Portico', () => {
     assert.equal(line!.status, 200);
     assert.equal(line!.client, '127.0.0.1');
     assert.equal(line!.method, 'GET');
-    assert.equal(line!.route, 'web#1');
+    assert.equal(line!.route, 'web#2');
     assert.ok((line!.bytesIn as number) > 0 && (line!.bytesOut as number) > 0);
     const c = line!.connectMs as number;
     const fb = line!.firstByteMs as number;
@@ -197,6 +198,32 @@ describe('observability on a running Portico', () => {
       p.pools.get('web')!.setAdmin('o2', 'ready');
       s.close();
     }
+  });
+
+  it('the access log separates the time spent in the pool queue', async () => {
+    // One slot on a 40 ms server and three requests at once: the second waits ~40 ms, the third ~80 ms.
+    const replies = await Promise.all([1, 2, 3].map((i) => get(port, `/queued?n=${i}`)));
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      [200, 200, 200],
+    );
+    let lines: { target: string; queueMs: number; connectMs: number; totalMs: number }[] = [];
+    await waitFor(
+      () => {
+        lines = readFileSync(logPath, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as (typeof lines)[number])
+          .filter((l) => l.target.startsWith('/queued'));
+        return lines.length === 3;
+      },
+      5000,
+      'three access-log lines',
+    );
+    const waits = lines.map((l) => l.queueMs).sort((a, b) => a - b);
+    assert.equal(waits[0], 0, 'the first request found a free slot');
+    assert.ok(waits[1]! >= 30 && waits[2]! >= 70, `queue times ${waits.join(', ')}`);
+    for (const l of lines) assert.ok(l.connectMs >= l.queueMs && l.totalMs >= l.connectMs, JSON.stringify(l));
   });
 
   it('health check results are counted by result and streamed as health events', async () => {

@@ -215,7 +215,7 @@
       const prow = $('.pool-row', art);
       prow.className = 'pool-row selectable' + (isSelected(p.name) ? ' selected' : '');
       prow.onclick = () => select({ pool: p.name });
-      prow.replaceChildren(el('td', { class: 'num', text: String(p.inflight) }), ...trafficCells(p), ...lawCells(p));
+      prow.replaceChildren(el('td', { class: 'num', text: String(p.inflight) }), el('td', { class: 'num queued', text: String(p.queued) }), ...trafficCells(p), ...lawCells(p));
       if (art === editing) continue;
       $('table.servers tbody', art).replaceChildren(
         ...p.servers.map((s) => {
