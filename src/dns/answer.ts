@@ -76,31 +76,43 @@ export interface ChooseOptions {
   /** Where the client is (geo, nearest). */
   readonly location: ClientLocation;
   readonly geo: GeoMap | undefined;
+  /**
+   * Told how many distinct answers the rotation gives (the answer depends on `cursor` modulo it):
+   * 1 when it does not rotate, 0 when the answer is drawn at random. For caching encoded answers.
+   */
+  readonly report?: { modulus: number } | undefined;
 }
 
 /** The targets of one answer, a new array. */
 export function chooseTargets(candidates: readonly AnswerTarget[], o: ChooseOptions): AnswerTarget[] {
   const n = candidates.length;
+  const report = o.report;
+  if (report !== undefined) report.modulus = 1;
   if (n === 0) return [];
   const limit = o.answers > 0 && o.answers < n ? o.answers : n;
+  const rotate = (list: readonly AnswerTarget[], count: number): AnswerTarget[] => {
+    if (report !== undefined) report.modulus = list.length;
+    return rotated(list, o.cursor, count);
+  };
   switch (o.policy) {
     case 'roundrobin':
-      return rotated(candidates, o.cursor, limit);
+      return rotate(candidates, limit);
     case 'all':
       return candidates.slice(0, limit);
     case 'first':
       return candidates.slice(0, o.answers > 0 ? limit : 1);
     case 'weighted':
+      if (report !== undefined) report.modulus = 0;
       return weightedSample(candidates, limit, o.rng);
     case 'geo': {
       const region = o.location.region;
       if (region !== undefined && o.geo !== undefined) {
         for (const r of o.geo.order(region)) {
           const inRegion = candidates.filter((t) => serverIn(t.server, r));
-          if (inRegion.length > 0) return rotated(inRegion, o.cursor, o.answers > 0 ? Math.min(o.answers, inRegion.length) : inRegion.length);
+          if (inRegion.length > 0) return rotate(inRegion, o.answers > 0 ? Math.min(o.answers, inRegion.length) : inRegion.length);
         }
       }
-      return rotated(candidates, o.cursor, limit);
+      return rotate(candidates, limit);
     }
     case 'nearest': {
       const region = o.location.region;
@@ -112,10 +124,10 @@ export function chooseTargets(candidates: readonly AnswerTarget[], o: ChooseOpti
         }
         if (best !== Infinity) {
           const nearest = candidates.filter((t) => o.geo!.distance(region, t.server) === best);
-          return rotated(nearest, o.cursor, o.answers > 0 ? Math.min(o.answers, nearest.length) : nearest.length);
+          return rotate(nearest, o.answers > 0 ? Math.min(o.answers, nearest.length) : nearest.length);
         }
       }
-      return rotated(candidates, o.cursor, limit);
+      return rotate(candidates, limit);
     }
   }
 }

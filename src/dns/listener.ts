@@ -92,7 +92,7 @@ export class DnsListener {
       // reuseAddr lets the UDP socket share a port with an mDNS responder bound to the wildcard
       // address (5353 is mDNS's port); the TCP socket, bound first without it, keeps two Portico
       // listeners from sharing a port.
-      const udp = createSocket({ type: this.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true });
+      const udp = createSocket({ type: this.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true, lookup: literalAddress });
       try {
         await bindUdp(udp, this.host, port);
       } catch (err) {
@@ -226,6 +226,14 @@ function bindUdp(sock: UdpSocket, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/**
+ * Replies go to the address a datagram came from, always an IP literal: no resolver call, and the
+ * send is not deferred to the next tick as it is through dns.lookup.
+ */
+function literalAddress(address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
 }
 
 function noop(): void {}

@@ -341,3 +341,97 @@ describe('dns responder: geo with EDNS Client Subnet', () => {
     assert.equal(read(s.responder.handle(opt, 'udp', '192.0.2.1')!).rcode, 'FORMERR');
   });
 });
+
+describe('dns responder: answer cache', () => {
+  const s = setup(
+    {
+      geo: { regions: { eu: ['10.1.0.0/16'], us: ['10.2.0.0/16'] } },
+      zones: [
+        {
+          name: 'example.com',
+          records: [
+            { name: 'www', type: 'A', pool: 'web', answers: 1 },
+            { name: 'geo', type: 'A', pool: 'geo', policy: 'geo' },
+            { name: 'weighted', type: 'A', pool: 'web', policy: 'weighted', answers: 1 },
+            { name: '_http._tcp', type: 'SRV', pool: 'web' },
+          ],
+        },
+      ],
+    },
+    [
+      WEB,
+      {
+        name: 'geo',
+        servers: [
+          { name: 'eu1', address: '192.0.2.11:80', region: 'eu' },
+          { name: 'us1', address: '192.0.2.21:80', region: 'us' },
+        ],
+      },
+    ],
+  );
+  const raw = (name: string, type: Parameters<typeof query>[1], id: number, from = '192.0.2.200'): Buffer =>
+    s.responder.handle(query(name, type, { id }), 'udp', from)!;
+
+  it('a repeated question is answered from the cache with its own id, and rotation goes on', () => {
+    const seen: string[] = [];
+    let cached = 0;
+    for (let i = 0; i < 9; i++) {
+      const buf = raw('www.example.com', 'A', 100 + i);
+      if (s.responder.outcome.cached) cached++;
+      const r = read(buf);
+      assert.equal(r.packet.id, 100 + i);
+      seen.push(r.data('A')[0]!);
+    }
+    assert.ok(cached >= 5, `${cached} cached`);
+    assert.deepEqual(seen.slice(3), seen.slice(0, 6));
+    assert.equal(new Set(seen).size, 3);
+  });
+
+  it('RD is copied from each query', () => {
+    const q = query('www.example.com', 'A', { id: 7 });
+    q[2] = q[2]! & 0xfe; // RD off
+    raw('www.example.com', 'A', 1);
+    const out = s.responder.handle(q, 'udp', '192.0.2.200')!;
+    assert.equal(out[2]! & 0x01, 0);
+    assert.equal(raw('www.example.com', 'A', 8)[2]! & 0x01, 1);
+  });
+
+  it('a health change invalidates cached answers at once', () => {
+    for (let i = 0; i < 6; i++) raw('www.example.com', 'A', i);
+    const pool = s.pools.get('web')!;
+    pool.setOp(serverId('web', 'w1'), 'down', 'probe');
+    try {
+      const after = new Set(Array.from({ length: 6 }, (_, i) => read(raw('www.example.com', 'A', i)).data('A')[0]));
+      assert.deepEqual([...after].sort(), ['192.0.2.2', '192.0.2.3']);
+    } finally {
+      pool.setOp(serverId('web', 'w1'), 'up', 'probe');
+    }
+  });
+
+  it('geo answers placed by the source address are kept per region', () => {
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(read(raw('geo.example.com', 'A', i, '10.1.0.9')).data('A'), ['192.0.2.11']);
+      assert.deepEqual(read(raw('geo.example.com', 'A', i, '10.2.0.9')).data('A'), ['192.0.2.21']);
+    }
+  });
+
+  it('weighted answers are drawn for every query, never cached', () => {
+    for (let i = 0; i < 5; i++) {
+      raw('weighted.example.com', 'A', i);
+      assert.equal(s.responder.outcome.cached, false);
+    }
+  });
+
+  it('a server removed from the pool: its SRV target stops resolving although it was cached', () => {
+    assert.deepEqual(read(raw('w3._http._tcp.example.com', 'A', 1)).data('A'), ['192.0.2.3']);
+    assert.deepEqual(read(raw('w3._http._tcp.example.com', 'A', 2)).data('A'), ['192.0.2.3']);
+    const pool = s.pools.get('web')!;
+    const w3 = pool.byName('w3')!.server;
+    pool.remove('w3');
+    try {
+      assert.equal(read(raw('w3._http._tcp.example.com', 'A', 3)).rcode, 'NXDOMAIN');
+    } finally {
+      pool.add(w3, 'ready', 'up');
+    }
+  });
+});

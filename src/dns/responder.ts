@@ -22,7 +22,8 @@ import type { Answer, OptAnswer, Question } from 'dns-packet';
 import { parseIp, type Ip128 } from '../core/cidr.js';
 import type { Rng } from '../core/rng.js';
 import type { ClientLocation, GeoMap } from './geo.js';
-import { Zone, type LookupResult, type QueryInputs, type ZoneSet } from './zone.js';
+import { AnswerCache, MAX_KEYED_QUERY } from './answer-cache.js';
+import { Zone, type LookupResult, type PoolRecordSet, type QueryInputs, type ZoneSet } from './zone.js';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -58,6 +59,8 @@ export interface Outcome {
   rcode: string;
   /** The response was truncated to fit UDP. */
   truncated: boolean;
+  /** The response came from the answer cache. */
+  cached: boolean;
 }
 
 interface Edns {
@@ -67,6 +70,17 @@ interface Edns {
 }
 
 const BAD_VERSION = Symbol('bad EDNS version');
+
+/** A copy of a cached response with the id, RD and CD bits of the query it now answers. */
+function withQueryHeader(cached: Buffer, msg: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(cached.length);
+  cached.copy(out);
+  out[0] = msg[0]!;
+  out[1] = msg[1]!;
+  out[2] = (cached[2]! & 0xfe) | (msg[2]! & 0x01);
+  out[3] = (cached[3]! & 0xef) | (msg[3]! & 0x10);
+  return out;
+}
 
 /** dns-packet's section codecs, which its type declarations leave out; `bytes` is what the last decode consumed. */
 type Decoder<T> = ((buf: Buffer, offset: number) => T) & { readonly bytes: number };
@@ -84,11 +98,22 @@ export class Responder implements QueryInputs {
   readonly maxUdpSize: number;
   readonly geo: GeoMap | undefined;
   readonly rng: Rng;
-  readonly outcome: Outcome = { zone: '', rcode: '', truncated: false };
-  // per-message state read by location() (the responder is synchronous and never re-entered)
+  readonly outcome: Outcome = { zone: '', rcode: '', truncated: false, cached: false };
+  readonly cache = new AnswerCache();
+  // per-message state (the responder is synchronous and never re-entered)
   private clientAddress = '';
   private edns: Edns | undefined;
   private located: ClientLocation | undefined;
+  /** location() placed the client by its source address (not by ECS): a cached answer is per region. */
+  private locatedByAddress = false;
+  /** The response may be kept in the cache (a normal answer, not an error). */
+  private cacheable = false;
+  /** The pool-backed record sets the answer drew from (cacheable with at most one). */
+  private drawn = 0;
+  private drawnSet: PoolRecordSet | undefined;
+  private drawnVersion = 0;
+  private drawnCursor = 0;
+  private drawnModulus = 1;
 
   constructor(s: ResponderSettings) {
     this.zones = s.zones;
@@ -107,10 +132,19 @@ export class Responder implements QueryInputs {
         loc = geo.locateIp(ecs.ip128, ecs.family === 1 ? ecs.sourcePrefixLength + 96 : ecs.sourcePrefixLength);
       } else {
         loc = geo.locate(this.clientAddress);
+        this.locatedByAddress = true;
       }
     }
     this.located = loc;
     return loc;
+  }
+
+  drewFrom(set: PoolRecordSet, version: number, cursor: number, modulus: number): void {
+    this.drawn++;
+    this.drawnSet = set;
+    this.drawnVersion = version;
+    this.drawnCursor = cursor;
+    this.drawnModulus = modulus;
   }
 
   /**
@@ -121,15 +155,49 @@ export class Responder implements QueryInputs {
     const out = this.outcome;
     out.zone = '';
     out.truncated = false;
+    out.cached = false;
     this.clientAddress = clientAddress;
     this.edns = undefined;
     this.located = undefined;
+    this.locatedByAddress = false;
+    this.cacheable = false;
+    this.drawn = 0;
     try {
-      return this.respond(msg, transport);
+      // A plain query (QUERY, one question, nothing in the answer and authority sections) may
+      // have its response in the cache.
+      const key = msg.length >= HEADER && msg.length <= MAX_KEYED_QUERY && (msg.readUInt16BE(2) & 0xf800) === 0 && msg.readUInt16BE(4) === 1 && msg.readUInt32BE(6) === 0
+        ? (transport === 'tcp' ? 'T' : 'U') + msg.toString('latin1', HEADER)
+        : undefined;
+      if (key !== undefined) {
+        const hit = this.cache.lookup(key, this.regionOfClient);
+        if (hit !== undefined) {
+          this.cache.hits++;
+          out.zone = hit.entry.zone;
+          out.rcode = hit.entry.rcode;
+          out.truncated = hit.entry.truncated;
+          out.cached = true;
+          return withQueryHeader(hit.response, msg);
+        }
+        this.cache.misses++;
+      }
+      const resp = this.respond(msg, transport);
+      if (key !== undefined && resp !== undefined && this.cacheable) this.keep(key, resp);
+      return resp;
     } catch {
       // A fault in building an answer ends this query only.
       return this.bare(msg, RCODE.SERVFAIL);
     }
+  }
+
+  /** The region of the client by its source address ('' when unplaced), for region-keyed cache entries. */
+  private readonly regionOfClient = (): string => this.location().region ?? '';
+
+  private keep(key: string, resp: Buffer): void {
+    if (this.drawn > 1 || (this.drawn === 1 && this.drawnModulus === 0)) return;
+    const region = this.locatedByAddress ? (this.located?.region ?? '') : undefined;
+    const out = this.outcome;
+    if (this.drawn === 0) this.cache.store(key, region, undefined, 0, 1, 0, resp, out);
+    else this.cache.store(key, region, this.drawnSet, this.drawnVersion, this.drawnModulus, this.drawnCursor, resp, out);
   }
 
   /** A truncated, empty response (TC set) to `msg`: what rate limiting sends when it slips. */
@@ -178,10 +246,14 @@ export class Responder implements QueryInputs {
     const owner = q.question.name;
     const qname = owner.toLowerCase();
     const zone = this.zones.find(qname);
-    if (zone === undefined) return this.encode(msg, q.end, base, [], [], [], edns, RCODE.REFUSED);
+    if (zone === undefined) {
+      this.cacheable = true;
+      return this.encode(msg, q.end, base, [], [], [], edns, RCODE.REFUSED);
+    }
     out.zone = zone.name;
 
     let r: LookupResult = zone.lookup(qname, owner, qtype, this);
+    this.cacheable = r.kind === 'referral';
     if (r.kind === 'referral') return this.finish(msg, q.end, base, [], r.authorities, r.additionals, edns, RCODE.NOERROR, limit, false);
 
     const answers = r.answers;
@@ -206,6 +278,7 @@ export class Responder implements QueryInputs {
       }
       target = Zone.cnameTarget(next.answers);
     }
+    this.cacheable = true;
     const negative = r.kind === 'nxdomain' || r.kind === 'nodata';
     const authorities = negative ? [{ ...last.soa, ttl: last.negativeTtl }] : [];
     const rcode = r.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;

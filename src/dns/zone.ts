@@ -15,6 +15,7 @@ import {
   type PoolRecordType,
   type PreparedTargets,
 } from './answer.js';
+import type { Rotor } from './answer-cache.js';
 import type { ClientLocation, GeoMap } from './geo.js';
 
 /** What a zone needs of a pool: its current snapshot. */
@@ -57,10 +58,15 @@ export interface QueryInputs {
   readonly geo: GeoMap | undefined;
   /** Where the client is; computed on first use (only geo and nearest records need it). */
   location(): ClientLocation;
+  /**
+   * Told of every pool-backed record set an answer drew from: the set version, the cursor used
+   * and how many distinct rotations there are (0: drawn at random). For the answer cache.
+   */
+  drewFrom(set: PoolRecordSet, version: number, cursor: number, modulus: number): void;
 }
 
 /** A record set drawn from a pool. Holds the rotation cursor and the targets prepared for the pool's current set. */
-export class PoolRecordSet {
+export class PoolRecordSet implements Rotor {
   readonly type: PoolRecordType;
   readonly ttl: number;
   readonly pool: PoolView;
@@ -85,6 +91,20 @@ export class PoolRecordSet {
     this.usesLocation = spec.policy === 'geo' || spec.policy === 'nearest';
   }
 
+  get version(): number {
+    return this.pool.current.set.version;
+  }
+
+  peek(): number {
+    return this.cursor;
+  }
+
+  advance(): number {
+    const cursor = this.cursor;
+    this.cursor = cursor >= 0x3fffffff ? 0 : cursor + 1;
+    return cursor;
+  }
+
   private targetsFor(set: ServerSet): PreparedTargets {
     let p = this.prepared;
     if (p === undefined || p.version !== set.version) this.prepared = p = prepareTargets(set, this.type);
@@ -99,11 +119,14 @@ export class PoolRecordSet {
     const prepared = this.targetsFor(this.pool.current.set);
     let candidates = prepared.available;
     if (candidates.length === 0) {
-      if (this.fallback !== 'all') return this.fallback.map((a) => ({ name: owner, type: this.type as 'A', ttl: this.ttl, data: a }));
+      if (this.fallback !== 'all') {
+        q.drewFrom(this, prepared.version, 0, 1);
+        return this.fallback.map((a) => ({ name: owner, type: this.type as 'A', ttl: this.ttl, data: a }));
+      }
       candidates = prepared.all;
     }
-    const cursor = this.cursor;
-    this.cursor = cursor >= 0x3fffffff ? 0 : cursor + 1;
+    const cursor = this.advance();
+    const report = { modulus: 0 };
     const chosen = chooseTargets(candidates, {
       policy: this.policy,
       answers: this.answers,
@@ -111,7 +134,9 @@ export class PoolRecordSet {
       rng: q.rng,
       location: this.usesLocation ? q.location() : NO_LOCATION,
       geo: q.geo,
+      report,
     });
+    q.drewFrom(this, prepared.version, cursor, report.modulus);
     const out: Answer[] = new Array<Answer>(chosen.length);
     for (let i = 0; i < chosen.length; i++) {
       const t = chosen[i]!;
@@ -131,8 +156,10 @@ export class PoolRecordSet {
   }
 
   /** The A or AAAA record of an SRV target name `<server>.<suffix>`, if that server exists. */
-  targetRecords(serverName: string, owner: string, qtype: string): { exists: boolean; records: Answer[] } {
-    for (const s of this.pool.current.set.all) {
+  targetRecords(serverName: string, owner: string, qtype: string, q: QueryInputs): { exists: boolean; records: Answer[] } {
+    const set = this.pool.current.set;
+    q.drewFrom(this, set.version, 0, 1);
+    for (const s of set.all) {
       if (s.name.toLowerCase() !== serverName) continue;
       const t = targetOf(s, 'SRV');
       if (t === undefined || t.address === undefined) return { exists: false, records: [] };
@@ -266,7 +293,7 @@ export class Zone {
     let node = this.nodes.get(qname);
     if (node === undefined) {
       if (this.emptyNonTerminals.has(qname)) return { kind: 'nodata', answers: [] };
-      const target = this.srvTarget(qname, owner, qtype);
+      const target = this.srvTarget(qname, owner, qtype, q);
       if (target !== undefined) return target;
       node = this.wildcard(qname);
       if (node === undefined) return { kind: 'nxdomain', answers: [] };
@@ -336,13 +363,13 @@ export class Zone {
     }
   }
 
-  private srvTarget(qname: string, owner: string, qtype: string): LookupResult | undefined {
+  private srvTarget(qname: string, owner: string, qtype: string, q: QueryInputs): LookupResult | undefined {
     if (this.srvSuffixes.size === 0) return undefined;
     const dot = qname.indexOf('.');
     if (dot < 0) return undefined;
     const set = this.srvSuffixes.get(qname.slice(dot + 1));
     if (set === undefined) return undefined;
-    const r = set.targetRecords(qname.slice(0, dot), owner, qtype);
+    const r = set.targetRecords(qname.slice(0, dot), owner, qtype, q);
     if (!r.exists) return undefined;
     return r.records.length === 0 ? { kind: 'nodata', answers: [] } : { kind: 'answer', answers: r.records, additionals: [], usedLocation: false };
   }
