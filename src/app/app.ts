@@ -29,6 +29,7 @@ import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
 import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
 import { DnsListener } from '../dns/listener.js';
+import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, redirectListenerSettings } from '../proxy/redirect/build.js';
 import { RedirectListener } from '../proxy/redirect/listener.js';
 import type { ListenerService, Service } from './service.js';
@@ -150,6 +151,7 @@ class PorticoApp implements Portico, ConfigHost {
       probes: () => this.probeSources(),
     });
     this.services.unshift(...this.observability.services);
+    this.observability.metrics.register(dnsQueriesMetric(() => this.listeners));
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });

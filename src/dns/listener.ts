@@ -31,6 +31,12 @@ export interface DnsObserver {
   dnsQuery(listener: string, zone: string, rcode: string, transport: 'udp' | 'tcp'): void;
 }
 
+export interface QueryCount {
+  readonly zone: string;
+  readonly rcode: string;
+  n: number;
+}
+
 /** Unread response bytes a TCP client may leave queued before Portico stops reading its queries. */
 const MAX_TCP_BACKLOG = 256 * 1024;
 /** Tries to find a port free for both UDP and TCP when the configured port is 0. */
@@ -42,8 +48,8 @@ export class DnsListener {
   readonly name: string;
   responder: Responder;
   rateLimiter: ResponseRateLimiter | undefined;
-  /** Messages handled, by `zone rcode` ('' zone: outside every zone). */
-  readonly counts = new Map<string, number>();
+  /** Messages handled, by zone ('' outside every zone) and rcode (or DROPPED, RATE-LIMITED). */
+  private readonly counts = new Map<string, QueryCount>();
   private readonly host: string;
   private port: number;
   private tcpLimits: DnsTcpLimits;
@@ -80,7 +86,12 @@ export class DnsListener {
 
   /** How many messages got `rcode` in `zone`. */
   count(zone: string, rcode: string): number {
-    return this.counts.get(`${zone} ${rcode}`) ?? 0;
+    return this.counts.get(`${zone} ${rcode}`)?.n ?? 0;
+  }
+
+  /** Every count (for metrics: portico_dns_queries_total). */
+  queryCounts(): IterableIterator<Readonly<QueryCount>> {
+    return this.counts.values();
   }
 
   async start(): Promise<void> {
@@ -131,7 +142,9 @@ export class DnsListener {
 
   private record(zone: string, rcode: string, transport: 'udp' | 'tcp'): void {
     const k = `${zone} ${rcode}`;
-    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+    const c = this.counts.get(k);
+    if (c !== undefined) c.n++;
+    else this.counts.set(k, { zone, rcode, n: 1 });
     this.observer?.dnsQuery(this.name, zone, rcode, transport);
   }
 

@@ -184,6 +184,14 @@ describe('dns listener on real sockets', () => {
     assert.ok(l.count!('', 'DROPPED') >= 2);
     assert.ok(l.count!('', 'FORMERR') >= 1);
   });
+
+  it('portico_dns_queries_total counts messages by listener, zone and rcode', async () => {
+    await udp(port, query('nope.example.com', 'A'));
+    const text = await p.observability.metrics.render();
+    assert.match(text, /^portico_dns_queries_total\{listener="dns",zone="example\.com",rcode="NOERROR"\} [1-9]\d*$/m);
+    assert.match(text, /^portico_dns_queries_total\{listener="dns",zone="example\.com",rcode="NXDOMAIN"\} [1-9]\d*$/m);
+    assert.match(text, /^portico_dns_queries_total\{listener="dns",zone="",rcode="DROPPED"\} [1-9]\d*$/m);
+  });
 });
 
 describe('dns listener: reload', () => {
