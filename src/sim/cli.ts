@@ -34,7 +34,7 @@ Model:
                         diskFirstMs=28 diskPer4KMs=0.41 diskPer44KMs=14
   --admit N|lard|none   front-end admission limit (default lard: (n-1)*high + low - 1)
   --rate RPS            open (Poisson) arrivals at RPS; default: saturation (as fast as admitted)
-  --slow N:F[,N:F]      node N (1-based) costs F times more
+  --slow N:F[,N:F]      node N (1-based) costs F times more (in runs with at least N nodes)
   --warmup F            fraction of requests that warm the caches, not measured (default 0.1)
   --seed N              seed of the workload, the balancers and the arrivals (default 1)
 Output:
@@ -275,7 +275,8 @@ function runRemap(flags: Flags, io: Io): number {
       `Maglev table M=${t.tableSize}, N=${t.servers}: entries per server ${t.minEntries}..${t.maxEntries} (max/avg ${t.maxAvg.toFixed(4)}); ` +
       `removing one server (each in turn) changes ${pct(t.removeChangedMean)}% of entries on average (max ${pct(t.removeChangedMax)}%), ` +
       `of which ${pct(t.removeNecessaryMean)}% were the removed server's; ${pct(t.removeExcessMean)}% changed owner needlessly`;
-    io.out(`${format === 'table' ? '# ' : '# '}${tableLine}\n`);
+    // a comment line would break CSV on standard output: there it goes to standard error
+    (format === 'table' ? io.out : io.err)(`# ${tableLine}\n`);
   }
   if (outDir !== undefined) {
     mkdirSync(outDir, { recursive: true });
