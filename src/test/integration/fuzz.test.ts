@@ -89,6 +89,7 @@ describe('mutation fuzzing of the request path', () => {
     const judgePort = (judge.address() as { port: number }).port;
     p = createPortico({
       log: { level: 'error' },
+      admin: { enabled: false },
       listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', limits: { headerTimeout: '300ms', bodyTimeout: '300ms', keepAliveTimeout: '100ms' }, routes: [{ pool: 'web' }] }],
       pools: [{ name: 'web', timeouts: { response: '1s' }, servers: [{ name: 'judge', address: `127.0.0.1:${judgePort}` }] }],
     });

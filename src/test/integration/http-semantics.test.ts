@@ -35,6 +35,7 @@ describe('http semantics through the proxy', () => {
     });
     p = createPortico({
       log: { level: 'error' },
+      admin: { enabled: false },
       listeners: [
         {
           name: 'web',

@@ -40,6 +40,7 @@ it('an application registers its own algorithm and names it in the configuration
   const origins = await startOrigins(3);
   const lb = createPortico({
     log: { level: 'error' },
+    admin: { enabled: false },
     listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
     pools: [{ name: 'web', balance: 'always-last', servers: origins.map((o) => ({ name: o.name, address: o.address })) }],
   });

@@ -56,6 +56,7 @@ describe('responses with framing anomalies', () => {
     const backendPort = (backend.address() as { port: number }).port;
     p = createPortico({
       log: { level: 'error' },
+      admin: { enabled: false },
       listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
       pools: [{ name: 'web', retries: 0, servers: [{ name: 'raw', address: `127.0.0.1:${backendPort}` }] }],
     });
