@@ -108,8 +108,20 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   const log = createLogger(portico.config.log.level);
   process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
-  await portico.start();
+  // SIGHUP: reload the configuration file; the outcome (applied, or refused with every error) is
+  // logged by the reload. Caught from the first moment, so that an early one does not end the process.
+  let started = false;
   let stopping = false;
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    if (!started) {
+      log.warn('SIGHUP while starting: ignored (send it again once Portico is up)');
+      return;
+    }
+    log.info('SIGHUP: reloading the configuration');
+    portico.reload().catch(() => undefined);
+  });
+  await portico.start();
   const stop = (sig: string): void => {
     if (stopping) return;
     stopping = true;
@@ -124,10 +136,5 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // SIGHUP: reload the configuration file. The outcome (applied, or refused with every error) is logged by the reload.
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    log.info('SIGHUP: reloading the configuration');
-    portico.reload().catch(() => undefined);
-  });
+  started = true;
 }
