@@ -163,14 +163,10 @@ export const dnsGeoSchema = z
     default: regionName().optional().describe('Region of clients that match no network (unset: every available server)'),
   })
   .superRefine((g, ctx) => {
-    const known = new Set(Object.keys(g.regions));
     for (const [r, list] of Object.entries(g.fallback)) {
       list.forEach((x, i) => {
         if (x === r) ctx.addIssue({ code: 'custom', path: ['fallback', r, i], message: `region ${show(r)} falls back to itself` });
       });
-    }
-    if (g.default !== undefined && !known.has(g.default) && !(g.default in g.fallback)) {
-      ctx.addIssue({ code: 'custom', path: ['default'], message: `region ${show(g.default)} is not in geo.regions` });
     }
   })
   .describe('Where clients are: networks by region, for the geo and nearest policies');
