@@ -2,7 +2,12 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
-import { describePlan, planReload } from './reload.js';
+import { getBalancer } from '../balancer/registry.js';
+import { ManualClock } from '../core/clock.js';
+import { SeededRng } from '../core/rng.js';
+import { Pool } from '../pool/pool.js';
+import { buildServer } from './app.js';
+import { describePlan, planReload, reconcileServers } from './reload.js';
 
 const base = {
   admin: { listen: '127.0.0.1:9090' },
@@ -97,5 +102,79 @@ describe('planReload', () => {
     const plan = planReload(cfg(base), cfg(next));
     assert.deepEqual(plan.restartRequired, ['admin.listen', 'log', 'stateDir']);
     assert.equal(plan.admin, true);
+  });
+});
+
+describe('reconcileServers', () => {
+  const pcOf = (servers: unknown[]) => validateConfig({ admin: { enabled: false }, pools: [{ name: 'p', servers }] }).pools[0]!;
+  const setup = () => {
+    const pc = pcOf([
+      { name: 'a', address: '127.0.0.1:1' },
+      { name: 'b', address: '127.0.0.1:2' },
+    ]);
+    const factory = getBalancer('roundrobin')!;
+    const pool = new Pool(
+      { name: 'p', factory, balancerOptions: undefined, rng: new SeededRng(1), clock: new ManualClock(0) },
+      pc.servers.map((sc) => ({ server: buildServer('p', sc) })),
+    );
+    const retired: string[] = [];
+    const host = { newServer: buildServer, initialOp: () => 'up' as const, retireConnections: (id: string) => retired.push(id) };
+    return { pool, host, retired };
+  };
+
+  it('keeps servers by name with their runtime; takes new definitions and states; adds new ones', () => {
+    const { pool, host, retired } = setup();
+    const a = pool.byName('a')!;
+    pool.acquire(a.server);
+    reconcileServers(host, pool, pcOf([
+      { name: 'a', address: '127.0.0.1:1', weight: 4, state: 'drain' },
+      { name: 'b', address: '127.0.0.1:9' },
+      { name: 'c', address: '127.0.0.1:3' },
+    ]));
+    assert.equal(pool.byName('a'), a, 'the same runtime');
+    assert.equal(a.requests, 1, 'counters kept');
+    assert.equal(a.server.weight, 4);
+    assert.equal(a.admin, 'drain');
+    assert.equal(pool.byName('b')!.server.port, 9);
+    assert.deepEqual(retired, ['p/b'], 'idle connections to the old address of b are closed');
+    assert.deepEqual([...pool].map((r) => r.server.name), ['a', 'b', 'c']);
+  });
+
+  it('a server no longer wanted drains and leaves once idle; an idle one leaves at once; cut leaves at once', () => {
+    const { pool, host } = setup();
+    const a = pool.byName('a')!;
+    pool.acquire(a.server);
+    reconcileServers(host, pool, pcOf([]));
+    assert.equal(pool.byName('b'), undefined, 'idle: removed at once');
+    assert.equal(a.removing, true);
+    assert.equal(a.admin, 'drain');
+    assert.equal(pool.current.set.available.length, 0);
+    pool.release(a, { ok: true, latencyMs: 1 });
+    assert.equal(pool.byName('a'), undefined, 'removed once idle');
+
+    const s2 = setup();
+    const a2 = s2.pool.byName('a')!;
+    s2.pool.acquire(a2.server);
+    reconcileServers(s2.host, s2.pool, pcOf([{ name: 'b', address: '127.0.0.1:2' }]));
+    assert.equal(a2.removing, true, 'draining');
+    reconcileServers(s2.host, s2.pool, pcOf([{ name: 'b', address: '127.0.0.1:2' }]), new Set(['p/a']));
+    assert.equal(s2.pool.byName('a'), undefined, 'cut while busy');
+    reconcileServers(s2.host, s2.pool, pcOf([{ name: 'a', address: '127.0.0.1:1' }, { name: 'b', address: '127.0.0.1:2' }]));
+    const successor = s2.pool.byName('a')!;
+    s2.pool.release(a2, { ok: true, latencyMs: 1 });
+    assert.equal(s2.pool.byName('a'), successor, 'the release of the cut server leaves its successor alone');
+  });
+
+  it('a server wanted again while it drains stays, back in its configured state', () => {
+    const { pool, host } = setup();
+    const a = pool.byName('a')!;
+    pool.acquire(a.server);
+    reconcileServers(host, pool, pcOf([{ name: 'b', address: '127.0.0.1:2' }]));
+    assert.equal(a.removing, true);
+    reconcileServers(host, pool, pcOf([{ name: 'a', address: '127.0.0.1:1' }, { name: 'b', address: '127.0.0.1:2' }]));
+    assert.equal(a.removing, false);
+    assert.equal(a.admin, 'ready');
+    pool.release(a, { ok: true, latencyMs: 1 });
+    assert.equal(pool.byName('a'), a);
   });
 });

@@ -348,6 +348,8 @@ export function reconcileServers(
     const name = rt.server.name;
     if (wanted.has(name)) continue;
     if (cut?.has(rt.server.id) === true || rt.active === 0) {
+      // Requests still in flight on a cut server finish; their release must not remove a successor of the same name.
+      rt.removing = false;
       pool.remove(name, cause);
       continue;
     }
