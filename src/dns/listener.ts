@@ -137,7 +137,14 @@ export class DnsListener {
     }
     const o = this.responder.outcome;
     this.record(o.zone, o.rcode, 'udp');
-    if (resp !== undefined) this.udp?.send(resp, rinfo.port, rinfo.address);
+    if (resp === undefined) return;
+    // Source port 0 cannot be answered (dgram throws on it): such a datagram is only read.
+    if (rinfo.port === 0) return;
+    try {
+      this.udp?.send(resp, rinfo.port, rinfo.address);
+    } catch {
+      // a reply that cannot be sent ends here, never the listener
+    }
   };
 
   private record(zone: string, rcode: string, transport: 'udp' | 'tcp'): void {

@@ -178,6 +178,11 @@ describe('dns listener on real sockets', () => {
     const { responses, closedAfterMs } = await tcp(port, [Buffer.from([0xff])], 1, 1500, true);
     assert.equal(responses.length, 0);
     assert.ok(closedAfterMs !== undefined);
+    // a datagram from source port 0 (which cannot be answered) is read and not answered
+    const listener = (p as unknown as { listeners: { name: string }[] }).listeners.find((x) => x.name === 'dns') as unknown as {
+      onUdp(msg: Buffer, rinfo: { address: string; port: number; family: string; size: number }): void;
+    };
+    listener.onUdp(query('txt.example.com', 'TXT'), { address: '127.0.0.1', port: 0, family: 'IPv4', size: 33 });
     const r = read((await udp(port, query('txt.example.com', 'TXT')))!);
     assert.equal(r.rcode, 'NOERROR');
     const l = (p as unknown as { listeners: { name: string; count?: (z: string, r: string) => number }[] }).listeners.find((x) => x.name === 'dns')!;
