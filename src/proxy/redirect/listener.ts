@@ -54,6 +54,10 @@ const REASON: Record<RedirectStatus, string> = {
   308: 'Permanent Redirect',
 };
 
+/** Response bytes a client may leave unread before its further requests wait. */
+const MAX_UNREAD_OUTPUT = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
+
 let requestSeq = 0;
 const idPrefix = `r${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 const nextRequestId = (): string => idPrefix + (++requestSeq).toString(36);
@@ -253,6 +257,15 @@ class RedirectSession {
     const limits = this.lst.settings.limits;
     const wasInHead = this.inHead;
     while (this.buf.length > 0 && !this.sock.destroyed) {
+      if (this.sock.writableLength > MAX_UNREAD_OUTPUT) {
+        // A client that pipelines without reading its responses: read no more until it does.
+        this.sock.pause();
+        this.sock.once('drain', () => {
+          this.sock.resume();
+          this.onData(EMPTY);
+        });
+        return;
+      }
       const r = parseRequestHead(this.buf, limits);
       if (r === null) {
         this.inHead = true;

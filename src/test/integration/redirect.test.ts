@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createPortico, type Portico } from '../../app/app.js';
 import { serverId } from '../../core/server.js';
@@ -137,6 +138,40 @@ describe('redirect listener', () => {
       const withBody = await rawRequest(port, 'POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello');
       assert.match(withBody, /^HTTP\/1\.1 302 /);
       assert.match(withBody, /Connection: close/);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('3000 pipelined requests from a client that reads late are all answered, in order', async () => {
+    const { p, port } = await startRedirect();
+    try {
+      const n = 3000;
+      const text = await new Promise<string>((resolve) => {
+        const sock = connect(port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        let seen = 0;
+        const done = (): void => {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve(Buffer.concat(chunks).toString('latin1'));
+        };
+        const timer = setTimeout(done, 10_000);
+        sock.pause(); // read nothing for a while (the server stops reading past 256 KiB of unread answers)
+        sock.on('connect', () => {
+          sock.write(Array.from({ length: n }, (_, i) => `GET /${i} HTTP/1.1\r\nHost: a\r\n\r\n`).join(''));
+          setTimeout(() => sock.resume(), 300);
+        });
+        sock.on('data', (c: Buffer) => {
+          chunks.push(c);
+          seen += c.toString('latin1').split('HTTP/1.1 302 Found').length - 1;
+          if (seen >= n) done();
+        });
+        sock.on('error', done);
+      });
+      const paths = [...text.matchAll(/Location: \S+?\/(\d+)\r\n/g)].map((m) => Number(m[1]));
+      assert.equal(paths.length, n);
+      assert.ok(paths.every((v, i) => v === i));
     } finally {
       await p.stop(100);
     }
