@@ -246,8 +246,8 @@ describe('dns listener: health', () => {
       await origins[1]!.close();
       await waitFor(async () => (await answer()).join() === '192.0.2.1', 3000, 'b to leave the answers');
       const tookMs = Date.now() - closedAt;
-      // one interval, plus the probe's own timeout, plus scheduling slack
-      assert.ok(tookMs <= interval + 200 + 250, `left the answers after ${tookMs} ms`);
+      // one interval, plus the probe's own timeout, plus slack for a loaded machine
+      assert.ok(tookMs <= interval + 200 + 450, `left the answers after ${tookMs} ms`);
       // none available: the fallback (every server) rather than an empty answer
       await origins[0]!.close();
       await waitFor(async () => p.pools.get('web')!.current.set.available.length === 0, 3000, 'a down too');
@@ -269,7 +269,9 @@ describe('dns listener: response-rate limiting', () => {
       s.on('message', (m) => got.push(m));
       await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
       for (let i = 0; i < 40; i++) s.send(query('www.example.com', 'A', { id: i }), port, '127.0.0.1');
-      await new Promise((r) => setTimeout(r, 300));
+      // 5 answers and 17 truncated ones are expected; then a moment for any extra to show
+      await waitFor(() => got.length >= 19, 3000, 'the answers');
+      await new Promise((r) => setTimeout(r, 200));
       s.close();
       const replies = got.map(read);
       const full = replies.filter((r) => !r.tc);
