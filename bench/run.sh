@@ -6,7 +6,7 @@
 #   npm run bench                       # L7 peers + Portico, 3 rounds (about 8 minutes)
 #   ROUNDS=1 DUR=3 npm run bench        # a quick look
 #   ONLY="haproxy node-undici portico" npm run bench
-#   PORTICO_L4=1 npm run bench          # adds the L4 (tcp listener) scenarios, once it exists
+#   PORTICO_L4=1 npm run bench          # adds the L4 peers and Portico's tcp listener (portico-tcp)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_BENCH:-$ROOT/../shared/bench}
@@ -23,6 +23,9 @@ if [ ! -d "$PEERS/node/node_modules" ]; then
 fi
 (cd "$ROOT" && npm run build --silent)
 export PORTICO="node $ROOT/bin/portico"
-export ONLY=${ONLY:-"haproxy nginx node-http-proxy fastify-reply-from node-undici portico"}
+DEFAULT_ONLY="haproxy nginx node-http-proxy fastify-reply-from node-undici portico"
+# PORTICO_L4=1: also Portico's tcp listener (:9304) beside the L4 peers (HAProxy mode tcp, NGINX stream, node net).
+[ "${PORTICO_L4:-0}" = 1 ] && DEFAULT_ONLY="$DEFAULT_ONLY haproxy-tcp nginx-stream node-net portico-tcp"
+export ONLY=${ONLY:-$DEFAULT_ONLY}
 export SCENARIOS=${SCENARIOS:-"ka close ka16k"}
 exec bash "$PEERS/run.sh"
