@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AccessLog, fileSink, type AccessLogSink } from './access-log.js';
+import { AccessLog, fileSink, isoDate, type AccessLogSink } from './access-log.js';
 import { exchange } from './testing.js';
 
 /** A sink that keeps what it is given and completes writes only when told to. */
@@ -67,6 +67,9 @@ describe('access log', () => {
       line,
       '127.0.0.1 - - [10/Oct/2024:13:55:36 +0000] "GET / HTTP/1.0" 503 200 "http://r/" "curl/8 \\"x\\"" r-9 web web#0 web - 0 0.1 1 2 100\n',
     );
+    const odd = log.combinedLine(exchange({ target: '/a"b\\c\x01\xe9', route: 'my route', id: 'r-1' }));
+    assert.match(odd, /"GET \/a\\"b\\\\c\\x01\\xe9 HTTP\/1\.1"/);
+    assert.match(odd, / r-1 web my%20route web a /);
   });
 
   it('lines are batched while a write is in progress, and dropped (counted) when the buffer is full', async () => {
@@ -127,4 +130,10 @@ describe('access log', () => {
       ['0-48', '0-49', '1-0', '1-1'],
     );
   });
+});
+
+it('isoDate matches Date.toISOString to the millisecond', () => {
+  for (const t of [0, 999, 1000, 1_700_000_000_123, 1_700_000_000_123.9, 1_700_000_001_005, 1_700_000_001_050]) {
+    assert.equal(isoDate(t), new Date(Math.floor(t)).toISOString());
+  }
 });

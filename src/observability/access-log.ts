@@ -193,25 +193,25 @@ export class AccessLog {
   jsonLine(r: ExchangeRecord): string {
     return (
       '{"time":"' +
-      new Date(this.timeOrigin + r.startedAt).toISOString() +
+      isoDate(this.timeOrigin + r.startedAt) +
       '","requestId":' +
-      JSON.stringify(r.requestId()) +
+      q(r.requestId()) +
       ',"listener":' +
-      JSON.stringify(r.listener) +
+      q(r.listener) +
       ',"client":' +
-      JSON.stringify(r.clientAddress) +
+      q(r.clientAddress) +
       ',"method":' +
-      JSON.stringify(r.method) +
+      q(r.method) +
       ',"target":' +
-      JSON.stringify(r.target) +
+      q(r.target) +
       ',"host":' +
-      JSON.stringify(r.host) +
+      q(r.host) +
       ',"route":' +
-      JSON.stringify(r.route) +
+      q(r.route) +
       ',"pool":' +
-      JSON.stringify(r.pool) +
+      q(r.pool) +
       ',"server":' +
-      JSON.stringify(r.server) +
+      q(r.server) +
       ',"status":' +
       r.status +
       ',"bytesIn":' +
@@ -228,7 +228,7 @@ export class AccessLog {
       ms(r.totalMs) +
       ',"tries":' +
       r.tries +
-      (r.error === '' ? '' : ',"error":' + JSON.stringify(r.error)) +
+      (r.error === '' ? '' : ',"error":' + q(r.error)) +
       '}\n'
     );
   }
@@ -282,16 +282,49 @@ function ms(x: number): string {
   return String(Math.round(x * 1000) / 1000);
 }
 
+/** A JSON string: quoted as is when nothing needs escaping (the usual case), else JSON.stringify. */
+function q(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 34 || c === 92 || c > 0x7e) return JSON.stringify(s);
+  }
+  return '"' + s + '"';
+}
+
+let isoSec = -1;
+let isoPrefix = '';
+
+/** `2024-01-02T03:04:05.250Z`, the part up to the second cached. */
+export function isoDate(epochMs: number): string {
+  const t = Math.floor(epochMs);
+  const sec = Math.floor(t / 1000);
+  if (sec !== isoSec) {
+    isoSec = sec;
+    isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20);
+  }
+  const m = t - sec * 1000;
+  return isoPrefix + (m < 10 ? '00' + m : m < 100 ? '0' + m : String(m)) + 'Z';
+}
+
 function dash(s: string): string {
-  return s === '' ? '-' : clfEscape(s).replace(/ /g, '%20');
+  if (s === '') return '-';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 34 || c === 92 || c >= 0x7f) return clfEscape(s).replace(/ /g, '%20');
+  }
+  return s;
 }
 
 /** Quotes, backslashes and control bytes escaped as Apache does (`\"`, `\\`, `\xHH`). */
 function clfEscape(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (!/["\\\x00-\x1f\x7f-\uffff]/.test(s)) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 34 || c === 92 || c >= 0x7f) break;
+  }
+  if (i === s.length) return s;
+  let out = s.slice(0, i);
+  for (; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c === 34) out += '\\"';
     else if (c === 92) out += '\\\\';
