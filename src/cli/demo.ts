@@ -67,6 +67,8 @@ export async function runDemo(): Promise<undefined> {
       `  try: dig @${dns.host} -p ${dns.port} _http._tcp.demo.portico.test SRV +short   (the servers and their ports, rotated)`,
       `  admin API       ${portico.admin?.url ?? ''}/api/v1/status`,
       '  try: npx portico ctl servers web   then   npx portico ctl drain web/web2',
+      `  dashboard       ${portico.admin?.url ?? ''}/   (live; drain, ready, maint and weights from the page)`,
+      `  metrics         ${portico.admin?.url ?? ''}/metrics   (Prometheus)`,
       'Stop with Ctrl-C.',
       '',
     ].join('\n'),

@@ -160,6 +160,11 @@ describe('portico command line', () => {
       assert.match(out, /http:\/\/127\.0\.0\.1:9090\/api\/v1\/status/);
       const status = (await (await fetch('http://127.0.0.1:9090/api/v1/status')).json()) as { listeners: { name: string }[] };
       assert.ok(status.listeners.some((l) => l.name === 'web'), 'the admin API of the demo answers');
+      // the dashboard and the metrics of SPEC §1 are on the admin listener too
+      assert.match(out, /dashboard +http:\/\/127\.0\.0\.1:9090\/ /);
+      assert.match(out, /metrics +http:\/\/127\.0\.0\.1:9090\/metrics /);
+      assert.match(await (await fetch('http://127.0.0.1:9090/')).text(), /<title>Portico<\/title>/);
+      assert.match(await (await fetch('http://127.0.0.1:9090/metrics')).text(), /^# TYPE portico_requests_total counter$/m);
       const seen = new Set<string>();
       for (let i = 0; i < 6; i++) {
         const r = await fetchText(8080);
