@@ -81,12 +81,23 @@ done
 
 ticks() { local a; read -r -a a < <(sed 's/^.*) //' "/proc/$1/stat"); echo $((a[11] + a[12])); }
 
+# TLS 1.3 resumption needs the ticket that arrives after the handshake: a Node client does it
+# (tls-resume.mjs), and reports how many were resumed. Everything else is openssl s_time.
+client() { # port mode ver seconds
+  if [ "$2" = reuse ] && [ "$3" = tls1_3 ]; then
+    node "$ROOT/bench/tls-resume.mjs" "$1" "$4" | awk '{ print $1 " connections in " $4 " real seconds (" $6 " resumed)" }'
+  else
+    openssl s_time -connect "127.0.0.1:$1" -"$2" -"$3" -time "$4" 2>&1
+  fi
+}
+
 measure() { # name pid port mode(new|reuse) version(tls1_3|tls1_2)
   local name=$1 pid=$2 port=$3 mode=$4 ver=$5 t0 t1 out n secs
-  taskset -c "$LOAD_CPU" timeout 30 openssl s_time -connect "127.0.0.1:$port" -"$mode" -"$ver" -time 1 >/dev/null 2>&1 || true
+  taskset -c "$LOAD_CPU" timeout 30 bash -c "$(declare -f client); ROOT=$ROOT client $port $mode $ver 1" >/dev/null 2>&1 || true
   t0=$(ticks "$pid")
-  out=$(taskset -c "$LOAD_CPU" timeout $((DUR + 30)) openssl s_time -connect "127.0.0.1:$port" -"$mode" -"$ver" -time "$DUR" 2>&1 || true)
+  out=$(taskset -c "$LOAD_CPU" timeout $((DUR + 30)) bash -c "$(declare -f client); ROOT=$ROOT client $port $mode $ver $DUR" || true)
   t1=$(ticks "$pid")
+  [ -n "${VERBOSE:-}" ] && echo "$out" | tail -2 >&2
   n=$(grep -Eo '^[0-9]+ connections in [0-9.]+ real' <<<"$out" | tail -1 | awk '{print $1}')
   secs=$(grep -Eo '^[0-9]+ connections in [0-9.]+ real' <<<"$out" | tail -1 | awk '{print $4}')
   awk -v name="$name" -v mode="$mode" -v ver="$ver" -v n="${n:-0}" -v s="${secs:-1}" -v t=$((t1 - t0)) -v hz="$CLK_TCK" \
