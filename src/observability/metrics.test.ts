@@ -92,3 +92,18 @@ it('includes the process and runtime metrics by default', async () => {
   assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   assert.equal(m.contentType.split(';')[0], 'text/plain');
 });
+
+it('tcp-listener connections add their bytes, with no request series', async () => {
+  const traffic = new TrafficCounters();
+  const stats = new RequestStats();
+  stats.onConnectionDone(traffic.recordConnection);
+  const m = new Metrics({ traffic, stats, pools: new Map(), processMetrics: false });
+  const conn = { listener: 'db', clientAddress: '127.0.0.1', route: '', pool: 'mysql', server: 'm1', durationMs: 5, tries: 1, error: '' };
+  stats.connectionDone({ ...conn, bytesIn: 100, bytesOut: 2000 });
+  stats.connectionDone({ ...conn, bytesIn: 1, bytesOut: 2 });
+  const text = await m.render();
+  assert.equal(sample(text, 'portico_bytes_total{listener="db",pool="mysql",server="m1",direction="in"}'), 101);
+  assert.equal(sample(text, 'portico_bytes_total{listener="db",pool="mysql",server="m1",direction="out"}'), 2002);
+  assert.doesNotMatch(text, /portico_request(s_total|_duration_seconds_count)\{listener="db"/);
+  assert.equal(traffic.serverTraffic('mysql', 'm1').bytes, 2103, 'the live statistics see the bytes too');
+});

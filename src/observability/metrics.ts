@@ -99,6 +99,7 @@ export class Metrics {
         function* () {
           const name = 'portico_request_duration_seconds';
           for (const c of traffic.exchanges()) {
+            if (c.requests === 0) continue; // a tcp listener's label set: bytes only
             const base = { listener: c.listener, pool: c.pool, server: c.server };
             let cum = 0;
             for (let i = 0; i < PROM_BUCKETS_SEC.length; i++) {
@@ -114,7 +115,7 @@ export class Metrics {
       ),
     );
     reg(
-      new CollectedMetric('portico_bytes_total', 'Bytes received from (in) and sent to (out) clients, by listener, pool and server', 'counter', function* () {
+      new CollectedMetric('portico_bytes_total', 'Bytes received from (in) and sent to (out) clients (http requests and tcp connections), by listener, pool and server', 'counter', function* () {
         for (const c of traffic.exchanges()) {
           yield { labels: { listener: c.listener, pool: c.pool, server: c.server, direction: 'in' }, value: c.bytesIn };
           yield { labels: { listener: c.listener, pool: c.pool, server: c.server, direction: 'out' }, value: c.bytesOut };

@@ -59,6 +59,7 @@ export class Observability {
   constructor(o: ObservabilityOptions) {
     const log = o.logger ?? silentLogger;
     o.stats.onRequest(this.traffic.record);
+    o.stats.onConnectionDone(this.traffic.recordConnection);
     this.live = new LiveStats({
       traffic: this.traffic,
       stats: o.stats,

@@ -1,17 +1,29 @@
 import type { ExchangeRecord } from '../proxy/http/session.js';
 import type { HttpObserver } from '../proxy/http/listener.js';
+import type { TcpRecord } from '../proxy/tcp/tcp-connection.js';
+import type { TcpObserver } from '../proxy/tcp/tcp-listener.js';
 
 /** Counters of finished requests, rejections and connections; feeds the admin API and metrics. */
-export class RequestStats implements HttpObserver {
+export class RequestStats implements HttpObserver, TcpObserver {
   requests = 0;
   readonly byStatusClass = [0, 0, 0, 0, 0, 0];
   readonly rejections = new Map<string, number>();
   readonly connections = new Map<string, number>();
   private readonly sinks: ((rec: ExchangeRecord) => void)[] = [];
+  private readonly tcpSinks: ((rec: TcpRecord) => void)[] = [];
 
   /** Add a consumer of finished requests (access log, metrics). */
   onRequest(fn: (rec: ExchangeRecord) => void): void {
     this.sinks.push(fn);
+  }
+
+  /** Add a consumer of finished tcp-listener connections (metrics). */
+  onConnectionDone(fn: (rec: TcpRecord) => void): void {
+    this.tcpSinks.push(fn);
+  }
+
+  connectionDone(rec: TcpRecord): void {
+    for (let i = 0; i < this.tcpSinks.length; i++) this.tcpSinks[i]!(rec);
   }
 
   requestDone(rec: ExchangeRecord): void {

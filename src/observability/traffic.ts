@@ -1,4 +1,5 @@
 import type { ExchangeRecord } from '../proxy/http/session.js';
+import type { TcpRecord } from '../proxy/tcp/tcp-connection.js';
 import { FINE_BUCKETS, PROM_BUCKETS_SEC, fineBucket, promBucket } from './latency.js';
 
 /**
@@ -141,6 +142,33 @@ export class TrafficCounters {
     const t0 = this.intervalStart;
     s.areaMs += start + ms - (start > t0 ? start : t0);
   };
+
+  /** A finished tcp-listener connection: its bytes (no request, no latency). */
+  readonly recordConnection = (rec: TcpRecord): void => {
+    const c = this.counters(rec.listener, rec.pool, rec.server);
+    c.bytesIn += rec.bytesIn;
+    c.bytesOut += rec.bytesOut;
+    c.srv.bytes += rec.bytesIn + rec.bytesOut;
+  };
+
+  private counters(listener: string, pool: string, server: string): ExchangeCounters {
+    let lt = this.listeners.get(listener);
+    if (lt === undefined) {
+      lt = new ListenerTraffic(listener);
+      this.listeners.set(listener, lt);
+    }
+    let byServer = lt.byPool.get(pool);
+    if (byServer === undefined) {
+      byServer = new Map();
+      lt.byPool.set(pool, byServer);
+    }
+    let c = byServer.get(server);
+    if (c === undefined) {
+      c = new ExchangeCounters(listener, pool, server, this.serverTraffic(pool, server));
+      byServer.set(server, c);
+    }
+    return c;
+  }
 
   /** The traffic slot of a server, created on first use. */
   serverTraffic(pool: string, server: string): ServerTraffic {
