@@ -24,19 +24,28 @@ describe('GET /api/v1/events (server-sent events)', () => {
   after(() => admin.stop(0));
 
   it('opens with hello (node, recent stats and state changes), then streams events as they are published', async () => {
-    for (let i = 1; i <= 5; i++) hub.publish('stats', { n: i });
+    for (let i = 1; i <= 5; i++) hub.publish('stats', { n: i, pools: [{ name: 'web', servers: [{ name: 'a', hist: [3, i] }] }] });
     hub.publish('server', { pool: 'web', server: 'a', kind: 'admin', from: 'ready', to: 'drain' });
     const s = await openSse(port, '/api/v1/events');
     try {
       assert.equal(s.status, 200);
       assert.match(String(s.headers['content-type']), /^text\/event-stream/);
       assert.equal(s.headers['cache-control'], 'no-store');
-      const hello = JSON.parse((await s.next('hello')).data) as { node: string; stats: { n: number }[]; events: { type: string; to: string }[] };
+      const hello = JSON.parse((await s.next('hello')).data) as {
+        node: string;
+        stats: { n: number; pools: { servers: { hist?: number[] }[] }[] }[];
+        events: { type: string; to: string }[];
+      };
       assert.equal(hello.node, 'lb1');
       assert.deepEqual(
         hello.stats.map((x) => x.n),
         [3, 4, 5],
         'the kept stats frames',
+      );
+      assert.deepEqual(
+        hello.stats.map((x) => x.pools[0]!.servers[0]!.hist),
+        [undefined, undefined, [3, 5]],
+        'histograms only in the last frame',
       );
       assert.deepEqual(
         hello.events.map((e) => [e.type, e.to]),

@@ -39,10 +39,11 @@ export function eventsRoute(hub: EventHub, options: EventsRouteOptions): AdminHa
     res.socket?.setNoDelay(true);
     res.write('retry: 2000\n\n');
 
-    const stats = hub.history(['stats']);
+    const stats = hub.history(['stats']).slice(-statsHistory);
     const hello = {
       ...options.info(),
-      stats: stats.slice(-statsHistory).map((e) => e.data),
+      // Histograms only in the last frame: the older ones are for the charts over time.
+      stats: stats.map((e, i) => (i === stats.length - 1 ? e.data : withoutHistograms(e.data))),
       events: hub.history(['server', 'health']).map((e) => ({ id: e.id, type: e.type, time: e.time, ...(e.data as object) })),
     };
     res.write(`event: hello\ndata: ${JSON.stringify(hello)}\n\n`);
@@ -71,5 +72,17 @@ export function eventsRoute(hub: EventHub, options: EventsRouteOptions): AdminHa
     ctx.signal.addEventListener('abort', end, { once: true });
     res.once('close', end);
     return undefined;
+  };
+}
+
+/** A stats frame without the servers' `hist` arrays (anything else is passed through). */
+function withoutHistograms(frame: unknown): unknown {
+  const f = frame as { pools?: unknown };
+  if (!Array.isArray(f.pools)) return frame;
+  return {
+    ...(frame as object),
+    pools: (f.pools as { servers?: unknown }[]).map((p) =>
+      Array.isArray(p.servers) ? { ...p, servers: (p.servers as Record<string, unknown>[]).map(({ hist: _h, ...s }) => s) } : p,
+    ),
   };
 }
