@@ -13,7 +13,10 @@ import type { HealthMonitor } from '../health/health-monitor.js';
 import type { OutlierDetector } from '../health/outlier.js';
 import { HttpListener, type HttpListenerSettings, type HttpObserver } from '../proxy/http/listener.js';
 import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
-import { compileMatch, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
+import { compileRoutes, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
+import { createPersistence, loadOrCreateSecret, needsStateSecret, ServerTokens, type Persistence } from '../persistence/index.js';
+import { MemoryStore } from '../store/memory-store.js';
+import type { StateStore } from '../store/state-store.js';
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
 import { buildTcpListener, TcpShared, updateTcpListener } from '../proxy/tcp/build.js';
 import { mountTcpBindings } from './l4-admin.js';
@@ -42,6 +45,11 @@ export interface PorticoDeps {
   readonly clock?: Clock;
   readonly rng?: Rng;
   readonly logger?: Logger;
+  /**
+   * The StateStore of stick tables (default: a MemoryStore of this process). One given here is
+   * taken to be shared with other nodes: a stick-table miss asks it.
+   */
+  readonly store?: StateStore;
 }
 
 /** A running (or ready to run) Portico: pools, listeners and their lifecycle. */
@@ -118,6 +126,14 @@ class PorticoApp implements Portico, ConfigHost {
   readonly observability: Observability;
   private readonly clock: Clock;
   private readonly rng: Rng;
+  /** Stick tables live here (persistence). */
+  private readonly store: StateStore;
+  private readonly sharedStore: boolean;
+  /** Cookie tokens under the secret kept in stateDir (loaded at start, or when a reload first needs it). */
+  private readonly stateTokens = new ServerTokens();
+  /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
+  private readonly persistences = new Map<string, { readonly spec: string; readonly persistence: Persistence }>();
+  private lastStoreError = 0;
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -127,6 +143,8 @@ class PorticoApp implements Portico, ConfigHost {
     this.rng = rng;
     this.tcpShared = new TcpShared(clock);
     this.log = deps.logger ?? createLogger(config.log.level);
+    this.store = deps.store ?? new MemoryStore({ clock });
+    this.sharedStore = deps.store !== undefined;
     for (const pc of config.pools) {
       const pool = this.newPool(pc);
       this.pools.set(pc.name, pool);
@@ -317,15 +335,47 @@ class PorticoApp implements Portico, ConfigHost {
       queueTimeoutMs: pc.queue.timeout,
       hashKey: pc.balance === 'hash' && pc.hash !== undefined ? hashKeyOf(pc.hash.key) : undefined,
       connections: (s: Server) => upstreams.of(s.id, limits, tls),
+      persistence: this.persistenceOf(pc),
     };
   }
 
+  /** The pool's persistence: the one it had while its `persistence` section is unchanged (stick tables survive a reload). */
+  private persistenceOf(pc: PoolConfig): Persistence | undefined {
+    const spec = pc.persistence;
+    if (spec === false || spec.type === 'tls-session') {
+      this.persistences.delete(pc.name);
+      return undefined;
+    }
+    const key = JSON.stringify(spec);
+    const kept = this.persistences.get(pc.name);
+    if (kept !== undefined && kept.spec === key) return kept.persistence;
+    if (needsStateSecret(spec) && this.started) this.loadStateSecret();
+    const persistence = createPersistence(pc.name, spec, {
+      clock: this.clock,
+      store: this.store,
+      sharedStore: this.sharedStore,
+      stateTokens: this.stateTokens,
+      onStoreError: this.onStoreError,
+    });
+    this.persistences.set(pc.name, { spec: key, persistence });
+    return persistence;
+  }
+
+  /** The cookie secret kept in stateDir, loaded once when a pool needs it. */
+  private loadStateSecret(): void {
+    if (!this.stateTokens.hasSecret) this.stateTokens.setSecret(loadOrCreateSecret(this.config.stateDir));
+  }
+
+  /** Stick tables carry on without their store; say so at most every 10 s. */
+  private readonly onStoreError = (err: unknown): void => {
+    const now = Date.now();
+    if (now - this.lastStoreError < 10_000) return;
+    this.lastStoreError = now;
+    this.log.warn('state store failed; stick tables use their local entries only', { error: err instanceof Error ? err.message : String(err) });
+  };
+
   private httpSettings(lc: HttpListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
-    const routes: HttpRoute[] = lc.routes.map((r, i) => ({
-      name: r.name ?? `${lc.name}#${i}`,
-      match: compileMatch(r.match),
-      pool: r.pool === undefined ? undefined : handles.get(r.pool),
-    }));
+    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
     const l = lc.limits;
     return {
       name: lc.name,
@@ -354,6 +404,7 @@ class PorticoApp implements Portico, ConfigHost {
   async start(): Promise<void> {
     if (this.started) return;
     await this.runtime.loadJournal();
+    if (this.config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) this.loadStateSecret();
     this.started = true;
     const up: Service[] = [];
     try {

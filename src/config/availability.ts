@@ -38,12 +38,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       no(['listeners', i, 'access'], 'access lists');
     }
     l.routes.forEach((r, j) => {
-      if (r.redirect !== undefined) no(['listeners', i, 'routes', j, 'redirect'], 'a redirect route');
-      if (r.respond !== undefined) no(['listeners', i, 'routes', j, 'respond'], 'a respond route');
-      const h = r.headers;
-      const edits = (e: typeof h.request): number => Object.keys(e.set).length + Object.keys(e.add).length + e.remove.length;
-      if (edits(h.request) + edits(h.response) > 0) no(['listeners', i, 'routes', j, 'headers'], 'header actions');
-      if (r.priority !== 'normal') no(['listeners', i, 'routes', j, 'priority'], 'route priority');
       if (r.match?.sni !== undefined) no(['listeners', i, 'routes', j, 'match', 'sni'], 'matching on sni');
     });
   });
@@ -52,7 +46,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       const why = icmpUnavailable();
       if (why !== undefined) out.push({ path: ['pools', i, 'health', 'type'], message: why });
     }
-    if (p.persistence !== false && p.persistence.type !== 'tls-session') no(['pools', i, 'persistence'], 'persistence');
     if (p.discovery.type !== 'static') no(['pools', i, 'discovery'], `discovery ${p.discovery.type}`);
   });
   return out;

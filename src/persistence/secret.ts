@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The file in the state directory that holds the cookie secret. */
@@ -9,35 +9,40 @@ export const SECRET_FILE = 'cookie-secret';
  * The secret of persistence cookies kept in `stateDir`: read when the file exists, otherwise
  * 32 random bytes written there (hex, mode 0600) so that cookies stay valid across restarts.
  * Several nodes must share one secret: give it in the configuration (`persistence.secret`).
+ * Synchronous: it runs once, at start (or when a reload first needs it), before any request.
  */
-export async function loadOrCreateSecret(stateDir: string): Promise<Buffer> {
+export function loadOrCreateSecret(stateDir: string): Buffer {
   const file = join(stateDir, SECRET_FILE);
-  const existing = await readSecret(file);
+  const existing = readSecret(file);
   if (existing !== undefined) return existing;
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const fresh = randomBytes(32);
   // Written to a file of its own, then linked into place: link fails when the name exists, so
   // of two processes starting together one wins and the other reads the winner's secret, never
   // a half-written file.
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  await writeFile(tmp, fresh.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(tmp, fresh.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
   try {
-    await link(tmp, file);
+    linkSync(tmp, file);
     return fresh;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const theirs = await readSecret(file);
+    const theirs = readSecret(file);
     if (theirs === undefined) throw err;
     return theirs;
   } finally {
-    await unlink(tmp).catch(() => {});
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
   }
 }
 
-async function readSecret(file: string): Promise<Buffer | undefined> {
+function readSecret(file: string): Buffer | undefined {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;

@@ -72,26 +72,56 @@ export const matchSchema = z
   })
   .describe('Conditions on the request; all that are given must hold');
 
+/** Headers that frame the message or belong to one hop: Portico writes them itself, so no route may edit them. */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+/** Forwarding headers are Portico's own (trustedProxies decides which of a client's are kept). */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 const headerMap = z
   .record(z.string(), text())
   .superRefine((m, ctx) => {
-    for (const k of Object.keys(m)) {
+    for (const [k, v] of Object.entries(m)) {
       const r = parseHeaderName(k);
       if (!r.ok) ctx.addIssue({ code: 'custom', path: [k], message: r.message });
+      else if (FRAMING.has(k.toLowerCase())) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is written by Portico and cannot be set` });
+      if (CONTROL.test(v)) ctx.addIssue({ code: 'custom', path: [k], message: 'a header value cannot hold control characters (CR, LF ...)' });
     }
   })
   .meta({ docType: 'map of header: value' });
 
-const headerEdits = z
-  .strictObject({
-    set: headerMap.prefault({}).describe('Headers to set, replacing any present'),
-    add: headerMap.prefault({}).describe('Headers to add alongside any present'),
-    remove: z.array(headerName()).prefault([]).meta({ docType: 'list of header names' }).describe('Headers to remove'),
+/** An issue for every name in `refused`; `key` is the edit (`set`, `add`: keyed by name; `remove`: a list). */
+function refuseNames(names: readonly string[], ctx: z.RefinementCtx, key: 'set' | 'add' | 'remove', refused: ReadonlySet<string>, why: string): void {
+  names.forEach((n, i) => {
+    if (refused.has(n.toLowerCase())) ctx.addIssue({ code: 'custom', path: [key, key === 'remove' ? i : n], message: `${n} ${why}` });
   });
+}
+
+const headerEdits = (direction: 'request' | 'response') =>
+  z
+    .strictObject({
+      set: headerMap.prefault({}).describe('Headers to set, replacing any present'),
+      add: headerMap.prefault({}).describe('Headers to add alongside any present'),
+      remove: z.array(headerName()).prefault([]).meta({ docType: 'list of header names' }).describe('Headers to remove'),
+    })
+    .superRefine((e, ctx) => {
+      const own = direction === 'request' ? FORWARDING : new Set<string>();
+      const why = 'is written by Portico (see trustedProxies)';
+      refuseNames(Object.keys(e.set), ctx, 'set', own, why);
+      refuseNames(Object.keys(e.add), ctx, 'add', own, why);
+      refuseNames(e.remove, ctx, 'remove', new Set([...FRAMING, ...own]), 'is written by Portico and cannot be removed');
+      if (direction === 'request') {
+        // A second Host is a request smuggling vector, and a request without one is invalid.
+        refuseNames(Object.keys(e.add), ctx, 'add', new Set(['host']), 'cannot be added (use set to replace it)');
+        refuseNames(e.remove, ctx, 'remove', new Set(['host']), 'cannot be removed (HTTP/1.1 requires it)');
+      }
+    });
 
 const PLACEHOLDERS = new Set(['scheme', 'host', 'path', 'query']);
 const locationTemplate = leaf<string, string>('location template', (v) => {
   if (typeof v !== 'string' || v === '') return fail(`expected a location, got ${show(v)}`);
+  if (/[\x00-\x20\x7f]/.test(v)) return fail(`a location cannot hold spaces or control characters: ${show(v)}`);
   for (const m of v.matchAll(/\{([^}]*)\}/g)) {
     if (!PLACEHOLDERS.has(m[1]!)) return fail(`unknown placeholder {${m[1]}} in ${show(v)}: use {scheme}, {host}, {path} or {query}`);
   }
@@ -114,16 +144,21 @@ export const routeSchema = z
       .describe('Answer with a redirect instead of forwarding'),
     respond: z
       .strictObject({
-        status: int(100, 599).prefault(200).describe('Status code'),
-        body: text().prefault('').describe('Response body'),
+        status: int(200, 599).prefault(200).describe('Status code'),
+        body: text().prefault('').describe('Response body (UTF-8; Content-Type text/plain unless headers give one)'),
         headers: headerMap.prefault({}).describe('Response headers'),
+      })
+      .superRefine((r, ctx) => {
+        if ((r.status === 204 || r.status === 304) && r.body !== '') ctx.addIssue({ code: 'custom', path: ['body'], message: `a ${r.status} response has no body` });
       })
       .optional()
       .describe('Answer directly instead of forwarding'),
     headers: z
       .strictObject({
-        request: headerEdits.prefault({}).describe('Edits to the request before it is forwarded'),
-        response: headerEdits.prefault({}).describe('Edits to the response before it is returned'),
+        request: headerEdits('request').prefault({}).describe('Edits to the request before it is forwarded'),
+        response: headerEdits('response')
+          .prefault({})
+          .describe('Edits to the response before it is returned (set and add also apply to redirect and respond answers)'),
       })
       .prefault({})
       .describe('Header edits on requests that take this route'),

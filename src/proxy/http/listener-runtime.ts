@@ -1,9 +1,12 @@
 import type { CidrSet } from '../../core/cidr.js';
 import type { Server } from '../../core/server.js';
 import type { FailureKind } from '../../health/outlier.js';
+import type { Persistence } from '../../persistence/persistence.js';
 import type { Pool } from '../../pool/pool.js';
+import type { QueuePriority } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import type { HeadLimits } from './parse-request.js';
+import type { RouteAnswer } from './route-actions.js';
 import type { Matcher, RequestView } from './router.js';
 import type { ExchangeRecord, HttpSession } from './session.js';
 import type { ServerConnections } from './upstream.js';
@@ -26,12 +29,29 @@ export interface PoolHandle {
    * server answered) and the server's status (0 when it gave none).
    */
   onOutcome?: ((rt: ServerRuntime, failure: FailureKind, status: number) => void) | undefined;
+  /** Keeps clients on one server (the pool's `persistence`). */
+  readonly persistence?: Persistence | undefined;
 }
 
+/** A route compiled for the data path (router.ts compileRoutes). */
 export interface HttpRoute {
   readonly name: string;
   readonly match: Matcher;
   readonly pool: PoolHandle | undefined;
+  /** Set when Portico answers the route itself (redirect, respond) instead of forwarding. */
+  readonly answer: RouteAnswer | undefined;
+  /** Order in the pool's queue. */
+  readonly priority: QueuePriority;
+  /**
+   * Request headers not forwarded as received: hop-by-hop ones, those the route edits and those the
+   * pool's persistence rewrites. HOP_BY_HOP itself for a route with no edits and no persistence.
+   */
+  readonly requestDrop: ReadonlySet<string>;
+  /** Header lines added to the forwarded request (each ending in CRLF), '' for none. */
+  readonly requestAdd: string;
+  /** The same for the response. */
+  readonly responseDrop: ReadonlySet<string>;
+  readonly responseAdd: string;
 }
 
 export interface HttpLimits extends HeadLimits {

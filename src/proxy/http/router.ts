@@ -1,17 +1,21 @@
+/**
+ * Content switching: a listener's routes compiled once at config load into matchers and
+ * actions. Per request, the session tries the matchers in order (first match wins) over a
+ * view of the parsed head; every regular expression, set and string a matcher needs was
+ * built here.
+ */
 import { CidrSet } from '../../core/cidr.js';
+import { cookieValue as cookieOf, headerValue, queryValue as queryOf, type StickyRequest } from '../../persistence/request.js';
+import type { HttpRoute, PoolHandle } from './listener-runtime.js';
+import { compileEdits, compileRedirect, compileRespond, type HeaderEditsSpec, type RouteAnswer } from './route-actions.js';
+
+export { cookieValue, headerValue, queryValue } from '../../persistence/request.js';
 
 /** What a route's match may look at: views of the parsed request head, computed once per request. */
-export interface RequestView {
+export interface RequestView extends StickyRequest {
   readonly method: string;
-  /** Request-target path, without the query. */
-  readonly path: string;
-  /** The query string without '?', or ''. */
-  readonly query: string;
-  /** Host without port, lowercase, without a trailing dot. */
+  /** Host without port, lower-case, without a trailing dot. */
   readonly host: string;
-  readonly lnames: readonly string[];
-  readonly values: readonly string[];
-  readonly clientAddress: string;
 }
 
 export interface MatchSpec {
@@ -28,52 +32,7 @@ export interface MatchSpec {
 
 export type Matcher = (req: RequestView) => boolean;
 
-export function headerValue(req: RequestView, lname: string): string | undefined {
-  const n = req.lnames;
-  for (let i = 0; i < n.length; i++) if (n[i] === lname) return req.values[i];
-  return undefined;
-}
-
-export function cookieValue(req: RequestView, name: string): string | undefined {
-  const n = req.lnames;
-  for (let i = 0; i < n.length; i++) {
-    if (n[i] !== 'cookie') continue;
-    const v = req.values[i]!;
-    let at = 0;
-    while (at < v.length) {
-      let end = v.indexOf(';', at);
-      if (end < 0) end = v.length;
-      let s = at;
-      while (s < end && v.charCodeAt(s) === 32) s++;
-      const eq = v.indexOf('=', s);
-      if (eq > 0 && eq < end && v.slice(s, eq) === name) return v.slice(eq + 1, end).trim();
-      at = end + 1;
-    }
-  }
-  return undefined;
-}
-
-export function queryValue(query: string, name: string): string | undefined {
-  if (query === '') return undefined;
-  let at = 0;
-  while (at <= query.length) {
-    let end = query.indexOf('&', at);
-    if (end < 0) end = query.length;
-    const eq = query.indexOf('=', at);
-    const keyEnd = eq >= 0 && eq < end ? eq : end;
-    if (query.slice(at, keyEnd) === name) return keyEnd === end ? '' : safeDecode(query.slice(keyEnd + 1, end));
-    at = end + 1;
-  }
-  return undefined;
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '));
-  } catch {
-    return s;
-  }
-}
+const always: Matcher = () => true;
 
 function hostMatcher(patterns: readonly string[]): (host: string) => boolean {
   const exact = new Set<string>();
@@ -83,9 +42,13 @@ function hostMatcher(patterns: readonly string[]): (host: string) => boolean {
     if (l.startsWith('*.')) suffixes.push(l.slice(1));
     else exact.add(l);
   }
+  if (suffixes.length === 0) return (host) => exact.has(host);
   return (host) => {
     if (exact.has(host)) return true;
-    for (const s of suffixes) if (host.length > s.length && host.endsWith(s)) return true;
+    for (let i = 0; i < suffixes.length; i++) {
+      const s = suffixes[i]!;
+      if (host.length > s.length && host.endsWith(s)) return true;
+    }
     return false;
   };
 }
@@ -102,9 +65,24 @@ function valueTest(spec: { value?: string | undefined; regex?: string | undefine
   return (v) => v !== undefined;
 }
 
-/** Compile a route's match once, at config load; every condition must hold. */
+/** A header condition: `present` looks at whether the header is there; value and regex hold when any occurrence matches. */
+function headerTest(h: NonNullable<MatchSpec['header']>): Matcher {
+  const lname = h.name.toLowerCase();
+  if (h.present !== undefined) {
+    const want = h.present;
+    return (r) => (headerValue(r, lname) !== undefined) === want;
+  }
+  const t = valueTest(h);
+  return (r) => {
+    const n = r.lnames;
+    for (let i = 0; i < n.length; i++) if (n[i] === lname && t(r.values[i])) return true;
+    return false;
+  };
+}
+
+/** Compile a route's match once, at config load; every condition given must hold. */
 export function compileMatch(spec: MatchSpec | undefined): Matcher {
-  if (spec === undefined) return () => true;
+  if (spec === undefined) return always;
   const tests: Matcher[] = [];
   if (spec.host !== undefined) {
     const m = hostMatcher(typeof spec.host === 'string' ? [spec.host] : spec.host);
@@ -119,24 +97,25 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
     tests.push((r) => re.test(r.path));
   }
   if (spec.method !== undefined) {
-    const set = new Set(typeof spec.method === 'string' ? [spec.method] : spec.method);
-    tests.push((r) => set.has(r.method));
+    const list = typeof spec.method === 'string' ? [spec.method] : spec.method;
+    if (list.length === 1) {
+      const only = list[0]!;
+      tests.push((r) => r.method === only);
+    } else {
+      const set = new Set(list);
+      tests.push((r) => set.has(r.method));
+    }
   }
-  if (spec.header !== undefined) {
-    const h = spec.header;
-    const lname = h.name.toLowerCase();
-    const t = h.present === false ? (v: string | undefined) => v === undefined : valueTest(h);
-    tests.push((r) => t(headerValue(r, lname)));
-  }
+  if (spec.header !== undefined) tests.push(headerTest(spec.header));
   if (spec.cookie !== undefined) {
     const c = spec.cookie;
     const t = valueTest(c);
-    tests.push((r) => t(cookieValue(r, c.name)));
+    tests.push((r) => t(cookieOf(r, c.name)));
   }
   if (spec.query !== undefined) {
     const q = spec.query;
     const t = valueTest(q);
-    tests.push((r) => t(queryValue(r.query, q.name)));
+    tests.push((r) => t(queryOf(r.query, q.name)));
   }
   if (spec.userAgent !== undefined) {
     const re = new RegExp(spec.userAgent);
@@ -149,10 +128,54 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
     const set = new CidrSet(spec.source);
     tests.push((r) => set.has(r.clientAddress));
   }
-  if (tests.length === 0) return () => true;
+  if (tests.length === 0) return always;
   if (tests.length === 1) return tests[0]!;
+  if (tests.length === 2) {
+    const [a, b] = tests as [Matcher, Matcher];
+    return (r) => a(r) && b(r);
+  }
   return (r) => {
-    for (const t of tests) if (!t(r)) return false;
+    for (let i = 0; i < tests.length; i++) if (!tests[i]!(r)) return false;
     return true;
   };
+}
+
+/** A route as configured (the `routes[]` entries of an http listener, validated). */
+export interface RouteSpec {
+  readonly name?: string | undefined;
+  readonly match?: MatchSpec | undefined;
+  readonly pool?: string | undefined;
+  readonly redirect?: { readonly status: number; readonly location: string } | undefined;
+  readonly respond?: { readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> } | undefined;
+  readonly headers?: { readonly request: HeaderEditsSpec; readonly response: HeaderEditsSpec } | undefined;
+  readonly priority?: 'high' | 'normal' | 'low' | undefined;
+}
+
+/**
+ * Compile a listener's routes. `pool(name)` gives the handle of a pool; the pool's persistence
+ * adds the headers it rewrites to the route's edits, so the data path relays everything else
+ * unchanged in one pass.
+ */
+export function compileRoutes(listener: string, specs: readonly RouteSpec[], pool: (name: string) => PoolHandle | undefined): HttpRoute[] {
+  return specs.map((r, i): HttpRoute => {
+    const ph = r.pool === undefined ? undefined : pool(r.pool);
+    if (r.pool !== undefined && ph === undefined) throw new Error(`route ${listener}#${i}: unknown pool ${r.pool}`);
+    const per = ph?.persistence;
+    const request = compileEdits(r.headers?.request, per?.requestHeaders);
+    const response = compileEdits(r.headers?.response, per?.responseHeaders);
+    let answer: RouteAnswer | undefined;
+    if (r.redirect !== undefined) answer = compileRedirect(r.redirect.status, r.redirect.location, response.add);
+    else if (r.respond !== undefined) answer = compileRespond(r.respond.status, r.respond.body, r.respond.headers, response.add);
+    return {
+      name: r.name ?? `${listener}#${i}`,
+      match: compileMatch(r.match),
+      pool: ph,
+      answer,
+      priority: r.priority ?? 'normal',
+      requestDrop: request.drop,
+      requestAdd: request.add,
+      responseDrop: response.drop,
+      responseAdd: response.add,
+    };
+  });
 }

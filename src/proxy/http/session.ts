@@ -11,6 +11,8 @@ import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
+import { normalizeHost, normalizePath } from './normalize.js';
+import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { clockNow } from './deadlines.js';
 
@@ -100,6 +102,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private req: RequestHead | undefined = undefined;
   private headStr = '';
   private routeRef: HttpRoute | undefined = undefined;
+  /** The server persistence pinned this request to (undefined: not pinned). */
+  private pinned: Server | undefined = undefined;
+  /** Waiting for persistence to ask a shared store. */
+  private pinWait = false;
   private ph: PoolHandle | undefined = undefined;
   private srv: Server | undefined = undefined;
   private rt: ServerRuntime | undefined = undefined;
@@ -321,9 +327,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       }
     }
     const q = t.indexOf('?');
-    this.path = q < 0 ? t : t.slice(0, q);
+    const rawPath = q < 0 ? t : t.slice(0, q);
     this.query = q < 0 ? '' : t.slice(q + 1);
-    this.host = normaliseHost(r.host ?? '');
+    // Routes see the normalised path and the server gets it: the two cannot disagree.
+    const path = t === '*' ? rawPath : normalizePath(rawPath);
+    if (path === undefined) return this.refuse(400, 'ambiguous path encoding');
+    if (path !== rawPath) t = q < 0 ? path : path + t.slice(q);
+    this.path = path;
+    this.host = normalizeHost(r.host ?? '');
 
     // Body framing and limits.
     if (r.chunked) {
@@ -349,19 +360,56 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       }
     }
     this.routeRef = route;
-    if (route === undefined || route.pool === undefined) {
+    if (route === undefined) {
       this.error = 'no route';
       return this.respondError(lst.noRouteStatus, '');
     }
-    this.ph = route.pool;
-    this.headStr = this.buildRequestHead(t, r);
+    const ph = route.pool;
+    if (ph === undefined) return this.answer(route.answer!);
+    this.ph = ph;
+    this.headStr = this.buildRequestHead(t, r, route, ph);
     this.state = St.Connecting;
+    const per = ph.persistence;
+    if (per !== undefined) {
+      const pin = per.lookup(this, ph.pool.current.set);
+      if (pin instanceof Promise) {
+        // A shared store is asked; it answers within its timeout and never rejects.
+        this.pinWait = true;
+        this.deadline = 0;
+        pin.then(this.onPinned);
+        return;
+      }
+      this.pinned = pin;
+    }
     this.pickAndConnect();
   }
 
-  /** The request head as the server gets it: hop-by-hop removed, forwarding headers added. */
-  private buildRequestHead(target: string, r: RequestHead): string {
+  private readonly onPinned = (s: Server | undefined): void => {
+    if (!this.pinWait) return;
+    this.pinWait = false;
+    if (this.state !== St.Connecting) return;
+    this.pinned = s;
+    this.pickAndConnect();
+  };
+
+  /** The route answers by itself (redirect, respond): no server is involved. */
+  private answer(a: RouteAnswer): void {
+    const keep = this.keepClient && this.reqMode === BodyMode.None;
+    const text = a.render(this, this.lst.proto, keep);
+    this.status = a.status;
+    this.firstByteMs = performance.now() - this.startedAt;
+    this.bytesOut += text.length;
+    this.sentToClient = true;
+    this.sock.write(text, 'latin1');
+    this.finishRecord();
+    if (keep) this.nextRequest();
+    else this.closeClient();
+  }
+
+  /** The request head as the server gets it: hop-by-hop removed, the route's edits and forwarding headers added. */
+  private buildRequestHead(target: string, r: RequestHead, route: HttpRoute, ph: PoolHandle): string {
     const names = r.names;
+    const drop = route.requestDrop;
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
@@ -374,7 +422,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     let fwd: string | undefined;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
-      if (HOP_BY_HOP.has(ln)) continue;
+      if (drop.has(ln)) continue;
       if (FORWARDING.has(ln)) {
         if (!trusted) continue;
         const v = values[i]!;
@@ -387,6 +435,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       if (conn.length > 0 && conn.includes(ln)) continue;
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
+    h += route.requestAdd;
+    if (ph.persistence !== undefined) h += ph.persistence.forwardHeaders(this);
     const proto = this.lst.proto;
     const client = xffAddress(this.clientAddress);
     const hostHdr = r.host ?? '';
@@ -414,6 +464,12 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   // ======================================================================
 
   private pickServer(ph: PoolHandle): Server | undefined {
+    const pin = this.pinned;
+    if (pin !== undefined && (this.avoid === undefined || !this.avoid.has(pin.id)) && ph.pool.acceptsPinned(pin.id)) {
+      // A pinned server at its maxConnections: the balancer places the request (and persistence re-pins).
+      const rt = ph.pool.runtime(pin.id);
+      if (rt !== undefined && (pin.maxConnections === 0 || rt.active < pin.maxConnections)) return pin;
+    }
     const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this);
     return ph.pool.pick(this.avoid === undefined ? { hashKey, path: this.path } : { hashKey, path: this.path, avoid: this.avoid });
   }
@@ -427,7 +483,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         return this.respondError(502, '');
       }
       const saturated = ph.pool.current.set.available.length > 0;
-      if (saturated && ph.pool.enqueue(this)) {
+      if (saturated && ph.pool.enqueue(this, this.routeRef!.priority)) {
         // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
         this.queued = true;
         this.setDeadline('queue', ph.queueTimeoutMs ?? 0);
@@ -654,13 +710,18 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
+    const route = this.routeRef!;
+    const drop = informational ? HOP_BY_HOP : route.responseDrop;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
-      if (HOP_BY_HOP.has(ln)) continue;
+      if (drop.has(ln)) continue;
       if (conn.length > 0 && conn.includes(ln)) continue;
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
     if (!informational) {
+      h += route.responseAdd;
+      const per = this.ph!.persistence;
+      if (per !== undefined) h += per.commit(this, r, this.srv!, this.pinned, this.lst.proto === 'https');
       if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
       if (this.lst.exposeServer) h += 'X-Served-By: ' + this.srv!.name + '\r\n';
       if (!this.keepClient) h += 'Connection: close\r\n';
@@ -935,6 +996,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.routeRef = undefined;
     this.ph = undefined;
     this.srv = undefined;
+    this.pinned = undefined;
+    this.pinWait = false;
     this.avoid = undefined;
     this.freshOnly = false;
     this.tries = 0;
@@ -1044,18 +1107,6 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     if (this.idle) this.closeClient();
     else this.keepClient = false;
   }
-}
-
-function normaliseHost(h: string): string {
-  let s = h.toLowerCase();
-  if (s.charCodeAt(0) === 91 /* [ */) {
-    const e = s.indexOf(']');
-    return e > 0 ? s.slice(0, e + 1) : s;
-  }
-  const c = s.indexOf(':');
-  if (c >= 0) s = s.slice(0, c);
-  if (s.endsWith('.')) s = s.slice(0, -1);
-  return s;
 }
 
 function reasonKey(status: number): string {
