@@ -12,6 +12,7 @@ export type { StickyRequest, StickyResponse } from './request.js';
 export { ServerTokens } from './tokens.js';
 export { StickTable } from './stick-table.js';
 export { loadOrCreateSecret } from './secret.js';
+export { placeSticky, type Placement } from './place.js';
 
 /** The `persistence` section of a pool, as validated by the configuration schema (durations in ms). */
 export type PersistenceSpec =

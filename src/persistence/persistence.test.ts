@@ -6,7 +6,7 @@ import { ServerSet, type ServerStatus } from '../core/server-set.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { StateStore } from '../store/state-store.js';
 import { CookieInsertPersistence, CookiePrefixPersistence } from './cookie.js';
-import { createPersistence, ServerTokens } from './index.js';
+import { createPersistence, placeSticky, ServerTokens, type Placement } from './index.js';
 import type { StickyRequest } from './request.js';
 import { SourceIpPersistence } from './source-ip.js';
 import { StickTable } from './stick-table.js';
@@ -334,5 +334,28 @@ describe('createPersistence', () => {
     assert.ok(createPersistence('web', { type: 'source-ip', ttl: 1000, size: 10 }, deps) instanceof SourceIpPersistence);
     assert.ok(createPersistence('web', { type: 'url-param', name: 'SID', learn: true, ttl: 1000, size: 10 }, deps) instanceof UrlParamPersistence);
     assert.throws(() => createPersistence('web', { type: 'tls-session', ttl: 1000, size: 10 }, deps), /tcp/);
+  });
+});
+
+describe('placeSticky (listeners that answer themselves)', () => {
+  it('sends a new client where pick says and pins it; a pinned client goes to its server with nothing to set', () => {
+    const p = new CookieInsertPersistence({ name: 'SRV' }, tokens);
+    const first = placeSticky(p, req(), set(), () => C, false) as Placement;
+    assert.equal(first.server, C);
+    assert.equal(first.headers, `Set-Cookie: SRV=${tokens.tokenOf(C.id)}; Path=/; HttpOnly; SameSite=Lax\r\n`);
+    const again = placeSticky(p, req([['Cookie', `SRV=${tokens.tokenOf(C.id)}`]]), set(), () => A, false) as Placement;
+    assert.deepEqual(again, { server: C, headers: '' });
+    const none = placeSticky(p, req(), set(), () => undefined, false) as Placement;
+    assert.deepEqual(none, { server: undefined, headers: '' });
+  });
+
+  it('waits for a shared store when the lookup has to', async () => {
+    const clock = new ManualClock(0);
+    const store = new MemoryStore({ clock });
+    await store.set('s:192.0.2.1', B.id, 60_000);
+    const p = new SourceIpPersistence(new StickTable({ namespace: 's:', ttlMs: 60_000, size: 10, clock, store, readThrough: true }));
+    const placed = placeSticky(p, req(), set(), () => A, false);
+    assert.ok(placed instanceof Promise);
+    assert.deepEqual(await placed, { server: B, headers: '' });
   });
 });
