@@ -23,7 +23,7 @@ test('route actions and persistence that this version runs are accepted', () => 
     issues([
       { match: { path: '/old' }, redirect: { status: 308, location: 'https://{host}{path}{query}' } },
       { match: { path: '/health' }, respond: { body: 'ok', headers: { 'Cache-Control': 'no-store' } } },
-      { match: { cookie: { name: 'tier', value: 'gold' } }, pool: 'p', priority: 'high' },
+      { match: { cookie: { name: 'tier', value: 'gold' } }, pool: 'p', priority: 'normal' },
       { pool: 'p', headers: { request: { set: { Host: 'internal' }, add: { 'X-A': '1' }, remove: ['X-B'] }, response: { remove: ['Server'] } } },
     ]),
     [],
@@ -62,4 +62,21 @@ test('persistence names must be tokens; tls-session belongs to tcp listeners', (
   assert.match(issues([{ pool: 'p' }], { type: 'url-param', name: 'sid=' }).join('\n'), /persistence\.name: bad name/);
   assert.match(issues([{ pool: 'p' }], { type: 'cookie', domain: 'not a domain' }).join('\n'), /persistence\.domain/);
   assert.match(issues([{ pool: 'p' }], { type: 'tls-session' }).join('\n'), /tls-session persistence works on tcp listeners/);
+});
+
+test('priority needs a queue on its pool', () => {
+  const withQueue = (max: number): string[] => {
+    try {
+      validateConfig({
+        listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'p', priority: 'high' }] }],
+        pools: [{ name: 'p', queue: { max }, servers: [{ name: 'a', address: '127.0.0.1:9' }] }],
+      });
+      return [];
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return err.message.split('\n');
+    }
+  };
+  assert.deepEqual(withQueue(10), []);
+  assert.match(withQueue(0).join('\n'), /routes\.0\.priority: priority orders the queue of pool "p", which has none/);
 });

@@ -5,7 +5,7 @@ import { checkL4Pools } from './l4.js';
 import { checkPoolOptions } from './pools.js';
 import { asMap } from './raw.js';
 import { checkPoolReferences } from './references.js';
-import { checkUnreachableRoutes } from './routes.js';
+import { checkRoutePriority, checkUnreachableRoutes } from './routes.js';
 import { checkUniqueNames } from './unique-names.js';
 
 /** Checks that span several keys, run on the raw input next to the schema. */
@@ -17,6 +17,7 @@ export function crossCheck(raw: unknown): PathIssue[] {
     ...checkPoolReferences(root),
     ...checkListenConflicts(root),
     ...checkUnreachableRoutes(root),
+    ...checkRoutePriority(root),
     ...checkPoolOptions(root),
     ...checkAdminExposure(root),
     ...checkL4Pools(root),
