@@ -1,4 +1,4 @@
-import type { Config, HttpListenerConfig, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
+import type { Config, HttpListenerConfig, HttpsListenerConfig, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
 import { validateConfig } from '../config/load.js';
 import { getBalancer } from '../balancer/registry.js';
 import '../balancer/index.js';
@@ -20,6 +20,7 @@ import type { StateStore } from '../store/state-store.js';
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
 import { buildTcpListener, TcpShared, updateTcpListener } from '../proxy/tcp/build.js';
 import { mountTcpBindings } from './l4-admin.js';
+import { buildHttpsListener, updateHttpsListener } from '../proxy/http/https-build.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
@@ -255,6 +256,7 @@ class PorticoApp implements Portico, ConfigHost {
       return true;
     }
     if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });
+    if (lc.protocol === 'https') return updateHttpsListener(l, lc, this.httpSettings(lc, handles));
     return false;
   }
 
@@ -310,9 +312,13 @@ class PorticoApp implements Portico, ConfigHost {
       }
       case 'tcp':
         return buildTcpListener(lc, { handles, observer: this.stats, shared: this.tcpShared });
-      default:
-        // checkAvailability refuses these at validation; reaching here is a bug.
-        throw new Error(`listener ${lc.name}: protocol ${lc.protocol} is not available in this version`);
+      case 'https':
+        return buildHttpsListener(lc, this.httpSettings(lc, handles), { observer: this.stats as HttpObserver, clock: this.clock, log: this.log, store: this.store });
+      default: {
+        // Every protocol of the schema is built above; reaching here is a bug.
+        const unknown = lc as ListenerConfig;
+        throw new Error(`listener ${unknown.name}: protocol ${unknown.protocol} is not available in this version`);
+      }
     }
   }
 
@@ -374,14 +380,16 @@ class PorticoApp implements Portico, ConfigHost {
     this.log.warn('state store failed; stick tables use their local entries only', { error: err instanceof Error ? err.message : String(err) });
   };
 
-  private httpSettings(lc: HttpListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
+  private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
     const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
     const l = lc.limits;
     return {
       name: lc.name,
       host: lc.listen.host,
       port: lc.listen.port,
-      proto: 'http',
+      proto: lc.protocol,
+      acceptProxy: lc.acceptProxy,
+      sendProxy: lc.sendProxy,
       limits: {
         headerTimeoutMs: l.headerTimeout,
         keepAliveTimeoutMs: l.keepAliveTimeout,

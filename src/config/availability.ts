@@ -26,19 +26,15 @@ export function checkAvailability(config: Config): PathIssue[] {
       if (!allowsAll(l.access)) no(['listeners', i, 'access'], 'access lists');
       return;
     }
-    if (l.protocol !== 'http') {
-      no(['listeners', i, 'protocol'], `protocol ${l.protocol}`);
-      return;
-    }
     if (l.rateLimit !== false) no(['listeners', i, 'rateLimit'], 'rate limiting');
-    if (l.sendProxy !== false) no(['listeners', i, 'sendProxy'], 'the PROXY protocol on http listeners');
-    if (l.acceptProxy) no(['listeners', i, 'acceptProxy'], 'the PROXY protocol on http listeners');
     const a = l.access;
     if (a.deny.length > 0 || a.allow.length !== 2 || a.allow[0] !== '0.0.0.0/0' || a.allow[1] !== '::/0') {
       no(['listeners', i, 'access'], 'access lists');
     }
     l.routes.forEach((r, j) => {
-      if (r.match?.sni !== undefined) no(['listeners', i, 'routes', j, 'match', 'sni'], 'matching on sni');
+      if (r.match?.sni !== undefined && l.protocol === 'http') {
+        out.push({ path: ['listeners', i, 'routes', j, 'match', 'sni'], message: 'matching on sni needs an https listener (plain HTTP carries no TLS server name)' });
+      }
     });
   });
   config.pools.forEach((p, i) => {

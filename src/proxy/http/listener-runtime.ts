@@ -5,6 +5,7 @@ import type { Persistence } from '../../persistence/persistence.js';
 import type { Pool } from '../../pool/pool.js';
 import type { QueuePriority } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
+import type { ProxyVersion } from '../proxy-protocol.js';
 import type { HeadLimits } from './parse-request.js';
 import type { RouteAnswer } from './route-actions.js';
 import type { Matcher, RequestView } from './router.js';
@@ -73,6 +74,8 @@ export interface HttpListenerRuntime {
   readonly exposeServer: boolean;
   readonly noRouteStatus: 404 | 503;
   readonly routes: readonly HttpRoute[];
+  /** PROXY protocol header on every server connection (which then serves this client only). */
+  readonly sendProxy: false | ProxyVersion;
   readonly sessions: Set<HttpSession>;
   onDone(rec: ExchangeRecord): void;
   onRejected(reason: string): void;

@@ -1,4 +1,5 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { readProxyHeader, type ProxyInfo, type ProxyVersion } from '../proxy-protocol.js';
 import type { CidrSet } from '../../core/cidr.js';
 import type { HeadLimits } from './parse-request.js';
 import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runtime.js';
@@ -16,6 +17,10 @@ export interface HttpListenerSettings {
   readonly exposeServer: boolean;
   readonly noRouteStatus: 404 | 503;
   readonly routes: readonly HttpRoute[];
+  /** Clients (another balancer) start each connection with a PROXY protocol header. */
+  readonly acceptProxy?: boolean | undefined;
+  /** Server connections start with a PROXY protocol header naming the client. */
+  readonly sendProxy?: false | ProxyVersion | undefined;
 }
 
 export interface HttpObserver {
@@ -30,7 +35,7 @@ export interface HttpObserver {
  * up new routes on their next request.
  */
 export class HttpListener implements HttpListenerRuntime {
-  readonly protocol = 'http';
+  readonly protocol: 'http' | 'https' = 'http';
   name: string;
   proto: 'http' | 'https';
   limits: HttpLimits;
@@ -39,6 +44,8 @@ export class HttpListener implements HttpListenerRuntime {
   exposeServer: boolean;
   noRouteStatus: 404 | 503;
   routes: readonly HttpRoute[];
+  acceptProxy: boolean;
+  sendProxy: false | ProxyVersion;
   readonly sessions = new Set<HttpSession>();
   private server: NetServer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -58,6 +65,8 @@ export class HttpListener implements HttpListenerRuntime {
     this.exposeServer = settings.exposeServer;
     this.noRouteStatus = settings.noRouteStatus;
     this.routes = settings.routes;
+    this.acceptProxy = settings.acceptProxy === true;
+    this.sendProxy = settings.sendProxy ?? false;
     this.observer = observer;
   }
 
@@ -70,6 +79,8 @@ export class HttpListener implements HttpListenerRuntime {
     this.exposeServer = settings.exposeServer;
     this.noRouteStatus = settings.noRouteStatus;
     this.routes = settings.routes;
+    this.acceptProxy = settings.acceptProxy === true;
+    this.sendProxy = settings.sendProxy ?? false;
   }
 
   get address(): { host: string; port: number } {
@@ -113,9 +124,27 @@ export class HttpListener implements HttpListenerRuntime {
       return;
     }
     this.observer?.connection(this.name);
-    const s = new HttpSession(sock, this);
-    this.sessions.add(s);
+    if (!this.acceptProxy) return this.open(sock, undefined);
+    readProxyHeader(
+      sock,
+      this.limits.headerTimeoutMs,
+      (info: ProxyInfo) => {
+        if (this.server === undefined) return void sock.destroy();
+        this.open(sock, info);
+      },
+      (reason: string) => this.onRejected(reason === 'PROXY header timeout' ? 'timeout' : 'bad-proxy-header'),
+    );
   };
+
+  /**
+   * Serve an accepted connection: an HttpSession on it. `peer` is the client connection from a
+   * PROXY header (undefined: the socket's own), whose reader left the socket paused. The https
+   * listener handshakes TLS first.
+   */
+  protected open(sock: Socket, peer: ProxyInfo | undefined): void {
+    this.sessions.add(new HttpSession(sock, this, peer));
+    if (peer !== undefined) sock.resume();
+  }
 
   private readonly sweep = (): void => {
     const now = refreshClock();

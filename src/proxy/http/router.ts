@@ -16,6 +16,8 @@ export interface RequestView extends StickyRequest {
   readonly method: string;
   /** Host without port, lower-case, without a trailing dot. */
   readonly host: string;
+  /** The TLS server name (SNI) of the connection, lower-case; undefined without TLS or SNI. */
+  readonly sni?: string | undefined;
 }
 
 export interface MatchSpec {
@@ -28,6 +30,7 @@ export interface MatchSpec {
   query?: { name: string; value?: string | undefined; regex?: string | undefined } | undefined;
   userAgent?: string | undefined;
   source?: readonly string[] | undefined;
+  sni?: string | readonly string[] | undefined;
 }
 
 export type Matcher = (req: RequestView) => boolean;
@@ -127,6 +130,10 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
   if (spec.source !== undefined) {
     const set = new CidrSet(spec.source);
     tests.push((r) => set.has(r.clientAddress));
+  }
+  if (spec.sni !== undefined) {
+    const m = hostMatcher(typeof spec.sni === 'string' ? [spec.sni] : spec.sni);
+    tests.push((r) => r.sni !== undefined && m(r.sni));
   }
   if (tests.length === 0) return always;
   if (tests.length === 1) return tests[0]!;

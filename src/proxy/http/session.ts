@@ -13,7 +13,8 @@ import type { RequestView } from './router.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
 import { normalizeHost, normalizePath } from './normalize.js';
 import type { RouteAnswer } from './route-actions.js';
-import { UpstreamConn, type UpstreamOwner } from './upstream.js';
+import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
+import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
 import { clockNow } from './deadlines.js';
 
 const enum St {
@@ -84,6 +85,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
   readonly clientAddress: string;
+  /** The client connection as a PROXY header names it, when it is not the socket's own. */
+  private readonly peer: ProxyInfo | undefined;
+  /** sendProxy: this client's own server connection, kept between its requests. */
+  private own: UpstreamConn | undefined = undefined;
   private readonly clientTrusted: boolean;
   private state: St = St.Head;
   /** Unconsumed bytes from the client. */
@@ -136,6 +141,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   path = '';
   query = '';
   host = '';
+  /** The TLS server name of the client connection (https listeners), for `match: { sni }`. */
+  readonly sni: string | undefined;
   lnames: readonly string[] = [];
   values: readonly string[] = [];
   status = 0;
@@ -149,10 +156,17 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   error = '';
   private rid = '';
 
-  constructor(sock: Socket, lst: HttpListenerRuntime) {
+  /**
+   * `peer`: the client connection when it is not the socket's own (a PROXY protocol header named
+   * it, or the socket is an HTTP/2 stream).
+   */
+  constructor(sock: Socket, lst: HttpListenerRuntime, peer?: ProxyInfo) {
     this.sock = sock;
     this.lst = lst;
-    const addr = sock.remoteAddress ?? '';
+    this.peer = peer;
+    const servername = (sock as { servername?: unknown }).servername;
+    this.sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
+    const addr = peer?.sourceAddress ?? sock.remoteAddress ?? '';
     this.clientAddress = addr;
     this.clientTrusted = lst.trusted.size > 0 && lst.trusted.has(addr);
     sock.setNoDelay(true);
@@ -257,6 +271,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.state = St.Closed;
     this.deadline = 0;
     this.lst.sessions.delete(this);
+    if (this.own !== undefined) {
+      this.own.destroy();
+      this.own = undefined;
+    }
     if (was === St.Connecting || was === St.Exchange || was === St.Tunnel) {
       if (this.error === '') this.error = was === St.Tunnel ? '' : 'client aborted';
       this.dropUpstream();
@@ -522,6 +540,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.srv = s;
     this.rt = pool.acquire(s);
     const conns = ph.connections(s);
+    if (this.lst.sendProxy !== false) return this.connectOwn(ph, s, conns, this.lst.sendProxy);
     const idle = this.freshOnly ? undefined : conns.take(clockNow());
     if (idle !== undefined) {
       this.up = idle;
@@ -531,6 +550,26 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
     this.setDeadline('connect', ph.connectTimeoutMs);
     this.up = new UpstreamConn(s, conns, this);
+  }
+
+  /**
+   * `sendProxy`: a server connection starts with a PROXY header naming this client, so it is never
+   * shared with other clients; the session keeps its last one for its next request to that server.
+   */
+  private connectOwn(ph: PoolHandle, s: Server, conns: ServerConnections, version: 'v1' | 'v2'): void {
+    const own = this.own;
+    this.own = undefined;
+    if (own !== undefined) {
+      if (own.server.id === s.id && !this.freshOnly && !own.dead && !own.socket.destroyed) {
+        this.up = own;
+        own.owner = this;
+        this.sendRequest(own, true);
+        return;
+      }
+      own.destroy();
+    }
+    this.setDeadline('connect', ph.connectTimeoutMs);
+    this.up = new UpstreamConn(s, conns, this, encodeProxyHeader(version, this.peer ?? socketInfo(this.sock)));
   }
 
   onUpstreamConnect(up: UpstreamConn): void {
@@ -964,8 +1003,12 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       up?.socket.resume();
     }
     if (up !== undefined) {
-      if (this.upReusable && !up.dead) up.release();
-      else up.destroy();
+      if (!this.upReusable || up.dead) up.destroy();
+      else if (this.lst.sendProxy === false) up.release();
+      else {
+        up.owner = null;
+        this.own = up;
+      }
     }
     this.releaseServer(true, '');
     this.finishRecord();
