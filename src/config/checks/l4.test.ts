@@ -1,0 +1,69 @@
+import { strict as assert } from 'node:assert';
+import { it } from 'node:test';
+import '../../balancer/index.js';
+import { ConfigError } from '../errors.js';
+import { validateConfig } from '../validate.js';
+
+function issues(config: unknown): string[] {
+  try {
+    validateConfig(config);
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+}
+
+const pool = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ name: 'db', servers: [{ name: 'a', address: '127.0.0.1:5432' }], ...extra });
+const tcp = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ name: 'l4', protocol: 'tcp', listen: '127.0.0.1:0', pool: 'db', ...extra });
+
+it('a valid tcp listener with inspect: tls, SNI routes and tls-session persistence', () => {
+  const c = validateConfig({
+    listeners: [tcp({ pool: undefined, inspect: 'tls', routes: [{ match: { sni: ['a.example.com', '*.b.example.com'] }, pool: 'db' }, { pool: 'db' }] })],
+    pools: [pool({ persistence: { type: 'tls-session', ttl: '1m' } })],
+  });
+  const l = c.listeners[0]!;
+  assert.ok(l.protocol === 'tcp');
+  assert.deepEqual(l.routes?.[0]?.match?.sni, ['a.example.com', '*.b.example.com']);
+  assert.equal(l.inspectTimeout, 5000);
+  assert.equal(l.inspectMaxBytes, 16384);
+  assert.equal(l.sendProxy, false);
+  assert.equal(l.acceptProxy, false);
+});
+
+it('pool or routes, exactly one; sni needs inspect: tls', () => {
+  assert.deepEqual(issues({ listeners: [tcp({ pool: undefined })], pools: [pool()] }), ['listeners.0: needs pool or routes']);
+  assert.deepEqual(issues({ listeners: [tcp({ routes: [{ pool: 'db' }] })], pools: [pool()] }), ['listeners.0: takes pool or routes, not both']);
+  assert.deepEqual(issues({ listeners: [tcp({ pool: undefined, routes: [{ match: { sni: 'a.example.com' }, pool: 'db' }] })], pools: [pool()] }), [
+    'listeners.0.routes.0.match.sni: matching on sni needs inspect: tls on this listener',
+  ]);
+});
+
+it('tls-session persistence only behind tcp listeners that inspect TLS', () => {
+  assert.deepEqual(issues({ listeners: [tcp()], pools: [pool({ persistence: { type: 'tls-session' } })] }), [
+    'pools.0.persistence.type: tls-session persistence works on tcp listeners with inspect: tls; listener "l4" uses this pool without it',
+  ]);
+});
+
+it('a tcp listener hashes by source-ip only', () => {
+  assert.deepEqual(issues({ listeners: [tcp()], pools: [pool({ balance: 'hash', hash: { key: 'header:X-User' } })] }), [
+    'pools.0.hash.key: tcp listener "l4" uses this pool: a connection can only be hashed by source-ip',
+  ]);
+  assert.deepEqual(issues({ listeners: [tcp()], pools: [pool({ balance: 'hash', hash: { key: 'source-ip' } })] }), []);
+});
+
+it('sendProxy is false, v1 or v2; bad values and limits are refused at their key', () => {
+  assert.deepEqual(issues({ listeners: [tcp({ sendProxy: 'v3', inspectMaxBytes: 10 })], pools: [pool()] }), [
+    'listeners.0.sendProxy: expected false, v1 or v2, got "v3"',
+    'listeners.0.inspectMaxBytes: 10 is out of range 512-1048576',
+  ]);
+});
+
+it('https tls options: versions and a cipher list OpenSSL knows', () => {
+  const https = (tls: Record<string, unknown>): unknown => ({
+    listeners: [{ name: 's', protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: 'c.pem', key: 'k.pem' }], ...tls }, routes: [{ pool: 'db' }] }],
+    pools: [pool()],
+  });
+  assert.deepEqual(issues(https({ minVersion: 'TLSv1.1' })).length, 1);
+  assert.match(issues(https({ ciphers: 'NOT-A-CIPHER' }))[0]!, /^listeners\.0\.tls\.ciphers: no cipher matches "NOT-A-CIPHER"/);
+});
