@@ -138,24 +138,13 @@ function hidesDotSegment(seg: string): boolean {
  * (`WWW.Example.COM.:80` → `www.example.com`); an IPv6 literal keeps its brackets.
  */
 export function normalizeHost(h: string): string {
-  let s = h;
-  const n = s.length;
-  let plain = true;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if ((c >= 65 && c <= 90) || c === 58 /* : */ || c === 91 /* [ */) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain && (n === 0 || s.charCodeAt(n - 1) !== 46)) return s;
-  s = s.toLowerCase();
+  let s = h.toLowerCase();
   if (s.charCodeAt(0) === 91 /* [ */) {
     const e = s.indexOf(']');
     return e > 0 ? s.slice(0, e + 1) : s;
   }
   const c = s.indexOf(':');
   if (c >= 0) s = s.slice(0, c);
-  while (s.length > 0 && s.charCodeAt(s.length - 1) === 46) s = s.slice(0, -1);
+  while (s.endsWith('.')) s = s.slice(0, -1);
   return s;
 }
