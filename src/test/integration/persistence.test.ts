@@ -317,6 +317,29 @@ describe('persistence: source-ip', () => {
     }
   });
 
+  it('a reload keeps the stick table while persistence is unchanged, and applies a changed one', async () => {
+    const config = (persistence: unknown, retries: number): unknown => ({
+      log: { level: 'error' },
+      admin: { enabled: false },
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
+      pools: [{ name: 'web', balance: 'roundrobin', retries, persistence, servers: origins.map((o) => ({ name: o.name, address: o.address })) }],
+    });
+    const p = createPortico(config({ type: 'source-ip', ttl: '10m' }, 2));
+    await p.start();
+    try {
+      const port = p.address('web')!.port;
+      const home = (await send(port, '/', {}, '127.0.0.1')).body; // round robin: s1
+      await p.reload(config({ type: 'source-ip', ttl: '10m' }, 3));
+      for (let i = 0; i < 5; i++) assert.equal((await send(port, '/', {}, '127.0.0.1')).body, home, 'kept across the reload');
+      await p.reload(config({ type: 'cookie', secret: 'reloaded' }, 3));
+      const r = await send(port, '/', {}, '127.0.0.1');
+      assert.equal(r.status, 200);
+      assert.ok(setCookie(r, 'SRV') !== undefined, 'the new persistence is in force');
+    } finally {
+      await p.stop(100);
+    }
+  });
+
   it('two nodes sharing a store: a client pinned through one is pinned through the other', async () => {
     const store = new MemoryStore();
     const one = app(origins, { type: 'source-ip', ttl: '10m' }, {}, { store });
