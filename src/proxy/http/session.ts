@@ -412,7 +412,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   /** The route answers by itself (redirect, respond): no server is involved. */
   private answer(a: RouteAnswer): void {
-    const keep = this.keepClient && this.reqMode === BodyMode.None;
+    // An HTTP/1.0 client is answered with Connection: close (the answers are built for HTTP/1.1).
+    const keep = this.keepClient && this.reqMode === BodyMode.None && this.req!.minor === 1;
     const text = a.render(this, this.lst.proto, keep);
     this.status = a.status;
     this.firstByteMs = performance.now() - this.startedAt;

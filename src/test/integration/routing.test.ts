@@ -306,6 +306,12 @@ describe('route actions', () => {
     assert.match(text, /Content-Length: 7\r\n/, "bytes, not characters");
   });
 
+  it('an HTTP/1.0 client is answered with Connection: close', async () => {
+    const out = await rawRequest(port, 'GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    assert.equal(statusOf(out), 200);
+    assert.match(out, /Connection: close\r\n/);
+  });
+
   it('a respond route answers a request with a body and closes the connection', async () => {
     const out = await rawRequest(port, 'POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
     assert.equal(statusOf(out), 200);
