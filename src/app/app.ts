@@ -36,6 +36,7 @@ import { DnsListener } from '../dns/listener.js';
 import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, redirectListenerSettings } from '../proxy/redirect/build.js';
 import { RedirectListener } from '../proxy/redirect/listener.js';
+import { AccessList } from '../proxy/access.js';
 import type { ListenerService, Service } from './service.js';
 
 export interface PorticoDeps {
@@ -403,6 +404,7 @@ class PorticoApp implements Portico, ConfigHost {
       },
       upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
       trusted: new CidrSet(lc.trustedProxies),
+      access: AccessList.of(lc.access),
       exposeServer: lc.exposeServer,
       noRouteStatus: lc.noRouteStatus,
       routes,

@@ -22,15 +22,8 @@ export function checkAvailability(config: Config): PathIssue[] {
       if (pool !== undefined && pool.persistence !== false) no(['listeners', i, 'pool'], 'persistence through a redirect listener');
       return;
     }
-    if (l.protocol === 'tcp') {
-      if (!allowsAll(l.access)) no(['listeners', i, 'access'], 'access lists');
-      return;
-    }
+    if (l.protocol === 'tcp') return;
     if (l.rateLimit !== false) no(['listeners', i, 'rateLimit'], 'rate limiting');
-    const a = l.access;
-    if (a.deny.length > 0 || a.allow.length !== 2 || a.allow[0] !== '0.0.0.0/0' || a.allow[1] !== '::/0') {
-      no(['listeners', i, 'access'], 'access lists');
-    }
     l.routes.forEach((r, j) => {
       if (r.match?.sni !== undefined && l.protocol === 'http') {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'sni'], message: 'matching on sni needs an https listener (plain HTTP carries no TLS server name)' });
@@ -42,11 +35,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       const why = icmpUnavailable();
       if (why !== undefined) out.push({ path: ['pools', i, 'health', 'type'], message: why });
     }
-    if (p.discovery.type !== 'static') no(['pools', i, 'discovery'], `discovery ${p.discovery.type}`);
   });
   return out;
-}
-
-function allowsAll(a: { readonly allow: readonly string[]; readonly deny: readonly string[] }): boolean {
-  return a.deny.length === 0 && a.allow.length === 2 && a.allow[0] === '0.0.0.0/0' && a.allow[1] === '::/0';
 }

@@ -1,6 +1,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { readProxyHeader, type ProxyInfo, type ProxyVersion } from '../proxy-protocol.js';
 import type { CidrSet } from '../../core/cidr.js';
+import type { AccessList } from '../access.js';
 import type { HeadLimits } from './parse-request.js';
 import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runtime.js';
 import { HttpSession, type ExchangeRecord } from './session.js';
@@ -21,6 +22,8 @@ export interface HttpListenerSettings {
   readonly acceptProxy?: boolean | undefined;
   /** Server connections start with a PROXY protocol header naming the client. */
   readonly sendProxy?: false | ProxyVersion | undefined;
+  /** Who may connect; undefined admits every address (and checks nothing). */
+  readonly access?: AccessList | undefined;
 }
 
 export interface HttpObserver {
@@ -46,6 +49,7 @@ export class HttpListener implements HttpListenerRuntime {
   routes: readonly HttpRoute[];
   acceptProxy: boolean;
   sendProxy: false | ProxyVersion;
+  access: AccessList | undefined;
   readonly sessions = new Set<HttpSession>();
   private server: NetServer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -67,6 +71,7 @@ export class HttpListener implements HttpListenerRuntime {
     this.routes = settings.routes;
     this.acceptProxy = settings.acceptProxy === true;
     this.sendProxy = settings.sendProxy ?? false;
+    this.access = settings.access;
     this.observer = observer;
   }
 
@@ -81,6 +86,7 @@ export class HttpListener implements HttpListenerRuntime {
     this.routes = settings.routes;
     this.acceptProxy = settings.acceptProxy === true;
     this.sendProxy = settings.sendProxy ?? false;
+    this.access = settings.access;
   }
 
   get address(): { host: string; port: number } {
@@ -123,6 +129,13 @@ export class HttpListener implements HttpListenerRuntime {
       sock.destroy();
       return;
     }
+    // The access list is checked once per connection: against the socket's peer, or with
+    // acceptProxy against the client the PROXY header names.
+    if (!this.acceptProxy && this.access !== undefined && !this.access.admits(sock.remoteAddress ?? '')) {
+      this.observer?.rejected(this.name, 'access');
+      sock.destroy();
+      return;
+    }
     this.observer?.connection(this.name);
     if (!this.acceptProxy) return this.open(sock, undefined);
     readProxyHeader(
@@ -130,6 +143,11 @@ export class HttpListener implements HttpListenerRuntime {
       this.limits.headerTimeoutMs,
       (info: ProxyInfo) => {
         if (this.server === undefined) return void sock.destroy();
+        if (this.access !== undefined && !this.access.admits(info.sourceAddress)) {
+          this.onRejected('access');
+          sock.destroy();
+          return;
+        }
         this.open(sock, info);
       },
       (reason: string) => this.onRejected(reason === 'PROXY header timeout' ? 'timeout' : 'bad-proxy-header'),

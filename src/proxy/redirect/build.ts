@@ -1,5 +1,5 @@
 /** A `redirect` listener from its configuration. */
-import { CidrSet } from '../../core/cidr.js';
+import { AccessList } from '../access.js';
 import type { RedirectListenerConfig } from '../../config/types.js';
 import type { Pool } from '../../pool/pool.js';
 import type { RequestView } from '../http/router.js';
@@ -27,8 +27,7 @@ export function redirectListenerSettings(
       maxConnections: l.maxConnections,
       maxRequestsPerConnection: l.maxRequestsPerConnection,
     },
-    allow: new CidrSet(lc.access.allow),
-    deny: new CidrSet(lc.access.deny),
+    access: AccessList.of(lc.access),
     hashKey,
     retryAfterSec: 1,
   };

@@ -8,7 +8,7 @@
  * to anyone: a request with a body is answered and its connection closed.
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import type { CidrSet } from '../../core/cidr.js';
+import type { AccessList } from '../access.js';
 import type { Server } from '../../core/server.js';
 import type { Pool } from '../../pool/pool.js';
 import { errorResponse } from '../http/error-response.js';
@@ -33,9 +33,8 @@ export interface RedirectListenerSettings {
   readonly pool: Pool;
   readonly status: RedirectStatus;
   readonly limits: RedirectLimits;
-  /** Client addresses admitted, and those refused even when admitted. */
-  readonly allow: CidrSet;
-  readonly deny: CidrSet;
+  /** Who may connect; undefined admits every address (and checks nothing). */
+  readonly access: AccessList | undefined;
   /** The hash key of a request, for `balance: hash`. */
   readonly hashKey?: ((req: RequestView) => string | undefined) | undefined;
   readonly retryAfterSec: number;
@@ -113,7 +112,7 @@ export class RedirectListener {
   private readonly accept = (sock: Socket): void => {
     sock.on('error', noop);
     const addr = sock.remoteAddress ?? '';
-    if (!this.s.allow.has(addr) || this.s.deny.has(addr)) {
+    if (this.s.access !== undefined && !this.s.access.admits(addr)) {
       this.observer?.rejected(this.name, 'access');
       sock.destroy();
       return;

@@ -4,6 +4,7 @@ import { StickTable } from '../../persistence/stick-table.js';
 import { hostMatcher } from '../../tls/host-match.js';
 import { UpstreamTls } from '../../tls/upstream-tls.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
+import { AccessList } from '../access.js';
 import { TcpListener, type TcpListenerSettings, type TcpObserver } from './tcp-listener.js';
 import type { SessionIdTable, TcpRoute } from './tcp-runtime.js';
 
@@ -97,6 +98,7 @@ export function tcpListenerSettings(lc: TcpListenerConfig, deps: TcpBuildDeps): 
     sendProxy: lc.sendProxy,
     acceptProxy: lc.acceptProxy,
     maxConnections: lc.maxConnections,
+    access: AccessList.of(lc.access),
   };
 }
 

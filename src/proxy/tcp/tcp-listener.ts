@@ -1,6 +1,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { readProxyHeader, socketInfo, type ProxyInfo, type ProxyVersion } from '../proxy-protocol.js';
 import { holdClock, refreshClock } from '../http/deadlines.js';
+import type { AccessList } from '../access.js';
 import { TcpConnection, type TcpBinding, type TcpRecord } from './tcp-connection.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 
@@ -16,6 +17,8 @@ export interface TcpListenerSettings {
   readonly acceptProxy: boolean;
   /** Most client connections at once; 0 = unlimited. */
   readonly maxConnections: number;
+  /** Who may connect; undefined admits every address (and checks nothing). */
+  readonly access?: AccessList | undefined;
 }
 
 export interface TcpObserver {
@@ -43,6 +46,7 @@ export class TcpListener implements TcpListenerRuntime {
   sendProxy: false | ProxyVersion;
   acceptProxy: boolean;
   maxConnections: number;
+  access: AccessList | undefined;
   /** Live connections: the binding table. */
   readonly connections = new Set<TcpConnection>();
   /** Connections still reading their PROXY header (acceptProxy). */
@@ -65,6 +69,7 @@ export class TcpListener implements TcpListenerRuntime {
     this.sendProxy = settings.sendProxy;
     this.acceptProxy = settings.acceptProxy;
     this.maxConnections = settings.maxConnections;
+    this.access = settings.access;
     this.observer = observer;
   }
 
@@ -77,6 +82,7 @@ export class TcpListener implements TcpListenerRuntime {
     this.sendProxy = settings.sendProxy;
     this.acceptProxy = settings.acceptProxy;
     this.maxConnections = settings.maxConnections;
+    this.access = settings.access;
   }
 
   get address(): { host: string; port: number } {
@@ -127,6 +133,12 @@ export class TcpListener implements TcpListenerRuntime {
       sock.destroy();
       return;
     }
+    // The access list: the socket's peer, or with acceptProxy the client the PROXY header names.
+    if (!this.acceptProxy && this.access !== undefined && !this.access.admits(sock.remoteAddress ?? '')) {
+      this.observer?.rejected(this.name, 'access');
+      sock.destroy();
+      return;
+    }
     this.observer?.connection(this.name);
     if (!this.acceptProxy) {
       this.connections.add(new TcpConnection(sock, this, socketInfo(sock)));
@@ -139,6 +151,11 @@ export class TcpListener implements TcpListenerRuntime {
       (info: ProxyInfo) => {
         this.handshaking--;
         if (this.server === undefined) return void sock.destroy();
+        if (this.access !== undefined && !this.access.admits(info.sourceAddress)) {
+          this.observer?.rejected(this.name, 'access');
+          sock.destroy();
+          return;
+        }
         this.connections.add(new TcpConnection(sock, this, info));
         sock.resume();
       },
