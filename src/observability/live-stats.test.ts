@@ -41,6 +41,7 @@ function setup(servers: Server[]) {
   return {
     pool,
     stats,
+    traffic,
     hub,
     live,
     setNow: (t: number) => (now = t),
@@ -128,6 +129,13 @@ describe('live statistics', () => {
     const g = t.live.tick();
     assert.equal(g.pools[0]!.servers[0]!.rps, 0);
     assert.equal(g.listeners[0]!.rejectedPerSec, 0);
+    // Traffic of a listener that no longer exists (removed by a reload) is dropped.
+    t.stats.requestDone(exchange({ listener: 'gone', server: 'a' }));
+    assert.ok(t.traffic.listeners.has('gone'));
+    t.setNow(4000);
+    t.live.tick();
+    assert.ok(!t.traffic.listeners.has('gone'));
+    assert.ok(t.traffic.listeners.has('web'));
   });
 
   it('pool events are republished as server events, and a removed server leaves the statistics', async () => {

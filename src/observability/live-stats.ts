@@ -366,6 +366,9 @@ export class LiveStats {
         rejectedPerSec: round3(r * perSec),
       });
     }
+    // A listener a reload removed leaves the metrics with its counters.
+    const names = new Set(out.map((l) => l.name));
+    for (const name of this.d.traffic.listeners.keys()) if (!names.has(name)) this.d.traffic.listeners.delete(name);
     this.prevConnections = conns;
     this.prevRejected = rejected;
     return out;
