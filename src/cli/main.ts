@@ -5,6 +5,7 @@ import { loadConfigFile } from '../config/load.js';
 import { createPortico, markValidated, type Portico } from '../app/app.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
+import { runKeepalived } from '../cluster/keepalived-cli.js';
 import { runSimulate } from '../sim/cli.js';
 import { createLogger } from '../observability/logger.js';
 
@@ -16,6 +17,7 @@ Commands:
   demo                run the demo farm: three servers behind an http listener
   simulate ...        replay a trace through the balancing algorithms (portico simulate --help)
   ctl ...             the admin API from the shell: status, pools, servers, weight, drain ... (portico ctl --help)
+  keepalived ...      write a keepalived configuration for virtual-address take-over (portico keepalived --help)
   (no command)        start with ./portico.yaml if it exists, else the demo
 
 Options:
@@ -57,6 +59,9 @@ function parseArgs(argv: string[]): Args {
 export async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === 'ctl') {
     return runCtl(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  }
+  if (argv[0] === 'keepalived') {
+    return runKeepalived(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
   }
   if (argv[0] === 'simulate') {
     return runSimulate(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });

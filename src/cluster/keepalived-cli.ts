@@ -1,0 +1,44 @@
+import { writeFileSync } from 'node:fs';
+import '../balancer/index.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { KEEPALIVED_USAGE, KeepalivedUsageError, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig } from './keepalived.js';
+
+export interface KeepalivedIo {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+/** `portico keepalived …`: 0 written, 1 the configuration file is invalid, 2 usage error. */
+export function runKeepalived(argv: readonly string[], io: KeepalivedIo): number {
+  try {
+    const args = parseKeepalivedArgs(argv);
+    if (args.help) {
+      io.out(KEEPALIVED_USAGE);
+      return 0;
+    }
+    let options = args.options;
+    if (args.configFile !== undefined) {
+      const config = loadConfigFile(args.configFile);
+      if (!config.admin.enabled) {
+        io.err(`portico keepalived: ${args.configFile} turns the admin API off (admin.enabled: false); the readiness check needs it\n`);
+        return 1;
+      }
+      options = { ...options, readyUrl: readyUrlFor(config.admin.listen) };
+    }
+    const text = renderKeepalivedConfig(options);
+    if (args.out !== undefined) writeFileSync(args.out, text, { mode: 0o644 });
+    else io.out(text);
+    return 0;
+  } catch (err) {
+    if (err instanceof KeepalivedUsageError) {
+      io.err(`portico keepalived: ${err.message}\n\n${KEEPALIVED_USAGE}`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      for (const line of err.lines()) io.err(line + '\n');
+      return 1;
+    }
+    throw err;
+  }
+}
