@@ -157,6 +157,14 @@ describe('live statistics', () => {
         t.live.tick().pools[0]!.servers.map((s) => s.name),
         ['a'],
       );
+      // Stopped, it hears nothing; started again, it hears the pools again.
+      await t.live.stop();
+      const n = seen.length;
+      t.pool.setAdmin('a', 'ready');
+      assert.equal(seen.length, n);
+      await t.live.start();
+      t.pool.setAdmin('a', 'drain');
+      assert.equal(seen.length, n + 1);
     } finally {
       await t.live.stop();
     }

@@ -166,12 +166,11 @@ export class LiveStats {
   private readonly lawWindow: number;
   private readonly histWindow: number;
   private readonly windows = new Map<string, Map<string, ServerWindow>>();
-  private readonly subscribed = new WeakSet<Pool>();
+  private subscribed = new WeakSet<Pool>();
   private readonly unsubscribe: (() => void)[] = [];
   private prevConnections = new Map<string, number>();
   private prevRejected = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  private lastTick: number;
   /** The last frame published. */
   last: StatsFrame | undefined;
 
@@ -182,13 +181,11 @@ export class LiveStats {
     this.intervalMs = deps.intervalMs ?? 1000;
     this.lawWindow = deps.lawWindow ?? 10;
     this.histWindow = deps.histWindow ?? 60;
-    this.lastTick = this.now();
   }
 
   async start(): Promise<void> {
     if (this.timer !== undefined) return;
-    this.lastTick = this.now();
-    this.d.traffic.intervalStart = this.lastTick;
+    this.d.traffic.intervalStart = this.now();
     this.watchPools();
     this.timer = setInterval(() => {
       try {
@@ -204,6 +201,7 @@ export class LiveStats {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     for (const u of this.unsubscribe.splice(0)) u();
+    this.subscribed = new WeakSet();
   }
 
   /** Subscribe to the events of pools not seen yet (pools may come with a reload). */
@@ -257,7 +255,6 @@ export class LiveStats {
     }
     const listeners = this.listenerFrames(dtMs);
     d.traffic.intervalStart = t1;
-    this.lastTick = t1;
     const frame: StatsFrame = { time: this.wallNow(), intervalMs: Math.round(dtMs), listeners, pools };
     this.last = frame;
     d.hub.publish('stats', frame);
