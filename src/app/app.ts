@@ -38,6 +38,8 @@ import { buildRedirectListener, redirectListenerSettings } from '../proxy/redire
 import { RedirectListener } from '../proxy/redirect/listener.js';
 import { AccessList } from '../proxy/access.js';
 import type { ListenerService, Service } from './service.js';
+import { createDiscovery } from '../discovery/from-config.js';
+import { DiscoveryWatcher } from '../discovery/watcher.js';
 
 export interface PorticoDeps {
   /** The file the configuration came from: `reload()` and SIGHUP re-read it. */
@@ -218,6 +220,12 @@ class PorticoApp implements Portico, ConfigHost {
     const out: Service[] = [];
     if (monitor !== undefined) out.push(monitor);
     if (outlier !== undefined) out.push(outlier);
+    const discovery = createDiscovery(pc.discovery, { warn: (m) => this.log.warn(m) });
+    if (discovery !== undefined) {
+      // Each new list goes through the configuration runtime, like a reload of the pool's servers.
+      const onServers = (servers: readonly ServerConfig[]): void => void this.runtime.setDiscovered(pc.name, servers);
+      out.push(new DiscoveryWatcher(discovery, { onServers, log: this.log }));
+    }
     return out;
   }
 
@@ -423,6 +431,7 @@ class PorticoApp implements Portico, ConfigHost {
         up.push(s);
       }
       if (this.admin !== undefined) this.log.info(`admin API on ${this.admin.url}/`);
+      await this.runtime.settled(); // the first lists of discovery pools are in before the listeners accept
       for (const l of this.listeners) {
         await l.start();
         up.push(l);

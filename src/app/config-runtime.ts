@@ -1,6 +1,6 @@
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile, validateConfig } from '../config/load.js';
-import type { Config } from '../config/types.js';
+import type { Config, ServerConfig } from '../config/types.js';
 import type { RuntimeJournal, RuntimeChange } from '../admin/journal.js';
 import { overlay, type OverlayEntry } from '../admin/overlay.js';
 import { applyPlan, describePlan, planReload, type ApplyOptions, type ReloadHost } from './reload.js';
@@ -53,6 +53,8 @@ export class ConfigRuntime {
   private readonly host: ConfigHost;
   private readonly env: NodeJS.ProcessEnv;
   private tail: Promise<unknown> = Promise.resolve();
+  /** The last list of each pool whose servers come from discovery (laid over the file, under the journal). */
+  private readonly discovered = new Map<string, readonly ServerConfig[]>();
 
   constructor(host: ConfigHost, fileConfig: Config, file: string | undefined, journal: RuntimeJournal, env: NodeJS.ProcessEnv = process.env) {
     this.host = host;
@@ -121,6 +123,44 @@ export class ConfigRuntime {
     });
   }
 
+  /**
+   * A pool's discovery found a new server list: apply it like a reload applies the servers of
+   * a pool (kept servers keep their runtime, new ones join with the pool's health checks,
+   * those gone drain). Serialised with reloads and API changes; never throws.
+   */
+  setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void> {
+    return this.exclusive(async () => {
+      const pc = this.fileConfig.pools.find((p) => p.name === pool);
+      if (pc === undefined || pc.discovery.type === 'static') return;
+      this.discovered.set(pool, servers);
+      try {
+        const plan = await this.applyOver(this.fileConfig, this.journal.current, { cause: 'discovery' });
+        for (const line of describePlan(plan)) this.host.log.info(`discovery: ${line}`);
+      } catch (err) {
+        this.host.log.error(`discovery: pool ${pool}: the new server list could not be applied`, { error: err instanceof Error ? err.message : String(err) });
+      }
+    });
+  }
+
+  /** Resolves once every change queued so far has been applied. */
+  settled(): Promise<void> {
+    return this.exclusive(async () => undefined);
+  }
+
+  /** The file's configuration with the discovered servers of each discovery pool in place of its (empty) servers. */
+  private withDiscovered(file: Config): Config {
+    for (const name of this.discovered.keys()) {
+      const pc = file.pools.find((p) => p.name === name);
+      if (pc === undefined || pc.discovery.type === 'static') this.discovered.delete(name);
+    }
+    if (this.discovered.size === 0) return file;
+    const pools = file.pools.map((pc) => {
+      const servers = this.discovered.get(pc.name);
+      return servers === undefined ? pc : { ...pc, servers: [...servers] };
+    });
+    return { ...file, pools };
+  }
+
   private read(input: unknown): Config {
     if (input !== undefined) return validateConfig(input);
     if (this.file === undefined) {
@@ -132,7 +172,7 @@ export class ConfigRuntime {
   }
 
   private async applyOver(file: Config, changes: readonly RuntimeChange[], options: ApplyOptions) {
-    const o = overlay(file, changes);
+    const o = overlay(this.withDiscovered(file), changes);
     const plan = planReload(this.host.config, o.config);
     await applyPlan(this.host, o.config, plan, options);
     if (plan.admin) this.host.updateAdmin(o.config.admin);

@@ -200,8 +200,8 @@ export interface ReloadHost {
 export interface ApplyOptions {
   /** Servers (`pool/name`) to take out at once rather than drain (`DELETE ...?now=true`). */
   readonly cut?: ReadonlySet<string> | undefined;
-  /** Who asked: the file (reload) or the operator (admin API); kept with every server event. */
-  readonly cause?: 'config' | 'admin' | undefined;
+  /** Who asked: the file (reload), the operator (admin API) or a pool's discovery; kept with every server event. */
+  readonly cause?: 'config' | 'admin' | 'discovery' | undefined;
 }
 
 /**
@@ -327,7 +327,7 @@ export function reconcileServers(
   pool: Pool,
   pc: PoolConfig,
   cut?: ReadonlySet<string>,
-  cause: 'config' | 'admin' = 'config',
+  cause: 'config' | 'admin' | 'discovery' = 'config',
 ): void {
   const wanted = new Set<string>();
   for (const sc of pc.servers) {

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { fail, ok, show } from '../values/parsed.js';
-import { domain, duration, leaf, text } from './fields.js';
+import { domain, duration, int, leaf, serverAddress, text } from './fields.js';
+
+const nameservers = () =>
+  z
+    .array(serverAddress())
+    .optional()
+    .meta({ docType: 'list of address' })
+    .describe('Name servers to ask (host:port); default: those of the system');
 
 const etcdUrl = leaf<string, string>('URL', (v) => {
   if (typeof v === 'string' && /^etcd:\/\/[^/\s]+(\/\S*)?$/.test(v)) return ok(v);
@@ -15,8 +22,18 @@ export const discoverySchema = z
         type: z.literal('dns-srv'),
         name: domain().describe('SRV name to resolve, e.g. _http._tcp.web.example.com'),
         refresh: duration().prefault('30s').describe('Time between two resolutions'),
+        nameservers: nameservers(),
       })
-      .describe('Servers from DNS SRV records'),
+      .describe('Servers from DNS SRV records (target, port, weight; the lowest priority are primaries, others backups), each target resolved to its A and AAAA addresses'),
+    z
+      .strictObject({
+        type: z.literal('dns'),
+        name: domain().describe('Name whose A and AAAA records are the servers'),
+        port: int(1, 65535).describe('Port of every server'),
+        refresh: duration().prefault('30s').describe('Time between two resolutions'),
+        nameservers: nameservers(),
+      })
+      .describe('Servers from the A and AAAA records of a name'),
     z
       .strictObject({
         type: z.literal('etcd'),
@@ -30,4 +47,4 @@ export const discoverySchema = z
       })
       .describe('Servers from a watched file'),
   ])
-  .describe('Where the server list comes from; other than static, `servers` must be empty');
+  .describe('Where the server list comes from (see docs/discovery.md); other than static, `servers` must be empty');

@@ -1,0 +1,152 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { deepEqual } from '../core/deep-equal.js';
+import type { Logger } from '../observability/logger.js';
+import type { Discovery, ServerSpec } from './discovery.js';
+
+export interface WatcherOptions {
+  /** Called with each new list: deduplicated, sorted by name, different from the last one. */
+  readonly onServers: (servers: readonly ServerSpec[]) => void;
+  readonly log: Logger;
+  /** Back-off after a failure: doubles from minMs up to maxMs (default 1 s to 30 s). */
+  readonly backoff?: { readonly minMs: number; readonly maxMs: number };
+  /** start() waits at most this long for the first list or the first failure (default 5 s). */
+  readonly firstWaitMs?: number;
+}
+
+/** What a watcher has seen, for the admin API and tests. */
+export interface WatcherState {
+  /** The last list handed on (undefined before the first). */
+  readonly servers: readonly ServerSpec[] | undefined;
+  readonly updates: number;
+  readonly failures: number;
+  readonly lastError: string | undefined;
+  /** Empty lists that came after a non-empty one and were ignored. */
+  readonly ignoredEmpty: number;
+}
+
+/**
+ * Runs one Discovery: keeps the last known good list, hands on only lists that differ from
+ * it, deduplicated (by name, then by address: the first entry wins), and ignores with a
+ * warning an empty list that follows a non-empty one. A failure is logged and the last good
+ * list stays; the provider is watched again after a back-off. Never throws.
+ */
+export class DiscoveryWatcher {
+  readonly name: string;
+  private readonly provider: Discovery;
+  private readonly opts: WatcherOptions;
+  private abort: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private last: readonly ServerSpec[] | undefined;
+  private updates = 0;
+  private failures = 0;
+  private ignoredEmpty = 0;
+  private lastError: string | undefined;
+  private firstOutcome: (() => void) | undefined;
+
+  constructor(provider: Discovery, opts: WatcherOptions) {
+    this.provider = provider;
+    this.name = `discovery ${provider.name}`;
+    this.opts = opts;
+  }
+
+  get state(): WatcherState {
+    return { servers: this.last, updates: this.updates, failures: this.failures, lastError: this.lastError, ignoredEmpty: this.ignoredEmpty };
+  }
+
+  /** Start watching; resolves once the first list or failure is in (or after firstWaitMs). */
+  async start(): Promise<void> {
+    if (this.loop !== undefined) return;
+    const ac = new AbortController();
+    this.abort = ac;
+    const first = new Promise<void>((resolve) => (this.firstOutcome = resolve));
+    this.loop = this.run(ac.signal);
+    const waitMs = this.opts.firstWaitMs ?? 5000;
+    const timer = setTimeout(() => this.firstOutcome?.(), waitMs);
+    await first;
+    clearTimeout(timer);
+  }
+
+  async stop(): Promise<void> {
+    this.abort?.abort();
+    this.firstOutcome?.();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    const minMs = this.opts.backoff?.minMs ?? 1000;
+    const maxMs = this.opts.backoff?.maxMs ?? 30_000;
+    let backoff = minMs;
+    while (!signal.aborted) {
+      try {
+        for await (const list of this.provider.watch(signal)) {
+          if (signal.aborted) break;
+          backoff = minMs;
+          this.take(list);
+        }
+        if (signal.aborted) break;
+        this.fail(new Error('the watch ended'));
+      } catch (err) {
+        if (signal.aborted) break;
+        this.fail(err);
+      }
+      try {
+        await sleep(backoff, undefined, { signal });
+      } catch {
+        break; // aborted
+      }
+      backoff = Math.min(maxMs, backoff * 2);
+    }
+  }
+
+  /** Dedupe and hand on a list (exported behaviour, also used by tests through a provider). */
+  private take(raw: readonly ServerSpec[]): void {
+    const list = dedupe(raw, (msg) => this.opts.log.warn(`${this.name}: ${msg}`));
+    this.lastError = undefined;
+    this.settleFirst();
+    if (list.length === 0 && this.last !== undefined && this.last.length > 0) {
+      this.ignoredEmpty++;
+      this.opts.log.warn(`${this.name}: an empty server list after ${this.last.length} server(s) is ignored; the last list stays`);
+      return;
+    }
+    if (this.last !== undefined && deepEqual(this.last, list)) return;
+    this.last = list;
+    this.updates++;
+    try {
+      this.opts.onServers(list);
+    } catch (err) {
+      this.opts.log.error(`${this.name}: applying the list failed`, { error: String(err) });
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.failures++;
+    this.lastError = err instanceof Error ? err.message : String(err);
+    const kept = this.last === undefined ? 'no list yet' : `keeping the last list (${this.last.length} server(s))`;
+    this.opts.log.warn(`${this.name} failed: ${this.lastError}; ${kept}`);
+    this.settleFirst();
+  }
+
+  private settleFirst(): void {
+    const f = this.firstOutcome;
+    this.firstOutcome = undefined;
+    f?.();
+  }
+}
+
+/** One entry per name and per address (the first wins), sorted by name. */
+export function dedupe(list: readonly ServerSpec[], warn: (msg: string) => void = () => {}): ServerSpec[] {
+  const byName = new Map<string, ServerSpec>();
+  const addresses = new Set<string>();
+  for (const s of list) {
+    const addr = `${s.address.host}|${s.address.port}`;
+    if (byName.has(s.name)) {
+      warn(`server ${s.name} listed twice; the first entry is kept`);
+      continue;
+    }
+    if (addresses.has(addr)) continue; // the same server under two names (several SRV records ...): one is enough
+    byName.set(s.name, s);
+    addresses.add(addr);
+  }
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
