@@ -37,6 +37,7 @@ import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, redirectListenerSettings } from '../proxy/redirect/build.js';
 import { RedirectListener } from '../proxy/redirect/listener.js';
 import { AccessList } from '../proxy/access.js';
+import { RateLimiter } from '../proxy/rate-limit.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
@@ -138,6 +139,9 @@ class PorticoApp implements Portico, ConfigHost {
   /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
   private readonly persistences = new Map<string, { readonly spec: string; readonly persistence: Persistence }>();
   private lastStoreError = 0;
+  /** Each http/https listener's rate limiter and the configuration it was built from: kept across reloads while unchanged. */
+  private readonly rateLimiters = new Map<string, { readonly spec: string; readonly limiter: RateLimiter }>();
+  private lastRateStoreError = 0;
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -389,6 +393,41 @@ class PorticoApp implements Portico, ConfigHost {
     this.log.warn('state store failed; stick tables use their local entries only', { error: err instanceof Error ? err.message : String(err) });
   };
 
+  /**
+   * The listener's rate limiter: the one it had while its `rateLimit` is unchanged (the buckets
+   * survive a reload). Counted across nodes through the store when the store is shared.
+   */
+  private rateLimiterOf(lc: HttpListenerConfig | HttpsListenerConfig): RateLimiter | undefined {
+    const rl = lc.rateLimit;
+    if (rl === false) {
+      this.rateLimiters.delete(lc.name);
+      return undefined;
+    }
+    const spec = JSON.stringify(rl);
+    const kept = this.rateLimiters.get(lc.name);
+    if (kept !== undefined && kept.spec === spec) return kept.limiter;
+    const limiter = new RateLimiter({
+      listener: lc.name,
+      count: rl.rate.count,
+      perMs: rl.rate.perMs,
+      burst: rl.burst,
+      key: hashKeyOf(rl.key),
+      clock: this.clock,
+      store: this.sharedStore ? this.store : undefined,
+      onStoreError: this.onRateStoreError,
+    });
+    this.rateLimiters.set(lc.name, { spec, limiter });
+    return limiter;
+  }
+
+  /** Rate limits carry on per node without their store; say so at most every 10 s. */
+  private readonly onRateStoreError = (err: unknown): void => {
+    const now = Date.now();
+    if (now - this.lastRateStoreError < 10_000) return;
+    this.lastRateStoreError = now;
+    this.log.warn('state store failed; rate limits count this node only', { error: err instanceof Error ? err.message : String(err) });
+  };
+
   private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
     const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
     const l = lc.limits;
@@ -413,6 +452,7 @@ class PorticoApp implements Portico, ConfigHost {
       upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
       trusted: new CidrSet(lc.trustedProxies),
       access: AccessList.of(lc.access),
+      rateLimit: this.rateLimiterOf(lc),
       exposeServer: lc.exposeServer,
       noRouteStatus: lc.noRouteStatus,
       routes,

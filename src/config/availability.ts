@@ -23,7 +23,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       return;
     }
     if (l.protocol === 'tcp') return;
-    if (l.rateLimit !== false) no(['listeners', i, 'rateLimit'], 'rate limiting');
     l.routes.forEach((r, j) => {
       if (r.match?.sni !== undefined && l.protocol === 'http') {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'sni'], message: 'matching on sni needs an https listener (plain HTTP carries no TLS server name)' });

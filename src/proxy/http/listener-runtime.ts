@@ -6,6 +6,7 @@ import type { Pool } from '../../pool/pool.js';
 import type { QueuePriority } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import type { ProxyVersion } from '../proxy-protocol.js';
+import type { RateLimiter } from '../rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { RouteAnswer } from './route-actions.js';
 import type { Matcher, RequestView } from './router.js';
@@ -76,6 +77,8 @@ export interface HttpListenerRuntime {
   readonly routes: readonly HttpRoute[];
   /** PROXY protocol header on every server connection (which then serves this client only). */
   readonly sendProxy: false | ProxyVersion;
+  /** The listener's rate limit; undefined: none (and nothing is checked). */
+  readonly rateLimit: RateLimiter | undefined;
   readonly sessions: Set<HttpSession>;
   onDone(rec: ExchangeRecord): void;
   onRejected(reason: string): void;

@@ -2,6 +2,7 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { readProxyHeader, type ProxyInfo, type ProxyVersion } from '../proxy-protocol.js';
 import type { CidrSet } from '../../core/cidr.js';
 import type { AccessList } from '../access.js';
+import type { RateLimiter } from '../rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runtime.js';
 import { HttpSession, type ExchangeRecord } from './session.js';
@@ -24,6 +25,8 @@ export interface HttpListenerSettings {
   readonly sendProxy?: false | ProxyVersion | undefined;
   /** Who may connect; undefined admits every address (and checks nothing). */
   readonly access?: AccessList | undefined;
+  /** Requests over this limit get 429; undefined: no limit (and nothing is checked). */
+  readonly rateLimit?: RateLimiter | undefined;
 }
 
 export interface HttpObserver {
@@ -50,6 +53,7 @@ export class HttpListener implements HttpListenerRuntime {
   acceptProxy: boolean;
   sendProxy: false | ProxyVersion;
   access: AccessList | undefined;
+  rateLimit: RateLimiter | undefined;
   readonly sessions = new Set<HttpSession>();
   private server: NetServer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -72,6 +76,7 @@ export class HttpListener implements HttpListenerRuntime {
     this.acceptProxy = settings.acceptProxy === true;
     this.sendProxy = settings.sendProxy ?? false;
     this.access = settings.access;
+    this.rateLimit = settings.rateLimit;
     this.observer = observer;
   }
 
@@ -87,6 +92,8 @@ export class HttpListener implements HttpListenerRuntime {
     this.acceptProxy = settings.acceptProxy === true;
     this.sendProxy = settings.sendProxy ?? false;
     this.access = settings.access;
+    if (this.rateLimit !== settings.rateLimit) this.rateLimit?.close();
+    this.rateLimit = settings.rateLimit;
   }
 
   get address(): { host: string; port: number } {
@@ -192,6 +199,7 @@ export class HttpListener implements HttpListenerRuntime {
     for (const s of this.sessions) s.sock.destroy();
     await closed;
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.rateLimit?.close();
     this.releaseClock?.();
   }
 }

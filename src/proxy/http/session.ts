@@ -368,6 +368,13 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.reqDone = this.reqMode === BodyMode.None;
     this.reqBodyBytes = 0;
 
+    // Rate limit (listeners with `rateLimit` only): the request's key takes a token, or 429.
+    const rl = lst.rateLimit;
+    if (rl !== undefined) {
+      const waitSec = rl.take(this);
+      if (waitSec > 0) return this.limited(waitSec);
+    }
+
     // Route.
     const routes = lst.routes;
     let route: HttpRoute | undefined;
@@ -968,6 +975,13 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.finishRecord();
     if (keep) this.nextRequest();
     else this.closeClient();
+  }
+
+  /** Over the listener's rate limit: 429 with the seconds until the key has a token again. */
+  private limited(waitSec: number): void {
+    this.error = 'rate limited';
+    this.lst.onRejected('rate-limit');
+    this.respondError(429, 'Retry-After: ' + waitSec + '\r\n');
   }
 
   /** A request refused before it had an exchange (malformed, too large ...): answer and close. */
