@@ -41,6 +41,8 @@ import { RateLimiter } from '../proxy/rate-limit.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
+import { ClusterStore } from '../cluster/cluster-store.js';
+import { RuntimeSync } from '../cluster/runtime-sync.js';
 
 export interface PorticoDeps {
   /** The file the configuration came from: `reload()` and SIGHUP re-read it. */
@@ -151,8 +153,10 @@ class PorticoApp implements Portico, ConfigHost {
     this.rng = rng;
     this.tcpShared = new TcpShared(clock);
     this.log = deps.logger ?? createLogger(config.log.level);
-    this.store = deps.store ?? new MemoryStore({ clock });
-    this.sharedStore = deps.store !== undefined;
+    // cluster.store: redis://... is the store of every node (stick tables, TLS sessions, runtime changes).
+    const cs = deps.store === undefined && config.cluster.store !== 'memory' ? new ClusterStore({ url: config.cluster.store, log: this.log }) : undefined;
+    this.store = deps.store ?? cs?.store ?? new MemoryStore({ clock });
+    this.sharedStore = deps.store !== undefined || cs !== undefined;
     for (const pc of config.pools) {
       const pool = this.newPool(pc);
       this.pools.set(pc.name, pool);
@@ -177,6 +181,16 @@ class PorticoApp implements Portico, ConfigHost {
       probes: () => this.probeSources(),
     });
     this.services.unshift(...this.observability.services);
+    if (this.sharedStore) {
+      // Started first (the store, then the runtime changes of the cluster), stopped last.
+      const sync = new RuntimeSync({ store: this.store, runtime: this.runtime, node: config.cluster.node, log: this.log });
+      this.services.unshift(sync);
+      if (cs !== undefined) {
+        this.services.unshift(cs);
+        cs.onReconnect(() => sync.resync());
+        for (const m of cs.metrics()) this.observability.metrics.register(m);
+      }
+    }
     this.observability.metrics.register(dnsQueriesMetric(() => this.listeners));
     if (this.admin !== undefined) {
       const admin = this.admin;

@@ -50,6 +50,11 @@ export class ConfigRuntime {
   entries: readonly OverlayEntry[] = [];
   /** Set when the journal could not be read at start. */
   journalProblem: string | undefined;
+  /**
+   * Told of the changes in force after every change made through this node's admin API (the
+   * cluster wiring shares them with the other nodes, src/cluster/runtime-sync.ts).
+   */
+  onChange: ((changes: readonly RuntimeChange[]) => void) | undefined;
   private readonly host: ConfigHost;
   private readonly env: NodeJS.ProcessEnv;
   private tail: Promise<unknown> = Promise.resolve();
@@ -120,6 +125,40 @@ export class ConfigRuntime {
         this.journal.save(before);
         throw err;
       }
+      try {
+        this.onChange?.(next);
+      } catch (err) {
+        this.host.log.warn('runtime changes not shared', { error: err instanceof Error ? err.message : String(err) });
+      }
+    });
+  }
+
+  /**
+   * Put in force the runtime changes of another node (the whole list, replacing this node's):
+   * written to the local journal (kept if the store is lost), then laid over the file. Resolves
+   * false when they are already in force. A list that cannot be applied is refused (throws)
+   * and nothing changes.
+   */
+  adopt(changes: readonly RuntimeChange[]): Promise<boolean> {
+    return this.exclusive(async () => {
+      const before = this.journal.current;
+      if (JSON.stringify(before) === JSON.stringify(changes)) return false;
+      try {
+        this.journal.save(changes);
+      } catch (err) {
+        this.host.log.warn('runtime journal not written; the changes apply in memory', { error: err instanceof Error ? err.message : String(err) });
+      }
+      try {
+        await this.applyOver(this.fileConfig, changes, { cause: 'admin' });
+      } catch (err) {
+        try {
+          this.journal.save(before);
+        } catch {
+          // already reported above
+        }
+        throw err;
+      }
+      return true;
     });
   }
 

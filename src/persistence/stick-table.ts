@@ -27,6 +27,8 @@ interface Entry {
   expiresAt: number;
   /** When the store last got this entry (its TTL was refreshed). */
   syncedAt: number;
+  /** The store's generation when it got this entry: a store that reconnected since gets it again. */
+  syncedGen: number | undefined;
 }
 
 /**
@@ -82,7 +84,7 @@ export class StickTable {
     map.delete(key);
     map.set(key, e);
     e.expiresAt = now + this.ttlMs;
-    if (now - e.syncedAt >= this.refreshMs) this.write(key, e, now);
+    if (now - e.syncedAt >= this.refreshMs || e.syncedGen !== this.o.store?.generation) this.write(key, e, now);
     return e.value;
   }
 
@@ -96,14 +98,14 @@ export class StickTable {
       map.set(key, e);
       e.expiresAt = now + this.ttlMs;
       if (e.value === value) {
-        if (now - e.syncedAt >= this.refreshMs) this.write(key, e, now);
+        if (now - e.syncedAt >= this.refreshMs || e.syncedGen !== this.o.store?.generation) this.write(key, e, now);
         return;
       }
       e.value = value;
       this.write(key, e, now);
       return;
     }
-    const ne: Entry = { value, expiresAt: now + this.ttlMs, syncedAt: now };
+    const ne: Entry = { value, expiresAt: now + this.ttlMs, syncedAt: now, syncedGen: this.o.store?.generation };
     map.set(key, ne);
     this.evictOver(now);
     this.write(key, ne, now);
@@ -129,11 +131,18 @@ export class StickTable {
   private write(key: string, e: Entry, now: number): void {
     e.syncedAt = now;
     const store = this.o.store;
+    e.syncedGen = store?.generation;
     if (store === undefined) return;
-    try {
-      store.set(this.o.namespace + key, e.value, this.ttlMs).catch(this.failed);
-    } catch (err) {
+    // A failed write is made again on the entry's next use (so a store back after an outage
+    // gets the entries in use, spread over their clients' next requests, not all at once).
+    const unsynced = (err: unknown): void => {
+      if (e.syncedAt === now) e.syncedAt = -Infinity;
       this.failed(err);
+    };
+    try {
+      store.set(this.o.namespace + key, e.value, this.ttlMs).catch(unsynced);
+    } catch (err) {
+      unsynced(err);
     }
   }
 
@@ -173,7 +182,7 @@ export class StickTable {
         clearTimeout(timer);
         if (v !== undefined && !this.map.has(key)) {
           const now = this.o.clock.now();
-          this.map.set(key, { value: v, expiresAt: now + this.ttlMs, syncedAt: now });
+          this.map.set(key, { value: v, expiresAt: now + this.ttlMs, syncedAt: now, syncedGen: this.o.store?.generation });
           this.evictOver(now);
         }
         resolve(v);

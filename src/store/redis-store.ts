@@ -46,6 +46,9 @@ export class RedisStore implements StateStore {
   private readonly errorCounts = new Map<StoreOp, number>();
   private closed = false;
   private up = false;
+  private everUp = false;
+  /** Reconnections so far (StateStore.generation): Redis may have restarted empty. */
+  generation = 0;
 
   constructor(options: RedisStoreOptions) {
     this.o = options;
@@ -194,6 +197,10 @@ export class RedisStore implements StateStore {
   private setUp(up: boolean): void {
     if (this.up === up || this.closed) return;
     this.up = up;
+    if (up) {
+      if (this.everUp) this.generation++;
+      this.everUp = true;
+    }
     try {
       this.o.onState?.(up);
     } catch {

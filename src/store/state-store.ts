@@ -14,4 +14,10 @@ export interface StateStore {
   subscribe(channel: string, onMessage: (msg: string) => void, signal: AbortSignal): Promise<void>;
   publish(channel: string, msg: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Goes up each time the store may have lost what was written to it (a network store that
+   * reconnected); a writer that caches entries writes them again, on their next use. A store
+   * that never loses writes leaves it undefined.
+   */
+  readonly generation?: number | undefined;
 }
