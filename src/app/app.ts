@@ -279,7 +279,7 @@ class PorticoApp implements Portico, ConfigHost {
     }
     if (lc.protocol === 'redirect' && l instanceof RedirectListener) {
       const h = handles.get(lc.pool)!;
-      l.update(redirectListenerSettings(lc, h.pool, h.hashKey));
+      l.update(redirectListenerSettings(lc, h.pool, h.hashKey, h.persistence));
       return true;
     }
     if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });
@@ -335,7 +335,7 @@ class PorticoApp implements Portico, ConfigHost {
         return buildDnsListener(lc, poolsOf(handles), { rng: this.rng, clock: this.clock });
       case 'redirect': {
         const h = handles.get(lc.pool)!;
-        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats);
+        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats, h.persistence);
       }
       case 'tcp':
         return buildTcpListener(lc, { handles, observer: this.stats, shared: this.tcpShared });

@@ -17,8 +17,10 @@ export function checkAvailability(config: Config): PathIssue[] {
   config.listeners.forEach((l, i) => {
     if (l.protocol === 'dns') return;
     if (l.protocol === 'redirect') {
-      const pool = config.pools.find((p) => p.name === l.pool);
-      if (pool !== undefined && pool.persistence !== false) no(['listeners', i, 'pool'], 'persistence through a redirect listener');
+      const ps = config.pools.find((p) => p.name === l.pool)?.persistence;
+      if (ps !== undefined && ps !== false && ps.type === 'cookie' && ps.mode === 'prefix') {
+        out.push({ path: ['listeners', i, 'pool'], message: "cookie persistence in prefix mode needs the server's own cookie, which a redirect listener never sees (use mode: insert)" });
+      }
       return;
     }
     if (l.protocol === 'tcp') return;

@@ -37,15 +37,39 @@ test('a valid file: "FILE: ok" and 0', () => {
   assert.deepEqual(check('ok.yaml', RUNNABLE), { code: 0, out: [`${file}: ok`] });
 });
 
-test('a feature this version cannot run yet is refused at its key, not ignored', () => {
+test('the example configuration: what this version cannot run yet is refused at its key, not ignored; with nothing left, "ok"', () => {
   const file = join(dir, 'example.yaml');
   const r = check('example.yaml', EXAMPLE_CONFIG);
+  if (r.code === 0) {
+    assert.deepEqual(r.out, [`${file}: ok`]);
+    return;
+  }
   assert.equal(r.code, 1);
   assert.ok(r.out.length > 0);
   for (const line of r.out) assert.match(line, /^.+:\d+:\d+ \S+: .+ is not available in this version of Portico$/);
   assert.ok(r.out.every((l) => l.startsWith(`${file}:`)));
-  // dns and redirect listeners run: neither is refused
-  assert.ok(!r.out.some((l) => l.includes('protocol dns') || l.includes('protocol redirect')));
+  // dns and redirect listeners, access lists, rate limits and persistence through a redirect listener run: none is refused
+  assert.ok(!r.out.some((l) => /protocol (dns|redirect)|access|rateLimit|persistence/.test(l)));
+});
+
+test('a configuration a listener cannot honour is refused at its key (line:column)', () => {
+  const file = join(dir, 'prefix.yaml');
+  const r = check(
+    'prefix.yaml',
+    `listeners:
+  - name: mirror
+    protocol: redirect
+    listen: 127.0.0.1:8081
+    pool: web
+pools:
+  - name: web
+    persistence: { type: cookie, name: JSESSIONID, mode: prefix, secret: s }
+    servers: [ { name: a, address: 127.0.0.1:9101 } ]
+`,
+  );
+  assert.equal(r.code, 1);
+  assert.equal(r.out.length, 1);
+  assert.match(r.out[0]!, new RegExp(`^${file.replace(/[.*+?^\${}()|[\]\\]/g, '\\$&')}:5:\\d+ listeners\\.0\\.pool: cookie persistence in prefix mode needs the server's own cookie`));
 });
 
 test('an invalid file: every issue on its own line and 1', () => {

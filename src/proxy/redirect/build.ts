@@ -1,6 +1,7 @@
 /** A `redirect` listener from its configuration. */
 import { AccessList } from '../access.js';
 import type { RedirectListenerConfig } from '../../config/types.js';
+import type { Persistence } from '../../persistence/index.js';
 import type { Pool } from '../../pool/pool.js';
 import type { RequestView } from '../http/router.js';
 import { RedirectListener, type RedirectListenerSettings, type RedirectObserver } from './listener.js';
@@ -10,6 +11,7 @@ export function redirectListenerSettings(
   lc: RedirectListenerConfig,
   pool: Pool,
   hashKey: ((req: RequestView) => string | undefined) | undefined,
+  persistence?: Persistence,
 ): RedirectListenerSettings {
   const l = lc.limits;
   return {
@@ -30,6 +32,7 @@ export function redirectListenerSettings(
     access: AccessList.of(lc.access),
     hashKey,
     retryAfterSec: 1,
+    persistence,
   };
 }
 
@@ -38,6 +41,7 @@ export function buildRedirectListener(
   pool: Pool,
   hashKey: ((req: RequestView) => string | undefined) | undefined,
   observer?: RedirectObserver,
+  persistence?: Persistence,
 ): RedirectListener {
-  return new RedirectListener(redirectListenerSettings(lc, pool, hashKey), observer);
+  return new RedirectListener(redirectListenerSettings(lc, pool, hashKey, persistence), observer);
 }

@@ -10,6 +10,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { AccessList } from '../access.js';
 import type { Server } from '../../core/server.js';
+import { placeSticky, type Persistence } from '../../persistence/index.js';
 import type { Pool } from '../../pool/pool.js';
 import { errorResponse } from '../http/error-response.js';
 import { parseRequestHead, type HeadLimits, type RequestHead } from '../http/parse-request.js';
@@ -38,6 +39,8 @@ export interface RedirectListenerSettings {
   /** The hash key of a request, for `balance: hash`. */
   readonly hashKey?: ((req: RequestView) => string | undefined) | undefined;
   readonly retryAfterSec: number;
+  /** The pool's persistence: a pinned client is sent to its server again (a cookie, a stick table). */
+  readonly persistence?: Persistence | undefined;
 }
 
 /** Told of refused connections and requests (the same counters as the http listener's). */
@@ -132,13 +135,24 @@ export class RedirectListener {
     });
   };
 
-  /** The response to one parsed request (a redirect, or 503 when no server is available). */
-  respond(head: RequestHead, view: RequestView, keepAlive: boolean): string {
+  /**
+   * The response to one parsed request (a redirect, or 503 when no server is available). A
+   * Promise only when the pool's persistence has to ask a shared store; it never rejects.
+   */
+  respond(head: RequestHead, view: RequestView, keepAlive: boolean): string | Promise<string> {
     if (head.form === 'authority' || head.form === 'asterisk') {
       this.observer?.rejected(this.name, 'method');
       return errorResponse(405, nextRequestId(), keepAlive, 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n');
     }
-    const server = this.choose(view);
+    const per = this.s.persistence;
+    if (per === undefined) return this.redirect(head, keepAlive, this.choose(view), '');
+    const placed = placeSticky(per, view, this.s.pool.current.set, () => this.choose(view), false);
+    if (placed instanceof Promise) return placed.then((p) => this.redirect(head, keepAlive, p.server, p.headers));
+    return this.redirect(head, keepAlive, placed.server, placed.headers);
+  }
+
+  /** A redirect to `server` with the header lines `extra` (a cookie that pins the client), or 503 without a server. */
+  private redirect(head: RequestHead, keepAlive: boolean, server: Server | undefined, extra: string): string {
     if (server === undefined) {
       this.unavailable++;
       return errorResponse(503, nextRequestId(), keepAlive, `Retry-After: ${this.s.retryAfterSec}\r\n`);
@@ -151,6 +165,7 @@ export class RedirectListener {
       `HTTP/1.1 ${status} ${REASON[status]}\r\n` +
       `Location: ${location}\r\n` +
       'Cache-Control: no-store\r\n' +
+      extra +
       'Content-Type: text/plain; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(text)}\r\n` +
       (keepAlive ? '' : 'Connection: close\r\n') +
@@ -213,6 +228,8 @@ class RedirectSession {
   private timer: NodeJS.Timeout | undefined;
   /** Waiting for the rest of a head that has started (header timeout) rather than for a new request. */
   private inHead = false;
+  /** An answer waits for the shared store (persistence); later requests wait in `buf`. */
+  private waiting = false;
 
   constructor(
     readonly sock: Socket,
@@ -247,12 +264,13 @@ class RedirectSession {
   /** Close now if no request is in progress, else after its response. */
   closeWhenIdle(): void {
     this.closing = true;
-    if (!this.inHead) this.sock.end();
+    if (!this.inHead && !this.waiting) this.sock.end();
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.closing && !this.inHead) return; // after a final response: discard the rest
+    if (this.closing && !this.inHead && !this.waiting) return; // after a final response: discard the rest
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.waiting) return;
     const limits = this.lst.settings.limits;
     const wasInHead = this.inHead;
     while (this.buf.length > 0 && !this.sock.destroyed) {
@@ -283,6 +301,10 @@ class RedirectSession {
       const hasBody = r.chunked || r.contentLength > 0;
       const keepAlive = r.keepAlive && !hasBody && !this.closing && (max === 0 || this.requests < max);
       const out = this.lst.respond(r, viewOf(r, this.clientAddress), keepAlive);
+      if (typeof out !== 'string') {
+        this.await(out, keepAlive);
+        return;
+      }
       if (!keepAlive) {
         this.finish(out);
         return;
@@ -292,6 +314,22 @@ class RedirectSession {
     this.inHead = false;
     this.arm();
   };
+
+  /** The answer comes from the shared store: read nothing more until it is sent, then go on. */
+  private await(out: Promise<string>, keepAlive: boolean): void {
+    this.waiting = true;
+    this.clearTimer();
+    this.sock.pause();
+    void out.then((text) => {
+      this.waiting = false;
+      if (this.sock.destroyed) return;
+      if (!keepAlive) return this.finish(text);
+      this.sock.write(text);
+      if (this.closing) return void this.sock.end();
+      this.sock.resume();
+      this.onData(EMPTY);
+    });
+  }
 
   /** Send a last response and close; what the client still sends is read and discarded. */
   private finish(out: string): void {
