@@ -91,7 +91,7 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     await redis.stop();
   });
 
-  it('a drain made through one node is in force on the other within a second; a pin made on one is honoured by the other', async () => {
+  it('a drain made through one node is in force on the other within a second; a pin made on one is honoured by the other', async (t) => {
     const a = await startNode('lb-a', redis.url, origins);
     nodes.push(a);
     const b = await startNode('lb-b', redis.url, origins);
@@ -107,6 +107,7 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     await waitFor(async () => (await serverState(b, 'o1')) === 'drain', 1000, 'the drain to reach node lb-b');
     const elapsedMs = Date.now() - t0;
     assert.ok(elapsedMs <= 1000, `the drain took ${elapsedMs} ms to reach the other node`);
+    t.diagnostic(`drain on lb-a seen in lb-b's API after ${elapsedMs} ms (PATCH answered and polled every 10 ms)`);
 
     // The client (127.0.0.1) is pinned on node a to o2, the only server taking new clients.
     assert.equal(await served(a), 'o2');
@@ -137,13 +138,14 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     nodes.pop();
   });
 
-  it('Redis killed mid-run: every request is served, the failures are counted, and the state is caught up when Redis is back', async () => {
+  it('Redis killed mid-run: every request is served, the failures are counted, and the state is caught up when Redis is back', async (t) => {
     const n = nodes[0]!;
     assert.equal(await metric(n, 'portico_store_up'), 1);
     const errorsBefore = await metric(n, 'portico_store_errors_total');
     const results: string[] = [];
     let killedAt = -1;
     const deadline = Date.now() + 20_000;
+    const timings: number[] = [];
     // 100 requests of the pinned client, then Redis is killed, then 200 requests of 200 clients
     // this node has never seen (127.0.1.0-199): each asks the store, which fails at once.
     for (let i = 0; i < 300 && Date.now() < deadline; i++) {
@@ -151,7 +153,9 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
         await redis.kill();
         killedAt = i;
       }
+      const t0 = performance.now();
       results.push(await served(n, `/r${i}`, i < 100 ? '127.0.0.1' : `127.0.1.${i - 100}`));
+      timings.push(performance.now() - t0);
     }
     assert.equal(killedAt, 100);
     assert.equal(results.length, 300);
@@ -167,6 +171,9 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     const errorsDown = await metric(n, 'portico_store_errors_total');
     // At least the 200 lookups of the new clients failed and were counted (their writes too).
     assert.ok(errorsDown - errorsBefore >= 200, `store errors counted: ${errorsBefore} -> ${errorsDown}`);
+    const p = (xs: number[], q: number): string => ([...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? 0).toFixed(1);
+    t.diagnostic(`request ms with Redis up (p50/p99/max): ${p(timings.slice(0, 100), 0.5)}/${p(timings.slice(0, 100), 0.99)}/${p(timings.slice(0, 100), 1)}; ` +
+      `with Redis killed, new clients: ${p(timings.slice(100), 0.5)}/${p(timings.slice(100), 0.99)}/${p(timings.slice(100), 1)}; store errors counted: ${errorsDown - errorsBefore}`);
 
     // A change made through the API while the store is down is applied here and shared once it is back.
     const patch = await fetch(`${n.admin}/api/v1/pools/web/servers/o1`, {
@@ -177,7 +184,9 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     assert.equal(patch.status, 200);
 
     await redis.restart();
+    const back = Date.now();
     await waitFor(async () => (await metric(n, 'portico_store_up')) === 1, 10_000, 'the node to reconnect');
+    t.diagnostic(`reconnected ${Date.now() - back} ms after redis-server was back`);
     const check = new RedisStore({ url: redis.url });
     await check.connect();
     try {
