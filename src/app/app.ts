@@ -57,6 +57,8 @@ export interface PorticoDeps {
    * taken to be shared with other nodes: a stick-table miss asks it.
    */
   readonly store?: StateStore;
+  /** Where reload() reads the configuration instead of `configFile` (the etcd document of `cluster.config`). */
+  readonly configSource?: () => Config;
 }
 
 /** A running (or ready to run) Portico: pools, listeners and their lifecycle. */
@@ -166,6 +168,7 @@ class PorticoApp implements Portico, ConfigHost {
     }
     for (const lc of config.listeners) this.listeners.push(this.buildListener(lc));
     this.runtime = new ConfigRuntime(this, config, deps.configFile, new RuntimeJournal(config.stateDir), deps.env);
+    this.runtime.source = deps.configSource;
     if (config.admin.enabled) {
       const a = config.admin;
       this.admin = new AdminServer({ host: a.listen.host, port: a.listen.port, token: a.token, allowedHosts: a.allowedHosts, logger: this.log });

@@ -51,6 +51,11 @@ export class ConfigRuntime {
   /** Set when the journal could not be read at start. */
   journalProblem: string | undefined;
   /**
+   * Where a reload without input reads the configuration when it is not the file: the last good
+   * document of `cluster.config: etcd://...` (src/cluster/etcd-config.ts).
+   */
+  source: (() => Config) | undefined;
+  /**
    * Told of the changes in force after every change made through this node's admin API (the
    * cluster wiring shares them with the other nodes, src/cluster/runtime-sync.ts).
    */
@@ -202,6 +207,7 @@ export class ConfigRuntime {
 
   private read(input: unknown): Config {
     if (input !== undefined) return validateConfig(input);
+    if (this.source !== undefined) return this.source();
     if (this.file === undefined) {
       throw new ConfigError([
         { file: '(none)', line: 0, col: 0, path: '(file)', message: 'this Portico was started from a configuration object, not a file: there is nothing to re-read' },

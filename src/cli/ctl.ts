@@ -4,6 +4,8 @@
  * 3 the admin API could not be reached.
  */
 
+import { runConfigCtl } from '../cluster/etcd-config-cli.js';
+
 export const CTL_USAGE = `Usage: portico ctl [--admin URL] [--token T] [--json] COMMAND
 
 Commands:
@@ -18,6 +20,7 @@ Commands:
                                   register a server
   remove POOL/SERVER [--now]      deregister: drain, remove once idle (--now: at once)
   reload                          re-read the configuration file; an invalid file is refused
+  config push FILE [--etcd URL]   validate FILE and store it in etcd for every node (portico ctl config --help)
 
 Options:
   --admin URL    the admin API (default: $PORTICO_ADMIN or http://127.0.0.1:9090)
@@ -54,6 +57,8 @@ class UsageError extends Error {}
 
 /** Run `portico ctl ARGS`; resolves with the exit code. */
 export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number> {
+  const first = firstWord(argv);
+  if (first !== undefined && argv[first] === 'config') return runConfigCtl(argv.slice(first + 1), io);
   let o: CtlOptions;
   try {
     o = parseCtlArgs(argv, io.env ?? process.env);
@@ -88,6 +93,17 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
     }
     throw err;
   }
+}
+
+/** The index of the first word that is not an option or an option's value. */
+function firstWord(argv: readonly string[]): number | undefined {
+  const withValue = new Set(['--admin', '--token', '--timeout', '--weight']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (withValue.has(a)) i++;
+    else if (!a.startsWith('-')) return i;
+  }
+  return undefined;
 }
 
 function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptions {

@@ -6,6 +6,7 @@ import { createPortico, markValidated, type Portico } from '../app/app.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
 import { runKeepalived } from '../cluster/keepalived-cli.js';
+import { EtcdConfigSource } from '../cluster/etcd-config.js';
 import { runSimulate } from '../sim/cli.js';
 import { createLogger } from '../observability/logger.js';
 
@@ -94,9 +95,18 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
 async function start(file: string): Promise<number | undefined> {
   let portico: Portico;
+  let etcd: EtcdConfigSource | undefined;
   try {
-    const config = markValidated(loadConfigFile(file));
-    portico = createPortico(config, { configFile: file });
+    let config = markValidated(loadConfigFile(file));
+    if (config.cluster.config !== 'file') {
+      // The file says where the configuration is: the document in etcd (or its last good copy).
+      const source = new EtcdConfigSource({ url: config.cluster.config, stateDir: config.stateDir, log: createLogger(config.log.level) });
+      config = markValidated(await source.load());
+      etcd = source;
+    }
+    const source = etcd;
+    portico = createPortico(config, { configFile: file, configSource: source === undefined ? undefined : () => source.current! });
+    if (source !== undefined) source.onUpdate = () => portico.reload();
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const line of err.lines()) process.stderr.write(line + '\n');
@@ -104,7 +114,8 @@ async function start(file: string): Promise<number | undefined> {
     }
     throw err;
   }
-  await runUntilSignal(portico);
+  await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
+  await etcd?.start();
   return undefined;
 }
 

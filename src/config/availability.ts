@@ -12,7 +12,6 @@ export function checkAvailability(config: Config): PathIssue[] {
   const no = (path: (string | number)[], what: string): void => {
     out.push({ path, message: `${what} is not available in this version of Portico` });
   };
-  if (config.cluster.config !== 'file') no(['cluster', 'config'], 'configuration from etcd');
   if (config.cluster.workers !== 1) no(['cluster', 'workers'], 'several worker processes');
   config.listeners.forEach((l, i) => {
     if (l.protocol === 'dns') return;
