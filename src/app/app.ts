@@ -57,6 +57,11 @@ export interface PorticoDeps {
    * taken to be shared with other nodes: a stick-table miss asks it.
    */
   readonly store?: StateStore;
+  /**
+   * `external`: this process runs no active health checks; another (the primary of
+   * `cluster.workers`) probes and sets each server's state through `pools`.
+   */
+  readonly probes?: 'local' | 'external';
   /** Where reload() reads the configuration instead of `configFile` (the etcd document of `cluster.config`). */
   readonly configSource?: () => Config;
 }
@@ -138,6 +143,7 @@ class PorticoApp implements Portico, ConfigHost {
   /** Stick tables live here (persistence). */
   private readonly store: StateStore;
   private readonly sharedStore: boolean;
+  private readonly externalProbes: boolean;
   /** Cookie tokens under the secret kept in stateDir (loaded at start, or when a reload first needs it). */
   private readonly stateTokens = new ServerTokens();
   /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
@@ -159,6 +165,7 @@ class PorticoApp implements Portico, ConfigHost {
     const cs = deps.store === undefined && config.cluster.store !== 'memory' ? new ClusterStore({ url: config.cluster.store, log: this.log }) : undefined;
     this.store = deps.store ?? cs?.store ?? new MemoryStore({ clock });
     this.sharedStore = deps.store !== undefined || cs !== undefined;
+    this.externalProbes = deps.probes === 'external';
     for (const pc of config.pools) {
       const pool = this.newPool(pc);
       this.pools.set(pc.name, pool);
@@ -234,7 +241,7 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** A pool's health monitor and outlier detection; the handle reports outcomes to the latter. */
   newPoolServices(pc: PoolConfig, pool: Pool, handle: PoolHandle): Service[] {
-    const monitor = createHealthMonitor(pool, pc.health, this.rng);
+    const monitor = this.externalProbes ? undefined : createHealthMonitor(pool, pc.health, this.rng);
     const outlier = pc.passive === false ? undefined : createOutlierDetector(pool, pc.passive, this.clock, monitor);
     handle.onOutcome = outlier?.record;
     this.health.set(pc.name, { monitor, outlier });
@@ -536,7 +543,7 @@ export function buildServer(pool: string, sc: ServerConfig): Server {
   });
 }
 
-function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
+export function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
   const { factory, options } = balancerOf(pc);
   return new Pool(
     {

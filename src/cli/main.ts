@@ -6,6 +6,7 @@ import { createPortico, markValidated, type Portico } from '../app/app.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
 import { runKeepalived } from '../cluster/keepalived-cli.js';
+import { startWorkers } from '../cluster/workers.js';
 import { EtcdConfigSource } from '../cluster/etcd-config.js';
 import { runSimulate } from '../sim/cli.js';
 import { createLogger } from '../observability/logger.js';
@@ -94,6 +95,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
 }
 
 async function start(file: string): Promise<number | undefined> {
+  // cluster.workers above 1: this process is the primary of the workers, or one of them.
+  if (await startWorkers(file, (p) => runUntilSignal(p))) return undefined;
   let portico: Portico;
   let etcd: EtcdConfigSource | undefined;
   try {

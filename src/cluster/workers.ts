@@ -1,0 +1,220 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { buildPool, createPortico, markValidated, type Portico } from '../app/app.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { serverId, type OpState } from '../core/server.js';
+import { systemClock } from '../core/clock.js';
+import { SeededRng } from '../core/rng.js';
+import { createHealthMonitor } from '../health/from-config.js';
+import type { HealthMonitor } from '../health/health-monitor.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
+import type { Pool } from '../pool/pool.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
+
+/**
+ * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
+ * primary accepts and hands connections to the workers in turn). The primary runs no listener:
+ * it runs the active health checks once and sends every change of a server's state to every
+ * worker, holds the StateStore of the workers (stick tables, rate-limit counters, runtime
+ * changes; unless `cluster.store` is Redis, which each worker then uses itself), replaces a
+ * worker that dies, and passes SIGHUP on to every worker.
+ */
+
+/** The number of worker processes for `cluster.workers`. */
+export function workerCount(w: number | 'auto'): number {
+  return w === 'auto' ? availableParallelism() : w;
+}
+
+/** An op-state change, primary → workers. */
+interface OpMessage {
+  readonly t: 'op';
+  readonly pool: string;
+  readonly server: string;
+  readonly op: OpState;
+  readonly detail?: string | undefined;
+}
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null;
+}
+
+/** The active health checks of every pool, run once for all workers. */
+class HealthHub {
+  private pools: Pool[] = [];
+  private monitors: HealthMonitor[] = [];
+  private readonly rng = new SeededRng((Date.now() ^ process.pid) >>> 0);
+
+  constructor(private readonly send: (m: OpMessage) => void) {}
+
+  async apply(config: Config): Promise<void> {
+    await this.stop();
+    for (const pc of config.pools) {
+      if (pc.health.type === 'none') continue;
+      const pool = buildPool(pc, systemClock, this.rng);
+      const monitor = createHealthMonitor(pool, pc.health, this.rng);
+      if (monitor === undefined) {
+        pool.close();
+        continue;
+      }
+      pool.onEvent((ev) => {
+        if (ev.kind === 'op') this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpState, detail: ev.detail });
+      });
+      this.pools.push(pool);
+      this.monitors.push(monitor);
+    }
+    for (const m of this.monitors) await m.start();
+  }
+
+  /** Every probed server's state, for a worker that has just started. */
+  snapshot(): OpMessage[] {
+    const out: OpMessage[] = [];
+    for (const pool of this.pools) for (const rt of pool) out.push({ t: 'op', pool: pool.name, server: rt.server.id.slice(pool.name.length + 1), op: rt.op });
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    for (const m of this.monitors) await m.stop(0);
+    for (const p of this.pools) p.close();
+    this.monitors = [];
+    this.pools = [];
+  }
+}
+
+/** Run as the primary of `n` workers until SIGTERM/SIGINT; each worker runs `configFile` (see runWorker). */
+export async function runPrimary(configFile: string, config: Config, n: number, log: Logger): Promise<void> {
+  // The cookie secret is made once, before the workers start, so that they all sign alike.
+  if (config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) loadOrCreateSecret(config.stateDir);
+  const store = config.cluster.store === 'memory' ? new MemoryStore() : undefined;
+  const workers = new Set<Worker>();
+  const hub = new HealthHub((m) => {
+    for (const w of workers) if (w.isConnected()) w.send(m);
+  });
+  let stopping = false;
+  const recentDeaths: number[] = [];
+  cluster.setupPrimary({ serialization: 'advanced' });
+
+  const fork = (): void => {
+    const w = cluster.fork({ PORTICO_WORKER: '1' });
+    workers.add(w);
+    const port: IpcPort = {
+      send: (m) => void w.send(m as never),
+      onMessage: (fn) => {
+        w.on('message', fn);
+        return () => void w.off('message', fn);
+      },
+    };
+    const unserve = store === undefined ? undefined : serveStore(store, port);
+    w.on('message', (m: unknown) => {
+      if (isObj(m) && m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
+    });
+    w.on('exit', (code, signal) => {
+      workers.delete(w);
+      unserve?.();
+      if (stopping) return;
+      const now = Date.now();
+      recentDeaths.push(now);
+      while (recentDeaths.length > 0 && recentDeaths[0]! < now - 10_000) recentDeaths.shift();
+      // A worker that keeps dying at once is replaced after a pause, not in a tight loop.
+      const delayMs = recentDeaths.length > n * 3 ? 5000 : 0;
+      log.warn(`worker ${w.process.pid} exited (${signal ?? `code ${code}`}); starting another${delayMs > 0 ? ` in ${delayMs} ms` : ''}`);
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, delayMs);
+    });
+  };
+
+  await hub.apply(config);
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info('SIGHUP: reloading the configuration in the primary and every worker');
+    let next: Config;
+    try {
+      next = loadConfigFile(configFile);
+    } catch (err) {
+      // Each worker refuses it too, and logs every error.
+      log.error('reload refused: the configuration is invalid; the running one stays', { error: err instanceof ConfigError ? err.lines().join('; ') : String(err) });
+      return;
+    }
+    if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
+    void hub.apply(next).then(() => {
+      for (const w of workers) if (w.isConnected()) w.send({ t: 'reload' });
+    });
+  });
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${sig}: stopping ${workers.size} workers; in-flight requests get up to ${config.shutdownGrace} ms`);
+    for (const w of workers) w.process.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      for (const w of workers) w.process.kill('SIGKILL');
+    }, config.shutdownGrace + 5000);
+    const done = (): void => {
+      if (workers.size > 0) return;
+      clearTimeout(deadline);
+      void hub.stop().then(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
+    };
+    cluster.on('exit', done);
+    done();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  log.info(`primary ${process.pid}: ${n} workers`);
+  for (let i = 0; i < n; i++) fork();
+}
+
+/**
+ * A worker: the whole of Portico with its listeners (their sockets are the primary's), without
+ * active checks (the primary's results arrive over IPC), with the primary's store.
+ */
+export function createWorkerPortico(configFile: string, config: Config): Portico {
+  const port: IpcPort = {
+    send: (m) => void process.send!(m),
+    onMessage: (fn) => {
+      process.on('message', fn);
+      return () => void process.off('message', fn);
+    },
+  };
+  const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
+  const portico = createPortico(markValidated(config), { configFile, probes: 'external', ...(store === undefined ? {} : { store }) });
+  port.onMessage((m) => {
+    if (!isObj(m)) return;
+    if (m['t'] === 'op') {
+      const o = m as unknown as OpMessage;
+      portico.pools.get(o.pool)?.setOp(serverId(o.pool, o.server), o.op, 'probe', o.detail);
+    } else if (m['t'] === 'reload') {
+      portico.reload().catch(() => undefined);
+    }
+  });
+  return portico;
+}
+
+/**
+ * `portico start` with `cluster.workers` above 1: run as the primary, or (in a process it forked)
+ * as a worker, and return true; false when this process is to run Portico alone (one worker, or
+ * a configuration that the caller loads again and reports).
+ */
+export async function startWorkers(configFile: string, runUntilSignal: (p: Portico) => Promise<void>): Promise<boolean> {
+  if (cluster.isWorker) {
+    const config = markValidated(loadConfigFile(configFile));
+    await runUntilSignal(createWorkerPortico(configFile, config));
+    process.send?.({ t: 'ready' });
+    return true;
+  }
+  let config: Config;
+  try {
+    config = markValidated(loadConfigFile(configFile));
+  } catch {
+    return false;
+  }
+  const n = workerCount(config.cluster.workers);
+  if (n <= 1) return false;
+  await runPrimary(configFile, config, n, createLogger(config.log.level));
+  return true;
+}
