@@ -56,7 +56,7 @@ describe('file discovery', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('serves the listed servers, follows edits and renames, keeps the last good list on a bad file or an empty one', async () => {
+  it('serves the listed servers, follows edits and renames, keeps the last good list on a bad file or an empty one', async (t) => {
     const file = join(dir, 'servers.yaml');
     const write = (text: string): void => {
       // Replace by a rename, as deploy tools do.
@@ -74,8 +74,10 @@ describe('file discovery', () => {
       assert.deepEqual(names(p), ['a', 'b']);
       assert.deepEqual([...(await answers(port, 6))].sort(), ['200 o1', '200 o2']);
 
+      const t0 = performance.now();
       write(JSON.stringify({ servers: [{ name: 'b', address: o2.address }, { name: 'c', address: o3.address, weight: 2 }] }));
       await waitFor(() => names(p).join() === 'b,c', 5000, 'b and c');
+      t.diagnostic(`file rewritten -> pool changed: ${(performance.now() - t0).toFixed(0)} ms`);
       await waitFor(async () => !(await answers(port, 6)).has('200 o1'), 3000, 'o1 to leave');
       assert.deepEqual([...(await answers(port, 6))].sort(), ['200 o2', '200 o3']);
       // Server b was kept by name: same runtime, requests counted across the change.
@@ -105,6 +107,35 @@ describe('file discovery', () => {
       assert.equal(p.pools.get('web')!.byName('live')!.op, 'up');
       const port = p.address('web')!.port;
       assert.deepEqual([...(await answers(port, 6))], ['200 o1']);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
+  it('admin API changes apply to discovered servers by name and outlive a new list; registering is refused', async () => {
+    const file = join(dir, 'admin.yaml');
+    writeFileSync(file, `- { name: a, address: ${origins[0]!.address} }\n- { name: b, address: ${origins[1]!.address} }\n`);
+    const p = createPortico(
+      {
+        admin: { listen: '127.0.0.1:0' },
+        stateDir: join(dir, 'admin-state'),
+        listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
+        pools: [{ name: 'web', health: { type: 'none' }, discovery: { type: 'file', path: file } }],
+      },
+      { logger: recorder().log },
+    );
+    await p.start();
+    try {
+      const api = p.admin!.url;
+      const patch = await fetch(`${api}/api/v1/pools/web/servers/a`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: '{"state":"drain"}' });
+      assert.equal(patch.status, 200, await patch.text());
+      assert.equal(p.pools.get('web')!.byName('a')!.admin, 'drain');
+      writeFileSync(file, `- { name: a, address: ${origins[0]!.address}, weight: 5 }\n- { name: b, address: ${origins[1]!.address} }\n`);
+      await waitFor(() => p.pools.get('web')!.byName('a')!.server.weight === 5, 5000, 'the new weight of a');
+      assert.equal(p.pools.get('web')!.byName('a')!.admin, 'drain');
+      const add = await fetch(`${api}/api/v1/pools/web/servers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'c', address: origins[2]!.address }) });
+      assert.equal(add.status, 409);
+      assert.match(await add.text(), /come from discovery \(file\)/);
     } finally {
       await p.stop(100);
     }
@@ -262,7 +293,7 @@ describe('etcd discovery', { skip: skipWithoutEtcd() }, () => {
     await etcd?.stop();
   });
 
-  it('servers registered under the prefix join; a deleted key leaves; a key whose lease expires leaves', async () => {
+  it('servers registered under the prefix join; a deleted key leaves; a key whose lease expires leaves', async (t) => {
     const [o1, o2, o3] = origins as [Origin, Origin, Origin];
     await client.put('/portico/pools/web/a').value(JSON.stringify({ address: o1.address, weight: 2 }));
     await client.put('/portico/pools/web/b').value(o2.address);
@@ -278,12 +309,16 @@ describe('etcd discovery', { skip: skipWithoutEtcd() }, () => {
 
       // A server that registers with a lease, and then dies (its keep-alives stop).
       const lease = client.lease(2, { autoKeepAlive: false });
+      const t0 = performance.now();
       await lease.put('/portico/pools/web/c').value(JSON.stringify({ address: o3.address }));
       await waitFor(() => names(p).join() === 'a,b,c', 5000, 'c to join');
+      const t1 = performance.now();
+      t.diagnostic(`etcd put -> server in the pool: ${(t1 - t0).toFixed(0)} ms`);
       await client.delete().key('/portico/pools/web/a');
       await waitFor(() => names(p).join() === 'b,c', 5000, 'a to leave');
       // etcd expires the lease within a few seconds of its TTL.
       await waitFor(() => names(p).join() === 'b', 10_000, 'c to expire');
+      t.diagnostic(`lease of 2 s without keep-alive -> server gone: ${(performance.now() - t1).toFixed(0)} ms after it joined`);
 
       await client.put('/portico/pools/web/bad').value('{"address": "nowhere"}');
       await waitFor(() => lines.some((l) => /key \/portico\/pools\/web\/bad is not a valid server/.test(l)), 5000, 'the bad entry warning');
