@@ -56,11 +56,12 @@ export class FileDiscovery implements Discovery {
           yield this.read();
         }
         if (signal.aborted) break;
+        let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          const t = setTimeout(poke, this.pollMs);
-          t.unref();
+          timer = setTimeout(poke, this.pollMs);
         });
+        clearTimeout(timer);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
