@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,19 +8,24 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../test-helpers/origins.js';
 
 /**
- * Virtual-address take-over for real (SPEC §7): three network namespaces made here (two Portico
- * nodes and a client) on a bridge in a fourth; each node runs an origin, Portico and keepalived
- * with the configuration `portico keepalived` writes. The client sends a request every 20 ms to
- * the virtual address; the master's Portico is killed (SIGKILL), and the test measures how long
- * until the other node answers, and how many requests fail. All addresses are in 198.18.0.0/24
- * (the benchmarking range) and exist only inside these namespaces.
+ * Virtual-address take-over for real (SPEC §7): four network namespaces made here on a bridge in
+ * a fifth: two Portico nodes (each with keepalived, run with the configuration `portico
+ * keepalived` writes), the servers with the nodes' Redis, and a client with several addresses.
+ * Both nodes balance over the same three servers with a source-IP stick table in Redis. The
+ * client sends a request every 20 ms to the virtual address, from each of its addresses in turn;
+ * the master's Portico is killed (SIGKILL), and the test measures how long until the other node
+ * answers and how many requests fail, and checks that every client address stays on its server.
+ * All addresses are in 198.18.0.0/24 (the benchmarking range) and exist only inside these
+ * namespaces.
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CI = process.env['CI'] === 'true';
 const TAG = `pk${process.pid % 100_000}`;
-const NS = { br: `${TAG}-br`, a: `${TAG}-a`, b: `${TAG}-b`, c: `${TAG}-c` } as const;
-const ADDR = { a: '198.18.0.1', b: '198.18.0.2', c: '198.18.0.3' } as const;
+const NS = { br: `${TAG}-br`, a: `${TAG}-a`, b: `${TAG}-b`, c: `${TAG}-c`, s: `${TAG}-s` } as const;
+const ADDR = { a: '198.18.0.1', b: '198.18.0.2', c: '198.18.0.3', s: '198.18.0.20' } as const;
+/** The client's addresses: each is a client of its own for the stick table. */
+const CLIENTS = ['198.18.0.3', '198.18.0.31', '198.18.0.32', '198.18.0.33', '198.18.0.34', '198.18.0.35', '198.18.0.36', '198.18.0.37'];
 const VIP = '198.18.0.100';
 const INTERVAL_MS = 20;
 
@@ -72,24 +77,32 @@ function holdsVip(ns: string): boolean {
   return r.stdout.includes(` ${VIP}/`);
 }
 
-const ORIGIN = `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8081, '127.0.0.1')`;
+/** Three servers; each answers its name and the address of the node that asked. */
+const SERVERS = `
+const http = require('http');
+for (const [name, port] of [['s1', 8081], ['s2', 8082], ['s3', 8083]]) {
+  http.createServer((q, s) => s.end(name + ' ' + q.socket.remoteAddress.replace('::ffff:', ''))).listen(port, process.argv[1]);
+}
+`;
 
 const CLIENT = `
 const http = require('http');
 const [vip, intervalMs, maxMs] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const sources = process.argv[4].split(',');
 const t0 = Date.now();
 let n = 0;
 const timer = setInterval(() => {
   if (Date.now() - t0 > maxMs) { clearInterval(timer); return; }
   const id = n++;
+  const src = sources[id % sources.length];
   const start = Date.now();
   let done = false;
   const finish = (ok, what) => {
     if (done) return;
     done = true;
-    process.stdout.write(JSON.stringify({ id, start, end: Date.now(), ok, what }) + '\\n');
+    process.stdout.write(JSON.stringify({ id, src, start, end: Date.now(), ok, what }) + '\\n');
   };
-  const req = http.get({ host: vip, port: 8080, path: '/', agent: false, timeout: 1000 }, (res) => {
+  const req = http.get({ host: vip, port: 8080, path: '/', agent: false, timeout: 1000, localAddress: src }, (res) => {
     let b = '';
     res.setEncoding('utf8');
     res.on('data', (c) => (b += c));
@@ -105,11 +118,18 @@ process.stdin.resume();
 
 interface Sample {
   readonly id: number;
+  readonly src: string;
   readonly start: number;
   readonly end: number;
   readonly ok: boolean;
   readonly what: string;
 }
+
+/** The node that passed the request on (the address the server saw), and the server that answered. */
+const via = (s: Sample): string => s.what.split(' ')[1] ?? '';
+const server = (s: Sample): string => s.what.split(' ')[0] ?? '';
+const byA = (s: Sample): boolean => s.ok && via(s) === ADDR.a;
+const byB = (s: Sample): boolean => s.ok && via(s) === ADDR.b;
 
 function samples(p: Proc): Sample[] {
   return p.out
@@ -121,9 +141,11 @@ function samples(p: Proc): Sample[] {
 describe('keepalived take-over between two Portico nodes (network namespaces)', () => {
   const keepalived = which(['/usr/sbin/keepalived', '/sbin/keepalived']);
   const curl = which(['/usr/bin/curl', '/bin/curl']);
+  const redis = which(['/usr/bin/redis-server', '/usr/sbin/redis-server', '/usr/local/bin/redis-server']);
   let skip: string | undefined;
   if (keepalived === undefined) skip = 'keepalived is not installed (Debian package keepalived)';
   else if (curl === undefined) skip = 'curl is not installed (the readiness check runs it)';
+  else if (redis === undefined) skip = 'redis-server is not installed (the nodes share their stick table in Redis)';
   else if (process.getuid?.() !== 0) skip = 'network namespaces need root';
   else skip = netnsUnavailable();
   if (skip !== undefined && CI) {
@@ -143,21 +165,36 @@ describe('keepalived take-over between two Portico nodes (network namespaces)', 
     }
     ip('-n', NS.br, 'link', 'add', 'br0', 'type', 'bridge');
     ip('-n', NS.br, 'link', 'set', 'br0', 'up');
-    for (const k of ['a', 'b', 'c'] as const) {
+    for (const k of ['a', 'b', 'c', 's'] as const) {
       ip('-n', NS.br, 'link', 'add', `v${k}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NS[k]);
       ip('-n', NS.br, 'link', 'set', `v${k}`, 'master', 'br0', 'up');
       ip('-n', NS[k], 'addr', 'add', `${ADDR[k]}/24`, 'dev', 'eth0');
       ip('-n', NS[k], 'link', 'set', 'eth0', 'up');
     }
+    for (const extra of CLIENTS.slice(1)) ip('-n', NS.c, 'addr', 'add', `${extra}/24`, 'dev', 'eth0');
+    run('servers', NS.s, [process.execPath, '-e', SERVERS, ADDR.s]);
+    const rd = run('redis', NS.s, [redis!, '--bind', ADDR.s, '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], dir);
+    await waitFor(() => /Ready to accept connections/.test(rd.out) || rd.child.exitCode !== null, 10_000, 'redis-server to start');
+    assert.equal(rd.child.exitCode, null, rd.out);
     for (const [k, priority] of [['a', 150], ['b', 100]] as const) {
-      run(`origin-${k}`, NS[k], [process.execPath, '-e', ORIGIN, k.toUpperCase()]);
       const config = join(dir, `portico-${k}.json`);
+      mkdirSync(join(dir, `state-${k}`));
       writeFileSync(
         config,
         JSON.stringify({
           admin: { listen: '127.0.0.1:9090' },
+          cluster: { store: `redis://${ADDR.s}:6379` },
+          stateDir: join(dir, `state-${k}`),
           listeners: [{ name: 'web', protocol: 'http', listen: '0.0.0.0:8080', routes: [{ pool: 'web' }] }],
-          pools: [{ name: 'web', health: { type: 'none' }, servers: [{ name: `origin-${k}`, address: '127.0.0.1:8081' }] }],
+          pools: [
+            {
+              name: 'web',
+              balance: 'roundrobin',
+              persistence: { type: 'source-ip' },
+              health: { type: 'none' },
+              servers: [1, 2, 3].map((i) => ({ name: `s${i}`, address: `${ADDR.s}:808${i}` })),
+            },
+          ],
         }),
       );
       // The configuration keepalived runs is the one the command writes.
@@ -201,16 +238,16 @@ describe('keepalived take-over between two Portico nodes (network namespaces)', 
       throw new Error(`${String(err)}\n${out()}`);
     }
     assert.equal(holdsVip(NS.b), false, 'only one node holds the address');
-    const client = run('client', NS.c, [process.execPath, '-e', CLIENT, VIP, String(INTERVAL_MS), '40000']);
-    await waitFor(() => samples(client).filter((s) => s.ok && s.what === 'A').length >= 50, 10_000, 'the client to be served by A');
+    const client = run('client', NS.c, [process.execPath, '-e', CLIENT, VIP, String(INTERVAL_MS), '40000', CLIENTS.join(',')]);
+    await waitFor(() => samples(client).filter((s) => byA(s)).length >= 50, 10_000, 'the client to be served by A');
     const portico = procs.find((p) => p.name === 'portico-a')!;
     const killedAt = Date.now();
     await kill(portico, 'SIGKILL');
-    await waitFor(() => samples(client).some((s) => s.ok && s.what === 'B' && s.start >= killedAt), 15_000, 'node B to answer').catch((err: unknown) => {
+    await waitFor(() => samples(client).some((s) => byB(s) && s.start >= killedAt), 15_000, 'node B to answer').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${out()}`);
     });
     // A little more traffic after the take-over, to see that it holds.
-    const firstB = samples(client).find((s) => s.ok && s.what === 'B' && s.start >= killedAt)!;
+    const firstB = samples(client).find((s) => byB(s) && s.start >= killedAt)!;
     await waitFor(() => samples(client).filter((s) => s.start >= firstB.start).length >= 50, 5000, 'traffic after the take-over');
     client.child.stdin!.end();
     const all = samples(client);
@@ -227,7 +264,21 @@ describe('keepalived take-over between two Portico nodes (network namespaces)', 
     assert.ok(holdsVip(NS.b), 'B holds the virtual address');
     assert.equal(holdsVip(NS.a), false, 'A gave it up');
     assert.ok(failed.every((s) => s.start >= killedAt - 1000), 'no request failed before the kill');
-    assert.ok(afterB.every((s) => s.ok && s.what === 'B'), 'after the take-over every request is served by B');
+    assert.ok(afterB.every(byB), 'after the take-over every request is served by B');
+    // Sticky sessions survive: B finds in Redis the server A pinned each client address to.
+    const pinned = new Map<string, Set<string>>();
+    for (const x of all.filter(byA)) pinned.set(x.src, (pinned.get(x.src) ?? new Set()).add(server(x)));
+    assert.equal(pinned.size, CLIENTS.length, 'every client address was served by A');
+    for (const [src, set] of pinned) assert.equal(set.size, 1, `${src} stuck to one server on A: ${[...set]}`);
+    assert.ok(new Set([...pinned.values()].map((x) => [...x][0])).size >= 2, 'the client addresses are spread over the servers');
+    let kept = 0;
+    let moved = 0;
+    for (const x of all.filter(byB)) {
+      if (pinned.get(x.src)?.has(server(x))) kept++;
+      else moved++;
+    }
+    process.stdout.write(`# keepalived take-over: after it, ${kept} requests on B went to the server A had pinned their client address to, ${moved} elsewhere (stick table in Redis)\n`);
+    assert.equal(moved, 0, `${moved} requests on B left their pinned server`);
     // The design bound: fall (2) × interval (1 s) + the backup's skew (0.6 s) + ARP; the goal is under 3 s.
     assert.ok(takeoverMs < 3000, `take-over in ${takeoverMs} ms`);
   });
