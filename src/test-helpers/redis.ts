@@ -14,6 +14,9 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Start it again on the same port (after kill). */
   restart(): Promise<void>;
+  /** Freeze the server (SIGSTOP): connections stay open, nothing is answered; resume() undoes it. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -60,6 +63,8 @@ export async function startRedis(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}/0`,
     kill: () => exit('SIGKILL'),
     restart: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     stop: () => exit('SIGTERM'),
   };
 }

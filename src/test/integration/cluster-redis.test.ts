@@ -86,6 +86,7 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     origins = await startOrigins(2);
   });
   after(async () => {
+    redis.resume();
     for (const n of nodes) await n.proc.stop();
     for (const o of origins) await o.close();
     await redis.stop();
@@ -202,6 +203,28 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
       }, 3000, 'the other node to take the change made during the outage');
     } finally {
       await check.close();
+    }
+  });
+
+  it('Redis frozen (answers nothing): a new client waits at most the lookup timeout, and is served', async (t) => {
+    const n = nodes[0]!;
+    assert.equal(await served(n, '/', '127.0.2.1'), await served(n, '/', '127.0.2.1'), 'a pin works with Redis up');
+    redis.pause();
+    try {
+      const times: number[] = [];
+      const results: string[] = [];
+      for (let i = 2; i < 22; i++) {
+        const t0 = performance.now();
+        results.push(await served(n, '/', `127.0.2.${i}`));
+        times.push(performance.now() - t0);
+      }
+      assert.deepEqual(results.filter((r) => r.startsWith('status')), [], 'a request failed while Redis was frozen');
+      const max = Math.max(...times);
+      // The stick table asks the store for 100 ms at most; the rest is the request itself.
+      assert.ok(max < 400, `a request took ${max.toFixed(0)} ms with Redis frozen`);
+      t.diagnostic(`Redis frozen: 20 new clients served, slowest ${max.toFixed(0)} ms, median ${[...times].sort((a, b) => a - b)[10]!.toFixed(0)} ms`);
+    } finally {
+      redis.resume();
     }
   });
 });
