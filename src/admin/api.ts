@@ -78,6 +78,8 @@ export interface AdminRuntime {
 export interface ApiInfo {
   readonly node: string;
   readonly version?: string;
+  /** The shared store's state (`cluster.store: redis://...`), shown as `store` in the status. */
+  readonly store?: (() => unknown) | undefined;
 }
 
 interface RouteTable {
@@ -90,7 +92,10 @@ export function mountAdminApi(table: RouteTable, rt: AdminRuntime, info: ApiInfo
   const version = info.version ?? packageVersion();
   const api = new AdminApi(rt);
   table.route('GET', '/api/v1', () => ({ endpoints: ENDPOINTS }));
-  table.route('GET', '/api/v1/status', () => api.status(info.node, version, startedAt));
+  table.route('GET', '/api/v1/status', () => {
+    const status = api.status(info.node, version, startedAt);
+    return info.store === undefined ? status : { ...(status as object), store: info.store() };
+  });
   table.route('GET', '/api/v1/status/ready', () => api.ready());
   table.route('GET', '/api/v1/pools', () => ({ pools: [...rt.pools.values()].map((p) => api.poolView(p)) }));
   table.route('GET', '/api/v1/pools/{pool}', (_q, _s, ctx) => api.poolView(api.pool(ctx)));

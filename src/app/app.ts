@@ -205,7 +205,7 @@ class PorticoApp implements Portico, ConfigHost {
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
-      mountAdminApi(admin, this, { node: config.cluster.node });
+      mountAdminApi(admin, this, { node: config.cluster.node, store: cs === undefined ? undefined : () => cs.status() });
       mountTcpBindings(admin, () => this.listeners);
     }
   }

@@ -59,6 +59,13 @@ export class ClusterStore {
     await this.store.close();
   }
 
+  /** For the admin status: where the store is, whether it is connected, its failures by operation. */
+  status(): { kind: 'redis'; url: string; prefix: string; up: boolean; errors: Record<string, number> } {
+    const errors: Record<string, number> = {};
+    for (const [op, n] of this.store.errors()) errors[op] = n;
+    return { kind: 'redis', url: this.store.displayUrl, prefix: this.store.prefix, up: this.store.isUp, errors };
+  }
+
   /** `portico_store_errors_total{op}` and `portico_store_up`. */
   metrics(): CollectedMetric[] {
     const store = this.store;

@@ -168,6 +168,9 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
     // The pinned client stays pinned from the node's local table while the store is gone.
     assert.equal(await served(n), 'o2');
     assert.equal(await metric(n, 'portico_store_up'), 0);
+    const status = (await (await fetch(`${n.admin}/api/v1/status`)).json()) as { store?: { up?: unknown; url?: unknown } };
+    assert.equal(status.store?.up, false, 'the admin status does not show the store down');
+    assert.equal(status.store?.url, redis.url);
 
     const errorsDown = await metric(n, 'portico_store_errors_total');
     // At least the 200 lookups of the new clients failed and were counted (their writes too).
