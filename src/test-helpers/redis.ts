@@ -26,9 +26,9 @@ const BINARY = process.env.REDIS_SERVER ?? 'redis-server';
 export function redisSkip(): string | undefined {
   const r = spawnSync(BINARY, ['--version'], { encoding: 'utf8' });
   if (r.error === undefined && r.status === 0) return undefined;
-  const why = `${BINARY} not found (install Debian's redis-server package): Redis tests skipped`;
-  if (process.env.CI === 'true') throw new Error(`${why}; CI=true requires it`);
-  return why;
+  const why = `${BINARY} not found (install Debian's redis-server package)`;
+  if (process.env.CI === 'true') throw new Error(`${why}: CI=true requires it`);
+  return `${why}: Redis tests skipped`;
 }
 
 export async function startRedis(): Promise<RedisServer> {
