@@ -127,6 +127,9 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
     });
   };
 
+  // As in a single process: a fault is logged, and the primary (which holds the sockets) goes on.
+  process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
   await hub.apply(config);
   process.on('SIGHUP', () => {
     if (stopping) return;
@@ -140,9 +143,12 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
       return;
     }
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
-    void hub.apply(next).then(() => {
-      for (const w of workers) if (w.isConnected()) w.send({ t: 'reload' });
-    });
+    hub.apply(next).then(
+      () => {
+        for (const w of workers) if (w.isConnected()) w.send({ t: 'reload' });
+      },
+      (err: unknown) => log.error('reload: the health checks could not be rebuilt', { error: String(err) }),
+    );
   });
   const stop = (sig: string): void => {
     if (stopping) return;
@@ -183,6 +189,10 @@ export function createWorkerPortico(configFile: string, config: Config): Portico
   };
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
   const portico = createPortico(markValidated(config), { configFile, probes: 'external', ...(store === undefined ? {} : { store }) });
+  // Without its primary a worker has no sockets and no probes: it stops.
+  process.once('disconnect', () => {
+    void portico.stop().finally(() => process.exit(0));
+  });
   port.onMessage((m) => {
     if (!isObj(m)) return;
     if (m['t'] === 'op') {
