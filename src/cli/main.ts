@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { runCheck } from '../config/check.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
-import { createPortico, markValidated, type Portico } from '../app/app.js';
+import { buildPool, createPortico, markValidated, type Portico } from '../app/app.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
 import { runKeepalived } from '../cluster/keepalived-cli.js';
@@ -96,7 +96,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
 async function start(file: string): Promise<number | undefined> {
   // cluster.workers above 1: this process is the primary of the workers, or one of them.
-  if (await startWorkers(file, (p) => runUntilSignal(p))) return undefined;
+  if (await startWorkers(file, { createPortico: (c, o) => createPortico(markValidated(c), o), buildPool, runUntilSignal: (p) => runUntilSignal(p) })) return undefined;
   let portico: Portico;
   let etcd: EtcdConfigSource | undefined;
   try {

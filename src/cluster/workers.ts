@@ -1,9 +1,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { buildPool, createPortico, markValidated, type Portico } from '../app/app.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
-import type { Config } from '../config/types.js';
+import type { Config, PoolConfig } from '../config/types.js';
+import type { Clock } from '../core/clock.js';
+import type { Rng } from '../core/rng.js';
 import { serverId, type OpState } from '../core/server.js';
 import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
@@ -12,6 +13,7 @@ import type { HealthMonitor } from '../health/health-monitor.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
+import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 
@@ -23,6 +25,26 @@ import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
  * changes; unless `cluster.store` is Redis, which each worker then uses itself), replaces a
  * worker that dies, and passes SIGHUP on to every worker.
  */
+
+/** What a worker runs: a Portico (src/app), as far as the workers need it. */
+export interface WorkerPortico {
+  readonly pools: ReadonlyMap<string, Pick<Pool, 'setOp'>>;
+  reload(): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+/**
+ * What the processes are built with, given by the composition root (src/cli/main.ts), which
+ * this module, below it, does not import.
+ */
+export interface WorkersDeps<P extends WorkerPortico> {
+  /** A Portico from a loaded configuration, with these options (createPortico). */
+  createPortico(config: Config, options: { configFile: string; probes: 'external'; store?: StateStore }): P;
+  /** A pool as Portico builds it from its configuration, for the primary's checks. */
+  buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool;
+  /** Start, and stop gracefully on SIGTERM/SIGINT. */
+  runUntilSignal(p: P): Promise<void>;
+}
 
 /** The number of worker processes for `cluster.workers`. */
 export function workerCount(w: number | 'auto'): number {
@@ -48,13 +70,16 @@ class HealthHub {
   private monitors: HealthMonitor[] = [];
   private readonly rng = new SeededRng((Date.now() ^ process.pid) >>> 0);
 
-  constructor(private readonly send: (m: OpMessage) => void) {}
+  constructor(
+    private readonly send: (m: OpMessage) => void,
+    private readonly buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool,
+  ) {}
 
   async apply(config: Config): Promise<void> {
     await this.stop();
     for (const pc of config.pools) {
       if (pc.health.type === 'none') continue;
-      const pool = buildPool(pc, systemClock, this.rng);
+      const pool = this.buildPool(pc, systemClock, this.rng);
       const monitor = createHealthMonitor(pool, pc.health, this.rng);
       if (monitor === undefined) {
         pool.close();
@@ -85,14 +110,14 @@ class HealthHub {
 }
 
 /** Run as the primary of `n` workers until SIGTERM/SIGINT; each worker runs `configFile` (see runWorker). */
-export async function runPrimary(configFile: string, config: Config, n: number, log: Logger): Promise<void> {
+export async function runPrimary(configFile: string, config: Config, n: number, log: Logger, buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool): Promise<void> {
   // The cookie secret is made once, before the workers start, so that they all sign alike.
   if (config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) loadOrCreateSecret(config.stateDir);
   const store = config.cluster.store === 'memory' ? new MemoryStore() : undefined;
   const workers = new Set<Worker>();
   const hub = new HealthHub((m) => {
     for (const w of workers) if (w.isConnected()) w.send(m);
-  });
+  }, buildPool);
   let stopping = false;
   const recentDeaths: number[] = [];
   cluster.setupPrimary({ serialization: 'advanced' });
@@ -179,7 +204,7 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
  * A worker: the whole of Portico with its listeners (their sockets are the primary's), without
  * active checks (the primary's results arrive over IPC), with the primary's store.
  */
-export function createWorkerPortico(configFile: string, config: Config): Portico {
+export function createWorkerPortico<P extends WorkerPortico>(configFile: string, config: Config, deps: WorkersDeps<P>): P {
   const port: IpcPort = {
     send: (m) => void process.send!(m),
     onMessage: (fn) => {
@@ -188,7 +213,7 @@ export function createWorkerPortico(configFile: string, config: Config): Portico
     },
   };
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
-  const portico = createPortico(markValidated(config), { configFile, probes: 'external', ...(store === undefined ? {} : { store }) });
+  const portico = deps.createPortico(config, { configFile, probes: 'external', ...(store === undefined ? {} : { store }) });
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
     void portico.stop().finally(() => process.exit(0));
@@ -210,21 +235,21 @@ export function createWorkerPortico(configFile: string, config: Config): Portico
  * as a worker, and return true; false when this process is to run Portico alone (one worker, or
  * a configuration that the caller loads again and reports).
  */
-export async function startWorkers(configFile: string, runUntilSignal: (p: Portico) => Promise<void>): Promise<boolean> {
+export async function startWorkers<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>): Promise<boolean> {
   if (cluster.isWorker) {
-    const config = markValidated(loadConfigFile(configFile));
-    await runUntilSignal(createWorkerPortico(configFile, config));
+    const config = loadConfigFile(configFile);
+    await deps.runUntilSignal(createWorkerPortico(configFile, config, deps));
     process.send?.({ t: 'ready' });
     return true;
   }
   let config: Config;
   try {
-    config = markValidated(loadConfigFile(configFile));
+    config = loadConfigFile(configFile);
   } catch {
     return false;
   }
   const n = workerCount(config.cluster.workers);
   if (n <= 1) return false;
-  await runPrimary(configFile, config, n, createLogger(config.log.level));
+  await runPrimary(configFile, config, n, createLogger(config.log.level), deps.buildPool);
   return true;
 }
