@@ -42,10 +42,18 @@ function ip(...args: string[]): void {
 function netnsUnavailable(): string | undefined {
   if (which(['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip']) === undefined) return 'ip (iproute2) is not installed';
   const probe = `${TAG}-probe`;
-  const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) return `network namespaces cannot be created here: ${r.stderr.trim()}`;
-  spawnSync('ip', ['netns', 'del', probe], { timeout: 10_000 });
-  return undefined;
+  let why = '';
+  // A few tries: another test adding or removing its own namespace at the same moment is not a reason to skip.
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) {
+      spawnSync('ip', ['netns', 'del', probe], { timeout: 10_000 });
+      return undefined;
+    }
+    why = r.stderr.trim();
+    spawnSync('sleep', ['0.2']);
+  }
+  return `network namespaces cannot be created here: ${why}`;
 }
 
 interface Proc {
