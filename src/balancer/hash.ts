@@ -221,8 +221,20 @@ class JumpBalancer extends HashBalancer {
   private readonly buckets: Uint32Array;
   /** Configured server → index in `servers`, or -1 when it is not available now. */
   private readonly availableIndex: Int32Array;
+  /**
+   * Slow start, per index in `servers`: effective/configured weight (1 when not ramping), as a
+   * threshold over 2^32. A key whose own hash fraction is above it is passed to the next rehash,
+   * so a ramping server keeps a growing, stable share of its keys.
+   */
+  private readonly admit: Float64Array;
+  private readonly ramping: boolean;
   constructor(set: ServerSet, ws: WeightedServers, deps: BalancerDeps, options: HashOptions) {
     super(ws, deps, options);
+    this.admit = Float64Array.from(ws.servers, (s, i) => {
+      const e = ws.weights[i]!;
+      return e > 0 && e < s.weight ? (e / s.weight) * 4294967296 : 4294967296;
+    });
+    this.ramping = this.admit.some((a) => a < 4294967296);
     const stable = set.all.filter((s) => s.backup === set.usingBackups && s.weight > 0).sort(byName);
     const index = new Map<ServerId, number>();
     ws.servers.forEach((s, i) => index.set(s.id, i));
@@ -236,8 +248,10 @@ class JumpBalancer extends HashBalancer {
   }
   protected direct(key: string): number {
     if (this.buckets.length === 0) return -1;
-    const b = jumpHash(murmur3(key, SEED_KEY_HI), murmur3(key, SEED_KEY), this.buckets.length);
-    return this.availableIndex[this.buckets[b]!]!;
+    const lo = murmur3(key, SEED_KEY);
+    const b = jumpHash(murmur3(key, SEED_KEY_HI), lo, this.buckets.length);
+    const i = this.availableIndex[this.buckets[b]!]!;
+    return i >= 0 && this.ramping && fmix32(lo) >= this.admit[i]! ? -1 : i;
   }
   protected walk(key: string): number {
     const B = this.buckets.length;
@@ -248,6 +262,7 @@ class JumpBalancer extends HashBalancer {
       const h1 = attempt === 0 ? hi : fmix32(hi ^ Math.imul(attempt, 0x9e3779b9));
       const h0 = attempt === 0 ? lo : fmix32(lo + Math.imul(attempt, 0x85ebca6b));
       const i = this.availableIndex[this.buckets[jumpHash(h1, h0, B)]!]!;
+      if (i >= 0 && this.ramping && fmix32(lo) >= this.admit[i]!) continue; // not yet this key's turn
       if (i >= 0 && this.consider(i)) return i;
     }
     return -1;
@@ -261,8 +276,9 @@ class JumpBalancer extends HashBalancer {
  * weighted round-robin; an avoided or full server passes the request to the next candidate in the
  * method's own order (next table slot, next ring point, next rehash).
  *
- * Maglev and ring use effective weights (`deps.weightOf`, slow start), so nodes whose slow-start
- * ramps are at different points may disagree until the ramps end; jump uses configured weights.
+ * Maglev and ring use effective weights (`deps.weightOf`, slow start); jump keeps its buckets on
+ * configured weights and admits a stable, growing fraction of a ramping server's keys. Nodes whose
+ * slow-start ramps are at different points may disagree until the ramps end.
  */
 export const hash: BalancerFactory<HashOptions> = {
   name: 'hash',

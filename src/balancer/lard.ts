@@ -129,7 +129,8 @@ export class LardTable {
 /**
  * `lard`: locality-aware request distribution (Pai et al., 1998), keyed by `ctx.path`, with
  * load = the pool's active count per server, exactly as ALGORITHMS.md §1.2: basic LARD, or LARD/R
- * with `replicate: true`. Weights only decide which servers take part. A request without a path
+ * with `replicate: true`. Weights only decide which servers take part, except during slow start,
+ * when a ramping server's load counts scaled by configured/effective weight. A request without a path
  * goes to the least loaded server; a target whose server is avoided goes to the least loaded
  * server not avoided, without changing the table.
  */
@@ -137,9 +138,13 @@ export const lard: BalancerFactory<LardOptions> = {
   name: 'lard',
   parseOptions: parseLardOptions,
   build(set, options, deps) {
-    const { servers } = weightedAvailable(set, deps);
+    const { servers, weights } = weightedAvailable(set, deps);
     const { counts, clock } = deps;
     const n = servers.length;
+    // Slow start: a server whose effective weight is below its configured weight counts its
+    // load scaled up by configured/effective, so it takes new targets gradually as it ramps.
+    const scale = Float64Array.from(servers, (s, i) => (weights[i]! > 0 && weights[i]! < s.weight ? s.weight / weights[i]! : 1));
+    const loadOf = (i: number): number => counts.active(servers[i]!.id) * scale[i]!;
     const { low, high, replicate, shrinkAfterMs } = options;
     const twiceHigh = 2 * high;
     let table = deps.carry.get('lard') as LardTable | undefined;
@@ -161,7 +166,7 @@ export const lard: BalancerFactory<LardOptions> = {
       for (let k = 0; k < n; k++) {
         const s = servers[i]!;
         if (avoid === undefined || !avoid.has(s.id)) {
-          const a = counts.active(s.id);
+          const a = loadOf(i);
           if (best < 0 || a < minLoad) {
             best = i;
             minLoad = a;
@@ -182,7 +187,7 @@ export const lard: BalancerFactory<LardOptions> = {
         return other < 0 ? undefined : servers[other];
       }
       if (si >= 0) {
-        const load = counts.active(servers[si]!.id);
+        const load = loadOf(si);
         if (load <= high) return servers[si];
         if (load < twiceHigh) {
           const m = leastLoaded(avoid);
@@ -213,7 +218,7 @@ export const lard: BalancerFactory<LardOptions> = {
         if (si === undefined) continue;
         members[kept++] = id;
         if (avoid !== undefined && avoid.has(id)) continue;
-        const a = counts.active(id);
+        const a = loadOf(si);
         if (best < 0 || a < bestLoad) {
           best = si;
           bestLoad = a;
@@ -252,7 +257,8 @@ export const lard: BalancerFactory<LardOptions> = {
         for (let r = 0; r < members.length; r++) {
           const id = members[r]!;
           if (id === chosenId) continue;
-          const a = counts.active(id);
+          const wi = index.get(id);
+          const a = wi === undefined ? counts.active(id) : loadOf(wi);
           if (a > worstLoad) {
             worst = r;
             worstLoad = a;
