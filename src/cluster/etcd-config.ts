@@ -5,6 +5,7 @@ import { Etcd3, type Watcher } from 'etcd3';
 import { ConfigError } from '../config/errors.js';
 import { parseConfigText } from '../config/load.js';
 import type { Config } from '../config/types.js';
+import { connectWatcher, etcdClientOptions } from '../discovery/etcd-discovery.js';
 import { parseEtcdUrl } from '../discovery/etcd-url.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -152,7 +153,7 @@ export class EtcdConfigSource {
     const onAbort = (): void => poke();
     signal.addEventListener('abort', onAbort);
     try {
-      watcher = await client.watch().key(this.key).create();
+      watcher = await connectWatcher(client.watch().key(this.key), (this.opts.dialTimeoutMs ?? 3000) + 2000);
       watcher.on('put', (kv) => {
         pending.push(kv.value.toString('utf8'));
         poke();
@@ -166,7 +167,7 @@ export class EtcdConfigSource {
         poke();
       });
       // A version written while this node was not watching.
-      const now = await client.get(this.key).string();
+      const now = await withTimeout(client.get(this.key).string(), (this.opts.dialTimeoutMs ?? 3000) + 2000);
       if (now !== null) pending.unshift(now);
       healthy();
       while (!signal.aborted) {
@@ -234,7 +235,7 @@ export class EtcdConfigSource {
   }
 
   private client(): Etcd3 {
-    return new Etcd3({ hosts: this.endpoint, dialTimeout: this.opts.dialTimeoutMs ?? 3000 });
+    return new Etcd3(etcdClientOptions(this.endpoint, this.opts.dialTimeoutMs ?? 3000));
   }
 }
 

@@ -1,4 +1,4 @@
-import { Etcd3, type IOptions, type Watcher } from 'etcd3';
+import { Etcd3, type IOptions, type WatchBuilder, type Watcher } from 'etcd3';
 import { DiscoveryError, parseServerEntry, serverNameOf, type Discovery, type ServerSpec } from './discovery.js';
 import { parseEtcdUrl } from './etcd-url.js';
 
@@ -29,8 +29,7 @@ export class EtcdDiscovery implements Discovery {
 
   async *watch(signal: AbortSignal): AsyncIterable<readonly ServerSpec[]> {
     const { endpoint, prefix } = parseEtcdUrl(this.opts.url);
-    const options: IOptions = { hosts: endpoint, dialTimeout: this.opts.dialTimeoutMs ?? 3000 };
-    const client = new Etcd3(options);
+    const client = new Etcd3(etcdClientOptions(endpoint, this.opts.dialTimeoutMs ?? 3000));
     let watcher: Watcher | undefined;
     let dirty = true;
     let failure: unknown;
@@ -44,7 +43,8 @@ export class EtcdDiscovery implements Discovery {
     signal.addEventListener('abort', onAbort);
     try {
       try {
-        watcher = await client.watch().prefix(prefix).create();
+        // The client retries a dead endpoint for a long time: give up after the dial timeout, and back off.
+        watcher = await connectWatcher(client.watch().prefix(prefix), (this.opts.dialTimeoutMs ?? 3000) + 2000);
       } catch (err) {
         throw new DiscoveryError(this.name, `cannot watch ${prefix}: ${(err as Error).message}`, { cause: err });
       }
@@ -69,7 +69,7 @@ export class EtcdDiscovery implements Discovery {
           dirty = false;
           let kvs: Record<string, string>;
           try {
-            kvs = await client.getAll().prefix(prefix).strings();
+            kvs = await withTimeout(client.getAll().prefix(prefix).strings(), (this.opts.dialTimeoutMs ?? 3000) + 2000);
           } catch (err) {
             throw new DiscoveryError(this.name, `cannot read ${prefix}: ${(err as Error).message}`, { cause: err });
           }
@@ -107,4 +107,53 @@ export class EtcdDiscovery implements Discovery {
     }
     return out;
   }
+}
+
+/** `p`, or a rejection after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A connected etcd watcher, or a rejection after `ms`. A watcher that did not connect is
+ * cancelled: the client would otherwise keep reconnecting for it, even after close().
+ */
+export async function connectWatcher(builder: WatchBuilder, ms: number): Promise<Watcher> {
+  const watcher = builder.watcher();
+  try {
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        watcher.once('connected', () => resolve());
+        watcher.once('error', (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))));
+      }),
+      ms,
+    );
+    return watcher;
+  } catch (err) {
+    void watcher.cancel().catch(() => undefined);
+    throw err;
+  }
+}
+
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
+/** Reconnection delays of the client's watch streams: 100 ms doubling to 1 s (its own default goes to 30 s). */
+class CappedBackoff {
+  constructor(readonly duration: number) {}
+  next(): CappedBackoff {
+    return new CappedBackoff(Math.min(1000, Math.max(100, this.duration * 2)));
+  }
+}
+
+/**
+ * Options of an etcd client for Portico. The watch streams reconnect within a second, so that
+ * a client whose watch was cancelled while etcd was unreachable lets the process exit soon;
+ * Portico's own loops back off between watch sessions.
+ */
+export function etcdClientOptions(endpoint: string, dialTimeoutMs: number): IOptions {
+  return { hosts: endpoint, dialTimeout: dialTimeoutMs, faultHandling: { watchBackoff: new CappedBackoff(50) as unknown as WatchBackoff } };
 }

@@ -329,6 +329,24 @@ describe('etcd discovery', { skip: skipWithoutEtcd() }, () => {
     }
   });
 
+  it('etcd unreachable at start: start() does not hang, the failure is logged, the pool has no server (503)', async () => {
+    const { log, lines } = recorder();
+    const closed = await freePort();
+    const p = portico({ type: 'etcd', url: `etcd://127.0.0.1:${closed}/portico/pools/web` }, log, { type: 'none' });
+    const t0 = Date.now();
+    await p.start();
+    try {
+      assert.ok(Date.now() - t0 < 8000, `start took ${Date.now() - t0} ms`);
+      await waitFor(() => lines.some((l) => /discovery etcd .* failed: .*no server list yet|no list yet/.test(l)), 10_000, 'the failure to be logged');
+      assert.equal(p.pools.get('web')!.size, 0);
+      const res = await fetch(`http://127.0.0.1:${p.address('web')!.port}/`);
+      assert.equal(res.status, 503);
+      await res.arrayBuffer();
+    } finally {
+      await p.stop(100);
+    }
+  });
+
   it('etcd down: the last list stays and requests are still served', async () => {
     const { log, lines } = recorder();
     await client.delete().prefix('/portico/pools/down/');
