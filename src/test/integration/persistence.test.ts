@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect as h2connect } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
 import { createPortico, type Portico } from '../../app/app.js';
 import { ManualClock } from '../../core/clock.js';
 import { serverId } from '../../core/server.js';
 import { MemoryStore } from '../../store/memory-store.js';
+import { missingBinary, selfSigned } from '../../test-helpers/certs.js';
 import { startOrigin, type Handler, type Origin } from '../../test-helpers/origins.js';
 
 interface Reply {
@@ -438,5 +441,65 @@ describe('persistence: url-param', () => {
     } finally {
       await p.stop(100);
     }
+  });
+});
+
+describe('persistence: cookie insert over https', { skip: missingBinary('openssl') }, () => {
+  let origins: Origin[];
+  let p: Portico;
+  let port = 0;
+
+  before(async () => {
+    origins = await withOrigins(3);
+    const cert = selfSigned(['www.example.com']);
+    p = createPortico({
+      log: { level: 'error' },
+      admin: { enabled: false },
+      listeners: [{ name: 'secure', protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: cert.certFile, key: cert.keyFile }] }, routes: [{ pool: 'web' }] }],
+      pools: [{ name: 'web', persistence: { type: 'cookie', secret: 'https test' }, servers: origins.map((o) => ({ name: o.name, address: o.address })) }],
+    });
+    await p.start();
+    port = p.address('secure')!.port;
+  });
+  after(async () => {
+    await p.stop(100);
+    await Promise.all(origins.map((o) => o.close()));
+  });
+
+  const get = (cookie?: string): Promise<Reply> =>
+    new Promise((resolve, reject) => {
+      const headers: Record<string, string> = cookie === undefined ? {} : { Cookie: cookie };
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/', servername: 'www.example.com', rejectUnauthorized: false, agent: false, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('the cookie is Secure on a TLS connection, pins HTTP/1.1 and h2 requests alike, and never reaches a server', async () => {
+    const first = await get();
+    const sc = setCookie(first, 'SRV')!;
+    assert.match(sc, /; HttpOnly; SameSite=Lax; Secure$/);
+    for (let i = 0; i < 10; i++) assert.equal((await get(pair(sc))).body, first.body);
+    const session = h2connect(`https://127.0.0.1:${port}`, { servername: 'www.example.com', rejectUnauthorized: false });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const body = await new Promise<string>((resolve, reject) => {
+          const s = session.request({ ':path': '/', cookie: pair(sc) });
+          let b = '';
+          s.setEncoding('utf8');
+          s.on('data', (d: string) => (b += d));
+          s.on('end', () => resolve(b));
+          s.on('error', reject);
+          s.end();
+        });
+        assert.equal(body, first.body, 'h2 stream pinned too');
+      }
+    } finally {
+      session.close();
+    }
+    for (const o of origins) for (const c of cookiesSeen(o)) assert.ok(!c.includes('SRV='), `${o.name} saw ${c}`);
   });
 });
