@@ -22,7 +22,7 @@ if [ ! -d "$PEERS/node/node_modules" ]; then
   (cd "$PEERS/node" && npm ci --no-audit --no-fund)
 fi
 (cd "$ROOT" && npm run build --silent)
-export PORTICO="node $ROOT/bin/portico"
+export PORTICO="$ROOT/bench/portico-peer.sh"
 DEFAULT_ONLY="haproxy nginx node-http-proxy fastify-reply-from node-undici portico"
 # PORTICO_L4=1: also Portico's tcp listener (:9304) beside the L4 peers (HAProxy mode tcp, NGINX stream, node net).
 [ "${PORTICO_L4:-0}" = 1 ] && DEFAULT_ONLY="$DEFAULT_ONLY haproxy-tcp nginx-stream node-net portico-tcp"
