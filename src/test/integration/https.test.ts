@@ -28,6 +28,12 @@ async function echoOrigin(name: string): Promise<Origin> {
         setTimeout(() => res.end('part two'), 10);
         return;
       }
+      if (req.url === '/hints') {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('after hints');
+        return;
+      }
       if (req.url === '/big') {
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1 << 20 });
         res.end(Buffer.alloc(1 << 20, 0x61));
@@ -204,6 +210,23 @@ describe('https listener', { skip }, () => {
       // 1 MiB response, and many streams at once on one connection
       const replies = await Promise.all(Array.from({ length: 20 }, () => h2request(client, { ':method': 'GET', ':path': '/big', ':authority': 'www.example.com' })));
       for (const rr of replies) assert.equal(rr.body.length, 1 << 20);
+      // 103 Early Hints reach the h2 client before the response
+      const hints: Record<string, unknown>[] = [];
+      const early = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = client.request({ ':method': 'GET', ':path': '/hints', ':authority': 'www.example.com' });
+        let body = '';
+        let status = 0;
+        req.on('headers', (h) => hints.push(h));
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => resolve({ status, body }));
+        req.on('error', reject);
+      });
+      assert.equal(early.status, 200);
+      assert.equal(early.body, 'after hints');
+      assert.equal(hints.length, 1);
+      assert.equal(hints[0]![':status'], 103);
+      assert.equal(hints[0]!.link, '</style.css>; rel=preload; as=style');
       // HEAD has no body
       const head = await h2request(client, { ':method': 'HEAD', ':path': '/big', ':authority': 'www.example.com' });
       assert.equal(head.status, 200);
