@@ -5,6 +5,7 @@
  * built here.
  */
 import { CidrSet } from '../../core/cidr.js';
+import { hostMatcher } from '../../tls/host-match.js';
 import { cookieValue as cookieOf, headerValue, queryValue as queryOf, type StickyRequest } from '../../persistence/request.js';
 import type { HttpRoute, PoolHandle } from './listener-runtime.js';
 import { compileEdits, compileRedirect, compileRespond, type HeaderEditsSpec, type RouteAnswer } from './route-actions.js';
@@ -36,25 +37,6 @@ export interface MatchSpec {
 export type Matcher = (req: RequestView) => boolean;
 
 const always: Matcher = () => true;
-
-function hostMatcher(patterns: readonly string[]): (host: string) => boolean {
-  const exact = new Set<string>();
-  const suffixes: string[] = [];
-  for (const p of patterns) {
-    const l = p.toLowerCase().replace(/\.$/, '');
-    if (l.startsWith('*.')) suffixes.push(l.slice(1));
-    else exact.add(l);
-  }
-  if (suffixes.length === 0) return (host) => exact.has(host);
-  return (host) => {
-    if (exact.has(host)) return true;
-    for (let i = 0; i < suffixes.length; i++) {
-      const s = suffixes[i]!;
-      if (host.length > s.length && host.endsWith(s)) return true;
-    }
-    return false;
-  };
-}
 
 function valueTest(spec: { value?: string | undefined; regex?: string | undefined }): (v: string | undefined) => boolean {
   if (spec.value !== undefined) {
