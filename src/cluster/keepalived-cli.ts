@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import '../balancer/index.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
-import { KEEPALIVED_USAGE, KeepalivedUsageError, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig } from './keepalived.js';
+import { KEEPALIVED_USAGE, KeepalivedUsageError, listenerPortsOn, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig, renderNftRules } from './keepalived.js';
 
 export interface KeepalivedIo {
   out(s: string): void;
@@ -18,6 +18,7 @@ export function runKeepalived(argv: readonly string[], io: KeepalivedIo): number
       return 0;
     }
     let options = args.options;
+    const ports = [...args.ports];
     if (args.configFile !== undefined) {
       const config = loadConfigFile(args.configFile);
       if (!config.admin.enabled) {
@@ -25,8 +26,12 @@ export function runKeepalived(argv: readonly string[], io: KeepalivedIo): number
         return 1;
       }
       options = { ...options, readyUrl: readyUrlFor(config.admin.listen) };
+      ports.push(...listenerPortsOn(options.vip, config.listeners));
     }
     const text = renderKeepalivedConfig(options);
+    // Both are rendered before either is written: a usage error leaves no file half made.
+    const nft = args.nftOut === undefined ? undefined : renderNftRules(options.vip, ports);
+    if (args.nftOut !== undefined && nft !== undefined) writeFileSync(args.nftOut, nft, { mode: 0o644 });
     if (args.out !== undefined) writeFileSync(args.out, text, { mode: 0o644 });
     else io.out(text);
     return 0;

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { KeepalivedUsageError, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig } from './keepalived.js';
+import { KeepalivedUsageError, listenerPortsOn, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig, renderNftRules } from './keepalived.js';
 import { runKeepalived } from './keepalived-cli.js';
 
 const base = ['--vip', '198.18.0.100/24', '--interface', 'eth0', '--priority', '150'];
@@ -113,6 +113,59 @@ describe('portico keepalived: the configuration', () => {
   });
 });
 
+describe('portico keepalived: nftables rules that hold connection attempts (--nft-out)', () => {
+  it('drops only the reset that refuses a SYN from the virtual address, on the given ports', () => {
+    const text = renderNftRules('198.18.0.100/24', [8443, 8080, 8080]);
+    const rule = text.split('\n').find((l) => l.includes(' drop'))!;
+    assert.equal(rule.trim(), 'ip saddr 198.18.0.100 tcp sport { 8080, 8443 } tcp flags & (syn | ack | rst) == (ack | rst) tcp sequence 0 counter drop');
+    assert.match(text, /type filter hook output priority filter; policy accept;/);
+    // Loaded again, the table is replaced, not doubled.
+    assert.match(text, /^table inet portico_vip\ndelete table inet portico_vip\ntable inet portico_vip \{/m);
+    assert.match(renderNftRules('2001:db8::10', [80]), /\n {8}ip6 saddr 2001:db8::10 tcp sport \{ 80 \}/);
+  });
+
+  it('refuses no ports, a bad port and a bad address', () => {
+    assert.throws(() => renderNftRules('198.18.0.100', []), /at least one port/);
+    assert.throws(() => renderNftRules('198.18.0.100', [0]), KeepalivedUsageError);
+    assert.throws(() => renderNftRules('198.18.0.100 ; flush ruleset', [80]), KeepalivedUsageError);
+    assert.throws(() => parseKeepalivedArgs([...base, '--port', '80']), /give --nft-out too/);
+    assert.throws(() => parseKeepalivedArgs([...base, '--nft-out', 'x', '--port', '65536']), KeepalivedUsageError);
+    assert.throws(() => parseKeepalivedArgs([...base, '--nft-out', 'x', '-o', 'x']), /different files/);
+  });
+
+  it('takes the ports of the listeners bound to the virtual address or to a wildcard', () => {
+    const l = (listen: string): { listen: { host: string; port: number } } => {
+      const i = listen.lastIndexOf(':');
+      return { listen: { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) } };
+    };
+    const listeners = [l('0.0.0.0:8080'), l('198.18.0.100:443'), l('127.0.0.1:9000'), l('10.0.0.1:81'), l('[::]:8443'), l('0.0.0.0:0')];
+    assert.deepEqual(listenerPortsOn('198.18.0.100/24', listeners), [443, 8080, 8443]);
+    assert.deepEqual(listenerPortsOn('2001:db8::10', listeners), [8443]);
+  });
+
+  it('nft itself accepts the rules (nft --check)', (t) => {
+    const bin = ['/usr/sbin/nft', '/sbin/nft'].find((p) => existsSync(p));
+    const why = bin === undefined ? 'nft is not installed (Debian package nftables)' : process.getuid?.() !== 0 ? 'nft --check needs root' : undefined;
+    if (why !== undefined) {
+      if (process.env['CI'] === 'true') assert.fail(why);
+      t.skip(why);
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'portico-nft-'));
+    try {
+      for (const text of [renderNftRules('198.18.0.100/24', [8080, 8443]), renderNftRules('2001:db8::10/64', [80])]) {
+        writeFileSync(join(dir, 'r.nft'), text);
+        const r = spawnSync(bin!, ['--check', '-f', join(dir, 'r.nft')], { encoding: 'utf8', timeout: 10_000 });
+        assert.equal(r.status, 0, `nft --check: ${r.stdout}${r.stderr}`);
+      }
+      writeFileSync(join(dir, 'bad.nft'), 'table inet portico_vip { chain output { tcp flags nope drop } }\n');
+      assert.notEqual(spawnSync(bin!, ['--check', '-f', join(dir, 'bad.nft')], { timeout: 10_000 }).status, 0, 'the check itself can fail');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('portico keepalived: the command', () => {
   interface Captured {
     out: string;
@@ -148,6 +201,10 @@ describe('portico keepalived: the command', () => {
       const a = io();
       assert.equal(runKeepalived([...base, '-c', join(dir, 'on.json')], a.io), 0, a.err);
       assert.match(a.out, /http:\/\/127\.0\.0\.1:9191\/api\/v1\/status\/ready/);
+      // --nft-out covers the listeners on the address, and the ports named besides.
+      const n = io();
+      assert.equal(runKeepalived([...base, '-c', join(dir, 'on.json'), '--nft-out', join(dir, 'r.nft'), '--port', '8443'], n.io), 0, n.err);
+      assert.match(readFileSync(join(dir, 'r.nft'), 'utf8'), /ip saddr 198\.18\.0\.100 tcp sport \{ 8080, 8443 \}/);
       writeFileSync(join(dir, 'off.json'), JSON.stringify({ admin: { enabled: false }, listeners, pools }));
       const b = io();
       assert.equal(runKeepalived([...base, '-c', join(dir, 'off.json')], b.io), 1);

@@ -75,6 +75,12 @@ Options:
   --script-user USER    user that runs the check (default root)
   --curl PATH           curl binary for the check (default /usr/bin/curl)
   -o, --out FILE        write to FILE instead of standard output
+  --nft-out FILE        also write nftables rules (load with nft -f FILE) under which a
+                        connection attempt to the virtual address on a port where Portico
+                        is not listening goes unanswered instead of refused, so that the
+                        client tries again and reaches the node that took the address over
+  --port N              a TCP port for --nft-out (repeatable); with -c FILE the ports of
+                        the listeners on the virtual address or on a wildcard are added
 `;
 
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -128,6 +134,10 @@ export function readyUrlFor(listen: { readonly host: string; readonly port: numb
 
 export interface KeepalivedArgs {
   readonly options: KeepalivedOptions;
+  /** `--nft-out FILE`: where to write the nftables rules that hold connection attempts (renderNftRules). */
+  readonly nftOut: string | undefined;
+  /** `--port N`: TCP ports those rules cover, besides the listeners of `-c FILE`. */
+  readonly ports: readonly number[];
   /** `-c FILE`, when the readiness URL is to be taken from it. */
   readonly configFile: string | undefined;
   readonly out: string | undefined;
@@ -138,6 +148,8 @@ export interface KeepalivedArgs {
 export function parseKeepalivedArgs(argv: readonly string[]): KeepalivedArgs {
   const o: { -readonly [K in keyof KeepalivedOptions]?: KeepalivedOptions[K] } = {};
   const peers: string[] = [];
+  const ports: number[] = [];
+  let nftOut: string | undefined;
   let configFile: string | undefined;
   let out: string | undefined;
   let help = false;
@@ -219,16 +231,26 @@ export function parseKeepalivedArgs(argv: readonly string[]): KeepalivedArgs {
       case '--out':
         out = next();
         break;
+      case '--nft-out':
+        nftOut = next();
+        break;
+      case '--port':
+        ports.push(intIn(flag, next(), 1, 65535));
+        break;
       default:
         throw new KeepalivedUsageError(`unknown option ${JSON.stringify(argv[i])}`);
     }
   }
-  if (help) return { options: { ...KEEPALIVED_DEFAULTS, vip: '', interface: '', priority: 1, unicastPeers: [] }, configFile, out, help };
+  if (help) return { options: { ...KEEPALIVED_DEFAULTS, vip: '', interface: '', priority: 1, unicastPeers: [] }, nftOut, ports, configFile, out, help };
   const missing = (['vip', 'interface', 'priority'] as const).filter((k) => o[k] === undefined).map((k) => `--${k}`);
   if (missing.length > 0) throw new KeepalivedUsageError(`missing ${missing.join(', ')}`);
   if (o.readyUrl !== undefined && configFile !== undefined) throw new KeepalivedUsageError('give --ready-url or -c FILE, not both');
+  if (ports.length > 0 && nftOut === undefined) throw new KeepalivedUsageError('--port names the ports of --nft-out FILE; give --nft-out too');
+  if (nftOut !== undefined && nftOut === out) throw new KeepalivedUsageError('--nft-out and -o must name different files');
   return {
     options: { ...KEEPALIVED_DEFAULTS, ...o, unicastPeers: peers } as KeepalivedOptions,
+    nftOut,
+    ports,
     configFile,
     out,
     help,
@@ -272,4 +294,51 @@ export function renderKeepalivedConfig(o: KeepalivedOptions): string {
   }
   lines.push('    virtual_ipaddress {', `        ${vip} dev ${o.interface}`, '    }', '    track_script {', '        portico_ready', '    }', '}', '');
   return lines.join('\n');
+}
+
+/** The TCP ports of `listeners` that receive connections to `vip`: those bound to it or to a wildcard address. */
+export function listenerPortsOn(vip: string, listeners: readonly { readonly listen: { readonly host: string; readonly port: number } }[]): number[] {
+  const addr = vip.split('/')[0]!.toLowerCase();
+  const v6 = isIP(addr) === 6;
+  const out = new Set<number>();
+  for (const l of listeners) {
+    const h = l.listen.host.toLowerCase();
+    // '::' takes IPv4 as well (dual stack); '0.0.0.0' only IPv4.
+    const wild = h === '' || h === '::' || (h === '0.0.0.0' && !v6);
+    if (l.listen.port > 0 && (wild || h === addr)) out.add(l.listen.port);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * nftables rules for a node that may hold `vip`. When Portico is not listening (killed, restarting,
+ * or stopped after a drain) the kernel answers a connection attempt to the address with a reset,
+ * and the client fails at once, during the second or two before keepalived moves the address.
+ * These rules drop that reset (the RST+ACK with sequence number 0 that answers a SYN; resets of
+ * established connections carry a real sequence number and pass), so the attempt looks lost, and
+ * the client's TCP sends its SYN again (after 1 s, then 3 s, 7 s...), by then to the node that
+ * took the address over: the request is late, not failed. Nothing else is touched: while
+ * Portico listens no such reset is sent, and a node without the address receives no SYN for it.
+ * `nft -f FILE` loads them again idempotently (the table is replaced). Pure.
+ */
+export function renderNftRules(vip: string, ports: readonly number[]): string {
+  const addr = checkVip(vip).split('/')[0]!;
+  if (ports.length === 0) throw new KeepalivedUsageError('--nft-out needs at least one port (--port N, or -c FILE with listeners on the virtual address)');
+  for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new KeepalivedUsageError(`port ${p} is not 1..65535`);
+  const family = isIP(addr) === 6 ? 'ip6' : 'ip';
+  const set = [...new Set(ports)].sort((a, b) => a - b).join(', ');
+  return [
+    '# Written by `portico keepalived --nft-out`; load with `nft -f` on every node of the pair.',
+    `# A connection attempt to ${addr} on a port where Portico is not listening goes unanswered`,
+    '# instead of refused: the client sends its SYN again and reaches whichever node holds the address.',
+    'table inet portico_vip',
+    'delete table inet portico_vip',
+    'table inet portico_vip {',
+    '    chain output {',
+    '        type filter hook output priority filter; policy accept;',
+    `        ${family} saddr ${addr} tcp sport { ${set} } tcp flags & (syn | ack | rst) == (ack | rst) tcp sequence 0 counter drop`,
+    '    }',
+    '}',
+    '',
+  ].join('\n');
 }
