@@ -159,12 +159,12 @@ class PorticoApp implements Portico, ConfigHost {
     const rng = deps.rng ?? new SeededRng((Date.now() ^ process.pid) >>> 0);
     this.clock = clock;
     this.rng = rng;
-    this.tcpShared = new TcpShared(clock);
     this.log = deps.logger ?? createLogger(config.log.level);
     // cluster.store: redis://... is the store of every node (stick tables, TLS sessions, runtime changes).
     const cs = deps.store === undefined && config.cluster.store !== 'memory' ? new ClusterStore({ url: config.cluster.store, log: this.log }) : undefined;
     this.store = deps.store ?? cs?.store ?? new MemoryStore({ clock });
     this.sharedStore = deps.store !== undefined || cs !== undefined;
+    this.tcpShared = new TcpShared(clock, this.sharedStore ? { store: this.store, shared: true, onStoreError: this.onStoreError } : undefined);
     this.externalProbes = deps.probes === 'external';
     for (const pc of config.pools) {
       const pool = this.newPool(pc);

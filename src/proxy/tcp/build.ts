@@ -1,6 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { PoolConfig, TcpListenerConfig } from '../../config/types.js';
 import { StickTable } from '../../persistence/stick-table.js';
+import type { StateStore } from '../../store/state-store.js';
 import { hostMatcher } from '../../tls/host-match.js';
 import { UpstreamTls } from '../../tls/upstream-tls.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
@@ -23,15 +24,29 @@ interface PoolL4 {
   tls: UpstreamTls | undefined;
 }
 
+/** Where the session-id tables keep their entries besides this process. */
+export interface TcpSharedStore {
+  readonly store: StateStore;
+  /** The store is shared with other nodes or workers: a local miss asks it (up to its timeout). */
+  readonly shared: boolean;
+  readonly onStoreError?: ((err: unknown) => void) | undefined;
+}
+
 /**
  * What the tcp listeners of one Portico share per pool: the pool's configuration (as last
  * defined: a reload defines every pool again before it builds listeners), one session-id
  * table and one TLS session cache toward its servers. Both survive a reload while the pool's
- * `persistence` and `tls` sections are unchanged.
+ * `persistence` and `tls` sections are unchanged. With a shared store (`cluster.store`, or the
+ * primary's store under `cluster.workers`) the session-id table is written through to it, and
+ * an id this process has not seen is looked up there: a session made through one node is
+ * resumed through another.
  */
 export class TcpShared {
   private readonly pools = new Map<string, PoolL4>();
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly store?: TcpSharedStore | undefined,
+  ) {}
 
   /** Record a pool's configuration (called whenever its handle is built). */
   define(pc: PoolConfig): void {
@@ -58,7 +73,15 @@ export class TcpShared {
     const p = this.of(name);
     const ps = p.config.persistence;
     if (ps === false || ps.type !== 'tls-session') return undefined;
-    p.sessions ??= new StickTable({ namespace: `tls-session:${name}:`, ttlMs: ps.ttl, size: ps.size, clock: this.clock });
+    p.sessions ??= new StickTable({
+      namespace: `stick:${name}:tls-session:`,
+      ttlMs: ps.ttl,
+      size: ps.size,
+      clock: this.clock,
+      store: this.store?.store,
+      readThrough: this.store?.shared === true,
+      onStoreError: this.store?.onStoreError,
+    });
     return p.sessions;
   }
 

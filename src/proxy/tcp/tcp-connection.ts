@@ -253,13 +253,25 @@ export class TcpConnection implements TcpRecord {
     if (route === undefined) return this.reject('no route', 'no-route');
     this.routeRef = route;
     if (route.sessions !== undefined && this.offeredId !== '') {
-      const id = route.sessions.peek(this.offeredId);
-      if (id !== undefined && route.pool.pool.acceptsPinned(id as ServerId)) {
-        this.pinned = route.pool.pool.current.set.byId.get(id as ServerId);
-      }
+      const id = route.sessions.get(this.offeredId);
+      // Not known here: the shared store is asked; the client's bytes are held meanwhile.
+      if (id instanceof Promise) return void id.then(this.onStoredPin);
+      this.pin(id);
     }
     this.pickAndConnect();
   }
+
+  private pin(id: string | undefined): void {
+    const pool = this.routeRef!.pool.pool;
+    if (id !== undefined && pool.acceptsPinned(id as ServerId)) this.pinned = pool.current.set.byId.get(id as ServerId);
+  }
+
+  private readonly onStoredPin = (id: string | undefined): void => {
+    // The client may have gone, or a deadline closed the connection, while the store answered.
+    if (this.st !== St.Connecting) return;
+    this.pin(id);
+    this.pickAndConnect();
+  };
 
   private pickAndConnect(): void {
     const route = this.routeRef!;

@@ -8,8 +8,12 @@ import type { TcpConnection } from './tcp-connection.js';
  * of the server that assigned it, bounded and with an idle TTL (a StickTable).
  */
 export interface SessionIdTable {
-  /** The server id pinned to `sessionId`, refreshing its idle time; undefined when unknown. */
-  peek(sessionId: string): string | undefined;
+  /**
+   * The server id pinned to `sessionId`, refreshing its idle time; undefined when unknown. A
+   * Promise only when the id is not known here and a shared store is asked (it settles within
+   * the store's timeout and never rejects).
+   */
+  get(sessionId: string): string | undefined | Promise<string | undefined>;
   set(sessionId: string, serverId: string): void;
 }
 
