@@ -60,6 +60,18 @@ export class AdminRouter {
     this.routes.push({ method, pattern, segments, handler });
   }
 
+  /**
+   * Put `wrap(handler)` in place of the handler registered for this method and pattern (the same
+   * pattern text); returns the handler it replaced, undefined (and changes nothing) when none is.
+   */
+  wrap(method: AdminMethod, pattern: string, wrap: (handler: AdminHandler) => AdminHandler): AdminHandler | undefined {
+    const i = this.routes.findIndex((r) => r.method === method && r.pattern === pattern);
+    if (i < 0) return undefined;
+    const r = this.routes[i]!;
+    this.routes[i] = { ...r, handler: wrap(r.handler) };
+    return r.handler;
+  }
+
   /** The registered routes, as `METHOD pattern` (for the API index and tests). */
   list(): string[] {
     return this.routes.map((r) => `${r.method} ${r.pattern}`);

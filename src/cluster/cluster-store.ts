@@ -81,7 +81,7 @@ export class ClusterStore {
       ),
       new CollectedMetric('portico_store_up', 'Whether the shared state store (cluster.store) is connected (1) or not (0)', 'gauge', function* () {
         yield { labels: {}, value: store.isUp ? 1 : 0 };
-      }),
+      }, 'min'),
     ];
   }
 

@@ -16,6 +16,7 @@ import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
+import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -27,7 +28,8 @@ import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
  */
 
 /** What a worker runs: a Portico (src/app), as far as the workers need it. */
-export interface WorkerPortico {
+export interface WorkerPortico extends StatsPortico {
+  readonly config: Config;
   readonly pools: ReadonlyMap<string, Pick<Pool, 'setOp'>>;
   reload(): Promise<unknown>;
   stop(): Promise<void>;
@@ -69,11 +71,20 @@ class HealthHub {
   private pools: Pool[] = [];
   private monitors: HealthMonitor[] = [];
   private readonly rng = new SeededRng((Date.now() ^ process.pid) >>> 0);
+  /** Told of each monitor made (the workers' statistics count and forward its results). */
+  onMonitor: ((m: HealthMonitor) => void) | undefined;
 
   constructor(
     private readonly send: (m: OpMessage) => void,
     private readonly buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool,
   ) {}
+
+  /** Each probed pool's probe status (the admin API's probe details). */
+  probes(): Record<string, ReturnType<HealthMonitor['status']>> {
+    const out: Record<string, ReturnType<HealthMonitor['status']>> = {};
+    for (let i = 0; i < this.pools.length; i++) out[this.pools[i]!.name] = this.monitors[i]!.status();
+    return out;
+  }
 
   async apply(config: Config): Promise<void> {
     await this.stop();
@@ -90,6 +101,7 @@ class HealthHub {
       });
       this.pools.push(pool);
       this.monitors.push(monitor);
+      this.onMonitor?.(monitor);
     }
     for (const m of this.monitors) await m.start();
   }
@@ -118,6 +130,8 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
   const hub = new HealthHub((m) => {
     for (const w of workers) if (w.isConnected()) w.send(m);
   }, buildPool);
+  const stats = new WorkersStatsHub(() => hub.probes());
+  hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
   const recentDeaths: number[] = [];
   cluster.setupPrimary({ serialization: 'advanced' });
@@ -133,12 +147,14 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
       },
     };
     const unserve = store === undefined ? undefined : serveStore(store, port);
+    const unstats = stats.add(w.id, port);
     w.on('message', (m: unknown) => {
       if (isObj(m) && m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
     });
     w.on('exit', (code, signal) => {
       workers.delete(w);
       unserve?.();
+      unstats();
       if (stopping) return;
       const now = Date.now();
       recentDeaths.push(now);
@@ -214,6 +230,7 @@ export function createWorkerPortico<P extends WorkerPortico>(configFile: string,
   };
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
   const portico = deps.createPortico(config, { configFile, probes: 'external', ...(store === undefined ? {} : { store }) });
+  attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
     void portico.stop().finally(() => process.exit(0));

@@ -171,8 +171,13 @@ export class LiveStats {
   private prevConnections = new Map<string, number>();
   private prevRejected = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  /** The last frame published. */
+  /** The last frame computed (this process's own). */
   last: StatsFrame | undefined;
+  /**
+   * Where each frame goes (default: the hub, as a `stats` event). A worker of `cluster.workers`
+   * sends it to be merged with the other workers' frames, and publishes the merged one.
+   */
+  publishFrame: (frame: StatsFrame) => void = (frame) => void this.d.hub.publish('stats', frame);
 
   constructor(deps: LiveStatsDeps) {
     this.d = deps;
@@ -257,8 +262,35 @@ export class LiveStats {
     d.traffic.intervalStart = t1;
     const frame: StatsFrame = { time: this.wallNow(), intervalMs: Math.round(dtMs), listeners, pools };
     this.last = frame;
-    d.hub.publish('stats', frame);
+    this.publishFrame(frame);
     return frame;
+  }
+
+  /**
+   * The figures of the last interval behind the last frame, per pool and server: requests,
+   * 5xx answers, bytes and the fine latency histogram (sparse: [bucket, count, ...]). A pool's
+   * include the requests it answered without a server. What merging the frames of several
+   * processes needs beside the frames (percentiles are not added, histograms are).
+   */
+  lastIntervals(): Record<string, IntervalFigures & { readonly servers: Record<string, IntervalFigures> }> {
+    const out: Record<string, IntervalFigures & { servers: Record<string, IntervalFigures> }> = {};
+    for (const [pool, m] of this.windows) {
+      const sum = new Float64Array(FINE_BUCKETS);
+      let n = 0;
+      let errs = 0;
+      let bytes = 0;
+      const servers: Record<string, IntervalFigures> = {};
+      for (const [name, w] of m) {
+        const l = w.last;
+        n += l.n;
+        errs += l.errs;
+        bytes += l.bytes;
+        for (let i = 0; i < FINE_BUCKETS; i++) sum[i] = sum[i]! + l.fine[i]!;
+        if (name !== '') servers[name] = { n: l.n, errs: l.errs, bytes: l.bytes, fine: sparse(l.fine) };
+      }
+      out[pool] = { n, errs, bytes, fine: sparse(sum), servers };
+    }
+    return out;
   }
 
   private window(pool: string, server: string): ServerWindow {
@@ -370,6 +402,21 @@ export class LiveStats {
     this.prevRejected = rejected;
     return out;
   }
+}
+
+/** One interval of a server or pool: requests, 5xx answers, bytes, and the sparse fine latency histogram. */
+export interface IntervalFigures {
+  readonly n: number;
+  readonly errs: number;
+  readonly bytes: number;
+  /** [bucket, count, bucket, count ...] for the non-empty fine buckets. */
+  readonly fine: readonly number[];
+}
+
+function sparse(h: ArrayLike<number>): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < h.length; i++) if (h[i]! > 0) out.push(i, h[i]!);
+  return out;
 }
 
 interface Sums {

@@ -13,6 +13,14 @@ interface Sample {
 }
 
 /**
+ * How the samples of several processes (`cluster.workers`) are combined into one, as prom-client's
+ * AggregatorRegistry.aggregate reads it: `sum` for counters and for gauges that count (connections
+ * in flight), `first` for a value every process holds alike (a server's state, its weight), `min`
+ * for a gauge that is 0 when any process sees the thing down.
+ */
+export type MetricAggregator = 'sum' | 'first' | 'min' | 'max';
+
+/**
  * A metric whose samples are produced at scrape time from counters the data path keeps
  * (prom-client's own Counter would hash its labels on every increment). It has the shape
  * prom-client's Registry formats: name, help, type, get().
@@ -21,14 +29,15 @@ export class CollectedMetric {
   readonly name: string;
   readonly help: string;
   readonly type: 'counter' | 'gauge' | 'histogram';
-  readonly aggregator = 'sum';
+  readonly aggregator: MetricAggregator;
   private readonly produce: () => Iterable<Sample>;
 
-  constructor(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', produce: () => Iterable<Sample>) {
+  constructor(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', produce: () => Iterable<Sample>, aggregator: MetricAggregator = 'sum') {
     this.name = name;
     this.help = help;
     this.type = type;
     this.produce = produce;
+    this.aggregator = aggregator;
   }
 
   async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Sample[] }> {
@@ -59,6 +68,14 @@ export class HealthCheckCounters {
   *entries(): IterableIterator<{ pool: string; server: string; result: string; n: number }> {
     yield* this.counts.values();
   }
+}
+
+/** `portico_health_checks_total` from the counters the health monitors feed. */
+export function healthChecksMetric(health: HealthCheckCounters | undefined): CollectedMetric {
+  return new CollectedMetric('portico_health_checks_total', 'Active health checks run, by pool, server and result', 'counter', function* () {
+    if (health === undefined) return;
+    for (const c of health.entries()) yield { labels: { pool: c.pool, server: c.server, result: c.result }, value: c.n };
+  });
 }
 
 export interface MetricsDeps {
@@ -125,7 +142,7 @@ export class Metrics {
     reg(
       new CollectedMetric('portico_server_up', '1 when the server is observed up (or starting), 0 when down', 'gauge', function* () {
         for (const { pool, rt } of servers()) yield { labels: { pool, server: rt.server.name }, value: rt.op === 'down' ? 0 : 1 };
-      }),
+      }, 'min'),
     );
     reg(
       new CollectedMetric('portico_server_state', 'The administrative state of the server: 1 for the state it is in (ready, drain or maint)', 'gauge', function* () {
@@ -134,7 +151,7 @@ export class Metrics {
             yield { labels: { pool, server: rt.server.name, state }, value: rt.admin === state ? 1 : 0 };
           }
         }
-      }),
+      }, 'first'),
     );
     reg(
       new CollectedMetric('portico_server_active_connections', 'Requests in flight on the server', 'gauge', function* () {
@@ -144,7 +161,7 @@ export class Metrics {
     reg(
       new CollectedMetric('portico_server_weight', 'Effective weight of the server (below the configured one during slow start)', 'gauge', function* () {
         for (const { pool, rt } of servers()) yield { labels: { pool, server: rt.server.name }, value: rt.weight };
-      }),
+      }, 'first'),
     );
     reg(
       new CollectedMetric(
@@ -156,13 +173,7 @@ export class Metrics {
         },
       ),
     );
-    const health = deps.health;
-    reg(
-      new CollectedMetric('portico_health_checks_total', 'Active health checks run, by pool, server and result', 'counter', function* () {
-        if (health === undefined) return;
-        for (const c of health.entries()) yield { labels: { pool: c.pool, server: c.server, result: c.result }, value: c.n };
-      }),
-    );
+    reg(healthChecksMetric(deps.health));
     reg(
       new CollectedMetric('portico_connections_total', 'Client connections accepted, by listener', 'counter', function* () {
         for (const [listener, n] of stats.connections) yield { labels: { listener }, value: n };

@@ -118,14 +118,20 @@ export class Observability {
     return source.onResult((ev) => {
       const r = ev.result;
       this.health.add(ev.pool, ev.server, r.ok ? 'success' : r.reason);
-      this.hub.publish('health', {
-        pool: ev.pool,
-        server: ev.server,
-        ok: r.ok,
-        ...(r.ok ? { latencyMs: Math.round(r.latencyMs * 1000) / 1000 } : { reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) }),
-        state: ev.health.state,
-        streak: ev.health.streak,
-      });
+      this.hub.publish('health', healthEventData(ev));
     });
   }
+}
+
+/** What a `health` event carries for one probe result. */
+export function healthEventData(ev: ProbeResult): Record<string, unknown> {
+  const r = ev.result;
+  return {
+    pool: ev.pool,
+    server: ev.server,
+    ok: r.ok,
+    ...(r.ok ? { latencyMs: Math.round(r.latencyMs * 1000) / 1000 } : { reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) }),
+    state: ev.health.state,
+    streak: ev.health.streak,
+  };
 }

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { fail, ok, show } from '../values/parsed.js';
-import { int, leaf, text } from './fields.js';
+import { duration, int, leaf, text } from './fields.js';
 
 function urlOrWord(word: string, schemes: readonly string[]) {
   const what = `${word} or ${schemes.map((s) => `${s}//HOST:PORT/...`).join(' or ')}`;
@@ -40,5 +40,8 @@ export const clusterSchema = z
     workers: workers
       .prefault(1)
       .describe('Worker processes sharing the listening sockets: a number, or `auto` for one per CPU core'),
+    statsTimeout: duration(10_000)
+      .prefault('500ms')
+      .describe('With several workers: how long the admin API and `/metrics` wait for the other workers\' figures (a worker that does not answer in time is left out)'),
   })
   .describe('How several Portico processes and nodes act as one');
