@@ -382,6 +382,9 @@
     renderListeners(frame);
     renderPools(frame);
     renderCharts();
+    // Several worker processes (cluster.workers): how many the figures cover.
+    const w = frame.workers;
+    $('#workers').textContent = w ? `· ${w.reporting} of ${w.running} workers` : '';
   }
 
   /** Apply a state change at once (the next frame confirms it). */
