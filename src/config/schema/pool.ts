@@ -113,8 +113,8 @@ export const poolSchema = z
       .describe('Pooled keep-alive connections to the servers'),
     queue: z
       .strictObject({
-        max: int(0).prefault(0).describe('Requests that may wait when every server is at maxConnections; 0 = no queue (503 at once)'),
-        timeout: duration().prefault('5s').describe('Longest wait in the queue (then 503)'),
+        max: int(0).prefault(0).describe('Requests (and tcp connections) that may wait when every server is at maxConnections; 0 = no queue (503 at once; a tcp connection is closed)'),
+        timeout: duration().prefault('5s').describe('Longest wait in the queue (then 503; a tcp connection is closed)'),
       })
       .prefault({})
       .describe('Queue of requests waiting for a server'),

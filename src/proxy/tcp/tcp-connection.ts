@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import type { Server, ServerId } from '../../core/server.js';
+import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
 import { encodeProxyHeader, type ProxyInfo } from '../proxy-protocol.js';
@@ -19,6 +20,8 @@ const enum St {
 const enum Dl {
   None,
   Inspect,
+  /** Waiting in the pool's queue (`queue.timeout`). */
+  Queue,
   Connect,
   Idle,
 }
@@ -41,7 +44,7 @@ export interface TcpBinding {
   readonly bytesOut: number;
   /** Milliseconds since the client connected. */
   readonly ageMs: number;
-  readonly state: 'inspecting' | 'connecting' | 'open';
+  readonly state: 'inspecting' | 'queued' | 'connecting' | 'open';
 }
 
 /** What a finished connection looked like (observers: metrics, access log). */
@@ -66,7 +69,7 @@ export interface TcpRecord {
  * yet); a connection that was established is never retried. Each direction is closed on its
  * own (half-close): the end of one side's stream is passed to the other with `end()`.
  */
-export class TcpConnection implements TcpRecord {
+export class TcpConnection implements TcpRecord, QueueWaiter {
   readonly sock: Socket;
   readonly lst: TcpListenerRuntime;
   readonly clientAddress: string;
@@ -80,6 +83,8 @@ export class TcpConnection implements TcpRecord {
   private rt: ServerRuntime | undefined = undefined;
   private avoid: Set<ServerId> | undefined = undefined;
   private pinned: Server | undefined = undefined;
+  /** In the pool's queue: every available server is at its maxConnections. */
+  private queued = false;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private hello: Buffer | undefined = undefined;
@@ -151,7 +156,7 @@ export class TcpConnection implements TcpRecord {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       ageMs: Date.now() - this.startedAt,
-      state: this.st === St.Inspect ? 'inspecting' : this.st === St.Connecting ? 'connecting' : 'open',
+      state: this.st === St.Inspect ? 'inspecting' : this.queued ? 'queued' : this.st === St.Connecting ? 'connecting' : 'open',
     };
   }
 
@@ -273,22 +278,60 @@ export class TcpConnection implements TcpRecord {
     this.pickAndConnect();
   };
 
+  /** A server for this connection: the pinned one first (while it has a free slot), else the pool's pick. */
+  private pickServer(): Server | undefined {
+    const route = this.routeRef!;
+    const pool = route.pool.pool;
+    const pin = this.pinned;
+    if (pin !== undefined && this.tries === 0 && pool.acceptsPinned(pin.id)) {
+      const rt = pool.runtime(pin.id);
+      if (rt !== undefined && (pin.maxConnections === 0 || rt.active < pin.maxConnections)) return pin;
+    }
+    const hashKey = route.hashBySource ? this.clientAddress : undefined;
+    return pool.pick(this.avoid === undefined ? { hashKey } : { hashKey, avoid: this.avoid });
+  }
+
   private pickAndConnect(): void {
+    const s = this.pickServer();
+    if (s === undefined) {
+      const ph = this.routeRef!.pool;
+      const saturated = ph.pool.current.set.available.length > 0;
+      if (this.tries === 0 && saturated && ph.pool.enqueue(this)) {
+        // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
+        this.queued = true;
+        this.setDeadline(Dl.Queue, ph.queueTimeoutMs ?? 0);
+        return;
+      }
+      this.error = this.tries > 0 ? this.error || 'connect failed' : saturated ? 'queue full' : 'no available server';
+      this.lst.onRejected(this.tries > 0 ? 'connect-failed' : saturated ? 'queue-full' : 'no-server');
+      return this.close();
+    }
+    this.connectTo(s);
+  }
+
+  /** The pool has a free slot: pick again. False when none could be had (we stay first in line). */
+  resumeFromQueue(): boolean {
+    if (!this.queued) return true;
+    const s = this.pickServer();
+    if (s === undefined) return false;
+    this.queued = false;
+    this.connectTo(s);
+    return true;
+  }
+
+  /** No server is available any more: the connection is closed now. */
+  rejectFromQueue(): void {
+    if (!this.queued) return;
+    this.queued = false;
+    this.error = 'no available server';
+    this.lst.onRejected('no-server');
+    this.close();
+  }
+
+  private connectTo(s: Server): void {
     const route = this.routeRef!;
     const ph = route.pool;
     const pool = ph.pool;
-    let s: Server | undefined;
-    if (this.pinned !== undefined && this.tries === 0) {
-      s = this.pinned;
-    } else {
-      const hashKey = route.hashBySource ? this.clientAddress : undefined;
-      s = pool.pick(this.avoid === undefined ? { hashKey } : { hashKey, avoid: this.avoid });
-    }
-    if (s === undefined) {
-      this.error = this.tries > 0 ? this.error || 'connect failed' : 'no available server';
-      this.lst.onRejected(this.tries > 0 ? 'connect-failed' : 'no-server');
-      return this.close();
-    }
     this.tries++;
     this.srv = s;
     this.rt = pool.acquire(s);
@@ -425,6 +468,13 @@ export class TcpConnection implements TcpRecord {
     switch (kind) {
       case Dl.Inspect:
         return this.reject('ClientHello timeout', 'timeout');
+      case Dl.Queue:
+        if (!this.queued) return;
+        this.routeRef!.pool.pool.leaveQueue(this);
+        this.queued = false;
+        this.error = 'queue timeout';
+        this.lst.onRejected('queue-timeout');
+        return this.close();
       case Dl.Connect:
         if (this.st === St.Connecting) {
           this.error = 'connect timeout';
@@ -445,6 +495,10 @@ export class TcpConnection implements TcpRecord {
     const was = this.st;
     this.st = St.Closed;
     this.deadline = 0;
+    if (this.queued) {
+      this.queued = false;
+      this.routeRef!.pool.pool.leaveQueue(this);
+    }
     this.pending = [];
     this.hello = undefined;
     this.serverHello = undefined;

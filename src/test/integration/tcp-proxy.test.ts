@@ -254,6 +254,82 @@ describe('tcp listener: bytes, balancing, half-close', () => {
     }
   });
 
+  it('server maxConnections with a pool queue: a connection waits for a slot, in order; queue full and queue timeout close it', async () => {
+    const { p, port } = await startL4({ pool: 'echo' }, [
+      { name: 'echo', queue: { max: 2, timeout: '1s' }, servers: [{ name: 'a', address: a.address, maxConnections: 1 }] },
+    ]);
+    const held: Socket[] = [];
+    try {
+      const rejected = async (reason: string): Promise<number> => {
+        const text = await (await fetch(p.admin!.url + '/metrics')).text();
+        const line = text.split('\n').find((l) => l.startsWith('portico_rejected_total{') && l.includes(`reason="${reason}"`));
+        return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+      };
+      // The one slot is taken.
+      const first = connect(port, '127.0.0.1');
+      first.on('error', () => {});
+      held.push(first);
+      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 1, 2000, 'the first binding');
+      // Two wait in the queue (seen in the binding table as queued), a third finds it full. The two
+      // send their bytes and end their side while they wait: both are passed on once connected.
+      const second = exchange(port, 'two', { ms: 3000 });
+      await waitFor(() => p.pools.get('echo')!.queued === 1, 2000, 'the second to queue');
+      const third = exchange(port, 'three', { ms: 3000 });
+      await waitFor(() => p.pools.get('echo')!.queued === 2, 2000, 'the third to queue');
+      const states = (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.bindings.map((b: { state: string }) => b.state).sort();
+      assert.deepEqual(states, ['open', 'queued', 'queued']);
+      const full = await exchange(port, 'x', { keepOpen: true, ms: 2000 });
+      assert.equal(full.closed, true);
+      assert.equal(full.bytes.length, 0);
+      assert.equal(await rejected('queue-full'), 1);
+      // The slot frees: the second (first in line) is served; it ends, and the third is served.
+      first.destroy();
+      const r2 = await second;
+      assert.equal(r2.bytes.toString(), 'a\ntwo');
+      const r3 = await third;
+      assert.equal(r3.bytes.toString(), 'a\nthree');
+      // With the slot held again, a new connection times out in the queue.
+      const again = connect(port, '127.0.0.1');
+      again.on('error', () => {});
+      held.push(again);
+      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 1, 2000, 'the slot to be held');
+      const t0 = Date.now();
+      const late = await exchange(port, 'late', { keepOpen: true, ms: 3000 });
+      const waited = Date.now() - t0;
+      assert.equal(late.closed, true);
+      assert.equal(late.bytes.length, 0, 'never reached the server');
+      assert.ok(waited >= 900 && waited < 2500, `closed after ${waited} ms in the queue`);
+      assert.equal(await rejected('queue-timeout'), 1);
+      assert.equal(p.pools.get('echo')!.queued, 0);
+    } finally {
+      for (const s of held) s.destroy();
+      await p.stop(100);
+    }
+  });
+
+  it('a client that resets its connection leaves the queue', async () => {
+    const { p, port } = await startL4({ pool: 'echo' }, [
+      { name: 'echo', queue: { max: 5, timeout: '5s' }, servers: [{ name: 'a', address: a.address, maxConnections: 1 }] },
+    ]);
+    try {
+      const first = connect(port, '127.0.0.1');
+      first.on('error', () => {});
+      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 1, 2000, 'the slot to be held');
+      const waiting = connect(port, '127.0.0.1');
+      waiting.on('error', () => {});
+      await waitFor(() => p.pools.get('echo')!.queued === 1, 2000, 'one in the queue');
+      // (A client that only ends its side stays: a tcp client may half-close and still wait for the answer.)
+      waiting.resetAndDestroy();
+      await waitFor(() => p.pools.get('echo')!.queued === 0, 2000, 'the queue to be empty');
+      const before = a.accepted;
+      first.destroy();
+      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 0, 2000, 'the slot to be free');
+      assert.equal(a.accepted, before, 'the client that left never reached the server');
+    } finally {
+      await p.stop(100);
+    }
+  });
+
   it('the binding table (admin API) shows each connection with its server, bytes and age, and drops it on close', async () => {
     const { p, port } = await startL4({ pool: 'echo' }, [
       { name: 'echo', servers: [{ name: 'a', address: a.address }, { name: 'b', address: b.address }] },
