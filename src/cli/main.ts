@@ -1,13 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { runCheck } from '../config/check.js';
 import { ConfigError } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
-import { buildPool, createPortico, markValidated, type Portico } from '../app/app.js';
+import { buildPool, createPortico, markValidated, type Portico, type PorticoDeps } from '../app/app.js';
+import type { Config } from '../config/types.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
 import { runKeepalived } from '../cluster/keepalived-cli.js';
-import { startWorkers } from '../cluster/workers.js';
-import { EtcdConfigSource } from '../cluster/etcd-config.js';
+import { isWorkerProcess, startPrimary, startWorker } from '../cluster/workers.js';
+import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js';
 import { runSimulate } from '../sim/cli.js';
 import { createLogger } from '../observability/logger.js';
 
@@ -95,20 +95,21 @@ export async function main(argv: string[]): Promise<number | undefined> {
 }
 
 async function start(file: string): Promise<number | undefined> {
-  // cluster.workers above 1: this process is the primary of the workers, or one of them.
-  if (await startWorkers(file, { createPortico: (c, o) => createPortico(markValidated(c), o), buildPool, runUntilSignal: (p) => runUntilSignal(p) })) return undefined;
+  const deps = { createPortico: (c: Config, o: PorticoDeps) => createPortico(markValidated(c), o), buildPool, runUntilSignal: (p: Portico) => runUntilSignal(p) };
+  // cluster.workers above 1: this process is one of the workers (its configuration comes from the primary) ...
+  if (isWorkerProcess()) {
+    await startWorker(file, deps);
+    return undefined;
+  }
   let portico: Portico;
-  let etcd: EtcdConfigSource | undefined;
+  let boot: StartConfig;
   try {
-    let config = markValidated(loadConfigFile(file));
-    if (config.cluster.config !== 'file') {
-      // The file says where the configuration is: the document in etcd (or its last good copy).
-      const source = new EtcdConfigSource({ url: config.cluster.config, stateDir: config.stateDir, log: createLogger(config.log.level) });
-      config = markValidated(await source.load());
-      etcd = source;
-    }
-    const source = etcd;
-    portico = createPortico(config, { configFile: file, configSource: source === undefined ? undefined : () => source.current! });
+    // The file, or the document in etcd that it points at (or its last good copy).
+    boot = await loadStartConfig(file);
+    // ... or the primary of the workers.
+    if (await startPrimary(file, boot, deps)) return undefined;
+    const source = boot.source;
+    portico = createPortico(markValidated(boot.config), { configFile: file, configSource: source === undefined ? undefined : () => source.current! });
     if (source !== undefined) source.onUpdate = () => portico.reload();
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -117,6 +118,7 @@ async function start(file: string): Promise<number | undefined> {
     }
     throw err;
   }
+  const etcd = boot.source;
   await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
   await etcd?.start();
   return undefined;

@@ -1,7 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
 import type { Config, PoolConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Rng } from '../core/rng.js';
@@ -17,6 +16,7 @@ import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
+import { PrimaryConfig, WorkerConfig, type StartConfig } from './workers-config.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -41,7 +41,7 @@ export interface WorkerPortico extends StatsPortico {
  */
 export interface WorkersDeps<P extends WorkerPortico> {
   /** A Portico from a loaded configuration, with these options (createPortico). */
-  createPortico(config: Config, options: { configFile: string; probes: 'external'; store?: StateStore }): P;
+  createPortico(config: Config, options: { configFile: string; probes: 'external'; store?: StateStore; configSource?: (() => Config) | undefined }): P;
   /** A pool as Portico builds it from its configuration, for the primary's checks. */
   buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool;
   /** Start, and stop gracefully on SIGTERM/SIGINT. */
@@ -121,8 +121,18 @@ class HealthHub {
   }
 }
 
-/** Run as the primary of `n` workers until SIGTERM/SIGINT; each worker runs `configFile` (see runWorker). */
-export async function runPrimary(configFile: string, config: Config, n: number, log: Logger, buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool): Promise<void> {
+/**
+ * Run as the primary of `n` workers until SIGTERM/SIGINT; each worker runs `configFile`, or the
+ * etcd document that `primaryConfig` watches and hands to the workers (src/cluster/workers-config.ts).
+ */
+export async function runPrimary(
+  configFile: string,
+  config: Config,
+  n: number,
+  log: Logger,
+  buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool,
+  primaryConfig = new PrimaryConfig(configFile, { config, source: undefined }, log),
+): Promise<void> {
   // The cookie secret is made once, before the workers start, so that they all sign alike.
   if (config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) loadOrCreateSecret(config.stateDir);
   const store = config.cluster.store === 'memory' ? new MemoryStore() : undefined;
@@ -148,6 +158,7 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
     };
     const unserve = store === undefined ? undefined : serveStore(store, port);
     const unstats = stats.add(w.id, port);
+    const unconfig = primaryConfig.serve(port);
     w.on('message', (m: unknown) => {
       if (isObj(m) && m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
     });
@@ -155,6 +166,7 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
       workers.delete(w);
       unserve?.();
       unstats();
+      unconfig();
       if (stopping) return;
       const now = Date.now();
       recentDeaths.push(now);
@@ -172,12 +184,17 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
   process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
   await hub.apply(config);
+  // A new version from etcd: the checks first, then every worker (PrimaryConfig sends it).
+  primaryConfig.onVersion = async (next) => {
+    if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
+    await hub.apply(next);
+  };
   process.on('SIGHUP', () => {
     if (stopping) return;
     log.info('SIGHUP: reloading the configuration in the primary and every worker');
     let next: Config;
     try {
-      next = loadConfigFile(configFile);
+      next = primaryConfig.reread();
     } catch (err) {
       // Each worker refuses it too, and logs every error.
       log.error('reload refused: the configuration is invalid; the running one stays', { error: err instanceof ConfigError ? err.lines().join('; ') : String(err) });
@@ -202,7 +219,7 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
     const done = (): void => {
       if (workers.size > 0) return;
       clearTimeout(deadline);
-      void hub.stop().then(() => {
+      void Promise.all([hub.stop(), primaryConfig.stop()]).then(() => {
         log.info('stopped');
         process.exit(0);
       });
@@ -214,23 +231,23 @@ export async function runPrimary(configFile: string, config: Config, n: number, 
   process.on('SIGINT', () => stop('SIGINT'));
   log.info(`primary ${process.pid}: ${n} workers`);
   for (let i = 0; i < n; i++) fork();
+  await primaryConfig.watch();
 }
 
 /**
  * A worker: the whole of Portico with its listeners (their sockets are the primary's), without
  * active checks (the primary's results arrive over IPC), with the primary's store.
  */
-export function createWorkerPortico<P extends WorkerPortico>(configFile: string, config: Config, deps: WorkersDeps<P>): P {
-  const port: IpcPort = {
-    send: (m) => void process.send!(m),
-    onMessage: (fn) => {
-      process.on('message', fn);
-      return () => void process.off('message', fn);
-    },
-  };
+export function createWorkerPortico<P extends WorkerPortico>(configFile: string, config: Config, deps: WorkersDeps<P>, wc?: WorkerConfig): P {
+  const port = workerPort();
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
-  const portico = deps.createPortico(config, { configFile, probes: 'external', ...(store === undefined ? {} : { store }) });
+  const portico = deps.createPortico(config, { configFile, probes: 'external', configSource: wc?.source, ...(store === undefined ? {} : { store }) });
   attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
+  // Each version the primary hands on (etcd) is applied, then the probes' states are asked again (a new pool's first results may have come first).
+  wc?.follow(
+    () => portico.reload(),
+    () => port.send({ t: 'ready' }),
+  );
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
     void portico.stop().finally(() => process.exit(0));
@@ -247,26 +264,37 @@ export function createWorkerPortico<P extends WorkerPortico>(configFile: string,
   return portico;
 }
 
+/** The IPC channel to the primary, as a worker sees it. */
+function workerPort(): IpcPort {
+  return {
+    send: (m) => void process.send!(m),
+    onMessage: (fn) => {
+      process.on('message', fn);
+      return () => void process.off('message', fn);
+    },
+  };
+}
+
+/** True in a process forked by the primary of `cluster.workers`. */
+export function isWorkerProcess(): boolean {
+  return cluster.isWorker;
+}
+
+/** Run as a worker (see isWorkerProcess): the configuration is the primary's etcd document, or the file. */
+export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>): Promise<void> {
+  const wc = await WorkerConfig.fetch(workerPort());
+  await deps.runUntilSignal(createWorkerPortico(configFile, wc.load(configFile), deps, wc));
+  process.send?.({ t: 'ready' });
+}
+
 /**
- * `portico start` with `cluster.workers` above 1: run as the primary, or (in a process it forked)
- * as a worker, and return true; false when this process is to run Portico alone (one worker, or
- * a configuration that the caller loads again and reports).
+ * `portico start` with `cluster.workers` above 1: run as the primary of the workers and return
+ * true; false when this process is to run Portico alone (one worker).
  */
-export async function startWorkers<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>): Promise<boolean> {
-  if (cluster.isWorker) {
-    const config = loadConfigFile(configFile);
-    await deps.runUntilSignal(createWorkerPortico(configFile, config, deps));
-    process.send?.({ t: 'ready' });
-    return true;
-  }
-  let config: Config;
-  try {
-    config = loadConfigFile(configFile);
-  } catch {
-    return false;
-  }
-  const n = workerCount(config.cluster.workers);
+export async function startPrimary<P extends WorkerPortico>(configFile: string, start: StartConfig, deps: WorkersDeps<P>): Promise<boolean> {
+  const n = workerCount(start.config.cluster.workers);
   if (n <= 1) return false;
-  await runPrimary(configFile, config, n, createLogger(config.log.level), deps.buildPool);
+  const log = createLogger(start.config.log.level);
+  await runPrimary(configFile, start.config, n, log, deps.buildPool, new PrimaryConfig(configFile, start, log));
   return true;
 }

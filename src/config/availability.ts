@@ -9,10 +9,6 @@ import type { Config } from './types.js';
  */
 export function checkAvailability(config: Config): PathIssue[] {
   const out: PathIssue[] = [];
-  const no = (path: (string | number)[], what: string): void => {
-    out.push({ path, message: `${what} is not available in this version of Portico` });
-  };
-  if (config.cluster.workers !== 1 && config.cluster.config !== 'file') no(['cluster', 'workers'], 'several worker processes with the configuration from etcd');
   config.listeners.forEach((l, i) => {
     if (l.protocol === 'dns') return;
     if (l.protocol === 'redirect') {
