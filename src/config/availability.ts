@@ -23,6 +23,9 @@ export function checkAvailability(config: Config): PathIssue[] {
       if (r.match?.sni !== undefined && l.protocol === 'http') {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'sni'], message: 'matching on sni needs an https listener (plain HTTP carries no TLS server name)' });
       }
+      if (r.match?.clientCert !== undefined && (l.protocol !== 'https' || l.tls.clientAuth === false)) {
+        out.push({ path: ['listeners', i, 'routes', j, 'match', 'clientCert'], message: 'matching on clientCert needs an https listener with tls.clientAuth' });
+      }
     });
   });
   config.pools.forEach((p, i) => {

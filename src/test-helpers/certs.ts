@@ -77,3 +77,91 @@ export function testCa(): TestCa {
     },
   };
 }
+
+export interface PkiCert extends TestCert {
+  /** Serial number, hex as OpenSSL writes it. */
+  readonly serial: string;
+}
+
+/**
+ * A certificate authority run with `openssl ca` (a database in index.txt), so certificates can
+ * be revoked, a CRL made, and `openssl ocsp` can answer for them.
+ */
+export interface TestPki extends TestCert {
+  readonly dir: string;
+  /** index.txt: the CA database (`openssl ocsp -index`). */
+  readonly indexFile: string;
+  /** A certificate for a server: DNS names or IP addresses, and optionally the OCSP responder's URL (AIA). */
+  server(names: readonly string[], opts?: { ocspUrl?: string }): PkiCert;
+  /** A client certificate (extendedKeyUsage clientAuth) with a CN and optional URI and DNS SANs. */
+  client(cn: string, opts?: { uri?: string; dns?: readonly string[]; days?: number }): PkiCert;
+  revoke(cert: PkiCert): void;
+  /** Writes a CRL of the revoked certificates (PEM) and returns its file. */
+  crl(): string;
+}
+
+export function testPki(name = 'Portico Test PKI'): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-pki-'));
+  ossl(
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    dir,
+  );
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'serial'), '1000\n');
+  writeFileSync(join(dir, 'crlnumber'), '1000\n');
+  writeFileSync(
+    join(dir, 'ca.cnf'),
+    [
+      '[ca]',
+      'default_ca = pki',
+      '[pki]',
+      `dir = ${dir}`,
+      'database = $dir/index.txt',
+      'new_certs_dir = $dir',
+      'certificate = $dir/ca.pem',
+      'private_key = $dir/ca.key',
+      'serial = $dir/serial',
+      'crlnumber = $dir/crlnumber',
+      'default_md = sha256',
+      'default_days = 3',
+      'default_crl_days = 1',
+      'policy = any',
+      'unique_subject = no',
+      '[any]',
+      'commonName = supplied',
+      '',
+    ].join('\n'),
+  );
+  const ca = read(dir, 'ca');
+  const issue = (cn: string, ext: string[], days = 3): PkiCert => {
+    const base = `p${++seq}`;
+    ossl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${cn}`], dir);
+    writeFileSync(join(dir, `${base}.ext`), ext.join('\n') + '\n');
+    ossl(['ca', '-batch', '-notext', '-config', 'ca.cnf', '-days', String(days), '-in', `${base}.csr`, '-out', `${base}.pem`, '-extfile', `${base}.ext`], dir);
+    const serial = execFileSync('openssl', ['x509', '-in', `${base}.pem`, '-noout', '-serial'], { cwd: dir, encoding: 'utf8' }).trim().replace(/^serial=/, '');
+    return { ...read(dir, base), serial };
+  };
+  return {
+    ...ca,
+    dir,
+    indexFile: join(dir, 'index.txt'),
+    server(names, opts = {}) {
+      const ext = [san(names), 'extendedKeyUsage=serverAuth'];
+      if (opts.ocspUrl !== undefined) ext.push(`authorityInfoAccess=OCSP;URI:${opts.ocspUrl}`);
+      return issue(names[0]!, ext);
+    },
+    client(cn, opts = {}) {
+      const sans = [...(opts.uri === undefined ? [] : [`URI:${opts.uri}`]), ...(opts.dns ?? []).map((d) => `DNS:${d}`)];
+      const ext = ['extendedKeyUsage=clientAuth', ...(sans.length > 0 ? [`subjectAltName=${sans.join(',')}`] : [])];
+      return issue(cn, ext, opts.days);
+    },
+    revoke(cert) {
+      ossl(['ca', '-config', 'ca.cnf', '-revoke', cert.certFile], dir);
+    },
+    crl() {
+      const file = join(dir, `crl${++seq}.pem`);
+      ossl(['ca', '-config', 'ca.cnf', '-gencrl', '-out', file], dir);
+      return file;
+    },
+  };
+}

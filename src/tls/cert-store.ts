@@ -4,10 +4,12 @@
  * then the default (the first certificate). Names come from each certificate's DNS subject
  * alternative names (or its CN when it has none). The files are re-read when they change, and
  * the new contexts replace the old ones at once; a file that does not load keeps the old one.
+ * With client certificates (mutual TLS), every context carries the client CA and CRL, which are
+ * watched and reloaded the same way.
  */
 import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 
 export interface CertificateFiles {
@@ -15,8 +17,20 @@ export interface CertificateFiles {
   readonly key: string;
 }
 
-/** Options every context of the listener shares (versions, ciphers, session id context). */
-export type ContextOptions = Pick<SecureContextOptions, 'minVersion' | 'ciphers' | 'sessionIdContext' | 'sessionTimeout' | 'ecdhCurve'>;
+/** Options every context of the listener shares (versions, ciphers). */
+export type ContextOptions = Pick<SecureContextOptions, 'minVersion' | 'ciphers' | 'sessionTimeout' | 'ecdhCurve'>;
+
+/** Client certificates: the CA file they must chain to, and an optional CRL file. */
+export interface ClientAuthFiles {
+  readonly ca: string;
+  readonly crl?: string | undefined;
+}
+
+/** The client CA and CRL texts every context carries. */
+interface ClientAuthTexts {
+  readonly ca: string;
+  readonly crl: string | undefined;
+}
 
 /** One loaded certificate. */
 export interface LoadedCertificate {
@@ -40,6 +54,8 @@ export class CertificateError extends Error {
 
 interface Snapshot {
   readonly certs: readonly LoadedCertificate[];
+  /** What every context shares: the listener's options, the client CA and CRL, the session id context. */
+  readonly shared: SecureContextOptions;
   readonly exact: ReadonlyMap<string, SecureContext>;
   /** Parent domain ("example.com") of each `*.example.com` name. */
   readonly wildcard: ReadonlyMap<string, SecureContext>;
@@ -63,7 +79,7 @@ export function certificateNames(pem: string): string[] {
   return names;
 }
 
-function load(files: CertificateFiles, cert: string, key: string, options: ContextOptions): LoadedCertificate {
+function load(files: CertificateFiles, cert: string, key: string, options: SecureContextOptions): LoadedCertificate {
   if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new CertificateError(files.cert, 'holds no PEM certificate');
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw new CertificateError(files.key, 'holds no PEM private key');
   let x: X509Certificate;
@@ -90,7 +106,38 @@ function readText(file: string): string {
   }
 }
 
-function snapshot(certs: readonly LoadedCertificate[]): Snapshot {
+/**
+ * The options every context of the listener takes. The session id context depends on the client
+ * CA and CRL: a session verified under other ones (a certificate revoked since) is not resumed.
+ */
+function sharedOptions(options: ContextOptions, sessionIdBase: string, client: ClientAuthTexts | undefined): SecureContextOptions {
+  const sid = createHash('sha256').update(sessionIdBase);
+  if (client === undefined) return { ...options, sessionIdContext: sid.digest('hex').slice(0, 32) };
+  sid.update('\0').update(client.ca).update('\0').update(client.crl ?? '');
+  const shared: SecureContextOptions = { ...options, sessionIdContext: sid.digest('hex').slice(0, 32), ca: client.ca };
+  if (client.crl !== undefined) shared.crl = client.crl;
+  return shared;
+}
+
+/** Checks the client CA and CRL texts (a CertificateError names the file at fault). */
+function checkClientAuth(files: ClientAuthFiles, t: ClientAuthTexts): void {
+  if (!t.ca.includes('-----BEGIN CERTIFICATE-----')) throw new CertificateError(files.ca, 'holds no PEM certificate');
+  try {
+    createSecureContext({ ca: t.ca });
+  } catch (err) {
+    throw new CertificateError(files.ca, `not a valid CA certificate (${(err as Error).message})`);
+  }
+  if (t.crl !== undefined) {
+    if (!t.crl.includes('-----BEGIN X509 CRL-----')) throw new CertificateError(files.crl!, 'holds no PEM certificate revocation list');
+    try {
+      createSecureContext({ ca: t.ca, crl: t.crl });
+    } catch (err) {
+      throw new CertificateError(files.crl!, `not a valid certificate revocation list (${(err as Error).message})`);
+    }
+  }
+}
+
+function snapshot(certs: readonly LoadedCertificate[], shared: SecureContextOptions): Snapshot {
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();
   for (const c of certs) {
@@ -102,24 +149,42 @@ function snapshot(certs: readonly LoadedCertificate[]): Snapshot {
       }
     }
   }
-  return { certs, exact, wildcard };
+  return { certs, shared, exact, wildcard };
 }
 
 export class CertificateStore {
   private snap: Snapshot;
   private readonly files: readonly CertificateFiles[];
   private readonly options: ContextOptions;
+  private readonly sessionIdBase: string;
+  private readonly client: ClientAuthFiles | undefined;
   /** Modification stamps of every file at the last (re)load. */
   private stamps: string[] = [];
   /** Increases on every successful reload. */
   generation = 0;
 
-  /** Loads every certificate now; throws a CertificateError naming the file at fault. */
-  constructor(files: readonly CertificateFiles[], options: ContextOptions) {
+  /**
+   * Loads every certificate (and the client CA and CRL) now; throws a CertificateError naming the
+   * file at fault. `sessionIdBase` names the listener in the session id context.
+   */
+  constructor(files: readonly CertificateFiles[], options: ContextOptions, sessionIdBase: string, client?: ClientAuthFiles) {
     if (files.length === 0) throw new Error('at least one certificate is needed');
     this.files = files;
     this.options = options;
-    this.snap = snapshot(files.map((f) => load(f, readText(f.cert), readText(f.key), options)));
+    this.sessionIdBase = sessionIdBase;
+    this.client = client;
+    let texts: ClientAuthTexts | undefined;
+    if (client !== undefined) {
+      texts = { ca: readText(client.ca), crl: client.crl === undefined ? undefined : readText(client.crl) };
+      checkClientAuth(client, texts);
+    }
+    const shared = sharedOptions(options, sessionIdBase, texts);
+    this.snap = snapshot(files.map((f) => load(f, readText(f.cert), readText(f.key), shared)), shared);
+  }
+
+  /** Options of the listener's default context: what every certificate's context shares. */
+  get sharedOptions(): SecureContextOptions {
+    return this.snap.shared;
   }
 
   /** The default certificate (the first): used without SNI or when no name matches. */
@@ -150,8 +215,11 @@ export class CertificateStore {
    * are in force; throws a CertificateError (the old ones stay) when a changed file does not load.
    */
   async reloadIfChanged(): Promise<boolean> {
+    const c = this.client;
+    const paths = this.files.flatMap((f) => [f.cert, f.key]);
+    if (c !== undefined) paths.push(c.ca, ...(c.crl === undefined ? [] : [c.crl]));
     const stamps = await Promise.all(
-      this.files.flatMap((f) => [f.cert, f.key]).map(async (p) => {
+      paths.map(async (p) => {
         try {
           const st = await stat(p);
           return `${st.ino}:${st.size}:${st.mtimeMs}`;
@@ -165,6 +233,16 @@ export class CertificateStore {
       return false;
     }
     if (stamps.every((s, i) => s === this.stamps[i])) return false;
+    let texts: ClientAuthTexts | undefined;
+    if (c !== undefined) {
+      try {
+        texts = { ca: await readFile(c.ca, 'utf8'), crl: c.crl === undefined ? undefined : await readFile(c.crl, 'utf8') };
+      } catch (err) {
+        throw new CertificateError((err as NodeJS.ErrnoException).path ?? c.ca, `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+      checkClientAuth(c, texts);
+    }
+    const shared = sharedOptions(this.options, this.sessionIdBase, texts);
     const loaded: LoadedCertificate[] = [];
     for (const f of this.files) {
       let cert: string;
@@ -174,10 +252,10 @@ export class CertificateStore {
       } catch (err) {
         throw new CertificateError((err as NodeJS.ErrnoException).path ?? f.cert, `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
       }
-      loaded.push(load(f, cert, key, this.options));
+      loaded.push(load(f, cert, key, shared));
     }
     this.stamps = stamps;
-    this.snap = snapshot(loaded);
+    this.snap = snapshot(loaded, shared);
     this.generation++;
     return true;
   }

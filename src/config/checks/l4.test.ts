@@ -67,3 +67,26 @@ it('https tls options: versions and a cipher list OpenSSL knows', () => {
   assert.deepEqual(issues(https({ minVersion: 'TLSv1.1' })).length, 1);
   assert.match(issues(https({ ciphers: 'NOT-A-CIPHER' }))[0]!, /^listeners\.0\.tls\.ciphers: no cipher matches "NOT-A-CIPHER"/);
 });
+
+it('https tls.clientAuth: verify is required or optional; match.clientCert needs an https listener with clientAuth; its headers cannot be set', () => {
+  const listener = (tls: Record<string, unknown>, routes: unknown[] = [{ pool: 'db' }], protocol = 'https'): unknown => ({
+    listeners: [{ name: 's', protocol, listen: '127.0.0.1:0', ...(protocol === 'https' ? { tls: { certificates: [{ cert: 'c.pem', key: 'k.pem' }], ...tls } } : {}), routes }],
+    pools: [pool()],
+  });
+  assert.deepEqual(issues(listener({ clientAuth: { ca: 'ca.pem' } })), []);
+  assert.deepEqual(issues(listener({ clientAuth: { ca: 'ca.pem', verify: 'optional', crl: 'crl.pem' } })), []);
+  assert.deepEqual(issues(listener({ clientAuth: { ca: 'ca.pem', verify: 'sometimes' } })), [
+    `listeners.0.tls.clientAuth.verify: must be one of required | optional, got "sometimes"`,
+  ]);
+  assert.equal(issues(listener({ clientAuth: { verify: 'optional' } }))[0], 'listeners.0.tls.clientAuth.ca: missing required key');
+  assert.equal(issues(listener({ clientAuth: { ca: 'ca.pem', crls: 'x' } })).length, 1);
+  const byCert = [{ match: { clientCert: 'verified' }, pool: 'db' }, { pool: 'db' }];
+  assert.deepEqual(issues(listener({ clientAuth: { ca: 'ca.pem' } }, byCert)), []);
+  assert.deepEqual(issues(listener({}, byCert)), ['listeners.0.routes.0.match.clientCert: matching on clientCert needs an https listener with tls.clientAuth']);
+  assert.deepEqual(issues(listener({}, byCert, 'http')), ['listeners.0.routes.0.match.clientCert: matching on clientCert needs an https listener with tls.clientAuth']);
+  assert.equal(issues(listener({ clientAuth: { ca: 'ca.pem' } }, [{ match: { clientCert: 'yes' }, pool: 'db' }])).length, 1);
+  assert.deepEqual(issues(listener({}, [{ pool: 'db', headers: { request: { set: { 'X-Forwarded-Client-Cert': 'x' }, add: { 'x-client-verify': 'SUCCESS' } } } }])), [
+    'listeners.0.routes.0.headers.request.set.X-Forwarded-Client-Cert: X-Forwarded-Client-Cert is written by Portico from the TLS client certificate (see tls.clientAuth)',
+    'listeners.0.routes.0.headers.request.add.x-client-verify: x-client-verify is written by Portico from the TLS client certificate (see tls.clientAuth)',
+  ]);
+});

@@ -66,6 +66,10 @@ export const matchSchema = z
     userAgent: regex().optional().describe('Regular expression over the User-Agent header'),
     source: cidrList().optional().describe('Client address ranges'),
     sni: hostPattern().optional().describe('TLS server name: exact, or *.example.com'),
+    clientCert: z
+      .enum(['verified', 'failed', 'none'])
+      .optional()
+      .describe('The client certificate of the connection (https listeners with tls.clientAuth): `verified`, `failed` (sent, did not verify) or `none` (not sent)'),
   })
   .superRefine((m, ctx) => {
     if (m.path !== undefined && !m.path.startsWith('/')) ctx.addIssue({ code: 'custom', path: ['path'], message: `a path prefix starts with "/", got ${show(m.path)}` });
@@ -76,6 +80,8 @@ export const matchSchema = z
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
 /** Forwarding headers are Portico's own (trustedProxies decides which of a client's are kept). */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+/** The client certificate headers are Portico's own (a client's are always removed). */
+const CLIENT_CERT = new Set(['x-forwarded-client-cert', 'x-client-verify']);
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
@@ -111,6 +117,11 @@ const headerEdits = (direction: 'request' | 'response') =>
       refuseNames(Object.keys(e.set), ctx, 'set', own, why);
       refuseNames(Object.keys(e.add), ctx, 'add', own, why);
       refuseNames(e.remove, ctx, 'remove', new Set([...FRAMING, ...own]), 'is written by Portico and cannot be removed');
+      if (direction === 'request') {
+        const why = 'is written by Portico from the TLS client certificate (see tls.clientAuth)';
+        refuseNames(Object.keys(e.set), ctx, 'set', CLIENT_CERT, why);
+        refuseNames(Object.keys(e.add), ctx, 'add', CLIENT_CERT, why);
+      }
       if (direction === 'request') {
         // A second Host is a request smuggling vector, and a request without one is invalid.
         refuseNames(Object.keys(e.add), ctx, 'add', new Set(['host']), 'cannot be added (use set to replace it)');

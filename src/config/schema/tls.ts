@@ -1,7 +1,7 @@
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { fail, ok, show } from '../values/parsed.js';
-import { duration, flag, leaf, text } from './fields.js';
+import { duration, flag, leaf, orOff, text } from './fields.js';
 
 /**
  * Default cipher list: the AEAD suites of Mozilla's "intermediate" profile (forward secrecy,
@@ -37,6 +37,20 @@ const certificate = z
   })
   .describe('One certificate and its key');
 
+const clientAuth = z
+  .strictObject({
+    ca: text({ nonEmpty: true }).describe('PEM file with the CA certificates a client certificate must chain to (only these: not the system CAs)'),
+    verify: z
+      .enum(['required', 'optional'])
+      .prefault('required')
+      .describe('`required`: a client without a certificate that verifies is refused at the handshake; `optional`: every client is served and the servers are told the outcome'),
+    crl: text({ nonEmpty: true })
+      .optional()
+      .meta({ docDefault: 'none' })
+      .describe('PEM file with the certificate revocation lists (one per CA of the chain); a revoked certificate does not verify'),
+  })
+  .describe('Client certificates (mutual TLS)');
+
 export const listenerTlsSchema = z
   .strictObject({
     certificates: z
@@ -52,8 +66,11 @@ export const listenerTlsSchema = z
       .describe('TLS sessions and ticket keys: `local` to this process, or `shared` through cluster.store (every node resumes every session)'),
     sessionTimeout: duration(86_400_000).prefault('5m').describe('How long a session (id or ticket) may be resumed'),
     ticketKeyRotation: duration(7 * 86_400_000).prefault('1h').describe('Session ticket keys are replaced this often'),
+    clientAuth: orOff(clientAuth)
+      .prefault(false)
+      .describe('`false` (off) or client certificates to ask for and verify; the outcome goes to the servers in X-Client-Verify and X-Forwarded-Client-Cert (see docs/tls.md)'),
     reloadCheck: duration()
       .prefault('5s')
-      .describe('How often the certificate files are checked for changes (a changed file is reloaded without restart); 0 = never'),
+      .describe('How often the certificate files (also the clientAuth CA and CRL files) are checked for changes (a changed file is reloaded without restart); 0 = never'),
   })
   .describe('TLS termination');

@@ -16,6 +16,9 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Forwarding headers Portico writes itself; a client's own are kept only from trusted proxies. */
 export const FORWARDING: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 
+/** Client certificate headers Portico writes itself (tls.clientAuth); a client's own are always removed. */
+export const CLIENT_CERT: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-client-verify']);
+
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
 export const isIdempotent = (method: string): boolean => IDEMPOTENT.has(method);
 

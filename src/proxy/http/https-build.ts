@@ -47,6 +47,7 @@ export function buildHttpsListener(lc: HttpsListenerConfig, http: HttpListenerSe
           sessionTimeoutMs: t.sessionTimeout,
           reloadCheckMs: t.reloadCheck,
           resumption,
+          clientAuth: t.clientAuth === false ? undefined : t.clientAuth,
         },
       },
       deps.observer,
@@ -56,7 +57,9 @@ export function buildHttpsListener(lc: HttpsListenerConfig, http: HttpListenerSe
     return l;
   } catch (err) {
     if (err instanceof CertificateError) {
-      throw new ConfigError([{ file: OBJECT_FILE, line: 0, col: 0, path: `listeners.${lc.name}.tls.certificates`, message: err.message }]);
+      const ca = lc.tls.clientAuth;
+      const key = ca !== false && err.file === ca.ca ? 'clientAuth.ca' : ca !== false && err.file === ca.crl ? 'clientAuth.crl' : 'certificates';
+      throw new ConfigError([{ file: OBJECT_FILE, line: 0, col: 0, path: `listeners.${lc.name}.tls.${key}`, message: err.message }]);
     }
     throw err;
   }

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
 import { CertificateStore, type CertificateFiles } from '../../tls/cert-store.js';
+import { clientCertInfo, type ClientCertInfo } from '../../tls/client-cert.js';
 import type { SessionResumption } from '../../tls/session-resumption.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
 import { socketInfo, type ProxyInfo } from '../proxy-protocol.js';
@@ -20,6 +20,8 @@ export interface HttpsTlsSettings {
   /** How often the certificate files are checked for changes; 0 = never. */
   readonly reloadCheckMs: number;
   readonly resumption: SessionResumption;
+  /** Client certificates (mutual TLS): CA and CRL files, and whether one is required. */
+  readonly clientAuth?: { readonly ca: string; readonly crl?: string | undefined; readonly verify: 'required' | 'optional' } | undefined;
 }
 
 export interface HttpsListenerSettings extends HttpListenerSettings {
@@ -44,9 +46,9 @@ export class HttpsListener extends HttpListener {
   private readonly h2Sessions = new Set<ServerHttp2Session>();
   /** Client connections from PROXY headers, by the peer's "address port", until the handshake ends. */
   private readonly proxied = new Map<string, ProxyInfo>();
-  /** h2 session → its client connection and TLS server name. */
-  private readonly h2Clients = new WeakMap<ServerHttp2Session, { peer: ProxyInfo; servername: string | false }>();
-  private nextH2Client: { peer: ProxyInfo; servername: string | false } | undefined = undefined;
+  /** h2 session → its client connection, TLS server name and client certificate. */
+  private readonly h2Clients = new WeakMap<ServerHttp2Session, H2Client>();
+  private nextH2Client: H2Client | undefined = undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger | undefined;
 
@@ -56,18 +58,18 @@ export class HttpsListener extends HttpListener {
     this.log = log;
     const t = settings.tls;
     this.tlsSettings = t;
-    const sessionIdContext = createHash('sha256').update(`portico:${settings.name}`).digest('hex').slice(0, 32);
     const sessionTimeout = Math.max(1, Math.round(t.sessionTimeoutMs / 1000));
-    this.certificates = new CertificateStore(t.certificates, { minVersion: t.minVersion, ciphers: t.ciphers, sessionIdContext, sessionTimeout });
+    this.certificates = new CertificateStore(t.certificates, { minVersion: t.minVersion, ciphers: t.ciphers, sessionTimeout }, `portico:${settings.name}`, t.clientAuth);
     const def = this.certificates.defaultCertificate;
+    const ca = t.clientAuth;
     this.tlsServer = createTlsServer({
+      ...this.certificates.sharedOptions,
       cert: def.cert,
       key: def.key,
-      minVersion: t.minVersion,
-      ciphers: t.ciphers,
       honorCipherOrder: true,
-      sessionIdContext,
-      sessionTimeout,
+      // verify: required — OpenSSL refuses a handshake without a certificate, Node.js closes one whose certificate does not verify.
+      requestCert: ca !== undefined,
+      rejectUnauthorized: ca?.verify === 'required',
       ALPNProtocols: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       SNICallback: this.sni,
       handshakeTimeout: settings.limits.headerTimeoutMs,
@@ -116,15 +118,7 @@ export class HttpsListener extends HttpListener {
       if (!changed) return false;
       const def = this.certificates.defaultCertificate;
       const t = this.tlsSettings;
-      this.tlsServer.setSecureContext({
-        cert: def.cert,
-        key: def.key,
-        minVersion: t.minVersion,
-        ciphers: t.ciphers,
-        honorCipherOrder: true,
-        sessionIdContext: createHash('sha256').update(`portico:${this.name}`).digest('hex').slice(0, 32),
-        sessionTimeout: Math.max(1, Math.round(t.sessionTimeoutMs / 1000)),
-      });
+      this.tlsServer.setSecureContext({ ...this.certificates.sharedOptions, cert: def.cert, key: def.key, honorCipherOrder: true });
       this.tlsServer.setTicketKeys(t.resumption.key);
       this.log?.info(`listener ${this.name}: certificates reloaded`, {
         names: this.certificates.certificates.flatMap((c) => c.names).join(','),
@@ -152,12 +146,13 @@ export class HttpsListener extends HttpListener {
       peer = this.proxied.get(key);
       if (peer !== undefined) this.proxied.delete(key);
     }
+    const cert = this.tlsSettings.clientAuth === undefined ? undefined : clientCertInfo(s);
     if (s.alpnProtocol === 'h2') {
-      this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false };
+      this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false, cert };
       this.h2Server.emit('connection', s);
       return;
     }
-    this.sessions.add(new HttpSession(s, this, peer));
+    this.sessions.add(new HttpSession(s, this, peer, cert));
   };
 
   private readonly onTlsError = (_err: Error, s: TLSSocket): void => {
@@ -179,7 +174,7 @@ export class HttpsListener extends HttpListener {
     stream.on('error', noop);
     const c = this.h2Clients.get(stream.session as ServerHttp2Session);
     const sock = new H2StreamSocket(stream, rawHeaders, stream.endAfterHeaders, c?.peer.sourceAddress ?? '', c?.servername ?? false);
-    this.sessions.add(new HttpSession(sock as unknown as Socket, this, c?.peer));
+    this.sessions.add(new HttpSession(sock as unknown as Socket, this, c?.peer, c?.cert));
   };
 
   override async stop(graceMs: number): Promise<void> {
@@ -191,6 +186,12 @@ export class HttpsListener extends HttpListener {
     await super.stop(graceMs);
     for (const s of this.h2Sessions) s.destroy();
   }
+}
+
+interface H2Client {
+  readonly peer: ProxyInfo;
+  readonly servername: string | false;
+  readonly cert: ClientCertInfo | undefined;
 }
 
 function noop(): void {}

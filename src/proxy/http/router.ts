@@ -19,6 +19,8 @@ export interface RequestView extends StickyRequest {
   readonly host: string;
   /** The TLS server name (SNI) of the connection, lower-case; undefined without TLS or SNI. */
   readonly sni?: string | undefined;
+  /** The connection's client certificate (https listeners with clientAuth); undefined otherwise. */
+  readonly clientCert?: 'verified' | 'failed' | 'none' | undefined;
 }
 
 export interface MatchSpec {
@@ -32,6 +34,7 @@ export interface MatchSpec {
   userAgent?: string | undefined;
   source?: readonly string[] | undefined;
   sni?: string | readonly string[] | undefined;
+  clientCert?: 'verified' | 'failed' | 'none' | undefined;
 }
 
 export type Matcher = (req: RequestView) => boolean;
@@ -116,6 +119,10 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
   if (spec.sni !== undefined) {
     const m = hostMatcher(typeof spec.sni === 'string' ? [spec.sni] : spec.sni);
     tests.push((r) => r.sni !== undefined && m(r.sni));
+  }
+  if (spec.clientCert !== undefined) {
+    const want = spec.clientCert;
+    tests.push((r) => r.clientCert === want);
   }
   if (tests.length === 0) return always;
   if (tests.length === 1) return tests[0]!;

@@ -6,7 +6,8 @@ import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
-import { FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import type { ClientCertInfo, ClientCertState } from '../../tls/client-cert.js';
+import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
@@ -143,6 +144,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   host = '';
   /** The TLS server name of the client connection (https listeners), for `match: { sni }`. */
   readonly sni: string | undefined;
+  /** The client certificate of the connection (https listeners with clientAuth), for `match: { clientCert }`. */
+  readonly clientCert: ClientCertState | undefined;
+  /** The client certificate headers for the servers ('' without clientAuth). */
+  private readonly clientCertHead: string;
   lnames: readonly string[] = [];
   values: readonly string[] = [];
   status = 0;
@@ -158,12 +163,15 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   /**
    * `peer`: the client connection when it is not the socket's own (a PROXY protocol header named
-   * it, or the socket is an HTTP/2 stream).
+   * it, or the socket is an HTTP/2 stream). `cert`: the client certificate of a TLS connection
+   * whose listener asks for one.
    */
-  constructor(sock: Socket, lst: HttpListenerRuntime, peer?: ProxyInfo) {
+  constructor(sock: Socket, lst: HttpListenerRuntime, peer?: ProxyInfo, cert?: ClientCertInfo) {
     this.sock = sock;
     this.lst = lst;
     this.peer = peer;
+    this.clientCert = cert?.state;
+    this.clientCertHead = cert?.head ?? '';
     const servername = (sock as { servername?: unknown }).servername;
     this.sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
     const addr = peer?.sourceAddress ?? sock.remoteAddress ?? '';
@@ -448,7 +456,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     let fwd: string | undefined;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
-      if (drop.has(ln)) continue;
+      if (drop.has(ln) || CLIENT_CERT.has(ln)) continue;
       if (FORWARDING.has(ln)) {
         if (!trusted) continue;
         const v = values[i]!;
@@ -472,6 +480,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const mine =
       'for=' + forwardedNode(this.clientAddress) + ';proto=' + proto + (hostHdr !== '' ? ';host=' + forwardedValue(hostHdr) : '');
     h += 'Forwarded: ' + (fwd === undefined ? mine : fwd + ', ' + mine) + '\r\n';
+    h += this.clientCertHead;
     if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
     if (r.upgrade !== undefined) {
       h += 'Connection: upgrade\r\nUpgrade: ' + r.upgrade + '\r\n';
