@@ -10,8 +10,6 @@ import {
   CR,
   F_BARE_CR,
   F_BARE_LF,
-  F_TOO_LARGE,
-  FIELD_SLOTS,
   LF,
   LOWER,
   SP,
@@ -21,23 +19,22 @@ import {
   TE_MALFORMED,
   TE_NOT_CHUNKED_FINAL,
   failure,
-  fieldScan,
-  internName,
-  K_OTHER,
-  K_CONNECTION,
-  K_CONTENT_LENGTH,
-  K_TRANSFER_ENCODING,
   latin1,
-  nameCache,
-  K_HOST,
-  K_EXPECT,
-  K_UPGRADE,
   isValidHost,
-  parseConnection,
-  parseContentLength,
   parseTransferEncoding,
   scanFields,
 } from './http-chars.js';
+import {
+  CONN_UPGRADE,
+  F_CL_TE,
+  F_TE_MALFORMED,
+  HTTP_SLASH,
+  connectionOptions,
+  headFields,
+  incomplete,
+  persists,
+  readFields,
+} from './parse-headers.js';
 import type { HeadLimits, ParseFailure } from './http-chars.js';
 
 export type { HeadLimits, ParseFailure } from './http-chars.js';
@@ -93,28 +90,13 @@ const F_TARGET_FORM = failure(400, 'request-target form not allowed for this met
 const F_ABSOLUTE = failure(400, 'malformed absolute-form request-target');
 const F_AUTHORITY = failure(400, 'malformed authority-form request-target');
 const F_HOST_MISSING = failure(400, 'missing Host header');
-const F_HOST_DUP = failure(400, 'more than one Host header');
-const F_HOST_BAD = failure(400, 'invalid Host header');
-const F_CL_DUP = failure(400, 'more than one Content-Length header');
-const F_CL_BAD = failure(400, 'malformed Content-Length');
-const F_CL_TE = failure(400, 'both Content-Length and Transfer-Encoding');
 const F_TE_HTTP10 = failure(400, 'Transfer-Encoding on an HTTP/1.0 request');
-const F_TE_MALFORMED = failure(400, 'malformed Transfer-Encoding');
 const F_TE_NOT_CHUNKED = failure(400, 'Transfer-Encoding does not end with chunked');
 const F_TE_UNKNOWN = failure(501, 'unsupported transfer coding');
-const F_CONNECTION = failure(400, 'malformed Connection header');
-
-/** 'HTTP/' as bytes. */
-const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f] as const;
 
 const STANDARD_METHODS: ReadonlySet<string> = new Set([
   'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
 ]);
-
-/** Incomplete head: wait for more bytes, unless the head can no longer fit in maxHeaderBytes. */
-function incomplete(len: number, limits: HeadLimits): ParseFailure | null {
-  return len >= limits.maxHeaderBytes ? F_TOO_LARGE : null;
-}
 
 /**
  * Parses a request head from `buf`, which holds the bytes from the start of a request (empty lines
@@ -206,70 +188,19 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
   if (lower !== 0 && STANDARD_METHODS.has(method.toUpperCase())) return F_METHOD_CASE;
   const target = s.substring(targetStart, targetEnd);
 
-  const count = fieldScan.count;
-  const offsets = fieldScan.offsets;
-  const hashes = fieldScan.hashes;
-  const cachedNames = nameCache.names;
-  const cachedLnames = nameCache.lnames;
-  const cachedKinds = nameCache.kinds;
   const names: string[] = [];
   const lnames: string[] = [];
   const values: string[] = [];
   const connection: string[] = [];
-  let host: string | undefined;
-  let hostCount = 0;
-  let contentLength = -1;
-  let te: string | undefined;
-  let upgradeValue: string | undefined;
-  let expectContinue = false;
-  for (let f = 0; f < count; f++) {
-    const o = f * FIELD_SLOTS;
-    const nameStart = offsets[o]!;
-    const nameEnd = offsets[o + 1]!;
-    const valueStart = offsets[o + 2]!;
-    const valueEnd = offsets[o + 3]!;
-    const slot = internName(buf, nameStart, nameEnd, hashes[f]!);
-    let name: string;
-    let lname: string;
-    let kind = K_OTHER;
-    if (slot >= 0) {
-      name = cachedNames[slot]!;
-      lname = cachedLnames[slot]!;
-      kind = cachedKinds[slot]!;
-    } else {
-      name = s.substring(nameStart, nameEnd);
-      lname = name.toLowerCase();
-    }
-    const value = s.substring(valueStart, valueEnd);
-    names.push(name);
-    lnames.push(lname);
-    values.push(value);
-    switch (kind) {
-      case K_HOST:
-        if (++hostCount > 1) return F_HOST_DUP;
-        if (!isValidHost(buf, valueStart, valueEnd)) return F_HOST_BAD;
-        host = value;
-        break;
-      case K_EXPECT:
-        if (value.length === 12 && value.toLowerCase() === '100-continue') expectContinue = true;
-        break;
-      case K_UPGRADE:
-        upgradeValue = upgradeValue === undefined ? value : `${upgradeValue}, ${value}`;
-        break;
-      case K_CONNECTION:
-        if (!parseConnection(buf, s, valueStart, valueEnd, connection)) return F_CONNECTION;
-        break;
-      case K_CONTENT_LENGTH:
-        if (contentLength !== -1) return F_CL_DUP;
-        contentLength = parseContentLength(buf, valueStart, valueEnd);
-        if (contentLength < 0) return F_CL_BAD;
-        break;
-      case K_TRANSFER_ENCODING:
-        te = te === undefined ? value : `${te}, ${value}`;
-        break;
-    }
-  }
-  if (hostCount === 0 && minor === 1) return F_HOST_MISSING;
+  const failed = readFields(buf, s, true, names, lnames, values, connection);
+  if (failed !== null) return failed;
+  const fields = headFields;
+  let host = fields.host;
+  const contentLength = fields.contentLength;
+  const te = fields.te;
+  const upgradeValue = fields.upgrade;
+  const expectContinue = fields.expectContinue;
+  if (fields.hostCount === 0 && minor === 1) return F_HOST_MISSING;
 
   // request-target form (RFC 9112 §3.2)
   let form: TargetForm = 'origin';
@@ -313,15 +244,7 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     chunked = true;
   }
 
-  let close = false;
-  let keepAliveToken = false;
-  let upgradeToken = false;
-  for (let t = 0; t < connection.length; t++) {
-    const tok = connection[t]!;
-    if (tok === 'close') close = true;
-    else if (tok === 'keep-alive') keepAliveToken = true;
-    else if (tok === 'upgrade') upgradeToken = true;
-  }
+  const options = connectionOptions(connection);
 
   return {
     ok: true,
@@ -337,9 +260,9 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     host,
     contentLength,
     chunked,
-    keepAlive: !close && (minor === 1 || keepAliveToken),
+    keepAlive: persists(options, minor),
     connection,
-    upgrade: upgradeToken && minor === 1 ? upgradeValue : undefined,
+    upgrade: (options & CONN_UPGRADE) !== 0 && minor === 1 ? upgradeValue : undefined,
     expectContinue: expectContinue && minor === 1,
   };
 }

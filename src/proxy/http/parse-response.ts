@@ -9,27 +9,26 @@ import {
   CR,
   F_BARE_CR,
   F_BARE_LF,
-  F_TOO_LARGE,
-  FIELD_SLOTS,
   FIELD_VALUE,
   LF,
   SP,
   TE_MALFORMED,
   TE_NOT_CHUNKED_FINAL,
   failure,
-  fieldScan,
-  internName,
-  K_OTHER,
-  K_CONNECTION,
-  K_CONTENT_LENGTH,
-  K_TRANSFER_ENCODING,
   latin1,
-  nameCache,
-  parseConnection,
-  parseContentLength,
   parseTransferEncoding,
   scanFields,
 } from './http-chars.js';
+import {
+  F_CL_TE,
+  F_TE_MALFORMED,
+  HTTP_SLASH,
+  connectionOptions,
+  headFields,
+  incomplete,
+  persists,
+  readFields,
+} from './parse-headers.js';
 import type { HeadLimits, ParseFailure } from './http-chars.js';
 
 export type { HeadLimits, ParseFailure } from './http-chars.js';
@@ -66,18 +65,7 @@ const F_VERSION = failure(400, 'malformed status-line version');
 const F_VERSION_UNSUPPORTED = failure(505, 'HTTP version not supported');
 const F_STATUS = failure(400, 'status code is not 3 digits (100-999)');
 const F_REASON = failure(400, 'invalid reason-phrase character');
-const F_CL_DUP = failure(400, 'more than one Content-Length header');
-const F_CL_BAD = failure(400, 'malformed Content-Length');
-const F_CL_TE = failure(400, 'both Content-Length and Transfer-Encoding');
 const F_TE_HTTP10 = failure(400, 'Transfer-Encoding on an HTTP/1.0 response');
-const F_TE_MALFORMED = failure(400, 'malformed Transfer-Encoding');
-const F_CONNECTION = failure(400, 'malformed Connection header');
-
-const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f] as const;
-
-function incomplete(len: number, limits: HeadLimits): ParseFailure | null {
-  return len >= limits.maxHeaderBytes ? F_TOO_LARGE : null;
-}
 
 /**
  * Parses a response head from `buf` (bytes from the start of a response). `requestMethod`, when
@@ -142,54 +130,14 @@ export function parseResponseHead(buf: Buffer, limits: HeadLimits, requestMethod
 
   const s = latin1(buf, 0, headEnd);
   const reason = reasonEnd === reasonStart ? '' : s.substring(reasonStart, reasonEnd);
-  const count = fieldScan.count;
-  const offsets = fieldScan.offsets;
-  const hashes = fieldScan.hashes;
-  const cachedNames = nameCache.names;
-  const cachedLnames = nameCache.lnames;
-  const cachedKinds = nameCache.kinds;
   const names: string[] = [];
   const lnames: string[] = [];
   const values: string[] = [];
   const connection: string[] = [];
-  let contentLength = -1;
-  let te: string | undefined;
-  for (let f = 0; f < count; f++) {
-    const o = f * FIELD_SLOTS;
-    const nameStart = offsets[o]!;
-    const nameEnd = offsets[o + 1]!;
-    const valueStart = offsets[o + 2]!;
-    const valueEnd = offsets[o + 3]!;
-    const slot = internName(buf, nameStart, nameEnd, hashes[f]!);
-    let name: string;
-    let lname: string;
-    let kind = K_OTHER;
-    if (slot >= 0) {
-      name = cachedNames[slot]!;
-      lname = cachedLnames[slot]!;
-      kind = cachedKinds[slot]!;
-    } else {
-      name = s.substring(nameStart, nameEnd);
-      lname = name.toLowerCase();
-    }
-    const value = s.substring(valueStart, valueEnd);
-    names.push(name);
-    lnames.push(lname);
-    values.push(value);
-    switch (kind) {
-      case K_CONNECTION:
-        if (!parseConnection(buf, s, valueStart, valueEnd, connection)) return F_CONNECTION;
-        break;
-      case K_CONTENT_LENGTH:
-        if (contentLength !== -1) return F_CL_DUP;
-        contentLength = parseContentLength(buf, valueStart, valueEnd);
-        if (contentLength < 0) return F_CL_BAD;
-        break;
-      case K_TRANSFER_ENCODING:
-        te = te === undefined ? value : `${te}, ${value}`;
-        break;
-    }
-  }
+  const failed = readFields(buf, s, false, names, lnames, values, connection);
+  if (failed !== null) return failed;
+  const contentLength = headFields.contentLength;
+  const te = headFields.te;
 
   let chunked = false;
   if (te !== undefined) {
@@ -200,14 +148,7 @@ export function parseResponseHead(buf: Buffer, limits: HeadLimits, requestMethod
     chunked = r !== TE_NOT_CHUNKED_FINAL;
   }
 
-  let close = false;
-  let keepAliveToken = false;
-  for (let t = 0; t < connection.length; t++) {
-    const tok = connection[t]!;
-    if (tok === 'close') close = true;
-    else if (tok === 'keep-alive') keepAliveToken = true;
-  }
-  let keepAlive = !close && (minor === 1 || keepAliveToken);
+  let keepAlive = persists(connectionOptions(connection), minor);
   if (keepAlive) {
     if (status === 101) keepAlive = false;
     else if (requestMethod === 'CONNECT' && status >= 200 && status < 300) keepAlive = false;
