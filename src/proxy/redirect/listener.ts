@@ -9,6 +9,7 @@
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { AccessList } from '../access.js';
+import { admit, drain, listen, type AcceptObserver } from '../accept.js';
 import type { Server } from '../../core/server.js';
 import { placeSticky, type Persistence } from '../../persistence/index.js';
 import type { Pool } from '../../pool/pool.js';
@@ -44,10 +45,7 @@ export interface RedirectListenerSettings {
 }
 
 /** Told of refused connections and requests (the same counters as the http listener's). */
-export interface RedirectObserver {
-  rejected(listener: string, reason: string): void;
-  connection(listener: string): void;
-}
+export type RedirectObserver = AcceptObserver;
 
 const REASON: Record<RedirectStatus, string> = {
   301: 'Moved Permanently',
@@ -98,36 +96,14 @@ export class RedirectListener {
 
   async start(): Promise<void> {
     const server = createServer({ allowHalfOpen: false, noDelay: true }, this.accept);
-    await new Promise<void>((resolve, reject) => {
-      const onErr = (err: Error): void => reject(err);
-      server.once('error', onErr);
-      server.listen({ host: this.s.host, port: this.s.port }, () => {
-        server.off('error', onErr);
-        resolve();
-      });
-    });
-    server.on('error', noop);
-    const a = server.address();
-    if (a !== null && typeof a === 'object') this.port = a.port;
+    this.port = await listen(server, this.s.host, this.s.port);
     this.server = server;
   }
 
   private readonly accept = (sock: Socket): void => {
-    sock.on('error', noop);
-    const addr = sock.remoteAddress ?? '';
-    if (this.s.access !== undefined && !this.s.access.admits(addr)) {
-      this.observer?.rejected(this.name, 'access');
-      sock.destroy();
-      return;
-    }
-    const max = this.s.limits.maxConnections;
-    if (max > 0 && this.sessions.size >= max) {
-      this.observer?.rejected(this.name, 'max-connections');
-      sock.destroy();
-      return;
-    }
-    this.observer?.connection(this.name);
-    const session = new RedirectSession(sock, addr, this);
+    const s = this.s;
+    if (!admit(sock, this.name, this.observer, this.sessions.size, s.limits.maxConnections, s.access, false)) return;
+    const session = new RedirectSession(sock, sock.remoteAddress ?? '', this);
     this.sessions.add(session);
     sock.on('close', () => {
       session.clearTimer();
@@ -188,13 +164,13 @@ export class RedirectListener {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
-    const closed = new Promise<void>((r) => server.close(() => r()));
     for (const s of this.sessions) s.closeWhenIdle();
-    const deadline = Date.now() + graceMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.sessions) s.sock.destroy();
-    await closed;
+    await drain(server, this.sessions, graceMs, destroySession);
   }
+}
+
+function destroySession(s: RedirectSession): void {
+  s.sock.destroy();
 }
 
 const baseUrls = new WeakMap<Server, string>();
@@ -368,4 +344,3 @@ function hostOnly(h: string): string {
   return s.endsWith('.') ? s.slice(0, -1) : s;
 }
 
-function noop(): void {}
