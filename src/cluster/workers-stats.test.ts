@@ -112,6 +112,21 @@ describe('workers statistics over IPC', () => {
     );
   });
 
+  it('malformed messages are dropped, and the primary goes on answering', async () => {
+    const hub = new WorkersStatsHub(() => ({}));
+    const ch = channel();
+    hub.add(1, ch.primary);
+    const client = new WorkerStatsClient(ch.worker, () => 100);
+    client.serve(async () => ({}));
+    for (const m of [null, 7, { t: 'stats-ask' }, { t: 'stats-ask', id: 1, want: { kind: 'nothing' } }, { t: 'stats-frame', id: 2 }, { t: 'stats-frame', id: 3, frame: { frame: 1 } }, { t: 'stats-part', id: 99 }]) {
+      ch.worker.send(m);
+    }
+    await tick(10);
+    const a = await client.ask({ kind: 'view', path: '/api/v1/status' });
+    assert.deepEqual(a?.parts, []);
+    assert.equal(a?.running, 1);
+  });
+
   it('frames: each worker gets its frame merged with the others\' latest', async () => {
     const { workers } = group(2, 1000, async () => ({}));
     await tick(5);

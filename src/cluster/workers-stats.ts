@@ -80,6 +80,10 @@ function isObj(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null;
 }
 
+function isWant(x: unknown): x is StatsWant {
+  return isObj(x) && (x['kind'] === 'metrics' || (x['kind'] === 'view' && typeof x['path'] === 'string'));
+}
+
 function trySend(port: IpcPort, m: unknown): boolean {
   try {
     port.send(m);
@@ -168,12 +172,20 @@ export class WorkersStatsHub {
     if (!isObj(m) || typeof m['t'] !== 'string' || !m['t'].startsWith('stats-')) return;
     const w = this.ports.get(from);
     if (w === undefined) return;
+    try {
+      this.handle(from, w, m);
+    } catch {
+      // a malformed message is dropped; the primary goes on
+    }
+  }
+
+  private handle(from: number, w: { hello: boolean }, m: Record<string, unknown>): void {
     switch (m['t']) {
       case 'stats-hello':
         w.hello = true;
         return;
       case 'stats-ask':
-        this.collect(from, m as unknown as AskMsg);
+        if (isWant(m['want'])) this.collect(from, m as unknown as AskMsg);
         return;
       case 'stats-part': {
         const p = m as unknown as PartMsg;
@@ -184,7 +196,7 @@ export class WorkersStatsHub {
         return;
       }
       case 'stats-frame':
-        this.mergeFrame(from, m as unknown as FrameMsg);
+        if (isObj(m['frame']) && isObj(m['frame']['frame'])) this.mergeFrame(from, m as unknown as FrameMsg);
         return;
     }
   }
@@ -215,7 +227,11 @@ export class WorkersStatsHub {
     this.collections.delete(c.id);
     clearTimeout(c.timer);
     let metrics: MetricsPart | undefined;
-    if (c.want.kind === 'metrics') metrics = (await this.registry.getMetricsAsJSON()) as MetricsPart;
+    try {
+      if (c.want.kind === 'metrics') metrics = (await this.registry.getMetricsAsJSON()) as MetricsPart;
+    } catch {
+      // the workers' figures without the primary's rather than no answer
+    }
     let probes: Record<string, readonly ProbeFacts[]> = {};
     try {
       probes = this.probes();
@@ -332,6 +348,7 @@ export class WorkerStatsClient {
       }
       case 'stats-merged': {
         const f = m as unknown as MergedMsg;
+        if (!isObj(f.frame) || !isObj(f.frame.workers)) return;
         this.running = f.frame.workers.running;
         this.settle(f.id, f.frame);
         return;
