@@ -22,7 +22,7 @@ function responder(maxUdpSize = 1232): Responder {
         zones: [{ name: 'example.com', records: [{ name: 'www', type: 'A', pool: 'web' }] }],
       },
     ],
-    pools: [{ name: 'web', servers: Array.from({ length: 30 }, (_, i) => ({ name: `s${i}`, address: `192.0.2.${i + 1}:80` })) }],
+    pools: [{ name: 'web', servers: Array.from({ length: 60 }, (_, i) => ({ name: `s${i}`, address: `192.0.2.${i + 1}:80` })) }],
   });
   return buildDnsListener(p.config.listeners[0] as DnsListenerConfig, p.pools, { rng: new SeededRng(3), clock: new ManualClock() }).responder;
 }

@@ -23,6 +23,7 @@ import { parseIp, type Ip128 } from '../core/cidr.js';
 import type { Rng } from '../core/rng.js';
 import type { ClientLocation, GeoMap } from './geo.js';
 import { AnswerCache, MAX_KEYED_QUERY } from './answer-cache.js';
+import { compressMessage } from './compress.js';
 import { Zone, type LookupResult, type PoolRecordSet, type QueryInputs, type ZoneSet } from './zone.js';
 
 export type Transport = 'udp' | 'tcp';
@@ -285,7 +286,10 @@ export class Responder implements QueryInputs {
     return this.finish(msg, q.end, base | AA, answers, authorities, additionals, edns, rcode, limit, usedLocation);
   }
 
-  /** Encode within `limit` bytes: drop additional records first, then truncate (TC, no records). */
+  /**
+   * Encode within `limit` bytes (as compressed): drop additional records first, then truncate
+   * (TC, no records).
+   */
   private finish(
     msg: Buffer,
     qEnd: number,
@@ -298,20 +302,23 @@ export class Responder implements QueryInputs {
     limit: number,
     usedLocation: boolean,
   ): Buffer {
-    const qLen = qEnd - HEADER;
     const opt = edns === undefined ? undefined : optRecord(this.maxUdpSize, edns, usedLocation, 0);
     const extra = opt === undefined ? additionals : [...additionals, opt];
-    const size = (list: Answer[]): number => dnsPacket.encodingLength({ answers, authorities, additionals: list }) + qLen;
-    if (size(extra) <= limit) return this.encode(msg, qEnd, flags, answers, authorities, extra, undefined, rcode, opt);
+    const full = this.encode(msg, qEnd, flags, answers, authorities, extra, undefined, rcode, opt);
+    if (full.length <= limit) return full;
     const noGlue = opt === undefined ? [] : [opt];
-    if (additionals.length > 0 && size(noGlue) <= limit) return this.encode(msg, qEnd, flags, answers, authorities, noGlue, undefined, rcode, opt);
+    if (additionals.length > 0) {
+      const bare = this.encode(msg, qEnd, flags, answers, authorities, noGlue, undefined, rcode, opt);
+      if (bare.length <= limit) return bare;
+    }
     this.outcome.truncated = true;
     return this.encode(msg, qEnd, flags | TC, [], [], noGlue, undefined, rcode, opt);
   }
 
   /**
    * A response that repeats the question bytes of `msg` (the header and question are copied, not
-   * re-encoded). dns-packet encodes the header and the records after a gap left for the question.
+   * re-encoded). dns-packet encodes the header and the records after a gap left for the question;
+   * the names are then compressed (compress.ts: dns-packet writes every name in full).
    */
   private encode(
     msg: Buffer,
@@ -341,7 +348,7 @@ export class Responder implements QueryInputs {
     msg.copy(buf, HEADER, HEADER, qEnd);
     buf.writeUInt16BE(qLen > 0 ? 1 : 0, 4);
     this.outcome.rcode = rcode >= BADVERS ? 'BADVERS' : (RCODE_NAMES[rcode] ?? String(rcode));
-    return buf;
+    return answers.length + authorities.length + extra.length === 0 ? buf : compressMessage(buf);
   }
 
   /** A header-only response (NOTIMP, FORMERR, SERVFAIL) with the query's id, opcode and RD. */
