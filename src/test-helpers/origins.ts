@@ -69,6 +69,37 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** A TCP server whose every byte the test sees (a server that answers as a test wants, framing anomalies included). */
+export interface RawServer {
+  readonly port: number;
+  /** Its open connections. */
+  readonly sockets: Set<Socket>;
+  /** Stops listening and destroys the connections left. */
+  close(): Promise<void>;
+}
+
+/** Starts a TCP server on 127.0.0.1 at a free port that hands each connection to `onSocket`; socket errors are ignored. */
+export async function startRawServer(onSocket: (s: Socket) => void): Promise<RawServer> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    onSocket(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const a = server.address();
+  return {
+    port: a !== null && typeof a === 'object' ? a.port : 0,
+    sockets,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
 /** Send raw bytes on a new connection and collect everything until the server closes or `ms` pass. */
 export function rawRequest(port: number, data: string | Buffer | (string | Buffer)[], ms = 2000): Promise<string> {
   return new Promise((resolve) => {

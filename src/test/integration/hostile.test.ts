@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { createServer, type Server, type Socket } from 'node:net';
-import { createPortico, type Portico } from '../../app/app.js';
-import { rawRequest } from '../../test-helpers/origins.js';
+import type { Portico } from '../../app/app.js';
+import { rawRequest, startRawServer, type RawServer } from '../../test-helpers/origins.js';
+import { startPortico, webConfig } from '../../test-helpers/portico.js';
 
 /**
  * Malformed and ambiguous requests sent on raw sockets. Each must get its 4xx (or 5xx for
@@ -72,48 +72,27 @@ const CASES: [name: string, request: string | string[], status: number][] = [
 ];
 
 describe('hostile requests never reach a server', () => {
-  let backend: Server;
-  let backendPort = 0;
+  let backend: RawServer;
   const received: Buffer[] = [];
-  const sockets = new Set<Socket>();
   let p: Portico;
   let port = 0;
 
   before(async () => {
-    backend = createServer((s) => {
-      sockets.add(s);
+    backend = await startRawServer((s) => {
       s.on('data', (c) => {
         received.push(c);
         // answers GET heads only; a POST is left waiting for its body
         if (c.toString('latin1').startsWith('GET ')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
       });
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
     });
-    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-    backendPort = (backend.address() as { port: number }).port;
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [
-        {
-          name: 'web',
-          protocol: 'http',
-          listen: '127.0.0.1:0',
-          limits: { maxBodyBytes: 1_000_000 },
-          routes: [{ pool: 'web' }],
-        },
-      ],
-      pools: [{ name: 'web', servers: [{ name: 'raw', address: `127.0.0.1:${backendPort}` }] }],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await startPortico(
+      webConfig([{ name: 'web', servers: [{ name: 'raw', address: `127.0.0.1:${backend.port}` }] }], { limits: { maxBodyBytes: 1_000_000 } }),
+    ));
   });
 
   after(async () => {
     await p.stop(100);
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => backend.close(() => r()));
+    await backend.close();
   });
 
   it('the suite has at least 40 cases', () => {

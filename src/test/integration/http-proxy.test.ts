@@ -4,37 +4,16 @@ import { request as httpRequest, Agent } from 'node:http';
 import { connect } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 import { createServer } from 'node:http';
-import { createPortico, type Portico } from '../../app/app.js';
+import { send, type Reply } from '../../test-helpers/http.js';
 import { freePort, rawRequest, spawnPortico, startOrigin, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
+import { startPortico, webConfig } from '../../test-helpers/portico.js';
 
 function get(port: number, path = '/', headers: Record<string, string> = {}, agent?: Agent): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return send(port, path, { headers, agent });
 }
 
-async function startProxy(pools: unknown[], listener: Record<string, unknown> = {}): Promise<{ p: Portico; port: number }> {
-  const p = createPortico({
-    log: { level: 'error' },
-    admin: { enabled: false },
-    listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }], ...listener }],
-    pools,
-  });
-  await p.start();
-  return { p, port: p.address('web')!.port };
+function startProxy(pools: unknown[], listener: Record<string, unknown> = {}): ReturnType<typeof startPortico> {
+  return startPortico(webConfig(pools, listener));
 }
 
 describe('http proxy: balancing and failover', () => {

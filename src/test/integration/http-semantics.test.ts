@@ -2,8 +2,9 @@ import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { createPortico, type Portico } from '../../app/app.js';
+import type { Portico } from '../../app/app.js';
 import { rawRequest, startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
+import { startPortico, webConfig } from '../../test-helpers/portico.js';
 
 /** HTTP/1.1 semantics through the proxy: pipelining, framing, versions, limits and deadlines. */
 describe('http semantics through the proxy', () => {
@@ -33,22 +34,12 @@ describe('http semantics through the proxy', () => {
         res.end(text);
       });
     });
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [
-        {
-          name: 'web',
-          protocol: 'http',
-          listen: '127.0.0.1:0',
-          limits: { headerTimeout: '300ms', keepAliveTimeout: '400ms', maxBodyBytes: 1000, maxRequestsPerConnection: 3, maxConnections: 50 },
-          routes: [{ pool: 'web' }],
-        },
-      ],
-      pools: [{ name: 'web', servers: [{ name: 'echo', address: echo.address }] }],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await startPortico(
+      webConfig([{ name: 'web', servers: [{ name: 'echo', address: echo.address }] }], {
+        limits: { headerTimeout: '300ms', keepAliveTimeout: '400ms', maxBodyBytes: 1000, maxRequestsPerConnection: 3, maxConnections: 50 },
+        routes: [{ pool: 'web' }],
+      }),
+    ));
   });
 
   after(async () => {

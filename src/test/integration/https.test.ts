@@ -275,20 +275,25 @@ describe('https listener', { skip }, () => {
   });
 });
 
-describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () => {
-  let certs: Certs;
-  let origins: Origin[];
+/** Registers the hooks of a describe whose tests share the test certificates and two echo origins (web1, api1). */
+function sharedCertsAndOrigins(): { certs: Certs; origins: Origin[] } {
+  const env = { certs: undefined as unknown as Certs, origins: [] as Origin[] };
   before(async () => {
-    certs = { www: selfSigned(['www.example.com']), api: selfSigned(['api.example.com']), wild: selfSigned(['*.wild.example.com']) };
-    origins = [await echoOrigin('web1'), await echoOrigin('api1')];
+    env.certs = { www: selfSigned(['www.example.com']), api: selfSigned(['api.example.com']), wild: selfSigned(['*.wild.example.com']) };
+    env.origins = [await echoOrigin('web1'), await echoOrigin('api1')];
   });
   after(async () => {
-    for (const o of origins ?? []) await o.close();
+    for (const o of env.origins) await o.close();
   });
+  return env;
+}
+
+describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () => {
+  const env = sharedCertsAndOrigins();
 
   it('minVersion TLSv1.3 refuses a TLS 1.2 client; a cipher list is honoured', async () => {
-    const p13 = createPortico(config(certs, origins, { minVersion: 'TLSv1.3' }));
-    const pCipher = createPortico(config(certs, origins, { ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
+    const p13 = createPortico(config(env.certs, env.origins, { minVersion: 'TLSv1.3' }));
+    const pCipher = createPortico(config(env.certs, env.origins, { ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
     await p13.start();
     await pCipher.start();
     try {
@@ -300,7 +305,7 @@ describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () =
       assert.equal(c.sock.getCipher().name, 'ECDHE-ECDSA-AES256-GCM-SHA384');
       c.sock.destroy();
       // TLS 1.2 with a cipher outside the default list (CBC) is refused by default
-      const def = createPortico(config(certs, origins));
+      const def = createPortico(config(env.certs, env.origins));
       await def.start();
       try {
         await assert.rejects(handshake(def.address('secure')!.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256' }));
@@ -314,7 +319,7 @@ describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () =
   });
 
   it('routes match on the TLS server name (SNI), over HTTP/1.1 and h2; an http listener refuses sni matches', async () => {
-    const p = createPortico(config(certs, origins, {}, { routes: [{ match: { sni: 'api.example.com' }, pool: 'api' }, { pool: 'web' }] }));
+    const p = createPortico(config(env.certs, env.origins, {}, { routes: [{ match: { sni: 'api.example.com' }, pool: 'api' }, { pool: 'web' }] }));
     await p.start();
     const port = p.address('secure')!.port;
     try {
@@ -341,7 +346,7 @@ describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () =
   });
 
   it('http2: false offers only http/1.1', async () => {
-    const p = createPortico(config(certs, origins, { http2: false }));
+    const p = createPortico(config(env.certs, env.origins, { http2: false }));
     await p.start();
     try {
       const h = await handshake(p.address('secure')!.port, { ALPNProtocols: ['h2', 'http/1.1'] });
@@ -353,7 +358,7 @@ describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () =
   });
 
   it('acceptProxy: the PROXY header (sent before TLS) gives the client address, on h1 and h2', async () => {
-    const p = createPortico(config(certs, origins, {}, { acceptProxy: true }));
+    const p = createPortico(config(env.certs, env.origins, {}, { acceptProxy: true }));
     await p.start();
     const port = p.address('secure')!.port;
     try {
@@ -392,7 +397,7 @@ describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () =
       log: { level: 'error' },
       admin: { enabled: false },
       listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', acceptProxy: true, routes: [{ pool: 'web' }] }],
-      pools: [{ name: 'web', servers: [{ name: 'o', address: origins[0]!.address }] }],
+      pools: [{ name: 'web', servers: [{ name: 'o', address: env.origins[0]!.address }] }],
     });
     await p.start();
     try {
@@ -468,20 +473,12 @@ describe('https listener: certificates reloaded without restart', { skip }, () =
 });
 
 describe('https listener: sessions shared by two Portico nodes through one store', { skip }, () => {
-  let certs: Certs;
-  let origins: Origin[];
-  before(async () => {
-    certs = { www: selfSigned(['www.example.com']), api: selfSigned(['api.example.com']), wild: selfSigned(['*.wild.example.com']) };
-    origins = [await echoOrigin('web1'), await echoOrigin('api1')];
-  });
-  after(async () => {
-    for (const o of origins ?? []) await o.close();
-  });
+  const env = sharedCertsAndOrigins();
 
   async function twoNodes(sessionCache: 'local' | 'shared', extra: Record<string, unknown> = {}): Promise<{ a: Portico; b: Portico; pa: number; pb: number }> {
     const store = new MemoryStore();
-    const a = createPortico(config(certs, origins, { sessionCache, ...extra }), { store });
-    const b = createPortico(config(certs, origins, { sessionCache, ...extra }), { store });
+    const a = createPortico(config(env.certs, env.origins, { sessionCache, ...extra }), { store });
+    const b = createPortico(config(env.certs, env.origins, { sessionCache, ...extra }), { store });
     await a.start();
     await b.start();
     return { a, b, pa: a.address('secure')!.port, pb: b.address('secure')!.port };

@@ -4,29 +4,11 @@ import { Agent, request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createPortico, type Portico } from '../../app/app.js';
 import type { Pool } from '../../pool/pool.js';
+import { send, type Reply } from '../../test-helpers/http.js';
 import { startOrigin, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-  ms: number;
-}
-
 function get(port: number, path = '/', headers: Record<string, string> = {}, agent?: Agent): Promise<Reply> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), ms: performance.now() - t0 }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return send(port, path, { headers, agent });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

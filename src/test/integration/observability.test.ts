@@ -1,31 +1,18 @@
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createPortico, type Portico } from '../../app/app.js';
+import type { Portico } from '../../app/app.js';
+import { send, type Reply } from '../../test-helpers/http.js';
 import { freePort, rawRequest, startOrigin, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
+import { startPortico } from '../../test-helpers/portico.js';
 import { openSse } from '../../test-helpers/sse.js';
 import type { StatsFrame } from '../../observability/live-stats.js';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
 function get(port: number, path = '/', agent?: Agent): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return send(port, path, { agent });
 }
 
 function metric(text: string, line: string): number | undefined {
@@ -50,7 +37,7 @@ describe('observability on a running Portico', () => {
       }, 40);
     });
     logPath = join(mkdtempSync(join(tmpdir(), 'portico-obs-')), 'access.log');
-    p = createPortico({
+    ({ p, port } = await startPortico({
       log: { level: 'error', access: { path: logPath, format: 'json' } },
       admin: { listen: '127.0.0.1:0' },
       listeners: [
@@ -74,9 +61,7 @@ describe('observability on a running Portico', () => {
           ],
         },
       ],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+    }));
     admin = p.admin!.address.port;
   });
   after(async () => {

@@ -3,7 +3,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { createPortico, type Portico } from '../../app/app.js';
@@ -11,29 +10,16 @@ import { ManualClock } from '../../core/clock.js';
 import { serverId } from '../../core/server.js';
 import { MemoryStore } from '../../store/memory-store.js';
 import { missingBinary, selfSigned } from '../../test-helpers/certs.js';
+import { send as sendRequest, type Reply } from '../../test-helpers/http.js';
 import { startOrigin, type Handler, type Origin } from '../../test-helpers/origins.js';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import { startPortico, started, webConfig } from '../../test-helpers/portico.js';
 
 function send(port: number, path: string, headers: Record<string, string> = {}, localAddress?: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false, localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return sendRequest(port, path, { headers, localAddress });
 }
 
 /** `name=value` of the Set-Cookie for `name`, or undefined. */
-function setCookie(r: Reply, name: string): string | undefined {
+function setCookie(r: Pick<Reply, 'headers'>, name: string): string | undefined {
   for (const c of r.headers['set-cookie'] ?? []) if (c.startsWith(name + '=')) return c;
   return undefined;
 }
@@ -49,16 +35,8 @@ async function withOrigins(n: number, handler?: Handler): Promise<Origin[]> {
 }
 
 function app(origins: Origin[], persistence: unknown, extra: Record<string, unknown> = {}, deps = {}): Portico {
-  return createPortico(
-    {
-      log: { level: 'error' },
-      admin: { enabled: false },
-      stateDir: mkdtempSync(join(tmpdir(), 'portico-state-')),
-      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
-      pools: [{ name: 'web', balance: 'roundrobin', persistence, servers: origins.map((o) => ({ name: o.name, address: o.address })), ...extra }],
-    },
-    deps,
-  );
+  const pool = { name: 'web', balance: 'roundrobin', persistence, servers: origins.map((o) => ({ name: o.name, address: o.address })), ...extra };
+  return createPortico(webConfig([pool], {}, { stateDir: mkdtempSync(join(tmpdir(), 'portico-state-')) }), deps);
 }
 
 describe('persistence: cookie insert', () => {
@@ -68,9 +46,7 @@ describe('persistence: cookie insert', () => {
 
   before(async () => {
     origins = await withOrigins(3);
-    p = app(origins, { type: 'cookie', name: 'SRV', mode: 'insert', maxAge: '1h' });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await started(app(origins, { type: 'cookie', name: 'SRV', mode: 'insert', maxAge: '1h' })));
   });
   after(async () => {
     await p.stop(100);
@@ -214,9 +190,7 @@ describe('persistence: cookie prefix', () => {
       res.writeHead(200, headers);
       res.end(origin.name);
     });
-    p = app(origins, { type: 'cookie', name: 'JSESSIONID', mode: 'prefix' });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await started(app(origins, { type: 'cookie', name: 'JSESSIONID', mode: 'prefix' })));
   });
   after(async () => {
     await p.stop(100);
@@ -452,21 +426,19 @@ describe('persistence: cookie insert over https', { skip: missingBinary('openssl
   before(async () => {
     origins = await withOrigins(3);
     const cert = selfSigned(['www.example.com']);
-    p = createPortico({
+    ({ p, port } = await startPortico({
       log: { level: 'error' },
       admin: { enabled: false },
       listeners: [{ name: 'secure', protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: cert.certFile, key: cert.keyFile }] }, routes: [{ pool: 'web' }] }],
       pools: [{ name: 'web', persistence: { type: 'cookie', secret: 'https test' }, servers: origins.map((o) => ({ name: o.name, address: o.address })) }],
-    });
-    await p.start();
-    port = p.address('secure')!.port;
+    }, 'secure'));
   });
   after(async () => {
     await p.stop(100);
     await Promise.all(origins.map((o) => o.close()));
   });
 
-  const get = (cookie?: string): Promise<Reply> =>
+  const get = (cookie?: string): Promise<Omit<Reply, 'ms'>> =>
     new Promise((resolve, reject) => {
       const headers: Record<string, string> = cookie === undefined ? {} : { Cookie: cookie };
       const req = httpsRequest({ host: '127.0.0.1', port, path: '/', servername: 'www.example.com', rejectUnauthorized: false, agent: false, headers }, (res) => {

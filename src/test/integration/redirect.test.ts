@@ -1,28 +1,13 @@
 import { strict as assert } from 'node:assert';
-import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createPortico, type Portico } from '../../app/app.js';
 import { serverId } from '../../core/server.js';
+import { send, type Reply } from '../../test-helpers/http.js';
 import { rawRequest, startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
 function get(port: number, path: string, method = 'GET'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return send(port, path, { method });
 }
 
 const SERVERS = [

@@ -1,27 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createPortico, type Portico } from '../../app/app.js';
+import { send, type Reply } from '../../test-helpers/http.js';
 import { rawRequest, startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function send(port: number, path: string, o: { method?: string; headers?: Record<string, string>; localAddress?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'GET', headers: o.headers ?? {}, agent: false, localAddress: o.localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { startPortico, webConfig } from '../../test-helpers/portico.js';
 
 /** The status line of a raw exchange. */
 const statusOf = (raw: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0);
@@ -34,33 +16,23 @@ describe('content switching: every match key routes to its pool', () => {
 
   before(async () => {
     for (const n of names) origins.set(n, await startOrigin(n));
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [
-        {
-          name: 'web',
-          protocol: 'http',
-          listen: '127.0.0.1:0',
-          routes: [
-            { match: { host: ['shop.example.com', '*.shop.example'] }, pool: 'hosted' },
-            { match: { path: '/combo/', method: 'PUT', header: { name: 'X-Team', value: 'blue' } }, pool: 'combo' },
-            { match: { path: '/api/' }, pool: 'api' },
-            { match: { pathRegex: '\\.(png|jpe?g)$' }, pool: 'images' },
-            { match: { method: ['POST', 'DELETE'] }, pool: 'writes' },
-            { match: { header: { name: 'X-Tag', present: true } }, pool: 'tagged' },
-            { match: { cookie: { name: 'tier', value: 'gold' } }, pool: 'gold' },
-            { match: { query: { name: 'beta', regex: '^(1|on)$' } }, pool: 'beta' },
-            { match: { userAgent: 'Mobile|Android' }, pool: 'mobile' },
-            { match: { source: ['127.0.0.2/32'] }, pool: 'inside' },
-            { pool: 'fallback' },
-          ],
-        },
-      ],
-      pools: names.map((n) => ({ name: n, servers: [{ name: n, address: origins.get(n)!.address }] })),
-    });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await startPortico(
+      webConfig(names.map((n) => ({ name: n, servers: [{ name: n, address: origins.get(n)!.address }] })), {
+        routes: [
+          { match: { host: ['shop.example.com', '*.shop.example'] }, pool: 'hosted' },
+          { match: { path: '/combo/', method: 'PUT', header: { name: 'X-Team', value: 'blue' } }, pool: 'combo' },
+          { match: { path: '/api/' }, pool: 'api' },
+          { match: { pathRegex: '\\.(png|jpe?g)$' }, pool: 'images' },
+          { match: { method: ['POST', 'DELETE'] }, pool: 'writes' },
+          { match: { header: { name: 'X-Tag', present: true } }, pool: 'tagged' },
+          { match: { cookie: { name: 'tier', value: 'gold' } }, pool: 'gold' },
+          { match: { query: { name: 'beta', regex: '^(1|on)$' } }, pool: 'beta' },
+          { match: { userAgent: 'Mobile|Android' }, pool: 'mobile' },
+          { match: { source: ['127.0.0.2/32'] }, pool: 'inside' },
+          { pool: 'fallback' },
+        ],
+      }),
+    ));
   });
 
   after(async () => {
@@ -148,29 +120,19 @@ describe('path normalisation: routing and forwarding agree', () => {
   before(async () => {
     pub = await startOrigin('public');
     admin = await startOrigin('admin');
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [
-        {
-          name: 'web',
-          protocol: 'http',
-          listen: '127.0.0.1:0',
-          routes: [
-            { match: { path: '/admin', source: ['10.0.0.0/8'] }, pool: 'admin' },
-            { match: { path: '/admin' }, respond: { status: 403, body: 'admin is internal\n' } },
-            { match: { path: '/public/' }, pool: 'public' },
-            { respond: { status: 404, body: 'nothing here\n' } },
-          ],
-        },
-      ],
-      pools: [
+    ({ p, port } = await startPortico(
+      webConfig([
         { name: 'public', servers: [{ name: 'public', address: pub.address }] },
         { name: 'admin', servers: [{ name: 'admin', address: admin.address }] },
-      ],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+      ], {
+        routes: [
+          { match: { path: '/admin', source: ['10.0.0.0/8'] }, pool: 'admin' },
+          { match: { path: '/admin' }, respond: { status: 403, body: 'admin is internal\n' } },
+          { match: { path: '/public/' }, pool: 'public' },
+          { respond: { status: 404, body: 'nothing here\n' } },
+        ],
+      }),
+    ));
   });
 
   after(async () => {
@@ -232,32 +194,22 @@ describe('route actions', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'x-powered-by': 'origin', server: 'origin/1.0' });
       res.end(JSON.stringify(req.headers));
     });
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [
-        {
-          name: 'web',
-          protocol: 'http',
-          listen: '127.0.0.1:0',
-          routes: [
-            { match: { host: 'old.example.com' }, redirect: { status: 301, location: 'https://new.example.com{path}{query}' } },
-            { match: { path: '/moved' }, redirect: { location: '{scheme}://{host}/new{path}' }, headers: { response: { set: { 'Cache-Control': 'no-store' } } } },
-            { match: { path: '/health' }, respond: { status: 200, body: 'ok ✓\n', headers: { 'X-Portico': 'yes' } } },
-            {
-              pool: 'web',
-              headers: {
-                request: { set: { 'X-Env': 'prod', Host: 'internal.example' }, add: { 'X-Tag': 'a' }, remove: ['X-Debug'] },
-                response: { set: { Server: 'portico' }, add: { 'X-Frame-Options': 'DENY' }, remove: ['X-Powered-By'] },
-              },
+    ({ p, port } = await startPortico(
+      webConfig([{ name: 'web', servers: [{ name: 'echo', address: echo.address }] }], {
+        routes: [
+          { match: { host: 'old.example.com' }, redirect: { status: 301, location: 'https://new.example.com{path}{query}' } },
+          { match: { path: '/moved' }, redirect: { location: '{scheme}://{host}/new{path}' }, headers: { response: { set: { 'Cache-Control': 'no-store' } } } },
+          { match: { path: '/health' }, respond: { status: 200, body: 'ok ✓\n', headers: { 'X-Portico': 'yes' } } },
+          {
+            pool: 'web',
+            headers: {
+              request: { set: { 'X-Env': 'prod', Host: 'internal.example' }, add: { 'X-Tag': 'a' }, remove: ['X-Debug'] },
+              response: { set: { Server: 'portico' }, add: { 'X-Frame-Options': 'DENY' }, remove: ['X-Powered-By'] },
             },
-          ],
-        },
-      ],
-      pools: [{ name: 'web', servers: [{ name: 'echo', address: echo.address }] }],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+          },
+        ],
+      }),
+    ));
   });
 
   after(async () => {
@@ -337,25 +289,15 @@ describe('priority: under a full queue, high requests leave it first', () => {
       if (tag === 'blocker') release = done;
       else setTimeout(done, 5);
     });
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [
-        {
-          name: 'web',
-          protocol: 'http',
-          listen: '127.0.0.1:0',
-          routes: [
-            { match: { cookie: { name: 'tier', value: 'gold' } }, pool: 'app', priority: 'high' },
-            { match: { cookie: { name: 'tier', value: 'bronze' } }, pool: 'app', priority: 'low' },
-            { pool: 'app' },
-          ],
-        },
-      ],
-      pools: [{ name: 'app', queue: { max: 100, timeout: '10s' }, servers: [{ name: 'slow', address: slow.address, maxConnections: 1 }] }],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await startPortico(
+      webConfig([{ name: 'app', queue: { max: 100, timeout: '10s' }, servers: [{ name: 'slow', address: slow.address, maxConnections: 1 }] }], {
+        routes: [
+          { match: { cookie: { name: 'tier', value: 'gold' } }, pool: 'app', priority: 'high' },
+          { match: { cookie: { name: 'tier', value: 'bronze' } }, pool: 'app', priority: 'low' },
+          { pool: 'app' },
+        ],
+      }),
+    ));
   });
 
   after(async () => {

@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { createServer, type Server, type Socket } from 'node:net';
-import { createPortico, type Portico } from '../../app/app.js';
-import { rawRequest } from '../../test-helpers/origins.js';
+import type { Portico } from '../../app/app.js';
+import { rawRequest, startRawServer, type RawServer } from '../../test-helpers/origins.js';
+import { startPortico, webConfig } from '../../test-helpers/portico.js';
 
 /**
  * A raw server that answers each request with a response chosen by the request path,
@@ -23,18 +23,16 @@ const RESPONSES: Record<string, string> = {
 };
 
 describe('responses with framing anomalies', () => {
-  let backend: Server;
+  let backend: RawServer;
   let connections = 0;
   /** path → the id of the connection that served it, in order. */
   const servedOn: [string, number][] = [];
-  const sockets = new Set<Socket>();
   let p: Portico;
   let port = 0;
 
   before(async () => {
-    backend = createServer((s) => {
+    backend = await startRawServer((s) => {
       const id = ++connections;
-      sockets.add(s);
       let buf = '';
       s.on('data', (c) => {
         buf += c.toString('latin1');
@@ -49,25 +47,13 @@ describe('responses with framing anomalies', () => {
           if (path === '/close-delimited') s.end();
         }
       });
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
     });
-    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-    const backendPort = (backend.address() as { port: number }).port;
-    p = createPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
-      pools: [{ name: 'web', retries: 0, servers: [{ name: 'raw', address: `127.0.0.1:${backendPort}` }] }],
-    });
-    await p.start();
-    port = p.address('web')!.port;
+    ({ p, port } = await startPortico(webConfig([{ name: 'web', retries: 0, servers: [{ name: 'raw', address: `127.0.0.1:${backend.port}` }] }])));
   });
 
   after(async () => {
     await p.stop(100);
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => backend.close(() => r()));
+    await backend.close();
   });
 
   /** After an anomaly on `path`, further requests never run on the connection that served it. */
