@@ -62,6 +62,11 @@ export interface PorticoDeps {
    * `cluster.workers`) probes and sets each server's state through `pools`.
    */
   readonly probes?: 'local' | 'external';
+  /**
+   * `external`: this process runs no discovery; another (the primary of `cluster.workers`)
+   * watches the sources and gives each pool its list through `setDiscovered`.
+   */
+  readonly discovery?: 'local' | 'external';
   /** Where reload() reads the configuration instead of `configFile` (the etcd document of `cluster.config`). */
   readonly configSource?: () => Config;
 }
@@ -92,6 +97,8 @@ export interface Portico {
    * configuration throws its ConfigError and nothing changes.
    */
   reload(input?: unknown): Promise<ReloadResult>;
+  /** A new server list for a pool whose servers come from discovery (applied like a reload of its servers). */
+  setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void>;
 }
 
 /** The health checking of one pool, for the admin API and metrics. */
@@ -144,6 +151,7 @@ class PorticoApp implements Portico, ConfigHost {
   private readonly store: StateStore;
   private readonly sharedStore: boolean;
   private readonly externalProbes: boolean;
+  private readonly externalDiscovery: boolean;
   /** Cookie tokens under the secret kept in stateDir (loaded at start, or when a reload first needs it). */
   private readonly stateTokens = new ServerTokens();
   /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
@@ -166,6 +174,7 @@ class PorticoApp implements Portico, ConfigHost {
     this.sharedStore = deps.store !== undefined || cs !== undefined;
     this.tcpShared = new TcpShared(clock, this.sharedStore ? { store: this.store, shared: true, onStoreError: this.onStoreError } : undefined);
     this.externalProbes = deps.probes === 'external';
+    this.externalDiscovery = deps.discovery === 'external';
     for (const pc of config.pools) {
       const pool = this.newPool(pc);
       this.pools.set(pc.name, pool);
@@ -248,7 +257,7 @@ class PorticoApp implements Portico, ConfigHost {
     const out: Service[] = [];
     if (monitor !== undefined) out.push(monitor);
     if (outlier !== undefined) out.push(outlier);
-    const discovery = createDiscovery(pc.discovery, { warn: (m) => this.log.warn(m) });
+    const discovery = this.externalDiscovery ? undefined : createDiscovery(pc.discovery, { warn: (m) => this.log.warn(m) });
     if (discovery !== undefined) {
       // Each new list goes through the configuration runtime, like a reload of the pool's servers.
       const onServers = (servers: readonly ServerConfig[]): void => void this.runtime.setDiscovered(pc.name, servers);
@@ -319,6 +328,10 @@ class PorticoApp implements Portico, ConfigHost {
 
   reload(input?: unknown): Promise<ReloadResult> {
     return this.runtime.reload(input);
+  }
+
+  setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void> {
+    return this.runtime.setDiscovered(pool, servers);
   }
 
   /** The last live statistics frame (admin API rates). */

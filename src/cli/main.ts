@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { runCheck } from '../config/check.js';
 import { ConfigError } from '../config/errors.js';
-import { buildPool, createPortico, markValidated, type Portico, type PorticoDeps } from '../app/app.js';
+import { buildPool, buildServer, createPortico, markValidated, type Portico, type PorticoDeps } from '../app/app.js';
 import type { Config } from '../config/types.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 }
 
 async function start(file: string): Promise<number | undefined> {
-  const deps = { createPortico: (c: Config, o: PorticoDeps) => createPortico(markValidated(c), o), buildPool, runUntilSignal: (p: Portico) => runUntilSignal(p) };
+  const deps = { createPortico: (c: Config, o: PorticoDeps) => createPortico(markValidated(c), o), buildPool, buildServer, runUntilSignal: (p: Portico) => runUntilSignal(p) };
   // cluster.workers above 1: this process is one of the workers (its configuration comes from the primary) ...
   if (isWorkerProcess()) {
     await startWorker(file, deps);

@@ -1,10 +1,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../config/errors.js';
-import type { Config, PoolConfig } from '../config/types.js';
+import type { Config, PoolConfig, ServerConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Rng } from '../core/rng.js';
-import { serverId, type OpState } from '../core/server.js';
+import type { Server } from '../core/server.js';
 import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
@@ -16,7 +16,7 @@ import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
-import { PrimaryConfig, WorkerConfig, type StartConfig } from './workers-config.js';
+import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type StartConfig } from './workers-config.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -28,10 +28,8 @@ import { PrimaryConfig, WorkerConfig, type StartConfig } from './workers-config.
  */
 
 /** What a worker runs: a Portico (src/app), as far as the workers need it. */
-export interface WorkerPortico extends StatsPortico {
+export interface WorkerPortico extends StatsPortico, LinkedPortico {
   readonly config: Config;
-  readonly pools: ReadonlyMap<string, Pick<Pool, 'setOp'>>;
-  reload(): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -41,9 +39,11 @@ export interface WorkerPortico extends StatsPortico {
  */
 export interface WorkersDeps<P extends WorkerPortico> {
   /** A Portico from a loaded configuration, with these options (createPortico). */
-  createPortico(config: Config, options: { configFile: string; probes: 'external'; store?: StateStore; configSource?: (() => Config) | undefined }): P;
+  createPortico(config: Config, options: { configFile: string; probes: 'external'; discovery: 'external'; store?: StateStore; configSource?: (() => Config) | undefined }): P;
   /** A pool as Portico builds it from its configuration, for the primary's checks. */
   buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool;
+  /** A server as Portico builds it from its configuration (a discovered server joining the primary's checks). */
+  buildServer(pool: string, sc: ServerConfig): Server;
   /** Start, and stop gracefully on SIGTERM/SIGINT. */
   runUntilSignal(p: P): Promise<void>;
 }
@@ -51,15 +51,6 @@ export interface WorkersDeps<P extends WorkerPortico> {
 /** The number of worker processes for `cluster.workers`. */
 export function workerCount(w: number | 'auto'): number {
   return w === 'auto' ? availableParallelism() : w;
-}
-
-/** An op-state change, primary → workers. */
-interface OpMessage {
-  readonly t: 'op';
-  readonly pool: string;
-  readonly server: string;
-  readonly op: OpState;
-  readonly detail?: string | undefined;
 }
 
 function isObj(x: unknown): x is Record<string, unknown> {
@@ -97,13 +88,18 @@ class HealthHub {
         continue;
       }
       pool.onEvent((ev) => {
-        if (ev.kind === 'op') this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpState, detail: ev.detail });
+        if (ev.kind === 'op') this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpMessage['op'], detail: ev.detail });
       });
       this.pools.push(pool);
       this.monitors.push(monitor);
       this.onMonitor?.(monitor);
     }
     for (const m of this.monitors) await m.start();
+  }
+
+  /** The checks' pool of a name (undefined: none, or no active checks). */
+  pool(name: string): Pool | undefined {
+    return this.pools.find((p) => p.name === name);
   }
 
   /** Every probed server's state, for a worker that has just started. */
@@ -131,7 +127,7 @@ export async function runPrimary(
   n: number,
   log: Logger,
   buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool,
-  primaryConfig = new PrimaryConfig(configFile, { config, source: undefined }, log),
+  primaryConfig: PrimaryConfig,
 ): Promise<void> {
   // The cookie secret is made once, before the workers start, so that they all sign alike.
   if (config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) loadOrCreateSecret(config.stateDir);
@@ -183,11 +179,13 @@ export async function runPrimary(
   // As in a single process: a fault is logged, and the primary (which holds the sockets) goes on.
   process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
-  await hub.apply(config);
-  // A new version from etcd: the checks first, then every worker (PrimaryConfig sends it).
+  // Discovery runs here, once: the checks probe the discovered servers (PrimaryConfig sends the lists).
+  primaryConfig.checks = (name) => hub.pool(name);
+  await hub.apply(await primaryConfig.discover(config));
+  // A new version from etcd: discovery and checks first, then every worker (PrimaryConfig sends it).
   primaryConfig.onVersion = async (next) => {
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
-    await hub.apply(next);
+    await hub.apply(await primaryConfig.discover(next));
   };
   process.on('SIGHUP', () => {
     if (stopping) return;
@@ -201,12 +199,15 @@ export async function runPrimary(
       return;
     }
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
-    hub.apply(next).then(
-      () => {
-        for (const w of workers) if (w.isConnected()) w.send({ t: 'reload' });
-      },
-      (err: unknown) => log.error('reload: the health checks could not be rebuilt', { error: String(err) }),
-    );
+    primaryConfig
+      .discover(next)
+      .then((c) => hub.apply(c))
+      .then(
+        () => {
+          for (const w of workers) if (w.isConnected()) w.send({ t: 'reload' });
+        },
+        (err: unknown) => log.error('reload: the health checks could not be rebuilt', { error: String(err) }),
+      );
   });
   const stop = (sig: string): void => {
     if (stopping) return;
@@ -238,28 +239,15 @@ export async function runPrimary(
  * A worker: the whole of Portico with its listeners (their sockets are the primary's), without
  * active checks (the primary's results arrive over IPC), with the primary's store.
  */
-export function createWorkerPortico<P extends WorkerPortico>(configFile: string, config: Config, deps: WorkersDeps<P>, wc?: WorkerConfig): P {
+export function createWorkerPortico<P extends WorkerPortico>(configFile: string, config: Config, deps: WorkersDeps<P>, link: WorkerLink): P {
   const port = workerPort();
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
-  const portico = deps.createPortico(config, { configFile, probes: 'external', configSource: wc?.source, ...(store === undefined ? {} : { store }) });
+  // What the primary sends (configuration versions, server lists and states, reloads) reaches it through `link`.
+  const portico = deps.createPortico(config, { configFile, probes: 'external', discovery: 'external', configSource: link.source, ...(store === undefined ? {} : { store }) });
   attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
-  // Each version the primary hands on (etcd) is applied, then the probes' states are asked again (a new pool's first results may have come first).
-  wc?.follow(
-    () => portico.reload(),
-    () => port.send({ t: 'ready' }),
-  );
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
     void portico.stop().finally(() => process.exit(0));
-  });
-  port.onMessage((m) => {
-    if (!isObj(m)) return;
-    if (m['t'] === 'op') {
-      const o = m as unknown as OpMessage;
-      portico.pools.get(o.pool)?.setOp(serverId(o.pool, o.server), o.op, 'probe', o.detail);
-    } else if (m['t'] === 'reload') {
-      portico.reload().catch(() => undefined);
-    }
   });
   return portico;
 }
@@ -282,8 +270,11 @@ export function isWorkerProcess(): boolean {
 
 /** Run as a worker (see isWorkerProcess): the configuration is the primary's etcd document, or the file. */
 export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>): Promise<void> {
-  const wc = await WorkerConfig.fetch(workerPort());
-  await deps.runUntilSignal(createWorkerPortico(configFile, wc.load(configFile), deps, wc));
+  const link = new WorkerLink(workerPort());
+  await link.ready();
+  const portico = createWorkerPortico(configFile, link.load(configFile), deps, link);
+  await link.attach(portico); // the discovered servers are in before the listeners accept
+  await deps.runUntilSignal(portico);
   process.send?.({ t: 'ready' });
 }
 
@@ -295,6 +286,6 @@ export async function startPrimary<P extends WorkerPortico>(configFile: string, 
   const n = workerCount(start.config.cluster.workers);
   if (n <= 1) return false;
   const log = createLogger(start.config.log.level);
-  await runPrimary(configFile, start.config, n, log, deps.buildPool, new PrimaryConfig(configFile, start, log));
+  await runPrimary(configFile, start.config, n, log, deps.buildPool, new PrimaryConfig(configFile, start, log, deps.buildServer));
   return true;
 }
