@@ -1,11 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3, type Watcher } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { ConfigError } from '../config/errors.js';
 import { parseConfigText } from '../config/load.js';
 import type { Config } from '../config/types.js';
-import { connectWatcher, etcdClientOptions } from '../discovery/etcd-discovery.js';
+import { DEFAULT_BACKOFF, repeatWithBackoff } from '../discovery/backoff.js';
+import { etcdClientOptions, WatchSession, withTimeout } from '../discovery/etcd-discovery.js';
 import { parseEtcdUrl } from '../discovery/etcd-url.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -118,71 +119,42 @@ export class EtcdConfigSource {
     this.loop = undefined;
   }
 
-  private async run(signal: AbortSignal): Promise<void> {
-    const minMs = this.opts.backoff?.minMs ?? 1000;
-    const maxMs = this.opts.backoff?.maxMs ?? 30_000;
-    let backoff = minMs;
-    while (!signal.aborted) {
-      try {
-        await this.watchOnce(signal, () => (backoff = minMs));
-      } catch (err) {
-        if (signal.aborted) break;
-        this.opts.log.warn(`etcd configuration: watch of ${this.key} failed (${(err as Error).message}); the running configuration stays`);
-      }
-      try {
-        await sleep(backoff, undefined, { signal });
-      } catch {
-        break;
-      }
-      backoff = Math.min(maxMs, backoff * 2);
-    }
+  private run(signal: AbortSignal): Promise<void> {
+    return repeatWithBackoff(
+      signal,
+      this.opts.backoff ?? DEFAULT_BACKOFF,
+      (healthy) => this.watchOnce(signal, healthy),
+      (err) => this.opts.log.warn(`etcd configuration: watch of ${this.key} failed (${(err as Error).message}); the running configuration stays`),
+    );
   }
 
   /** One watch session: read the key, then follow its versions until a failure or abort. */
   private async watchOnce(signal: AbortSignal, healthy: () => void): Promise<void> {
     const client = this.client();
-    let watcher: Watcher | undefined;
-    let failure: unknown;
+    const session = new WatchSession(client, signal);
     const pending: string[] = [];
-    let wake: (() => void) | undefined;
-    const poke = (): void => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    const onAbort = (): void => poke();
-    signal.addEventListener('abort', onAbort);
     try {
-      watcher = await connectWatcher(client.watch().key(this.key), (this.opts.dialTimeoutMs ?? 3000) + 2000);
+      const watcher = await session.connect(client.watch().key(this.key), (this.opts.dialTimeoutMs ?? 3000) + 2000);
       watcher.on('put', (kv) => {
         pending.push(kv.value.toString('utf8'));
-        poke();
-      });
-      watcher.on('error', (err: unknown) => {
-        failure = err;
-        poke();
-      });
-      watcher.on('disconnected', (err: unknown) => {
-        failure = err ?? new Error('disconnected');
-        poke();
+        session.poke();
       });
       // A version written while this node was not watching.
       const now = await withTimeout(client.get(this.key).string(), (this.opts.dialTimeoutMs ?? 3000) + 2000);
       if (now !== null) pending.unshift(now);
       healthy();
       while (!signal.aborted) {
+        const failure = session.failure;
         if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
         const text = pending.shift();
         if (text !== undefined) {
           await this.consider(text);
           continue;
         }
-        await new Promise<void>((resolve) => (wake = resolve));
+        await session.next();
       }
     } finally {
-      signal.removeEventListener('abort', onAbort);
-      if (watcher !== undefined) void watcher.cancel().catch(() => undefined);
-      client.close();
+      session.close();
     }
   }
 
@@ -253,13 +225,4 @@ export async function pushConfig(url: string, text: string, opts: { readonly dia
   } finally {
     client.close();
   }
-}
-
-/** `p`, or a rejection after `ms` (the etcd client retries a dead endpoint for a long time). */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -30,40 +30,25 @@ export class EtcdDiscovery implements Discovery {
   async *watch(signal: AbortSignal): AsyncIterable<readonly ServerSpec[]> {
     const { endpoint, prefix } = parseEtcdUrl(this.opts.url);
     const client = new Etcd3(etcdClientOptions(endpoint, this.opts.dialTimeoutMs ?? 3000));
-    let watcher: Watcher | undefined;
+    const session = new WatchSession(client, signal);
     let dirty = true;
-    let failure: unknown;
-    let wake: (() => void) | undefined;
-    const poke = (): void => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    const onAbort = (): void => poke();
-    signal.addEventListener('abort', onAbort);
     try {
+      let watcher: Watcher;
       try {
         // The client retries a dead endpoint for a long time: give up after the dial timeout, and back off.
-        watcher = await connectWatcher(client.watch().prefix(prefix), (this.opts.dialTimeoutMs ?? 3000) + 2000);
+        watcher = await session.connect(client.watch().prefix(prefix), (this.opts.dialTimeoutMs ?? 3000) + 2000);
       } catch (err) {
         throw new DiscoveryError(this.name, `cannot watch ${prefix}: ${(err as Error).message}`, { cause: err });
       }
       const changed = (): void => {
         dirty = true;
-        poke();
+        session.poke();
       };
       watcher.on('put', changed);
       watcher.on('delete', changed);
       watcher.on('connected', changed); // after a reconnection, read everything again
-      watcher.on('disconnected', (err: unknown) => {
-        failure = err ?? new Error('disconnected');
-        poke();
-      });
-      watcher.on('error', (err: unknown) => {
-        failure = err;
-        poke();
-      });
       while (!signal.aborted) {
+        const failure = session.failure;
         if (failure !== undefined) throw new DiscoveryError(this.name, `watch lost: ${failure instanceof Error ? failure.message : String(failure)}`, { cause: failure });
         if (dirty) {
           dirty = false;
@@ -76,12 +61,10 @@ export class EtcdDiscovery implements Discovery {
           yield this.parse(kvs, prefix);
           continue;
         }
-        await new Promise<void>((resolve) => (wake = resolve));
+        await session.next();
       }
     } finally {
-      signal.removeEventListener('abort', onAbort);
-      if (watcher !== undefined) void watcher.cancel().catch(() => undefined);
-      client.close();
+      session.close();
     }
   }
 
@@ -136,6 +119,57 @@ export async function connectWatcher(builder: WatchBuilder, ms: number): Promise
   } catch (err) {
     void watcher.cancel().catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * What a loop that follows one etcd watch needs: poke() wakes it (an event, a failure, the abort
+ * of `signal`) from next(); the watcher's 'error' and 'disconnected' become `failure`. close()
+ * cancels the watcher and closes the client.
+ */
+export class WatchSession {
+  /** Why the watch broke, once it did. */
+  failure: unknown = undefined;
+  private watcher: Watcher | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener('abort', this.poke);
+  }
+
+  /** The connected watcher of `builder` (see connectWatcher), its failures followed. */
+  async connect(builder: WatchBuilder, ms: number): Promise<Watcher> {
+    const watcher = await connectWatcher(builder, ms);
+    this.watcher = watcher;
+    watcher.on('disconnected', (err: unknown) => {
+      this.failure = err ?? new Error('disconnected');
+      this.poke();
+    });
+    watcher.on('error', (err: unknown) => {
+      this.failure = err;
+      this.poke();
+    });
+    return watcher;
+  }
+
+  readonly poke = (): void => {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  };
+
+  /** Resolves at the next poke(). */
+  next(): Promise<void> {
+    return new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  close(): void {
+    this.signal.removeEventListener('abort', this.poke);
+    if (this.watcher !== undefined) void this.watcher.cancel().catch(() => undefined);
+    this.client.close();
   }
 }
 

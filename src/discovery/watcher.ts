@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { deepEqual } from '../core/deep-equal.js';
 import type { Logger } from '../observability/logger.js';
+import { DEFAULT_BACKOFF, repeatWithBackoff } from './backoff.js';
 import type { Discovery, ServerSpec } from './discovery.js';
 
 export interface WatcherOptions {
@@ -73,30 +73,20 @@ export class DiscoveryWatcher {
     this.loop = undefined;
   }
 
-  private async run(signal: AbortSignal): Promise<void> {
-    const minMs = this.opts.backoff?.minMs ?? 1000;
-    const maxMs = this.opts.backoff?.maxMs ?? 30_000;
-    let backoff = minMs;
-    while (!signal.aborted) {
-      try {
+  private run(signal: AbortSignal): Promise<void> {
+    return repeatWithBackoff(
+      signal,
+      this.opts.backoff ?? DEFAULT_BACKOFF,
+      async (healthy) => {
         for await (const list of this.provider.watch(signal)) {
-          if (signal.aborted) break;
-          backoff = minMs;
+          if (signal.aborted) return;
+          healthy();
           this.take(list);
         }
-        if (signal.aborted) break;
-        this.fail(new Error('the watch ended'));
-      } catch (err) {
-        if (signal.aborted) break;
-        this.fail(err);
-      }
-      try {
-        await sleep(backoff, undefined, { signal });
-      } catch {
-        break; // aborted
-      }
-      backoff = Math.min(maxMs, backoff * 2);
-    }
+        if (!signal.aborted) throw new Error('the watch ended');
+      },
+      (err) => this.fail(err),
+    );
   }
 
   /** Dedupe and hand on a list (exported behaviour, also used by tests through a provider). */
