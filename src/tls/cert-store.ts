@@ -10,11 +10,14 @@
 import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createHash, X509Certificate } from 'node:crypto';
+import { ocspTarget, type OcspTarget } from './ocsp.js';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 
 export interface CertificateFiles {
   readonly cert: string;
   readonly key: string;
+  /** Staple OCSP responses fetched from the certificate's responder. */
+  readonly ocsp?: boolean | undefined;
 }
 
 /** Options every context of the listener shares (versions, ciphers). */
@@ -42,6 +45,8 @@ export interface LoadedCertificate {
   readonly cert: string;
   readonly key: string;
   readonly context: SecureContext;
+  /** With `ocsp`: what to ask the certificate's OCSP responder. */
+  readonly ocsp: OcspTarget | undefined;
 }
 
 /** A certificate file that does not load: says which file and why. */
@@ -95,7 +100,15 @@ function load(files: CertificateFiles, cert: string, key: string, options: Secur
     const m = (err as Error).message;
     throw new CertificateError(files.key, /mismatch/i.test(m) ? `the key does not match ${files.cert}` : `cannot be used (${m})`);
   }
-  return { files, names: certificateNames(cert), notAfter: x.validTo, fingerprint256: x.fingerprint256, cert, key, context };
+  let ocsp: OcspTarget | undefined;
+  if (files.ocsp === true) {
+    try {
+      ocsp = ocspTarget(cert);
+    } catch (err) {
+      throw new CertificateError(files.cert, `ocsp: ${(err as Error).message}`);
+    }
+  }
+  return { files, names: certificateNames(cert), notAfter: x.validTo, fingerprint256: x.fingerprint256, cert, key, context, ocsp };
 }
 
 function readText(file: string): string {

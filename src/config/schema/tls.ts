@@ -34,6 +34,9 @@ const certificate = z
   .strictObject({
     cert: text({ nonEmpty: true }).describe('PEM file with the certificate chain (leaf first); its DNS names are the SNI names it serves'),
     key: text({ nonEmpty: true }).describe('PEM file with the private key'),
+    ocsp: flag()
+      .prefault(false)
+      .describe("Staple an OCSP response from the certificate's OCSP responder (its Authority Information Access URL), refreshed halfway to its nextUpdate; the cert file must hold the issuer's certificate after the leaf"),
   })
   .describe('One certificate and its key');
 

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
-import { CertificateStore, type CertificateFiles } from '../../tls/cert-store.js';
+import { CertificateStore, type CertificateFiles, type LoadedCertificate } from '../../tls/cert-store.js';
 import { clientCertInfo, type ClientCertInfo } from '../../tls/client-cert.js';
+import { OcspStapler } from '../../tls/ocsp.js';
 import type { SessionResumption } from '../../tls/session-resumption.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
 import { socketInfo, type ProxyInfo } from '../proxy-protocol.js';
@@ -50,6 +52,9 @@ export class HttpsListener extends HttpListener {
   private readonly h2Clients = new WeakMap<ServerHttp2Session, H2Client>();
   private nextH2Client: H2Client | undefined = undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
+  /** OCSP staplers of the certificates with `ocsp`, by the SHA-256 of their DER (hex). */
+  readonly staplers = new Map<string, OcspStapler>();
+  private running = false;
   private readonly log: Logger | undefined;
 
   /** Loads the certificates now: a CertificateError names a file that does not load. */
@@ -79,6 +84,8 @@ export class HttpsListener extends HttpListener {
     this.tlsServer.on('tlsClientError', this.onTlsError);
     this.tlsServer.on('newSession', t.resumption.onNewSession);
     this.tlsServer.on('resumeSession', t.resumption.onResumeSession);
+    this.syncStaplers();
+    if (this.staplers.size > 0) this.tlsServer.on('OCSPRequest', this.onOcspRequest);
     this.h2Server = createH2Server({
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: settings.limits.maxHeaderBytes },
       maxSessionMemory: 16,
@@ -92,6 +99,34 @@ export class HttpsListener extends HttpListener {
     cb(null, this.certificates.contextFor(servername));
   };
 
+  /** A client asked for the certificate's status: the stapled response, if one is current. */
+  private readonly onOcspRequest = (certificate: Buffer, _issuer: Buffer, cb: (err: Error | null, resp?: Buffer) => void): void => {
+    const s = this.staplers.get(createHash('sha256').update(certificate).digest('hex'));
+    cb(null, s?.current());
+  };
+
+  /** One stapler per certificate with `ocsp`: kept for a certificate still served, made for a new one. */
+  private syncStaplers(): void {
+    const want = new Map<string, LoadedCertificate>();
+    for (const c of this.certificates.certificates) if (c.ocsp !== undefined) want.set(c.fingerprint256.replace(/:/g, '').toLowerCase(), c);
+    for (const [fp, s] of this.staplers) {
+      if (!want.has(fp)) {
+        s.stop();
+        this.staplers.delete(fp);
+      }
+    }
+    for (const [fp, c] of want) {
+      if (this.staplers.has(fp)) continue;
+      const names = c.names.join(',');
+      const s = new OcspStapler(c.ocsp!, {
+        onError: (err) => this.log?.warn(`listener ${this.name}: OCSP response for ${names} not updated (the last good one, if current, is stapled)`, { responder: c.ocsp!.url, error: err.message }),
+        onUpdate: (a) => this.log?.debug(`listener ${this.name}: OCSP response for ${names}`, { status: a.status, nextUpdate: a.nextUpdate === undefined ? '' : new Date(a.nextUpdate).toISOString() }),
+      });
+      this.staplers.set(fp, s);
+      if (this.running) s.start();
+    }
+  }
+
   override async start(): Promise<void> {
     const t = this.tlsSettings;
     await t.resumption.start((key) => this.tlsServer.setTicketKeys(key));
@@ -102,6 +137,8 @@ export class HttpsListener extends HttpListener {
       t.resumption.stop();
       throw err;
     }
+    this.running = true;
+    for (const s of this.staplers.values()) s.start();
     if (t.reloadCheckMs > 0) {
       this.reloadTimer = setInterval(() => void this.reloadCertificates(), t.reloadCheckMs);
       this.reloadTimer.unref();
@@ -120,6 +157,7 @@ export class HttpsListener extends HttpListener {
       const t = this.tlsSettings;
       this.tlsServer.setSecureContext({ ...this.certificates.sharedOptions, cert: def.cert, key: def.key, honorCipherOrder: true });
       this.tlsServer.setTicketKeys(t.resumption.key);
+      this.syncStaplers();
       this.log?.info(`listener ${this.name}: certificates reloaded`, {
         names: this.certificates.certificates.flatMap((c) => c.names).join(','),
       });
@@ -181,6 +219,8 @@ export class HttpsListener extends HttpListener {
     if (this.reloadTimer !== undefined) clearInterval(this.reloadTimer);
     this.reloadTimer = undefined;
     this.tlsSettings.resumption.stop();
+    this.running = false;
+    for (const s of this.staplers.values()) s.stop();
     // GOAWAY: h2 clients open no new stream here; streams in flight finish (or are cut with the rest).
     for (const s of this.h2Sessions) s.close();
     await super.stop(graceMs);
