@@ -432,12 +432,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const text = a.render(this, this.lst.proto, keep);
     this.status = a.status;
     this.firstByteMs = performance.now() - this.startedAt;
-    this.bytesOut += text.length;
-    this.sentToClient = true;
-    this.sock.write(text, 'latin1');
-    this.finishRecord();
-    if (keep) this.nextRequest();
-    else this.closeClient();
+    this.sendAnswer(text, keep);
   }
 
   /** The request head as the server gets it: hop-by-hop removed, the route's edits and forwarding headers added. */
@@ -973,17 +968,22 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.ph!.onOutcome?.(rt, failure, this.status);
   }
 
-  /** Portico answers the request itself (error or refusal) and ends or keeps the connection. */
-  private respondError(status: number, extra: string): void {
-    this.status = status;
-    const keep = this.keepClient && this.reqMode === BodyMode.None && this.buf.length === 0;
-    const text = errorResponse(status, this.requestId(), keep, extra);
+  /** Sends a response Portico made (no server involved), records the exchange, then keeps or closes the connection. */
+  private sendAnswer(text: string, keep: boolean): void {
     this.bytesOut += text.length;
     this.sentToClient = true;
     this.sock.write(text, 'latin1');
     this.finishRecord();
     if (keep) this.nextRequest();
     else this.closeClient();
+  }
+
+  /** Portico answers the request itself (error or refusal) and ends or keeps the connection. */
+  private respondError(status: number, extra: string): void {
+    this.status = status;
+    const keep = this.keepClient && this.reqMode === BodyMode.None && this.buf.length === 0;
+    const text = errorResponse(status, this.requestId(), keep, extra);
+    this.sendAnswer(text, keep);
   }
 
   /** Over the listener's rate limit: 429 with the seconds until the key has a token again. */
