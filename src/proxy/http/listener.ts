@@ -9,17 +9,11 @@ import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runt
 import { HttpSession, type ExchangeRecord } from './session.js';
 import { TICK_MS } from './deadlines.js';
 
-export interface HttpListenerSettings {
-  readonly name: string;
+/** The listener's address, and what its sessions read (HttpListenerRuntime) as the configuration gives it. */
+export interface HttpListenerSettings
+  extends Pick<HttpListenerRuntime, 'name' | 'proto' | 'limits' | 'upstreamHeadLimits' | 'trusted' | 'exposeServer' | 'noRouteStatus' | 'routes'> {
   readonly host: string;
   readonly port: number;
-  readonly proto: 'http' | 'https';
-  readonly limits: HttpLimits;
-  readonly upstreamHeadLimits: HeadLimits;
-  readonly trusted: CidrSet;
-  readonly exposeServer: boolean;
-  readonly noRouteStatus: 404 | 503;
-  readonly routes: readonly HttpRoute[];
   /** Clients (another balancer) start each connection with a PROXY protocol header. */
   readonly acceptProxy?: boolean | undefined;
   /** Server connections start with a PROXY protocol header naming the client. */
