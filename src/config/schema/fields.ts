@@ -49,6 +49,19 @@ export const statusRanges = () =>
 export const regex = () => leaf<string, string>('regex', parseRegex);
 export const headerName = () => leaf<string, string>('header name', parseHeaderName);
 export const hostPattern = () => leaf<string, string>('host', parseHostPattern);
+/** One host pattern or a non-empty list of them (exact, or *.example.com). */
+export const hostList = () =>
+  leaf<string | string[], string[]>('host | list of hosts', (v) => {
+    const list = Array.isArray(v) ? v : [v];
+    if (list.length === 0) return fail('expected at least one host');
+    const out: string[] = [];
+    for (const h of list) {
+      const r = parseHostPattern(h);
+      if (!r.ok) return r;
+      out.push(r.value);
+    }
+    return ok(out);
+  });
 export const domain = () => leaf<string, string>('domain', parseDomain);
 export const requestKey = () => leaf<string, string>('request key', parseRequestKey);
 export const httpUrl = () => leaf<string, string>('URL', parseHttpUrl);

@@ -1,9 +1,8 @@
 import { z } from 'zod';
 import { accessSchema, rateLimitSchema } from './access.js';
 import { dnsListenerSchema } from './dns.js';
-import { cidrList, duration, flag, int, leaf, listenAddress, name, oneOf } from './fields.js';
+import { cidrList, duration, flag, hostList, int, leaf, listenAddress, name, oneOf } from './fields.js';
 import { fail, ok, show } from '../values/parsed.js';
-import { parseHostPattern } from '../values/text.js';
 import { httpLimitsSchema } from './http-limits.js';
 import { routeSchema } from './route.js';
 import { listenerTlsSchema } from './tls.js';
@@ -53,24 +52,12 @@ export const httpsListenerSchema = z
   })
   .describe('HTTPS listener (HTTP/1.1 and h2 by ALPN): an http listener with TLS termination');
 
-const snis = leaf<string | string[], string[]>('host | list of hosts', (v) => {
-  const list = Array.isArray(v) ? v : [v];
-  if (list.length === 0) return fail('expected at least one host');
-  const out: string[] = [];
-  for (const h of list) {
-    const r = parseHostPattern(h);
-    if (!r.ok) return r;
-    out.push(r.value);
-  }
-  return ok(out);
-});
-
 const tcpRouteSchema = z
   .strictObject({
     name: name().optional().describe('Name of the route in logs and metrics (default: LISTENER#INDEX)'),
     match: z
       .strictObject({
-        sni: snis.describe('TLS server name from the ClientHello: exact, or *.example.com for every subdomain; one or a list'),
+        sni: hostList().describe('TLS server name from the ClientHello: exact, or *.example.com for every subdomain; one or a list'),
       })
       .optional()
       .describe('Conditions on the connection'),

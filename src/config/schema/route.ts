@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { fail, ok, show } from '../values/parsed.js';
-import { parseHeaderName, parseHostPattern } from '../values/text.js';
-import { cidrList, flag, headerName, hostPattern, int, leaf, name, oneOf, regex, text } from './fields.js';
+import { parseHeaderName } from '../values/text.js';
+import { cidrList, flag, headerName, hostList, hostPattern, int, leaf, name, oneOf, regex, text } from './fields.js';
 
 const METHOD = /^[A-Za-z]+$/;
 const methods = leaf<string | string[], string[]>('method | list of methods', (v) => {
@@ -9,18 +9,6 @@ const methods = leaf<string | string[], string[]>('method | list of methods', (v
   if (list.length === 0) return fail('expected at least one method');
   for (const m of list) if (typeof m !== 'string' || !METHOD.test(m)) return fail(`bad method ${show(m)}`);
   return ok(list.map((m) => (m as string).toUpperCase()));
-});
-
-const hosts = leaf<string | string[], string[]>('host | list of hosts', (v) => {
-  const list = Array.isArray(v) ? v : [v];
-  if (list.length === 0) return fail('expected at least one host');
-  const out: string[] = [];
-  for (const h of list) {
-    const r = parseHostPattern(h);
-    if (!r.ok) return r;
-    out.push(r.value);
-  }
-  return ok(out);
 });
 
 function exactlyOne(keys: readonly string[]) {
@@ -54,7 +42,7 @@ const namedValueMatch = (what: string) =>
 
 export const matchSchema = z
   .strictObject({
-    host: hosts.optional().describe('Host header (without port): exact, or *.example.com for every subdomain; one or a list'),
+    host: hostList().optional().describe('Host header (without port): exact, or *.example.com for every subdomain; one or a list'),
     path: text({ nonEmpty: true })
       .optional()
       .describe('Path prefix, e.g. /api/ (matched against the normalised path)'),
