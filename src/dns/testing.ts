@@ -1,4 +1,5 @@
 /** Helpers for DNS tests: queries built and responses read with dns-packet. */
+import { createSocket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import type { Answer, Packet, RecordType } from 'dns-packet';
 
@@ -70,4 +71,20 @@ export function read(buf: Buffer): Reply {
         });
     },
   };
+}
+
+/** One query over UDP to 127.0.0.1:port; the response, or undefined when none came within `ms`. */
+export function udpQuery(port: number, msg: Buffer, ms = 1000): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const done = (b: Buffer | undefined): void => {
+      clearTimeout(t);
+      s.close();
+      resolve(b);
+    };
+    const t = setTimeout(() => done(undefined), ms);
+    s.on('message', (m) => done(m));
+    s.on('error', () => done(undefined));
+    s.send(msg, port, '127.0.0.1');
+  });
 }

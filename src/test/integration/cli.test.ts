@@ -1,15 +1,14 @@
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { send as fetchText } from '../../test-helpers/http.js';
 import { freePort, startOrigin, waitFor } from '../../test-helpers/origins.js';
-import { query, read } from '../../dns/testing.js';
-import { createSocket } from 'node:dgram';
+import { query, read, udpQuery } from '../../dns/testing.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = join(root, 'bin', 'portico');
@@ -22,33 +21,6 @@ function run(args: string[], cwd = root): Promise<{ code: number | null; stdout:
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stderr += c));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function fetchText(port: number, path = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
-/** One DNS query over UDP to 127.0.0.1; the response, or undefined after 1 s. */
-function udpQuery(port: number, msg: Buffer): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const done = (b: Buffer | undefined): void => {
-      clearTimeout(t);
-      s.close();
-      resolve(b);
-    };
-    const t = setTimeout(() => done(undefined), 1000);
-    s.on('message', (m) => done(m));
-    s.send(msg, port, '127.0.0.1');
   });
 }
 

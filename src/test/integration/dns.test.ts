@@ -5,25 +5,9 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createPortico, type Portico } from '../../app/app.js';
 import { serverId } from '../../core/server.js';
-import { query, read } from '../../dns/testing.js';
+import { query, read, udpQuery as udp } from '../../dns/testing.js';
 import { missingBinary } from '../../test-helpers/certs.js';
 import { startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
-
-/** One UDP query; the response, or undefined when none came within `ms`. */
-function udp(port: number, msg: Buffer, ms = 1000): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const done = (b: Buffer | undefined): void => {
-      clearTimeout(t);
-      s.close();
-      resolve(b);
-    };
-    const t = setTimeout(() => done(undefined), ms);
-    s.on('message', (m) => done(m));
-    s.on('error', () => done(undefined));
-    s.send(msg, port, '127.0.0.1');
-  });
-}
 
 /**
  * Several messages on one TCP connection, written at once; the responses in order. Ends when
