@@ -57,9 +57,10 @@ test('the full example parses to typed values: durations in ms, addresses, rates
   const secure = c.listeners[1]!;
   assert.ok(secure.protocol === 'https');
   assert.deepEqual(secure.tls, {
-    certificates: [{ cert: 'certs/www.pem', key: 'certs/www.key' }],
+    certificates: [{ cert: 'certs/www.pem', key: 'certs/www.key', ocsp: false }],
     minVersion: 'TLSv1.2',
     ciphers: DEFAULT_CIPHERS,
+    clientAuth: false,
     http2: true,
     sessionCache: 'shared',
     sessionTimeout: 300_000,
