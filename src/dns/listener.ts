@@ -6,6 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { admit, drain, listen } from '../proxy/accept.js';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 
@@ -97,9 +98,7 @@ export class DnsListener {
   async start(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const tcp = createServer({ allowHalfOpen: true, noDelay: true }, this.accept);
-      await listenTcp(tcp, this.host, this.port);
-      const a = tcp.address();
-      const port = a !== null && typeof a === 'object' ? a.port : this.port;
+      const port = await listen(tcp, this.host, this.port);
       // reuseAddr lets the UDP socket share a port with an mDNS responder bound to the wildcard
       // address (5353 is mDNS's port); the TCP socket, bound first without it, keeps two Portico
       // listeners from sharing a port.
@@ -112,7 +111,6 @@ export class DnsListener {
         if (this.port === 0 && attempt < PORT_TRIES && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
         throw err;
       }
-      tcp.on('error', noop); // after listen (EMFILE ...): accept goes on
       udp.on('error', noop); // ICMP errors reported on send must not end the listener
       udp.on('message', this.onUdp);
       this.tcp = tcp;
@@ -156,12 +154,7 @@ export class DnsListener {
   }
 
   private readonly accept = (sock: Socket): void => {
-    sock.on('error', noop);
-    const max = this.tcpLimits.maxConnections;
-    if (max > 0 && this.conns.size >= max) {
-      sock.destroy();
-      return;
-    }
+    if (!admit(sock, this.name, undefined, this.conns.size, this.tcpLimits.maxConnections, undefined, false)) return;
     this.conns.add(sock);
     sock.on('close', () => this.conns.delete(sock));
     sock.setTimeout(this.tcpLimits.idleTimeoutMs, () => sock.destroy());
@@ -213,25 +206,10 @@ export class DnsListener {
     this.tcp = undefined;
     // Both sockets are released at once (synchronously), so that a reload can bind the same port.
     const udpClosed = udp === undefined ? Promise.resolve() : new Promise<void>((r) => udp.close(() => r()));
-    const closed = tcp === undefined ? Promise.resolve() : new Promise<void>((r) => tcp.close(() => r()));
-    await udpClosed;
     for (const s of this.conns) s.end();
-    const deadline = Date.now() + graceMs;
-    while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.conns) s.destroy();
-    await closed;
+    if (tcp !== undefined) await drain(tcp, this.conns, graceMs, destroy);
+    await udpClosed;
   }
-}
-
-function listenTcp(server: NetServer, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onErr = (err: Error): void => reject(err);
-    server.once('error', onErr);
-    server.listen({ host, port }, () => {
-      server.off('error', onErr);
-      resolve();
-    });
-  });
 }
 
 function bindUdp(sock: UdpSocket, host: string, port: number): Promise<void> {
@@ -257,3 +235,7 @@ function literalAddress(address: string, _options: unknown, callback: (err: Node
 }
 
 function noop(): void {}
+
+function destroy(s: Socket): void {
+  s.destroy();
+}

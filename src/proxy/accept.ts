@@ -1,5 +1,5 @@
 /**
- * What the http, https, tcp and redirect listeners do alike with their sockets: bind, admit a new
+ * What the http, https, tcp, redirect and dns (TCP) listeners do alike with their sockets: bind, admit a new
  * connection (connection limit, access list, PROXY header), check deadlines of live connections,
  * and drain on stop. Each listener keeps its own set of live connections and serves them its way.
  */
