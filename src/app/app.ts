@@ -22,7 +22,7 @@ import { buildTcpListener, TcpShared, updateTcpListener } from '../proxy/tcp/bui
 import { mountTcpBindings } from './l4-admin.js';
 import { buildHttpsListener, updateHttpsListener } from '../proxy/http/https-build.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { RuntimeJournal } from '../admin/journal.js';
@@ -74,6 +74,8 @@ export interface PorticoDeps {
 /** A running (or ready to run) Portico: pools, listeners and their lifecycle. */
 export interface Portico {
   readonly config: Config;
+  /** The process log (its level follows `log.level` across reloads). */
+  readonly log: Logger;
   readonly pools: ReadonlyMap<string, Pool>;
   /** Per pool: its active checks (`health`) and passive checks (`passive`), when configured. */
   readonly health: ReadonlyMap<string, PoolHealth>;
@@ -324,6 +326,11 @@ class PorticoApp implements Portico, ConfigHost {
 
   updateAdmin(admin: Config['admin']): void {
     this.admin?.update({ token: admin.token, allowedHosts: admin.allowedHosts });
+  }
+
+  async updateLog(log: Config['log']): Promise<void> {
+    if (isLevelLogger(this.log)) this.log.setLevel(log.level);
+    await this.observability.setAccessLog(log.access);
   }
 
   reload(input?: unknown): Promise<ReloadResult> {

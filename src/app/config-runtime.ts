@@ -30,6 +30,11 @@ export interface ConfigHost extends ReloadHost {
   config: Config;
   /** Apply a new admin token and Host allowlist (the admin socket is kept). */
   updateAdmin(admin: Config['admin']): void;
+  /**
+   * Apply `log` of a reload: the level at once; the access log turned on, off or moved (a file is
+   * opened again even when unchanged, for log rotation). Throws when the new file cannot be opened.
+   */
+  updateLog(log: Config['log']): Promise<void>;
 }
 
 /**
@@ -96,7 +101,16 @@ export class ConfigRuntime {
       let next: Config;
       try {
         next = this.read(input);
-        const plan = await this.applyOver(next, this.journal.current, { cause: 'config' });
+        // The access-log file first: a file that cannot be opened refuses the reload before anything changed.
+        const wasLog = this.host.config.log;
+        await this.host.updateLog(next.log);
+        let plan: Awaited<ReturnType<ConfigRuntime['applyOver']>>;
+        try {
+          plan = await this.applyOver(next, this.journal.current, { cause: 'config' });
+        } catch (err) {
+          await this.host.updateLog(wasLog).catch(() => undefined);
+          throw err;
+        }
         this.fileConfig = next;
         this.generation++;
         this.loadedAt = Date.now();

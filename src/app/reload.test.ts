@@ -94,14 +94,16 @@ describe('planReload', () => {
     assert.equal(p2.pools.updated[0]!.services, false);
   });
 
-  it('reports what takes effect only at the next start, and applies the token in place', () => {
+  it('reports what takes effect only at the next start, and applies the token and the log settings in place', () => {
     const next = clone() as any;
     next.admin = { listen: '127.0.0.1:9091', token: 'abc' };
     next.stateDir = '/var/lib/portico';
     next.log = { level: 'debug' };
     const plan = planReload(cfg(base), cfg(next));
-    assert.deepEqual(plan.restartRequired, ['admin.listen', 'log', 'stateDir']);
+    assert.deepEqual(plan.restartRequired, ['admin.listen', 'stateDir']);
     assert.equal(plan.admin, true);
+    assert.equal(plan.log, true);
+    assert.equal(planReload(cfg(base), cfg(clone())).log, false);
   });
 });
 

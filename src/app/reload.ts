@@ -48,6 +48,8 @@ export interface ReloadPlan {
   readonly restartRequired: readonly string[];
   /** admin.token or admin.allowedHosts changed (applied in place). */
   readonly admin: boolean;
+  /** `log.level` or `log.access` changed (applied in place). */
+  readonly log: boolean;
 }
 
 /** Keys of a pool that its balancer is built from. */
@@ -96,10 +98,9 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   for (const k of Object.keys(next.cluster) as (keyof Config['cluster'])[]) {
     if (!same(old.cluster[k], next.cluster[k])) restartRequired.push(`cluster.${k}`);
   }
-  if (!same(old.log, next.log)) restartRequired.push('log');
   if (old.stateDir !== next.stateDir) restartRequired.push('stateDir');
   const admin = old.admin.token !== next.admin.token || !same(old.admin.allowedHosts, next.admin.allowedHosts);
-  return { listeners, pools, restartRequired, admin };
+  return { listeners, pools, restartRequired, admin, log: !same(old.log, next.log) };
 }
 
 function poolChange(was: PoolConfig, p: PoolConfig): PoolChange {
@@ -152,6 +153,7 @@ export function describePlan(plan: ReloadPlan): string[] {
     out.push(`pool ${c.name}: ${parts.length > 0 ? parts.join('; ') : 'settings updated'}`);
   }
   if (plan.admin) out.push('admin: token or allowed hosts updated');
+  if (plan.log) out.push('log: level or access log updated');
   for (const k of plan.restartRequired) out.push(`${k}: changed, takes effect at the next start`);
   return out;
 }

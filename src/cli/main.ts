@@ -9,7 +9,6 @@ import { runKeepalived } from '../cluster/keepalived-cli.js';
 import { isWorkerProcess, startPrimary, startWorker } from '../cluster/workers.js';
 import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js';
 import { runSimulate } from '../sim/cli.js';
-import { createLogger } from '../observability/logger.js';
 
 const USAGE = `Usage: portico <command> [options]
 
@@ -126,7 +125,8 @@ async function start(file: string): Promise<number | undefined> {
 
 /** Start, then stop gracefully on SIGTERM/SIGINT (exit 0). A fault in one connection never ends the process. */
 export async function runUntilSignal(portico: Portico, onStop?: () => Promise<void>): Promise<void> {
-  const log = createLogger(portico.config.log.level);
+  // Portico's own logger: a reload's log.level applies to these lines too.
+  const log = portico.log;
   process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
   // SIGHUP: reload the configuration file; the outcome (applied, or refused with every error) is

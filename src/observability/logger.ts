@@ -10,8 +10,17 @@ export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
-  const max = ORDER[level];
+/** A logger whose level can be changed while it runs (a reload's `log.level`). */
+export interface LevelLogger extends Logger {
+  setLevel(level: LogLevel): void;
+}
+
+export function isLevelLogger(l: Logger): l is LevelLogger {
+  return typeof (l as Partial<LevelLogger>).setLevel === 'function';
+}
+
+export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(l + '\n')): LevelLogger {
+  let max = ORDER[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[lvl] > max) return;
     let line = `${new Date().toISOString()} ${lvl.padEnd(5)} ${msg}`;
@@ -25,6 +34,9 @@ export function createLogger(level: LogLevel = 'info', write: (line: string) => 
     warn: (m, f) => emit('warn', m, f),
     info: (m, f) => emit('info', m, f),
     debug: (m, f) => emit('debug', m, f),
+    setLevel: (l) => {
+      max = ORDER[l];
+    },
   };
 }
 

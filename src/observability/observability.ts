@@ -52,7 +52,18 @@ export class Observability {
   readonly health = new HealthCheckCounters();
   readonly live: LiveStats;
   readonly metrics: Metrics;
-  readonly accessLog: AccessLog | undefined;
+  /** The access log in force (`log.access`), replaced by setAccessLog. */
+  get accessLog(): AccessLog | undefined {
+    return this.access;
+  }
+  private access: AccessLog | undefined;
+  private accessConfig: AccessLogConfig | false;
+  /** Lines written and dropped by access logs that were replaced. */
+  private accessRetired = { written: 0, dropped: 0 };
+  private accessMetric = false;
+  private readonly stats: RequestStats;
+  private readonly accessLogSink: AccessLogSink | undefined;
+  private readonly log: Logger;
   /** Started before the listeners, stopped after them. */
   readonly services: readonly { readonly name: string; start(): Promise<void>; stop(graceMs: number): Promise<void> }[];
 
@@ -75,21 +86,18 @@ export class Observability {
       const d = ev.data as { kind: string; pool: string; server: string };
       if (d.kind === 'removed') this.health.forget(d.pool, d.server);
     });
+    this.stats = o.stats;
+    this.accessLogSink = o.accessLogSink;
+    this.log = log;
+    this.accessConfig = o.accessLog;
     const services: { readonly name: string; start(): Promise<void>; stop(graceMs: number): Promise<void> }[] = [this.live];
-    if (o.accessLog !== false) {
-      const cfg = o.accessLog;
-      const sink = o.accessLogSink ?? (cfg.path === 'stdout' ? stdoutSink() : fileSink(cfg.path));
-      const al = new AccessLog({ format: cfg.format, sink, logger: log });
-      this.accessLog = al;
-      o.stats.onRequest(al.record);
-      services.push(al);
-      this.metrics.register(
-        new CollectedMetric('portico_access_log_lines_total', 'Access-log lines written, and dropped because the sink was behind or failed', 'counter', function* () {
-          yield { labels: { outcome: 'written' }, value: al.written };
-          yield { labels: { outcome: 'dropped' }, value: al.dropped };
-        }),
-      );
-    }
+    if (o.accessLog !== false) this.access = this.newAccessLog(o.accessLog);
+    // The access log in force, whichever it is by then.
+    services.push({
+      name: 'access-log',
+      start: async () => this.access?.start(),
+      stop: async (graceMs) => this.access?.stop(graceMs),
+    });
     this.services = services;
     const probes = o.probes;
     if (probes !== undefined) {
@@ -109,6 +117,52 @@ export class Observability {
   }
 
   private readonly watched = new WeakSet<ProbeResultSource>();
+
+  private newAccessLog(cfg: AccessLogConfig): AccessLog {
+    const sink = this.accessLogSink ?? (cfg.path === 'stdout' ? stdoutSink() : fileSink(cfg.path));
+    const al = new AccessLog({ format: cfg.format, sink, logger: this.log });
+    this.stats.onRequest(al.record);
+    if (!this.accessMetric) {
+      this.accessMetric = true;
+      const self = this;
+      this.metrics.register(
+        new CollectedMetric('portico_access_log_lines_total', 'Access-log lines written, and dropped because the sink was behind or failed', 'counter', function* () {
+          yield { labels: { outcome: 'written' }, value: self.accessRetired.written + (self.access?.written ?? 0) };
+          yield { labels: { outcome: 'dropped' }, value: self.accessRetired.dropped + (self.access?.dropped ?? 0) };
+        }),
+      );
+    }
+    return al;
+  }
+
+  /**
+   * Apply `log.access` of a reload: on, off, another file or format. A file is opened again even
+   * when its settings did not change, so that a reload (SIGHUP) after log rotation writes to the
+   * new file. The new log is open before the old one stops taking lines; the old one writes what
+   * it holds, then closes. A file that cannot be opened leaves the log as it was and throws.
+   */
+  async setAccessLog(cfg: AccessLogConfig | false): Promise<void> {
+    const was = this.access;
+    const same = JSON.stringify(cfg) === JSON.stringify(this.accessConfig);
+    if (same && (cfg === false || (cfg.path === 'stdout' && this.accessLogSink === undefined))) return;
+    let next: AccessLog | undefined;
+    if (cfg !== false) {
+      next = this.newAccessLog(cfg);
+      try {
+        await next.start();
+      } catch (err) {
+        this.stats.offRequest(next.record);
+        throw err;
+      }
+    }
+    this.access = next;
+    this.accessConfig = cfg;
+    if (was !== undefined) {
+      this.stats.offRequest(was.record);
+      await was.stop();
+      this.accessRetired = { written: this.accessRetired.written + was.written, dropped: this.accessRetired.dropped + was.dropped };
+    }
+  }
 
   /**
    * Count a health monitor's probe results (`portico_health_checks_total`) and publish each

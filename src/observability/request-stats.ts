@@ -9,12 +9,17 @@ export class RequestStats implements HttpObserver, TcpObserver {
   readonly byStatusClass = [0, 0, 0, 0, 0, 0];
   readonly rejections = new Map<string, number>();
   readonly connections = new Map<string, number>();
-  private readonly sinks: ((rec: ExchangeRecord) => void)[] = [];
+  private sinks: ((rec: ExchangeRecord) => void)[] = [];
   private readonly tcpSinks: ((rec: TcpRecord) => void)[] = [];
 
   /** Add a consumer of finished requests (access log, metrics). */
   onRequest(fn: (rec: ExchangeRecord) => void): void {
     this.sinks.push(fn);
+  }
+
+  /** Remove a consumer added with onRequest (a new list: one being walked is not changed). */
+  offRequest(fn: (rec: ExchangeRecord) => void): void {
+    this.sinks = this.sinks.filter((f) => f !== fn);
   }
 
   /** Add a consumer of finished tcp-listener connections (metrics). */
@@ -30,7 +35,8 @@ export class RequestStats implements HttpObserver, TcpObserver {
     this.requests++;
     const c = (rec.status / 100) | 0;
     if (c >= 1 && c <= 5) this.byStatusClass[c]!++;
-    for (let i = 0; i < this.sinks.length; i++) this.sinks[i]!(rec);
+    const sinks = this.sinks;
+    for (let i = 0; i < sinks.length; i++) sinks[i]!(rec);
   }
 
   rejected(listener: string, reason: string): void {
