@@ -61,10 +61,11 @@ export class ConfigRuntime {
    */
   source: (() => Config) | undefined;
   /**
-   * Told of the changes in force after every change made through this node's admin API (the
-   * cluster wiring shares them with the other nodes, src/cluster/runtime-sync.ts).
+   * Told of the changes in force after every change made through this node's admin API, and of
+   * those before it (the cluster wiring shares the difference with the other nodes,
+   * src/cluster/runtime-sync.ts).
    */
-  onChange: ((changes: readonly RuntimeChange[]) => void) | undefined;
+  onChange: ((changes: readonly RuntimeChange[], before: readonly RuntimeChange[]) => void) | undefined;
   private readonly host: ConfigHost;
   private readonly env: NodeJS.ProcessEnv;
   private tail: Promise<unknown> = Promise.resolve();
@@ -145,7 +146,7 @@ export class ConfigRuntime {
         throw err;
       }
       try {
-        this.onChange?.(next);
+        this.onChange?.(next, before);
       } catch (err) {
         this.host.log.warn('runtime changes not shared', { error: err instanceof Error ? err.message : String(err) });
       }
@@ -153,14 +154,16 @@ export class ConfigRuntime {
   }
 
   /**
-   * Put in force the runtime changes of another node (the whole list, replacing this node's):
+   * Put in force the runtime changes of the cluster (the whole list, replacing this node's; or
+   * computed from this node's list when it is applied, after any change queued before):
    * written to the local journal (kept if the store is lost), then laid over the file. Resolves
    * false when they are already in force. A list that cannot be applied is refused (throws)
    * and nothing changes.
    */
-  adopt(changes: readonly RuntimeChange[]): Promise<boolean> {
+  adopt(next: readonly RuntimeChange[] | ((current: readonly RuntimeChange[]) => readonly RuntimeChange[])): Promise<boolean> {
     return this.exclusive(async () => {
       const before = this.journal.current;
+      const changes = typeof next === 'function' ? next(before) : next;
       if (JSON.stringify(before) === JSON.stringify(changes)) return false;
       try {
         this.journal.save(changes);
