@@ -271,3 +271,80 @@ describe('cluster.workers: 2 with discovery (file)', () => {
     for (const up of v.values()) assert.equal(show(up), 's1=1 s3=0');
   });
 });
+
+describe('cluster.workers: 2, runtime changes made at once through both workers', () => {
+  let origin: Origin;
+  let dir: string;
+  let node: WorkersProcess | undefined;
+  let adminPort: number;
+  const SERVERS = 40;
+
+  before(async () => {
+    origin = await startOrigin('o');
+    dir = mkdtempSync(join(tmpdir(), 'portico-workers-rt-'));
+    adminPort = await freePort();
+    const file = join(dir, 'portico.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        cluster: { workers: 2 },
+        stateDir: dir,
+        admin: { listen: `127.0.0.1:${adminPort}` },
+        listeners: [{ name: 'web', protocol: 'http', listen: `127.0.0.1:${await freePort()}`, routes: [{ pool: 'web' }] }],
+        pools: [{ name: 'web', health: { type: 'none' }, servers: Array.from({ length: SERVERS }, (_, i) => ({ name: `s${i}`, address: origin.address })) }],
+      }),
+    );
+    node = await startWorkersProcess(file, dir, 2);
+  });
+  after(async () => {
+    await node?.stop();
+    await origin?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('40 drains sent at once, on new connections (so to both workers): every worker ends with all 40', async () => {
+    const patch = (name: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const body = JSON.stringify({ state: 'drain' });
+        const req = request(
+          { host: '127.0.0.1', port: adminPort, method: 'PATCH', path: `/api/v1/pools/web/servers/${name}`, agent: false, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const codes = await Promise.all(Array.from({ length: SERVERS }, (_, i) => patch(`s${i}`)));
+    assert.deepEqual(new Set(codes), new Set([200]));
+    const drained = async (): Promise<Map<string, number>> => {
+      const out = new Map<string, number>();
+      for (let i = 0; i < 16 && out.size < 2; i++) {
+        const res = await new Promise<{ pid: string; body: string }>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: adminPort, path: '/metrics?scope=worker', agent: false }, (r) => {
+            let b = '';
+            r.setEncoding('utf8');
+            r.on('data', (c: string) => (b += c));
+            r.on('end', () => resolve({ pid: String(r.headers['x-portico-worker']), body: b }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        out.set(res.pid, (res.body.match(/^portico_server_state\{pool="web",server="s\d+",state="drain"\} 1$/gm) ?? []).length);
+      }
+      return out;
+    };
+    let last = new Map<string, number>();
+    await waitFor(
+      async () => {
+        last = await drained();
+        return last.size === 2 && [...last.values()].every((n) => n === SERVERS);
+      },
+      10_000,
+      'every worker to have the 40 drains',
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify([...last])}`);
+    });
+  });
+});
