@@ -214,6 +214,84 @@ describe('RuntimeSync', () => {
   });
 });
 
+/** A store that can be down, and restarted empty (as a Redis without persistence); subscriptions are made again on the new one, as RedisStore does. */
+class RestartableStore implements StateStore {
+  down = false;
+  private inner = new MemoryStore();
+  private readonly subs = new Map<(m: string) => void, { channel: string; ac: AbortController }>();
+  private check(): void {
+    if (this.down) throw new Error('store down');
+  }
+  restartEmpty(): void {
+    this.inner = new MemoryStore();
+    for (const [fn, s] of this.subs) {
+      s.ac.abort();
+      s.ac = new AbortController();
+      void this.inner.subscribe(s.channel, (m) => !this.down && fn(m), s.ac.signal);
+    }
+  }
+  async get(k: string) {
+    this.check();
+    return this.inner.get(k);
+  }
+  async set(k: string, v: string, ttl?: number) {
+    this.check();
+    return this.inner.set(k, v, ttl);
+  }
+  async delete(k: string) {
+    this.check();
+    return this.inner.delete(k);
+  }
+  async incr(k: string, by: number, ttl?: number) {
+    this.check();
+    return this.inner.incr(k, by, ttl);
+  }
+  async subscribe(channel: string, fn: (m: string) => void, signal: AbortSignal) {
+    const ac = new AbortController();
+    this.subs.set(fn, { channel, ac });
+    signal.addEventListener('abort', () => {
+      this.subs.get(fn)?.ac.abort();
+      this.subs.delete(fn);
+    });
+    return this.inner.subscribe(channel, (m) => !this.down && fn(m), ac.signal);
+  }
+  async publish(ch: string, m: string) {
+    this.check();
+    return this.inner.publish(ch, m);
+  }
+  async close() {}
+}
+
+describe('RuntimeSync when the store restarts empty', () => {
+  for (const first of ['a', 'b'] as const) {
+    it(`a change made during the outage reaches the other node; ${first === 'a' ? 'the node that made it' : 'the other node'} resynchronises first`, async () => {
+      const store = new RestartableStore();
+      const ra = new FakeRuntime();
+      const rb = new FakeRuntime();
+      const a = new RuntimeSync({ store, runtime: ra, node: 'a', log: quiet });
+      const b = new RuntimeSync({ store, runtime: rb, node: 'b', log: quiet });
+      await a.start();
+      await b.start();
+      await ra.edit((c) => withServerChange(c, 'web', 'w1', drain('web', 'w1')));
+      assert.ok(await eventually(() => rb.journal.current.length === 1));
+      store.down = true;
+      await ra.edit((c) => withServerChange(c, 'web', 'w2', drain('web', 'w2')));
+      await new Promise((r) => setTimeout(r, 20));
+      store.restartEmpty();
+      store.down = false;
+      const [x, y] = first === 'a' ? [a, b] : [b, a];
+      x.resync(0);
+      await new Promise((r) => setTimeout(r, 50));
+      y.resync(0);
+      const names = (r: FakeRuntime): string => r.journal.current.map((c) => (c.kind === 'server' ? c.server : '')).sort().join(',');
+      assert.ok(await eventually(() => names(ra) === 'w1,w2' && names(rb) === 'w1,w2', 3000), `a: ${names(ra)}; b: ${names(rb)}`);
+      assert.ok(((await store.get(RUNTIME_KEY)) ?? '').includes('"w2"'), 'the list is in the store again');
+      await a.stop();
+      await b.stop();
+    });
+  }
+});
+
 /** Two nodes on one store, each making `n` changes to servers of its own, interleaved: every node ends with all 2n, none lost. */
 async function concurrentChanges(open: () => Promise<StateStore[]>, n: number): Promise<void> {
   const [sa, sb] = await open();

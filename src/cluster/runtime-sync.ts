@@ -89,6 +89,8 @@ export class RuntimeSync {
   private gapTimer: NodeJS.Timeout | undefined;
   /** This node's own changes whose number it has taken and not applied yet. */
   private readonly mine = new Set<number>();
+  /** The store's text of change number `applied`, when this node read it: a store that lost it (restarted empty) holds another, or none. */
+  private appliedText: string | undefined;
 
   constructor(o: RuntimeSyncOptions) {
     this.o = o;
@@ -201,13 +203,23 @@ export class RuntimeSync {
     const stored = seqText === undefined ? 0 : Number(seqText);
     let seed = atStart;
     if (Number.isSafeInteger(stored)) {
-      if (this.applied !== undefined && stored < this.applied) {
+      let lost = this.applied !== undefined && stored < this.applied;
+      if (!lost && this.applied !== undefined && this.applied > 0 && this.appliedText !== undefined) {
+        // The sequence may have caught up again since: the change under the number applied last tells.
+        try {
+          lost = (await withTimeout(this.o.store.get(runtimeOpKey(this.applied)), this.o.timeoutMs ?? 1000)) !== this.appliedText;
+        } catch {
+          lost = false;
+        }
+      }
+      if (lost) {
         // The store lost what it held (a Redis restarted empty): start again, as a node that starts.
         this.o.log.warn('runtime changes: the store lost the changes it held (restarted empty?); this node gives its list to it again, or takes the list another node gave');
         this.applied = undefined;
         this.latest = stored;
         this.gapSince = undefined;
         this.mine.clear();
+        this.appliedText = undefined;
         seed = true;
       } else this.latest = Math.max(this.latest, stored);
     }
@@ -224,11 +236,13 @@ export class RuntimeSync {
         return;
       }
       this.applied = snap?.seq ?? 0;
+      this.appliedText = undefined;
       const base = snap?.changes ?? [];
       await this.put(() => base, snap?.node ?? 'the store');
     } else if (snap !== undefined && snap.seq > this.applied && !(await this.opExists(this.applied + 1))) {
       // The changes this node missed are gone from the store: start again from its list.
       this.applied = snap.seq;
+      this.appliedText = undefined;
       await this.put(() => snap.changes, snap.node);
     }
     await this.catchUp();
@@ -254,7 +268,7 @@ export class RuntimeSync {
     if (this.applied === undefined) return;
     // Bounded: at most the numbers known to be taken now.
     const until = this.latest;
-    const ops: { seq: number; op: Op }[] = [];
+    const ops: { seq: number; op: Op; text: string }[] = [];
     let next = this.applied + 1;
     for (; next <= until; next++) {
       let text: string | undefined;
@@ -282,12 +296,13 @@ export class RuntimeSync {
         continue;
       }
       this.gapSince = undefined;
-      ops.push({ seq: next, op });
+      ops.push({ seq: next, op, text: text! });
     }
     const last = next - 1;
     if (last <= this.applied) return;
     const from = [...new Set(ops.filter((x) => x.op.from !== this.id).map((x) => x.op.node))].join(', ');
     this.applied = last;
+    this.appliedText = ops.at(-1)?.seq === last ? ops.at(-1)!.text : undefined;
     await this.put((current) => ops.reduce((list, x) => applyDelta(list, x.op.delta), current), from === '' ? undefined : `node ${from}`);
     const list = this.o.runtime.journal.current;
     // The node that made a change writes the list as of it, for the nodes that start later.
