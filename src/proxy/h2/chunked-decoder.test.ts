@@ -11,7 +11,7 @@ function decode(parts: Buffer[]): { data: string; end: number[] } {
   return { data: Buffer.concat(out).toString('latin1'), end };
 }
 
-it('decodes chunks, skips extensions and trailers, and finds the end', () => {
+it('decodes chunks, skips extensions, leaves trailers out of the data, and finds the end', () => {
   const body = '5;name=value\r\nhello\r\n7\r\n, world\r\nA ; x="y"\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT';
   const r = decode([Buffer.from(body, 'latin1')]);
   assert.equal(r.data, 'hello, world0123456789');
@@ -44,4 +44,23 @@ it('gives the same data however the bytes are split', () => {
       assert.ok(r.end.slice(0, -1).every((e) => e === -1));
     }),
   );
+});
+
+it('keeps the trailer fields, however the bytes are split', () => {
+  const wire = Buffer.from('3\r\nabc\r\n0\r\ngrpc-status: 0\r\nGrpc-Message:  all  good \t\r\nx-a:1\r\nx-a: 2\r\n\r\n', 'latin1');
+  for (let step = 1; step <= wire.length; step++) {
+    const d = new ChunkedDecoder();
+    let end = -1;
+    for (let at = 0; at < wire.length; at += step) end = d.feed(wire.subarray(at, at + step), () => {});
+    assert.ok(d.done && end >= 0, `step ${step}`);
+    assert.deepEqual(d.trailers(), [
+      ['grpc-status', '0'],
+      ['grpc-message', 'all  good'],
+      ['x-a', '1'],
+      ['x-a', '2'],
+    ], `step ${step}`);
+  }
+  const none = new ChunkedDecoder();
+  none.feed(Buffer.from('0\r\n\r\n'), () => {});
+  assert.deepEqual(none.trailers(), []);
 });

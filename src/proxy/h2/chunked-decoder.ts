@@ -2,7 +2,7 @@
  * Decodes a chunked body (RFC 9112 §7.1) into its data, for HTTP/2 clients, which have no
  * chunked coding. Its input has already passed the strict ChunkedScanner of the HTTP/1.1 data
  * path (the session checks every byte before it relays it), so this decoder only has to be
- * correct on valid input; extensions are skipped and trailer fields are dropped.
+ * correct on valid input; extensions are skipped, and trailer fields are kept for trailers().
  */
 const SIZE = 0;
 const EXT = 1;
@@ -19,6 +19,8 @@ export class ChunkedDecoder {
   private size = 0;
   private remaining = 0;
   private digits = 0;
+  /** The trailer section's lines, LF-separated ('' when there are none: most messages). */
+  private trailerText = '';
 
   get done(): boolean {
     return this.state === DONE;
@@ -65,11 +67,28 @@ export class ChunkedDecoder {
           state = SIZE;
           break;
         case LINE_START:
-          state = c === 0x0d ? END_LF : c === 0x0a ? DONE : TRAILER;
+          if (c === 0x0d) state = END_LF;
+          else if (c === 0x0a) state = DONE;
+          else {
+            state = TRAILER;
+            i--; // the line starts with this byte
+          }
           break;
-        case TRAILER:
-          if (c === 0x0a) state = LINE_START;
+        case TRAILER: {
+          // The rest of a trailer line, at once.
+          const from = i - 1;
+          const lf = buf.indexOf(0x0a, from);
+          const stop = lf < 0 ? n : lf;
+          this.trailerText += buf.toString('latin1', from, stop);
+          if (lf < 0) {
+            i = n;
+          } else {
+            this.trailerText += '\n';
+            i = lf + 1;
+            state = LINE_START;
+          }
           break;
+        }
         case END_LF:
           state = DONE;
           break;
@@ -77,6 +96,19 @@ export class ChunkedDecoder {
     }
     this.state = state;
     return state === DONE ? i : -1;
+  }
+
+  /** The trailer fields as [lower-case name, value] pairs, once the message has ended. */
+  trailers(): [string, string][] {
+    const out: [string, string][] = [];
+    if (this.trailerText === '') return out;
+    for (const raw of this.trailerText.split('\n')) {
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      out.push([line.slice(0, colon).toLowerCase(), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')]);
+    }
+    return out;
   }
 
   private endOfSizeLine(): number {

@@ -7,14 +7,15 @@
  * with `Connection: close`: its body as is with Content-Length, chunked otherwise. From the session
  * (the writable side), the HTTP/1.1 response is parsed back: 1xx heads become informational
  * HEADERS, the final head becomes the response HEADERS (hop-by-hop fields dropped), and the body
- * is passed on, de-chunked, as DATA. The session ending its side ends the stream; the session
+ * is passed on, de-chunked, as DATA; the trailer fields of a chunked body end the stream as a
+ * trailing HEADERS frame (fields that may not be trailers dropped). The session ending its side ends the stream; the session
  * destroying it resets the stream. A client that resets the stream destroys this socket, and the
  * session cancels its server request.
  */
 import type { ServerHttp2Stream } from 'node:http2';
 import { constants as h2 } from 'node:http2';
 import { Duplex } from 'node:stream';
-import { HOP_BY_HOP } from '../http/headers.js';
+import { FORBIDDEN_TRAILERS, HOP_BY_HOP } from '../http/headers.js';
 import { parseResponseHead, responseFraming, type HeadLimits, type ResponseHead } from '../http/parse-response.js';
 import { ChunkedDecoder } from './chunked-decoder.js';
 
@@ -109,6 +110,7 @@ export class H2StreamSocket extends Duplex {
     stream.on('close', this.onStreamClose);
     stream.on('error', noop);
     stream.on('drain', this.onStreamDrain);
+    stream.on('wantTrailers', this.onWantTrailers);
   }
 
   // ---- request: stream → session ----
@@ -223,7 +225,8 @@ export class H2StreamSocket extends Duplex {
     const endStream = framing === 'none' || (framing === 'length' && r.contentLength === 0);
     if (stream.destroyed) return;
     try {
-      stream.respond(headers, { endStream });
+      // A chunked body may end with trailer fields: the stream then ends with them (wantTrailers).
+      stream.respond(headers, { endStream, waitForTrailers: framing === 'chunked' });
     } catch {
       this.fail();
       return;
@@ -247,6 +250,26 @@ export class H2StreamSocket extends Duplex {
     this.res = Res.Done;
     if (!this.stream.destroyed) this.stream.end();
   }
+
+  /** After the last DATA of a chunked body: the trailer fields, or an empty trailing HEADERS frame. */
+  private readonly onWantTrailers = (): void => {
+    const t: Record<string, string | string[]> = {};
+    const fields = this.decoder?.trailers();
+    if (fields !== undefined) {
+      for (const [n, v] of fields) {
+        if (FORBIDDEN_TRAILERS.has(n)) continue;
+        const had = t[n];
+        if (had === undefined) t[n] = v;
+        else if (Array.isArray(had)) had.push(v);
+        else t[n] = [had, v];
+      }
+    }
+    try {
+      this.stream.sendTrailers(t);
+    } catch {
+      if (!this.stream.destroyed) this.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  };
 
   /** Something that is not a response came out of the session: reset the stream. */
   private fail(): void {

@@ -19,6 +19,42 @@ export const FORWARDING: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-fo
 /** Client certificate headers Portico writes itself (tls.clientAuth); a client's own are always removed. */
 export const CLIENT_CERT: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-client-verify']);
 
+/**
+ * Fields that are not passed on as trailers (RFC 9110 §6.5.1, RFC 9113 §8.1): framing, routing,
+ * request modifiers, authentication, response control data, and what decides how to process the
+ * content. Pseudo-header fields cannot occur (trailer names are tokens).
+ */
+export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP,
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'host',
+  'authorization',
+  'www-authenticate',
+  'cookie',
+  'set-cookie',
+  'age',
+  'cache-control',
+  'expires',
+  'date',
+  'location',
+  'retry-after',
+  'vary',
+  'warning',
+  'pragma',
+  'expect',
+  'max-forwards',
+  'range',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'if-range',
+  'http2-settings',
+]);
+
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
 export const isIdempotent = (method: string): boolean => IDEMPOTENT.has(method);
 

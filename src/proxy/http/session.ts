@@ -18,6 +18,15 @@ import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upst
 import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
 import { clockNow } from './deadlines.js';
 
+/** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
+function acceptsTrailers(v: string): boolean {
+  for (const part of v.split(',')) {
+    const semi = part.indexOf(';');
+    if ((semi < 0 ? part : part.slice(0, semi)).trim().toLowerCase() === 'trailers') return true;
+  }
+  return false;
+}
+
 const enum St {
   /** Waiting for (the rest of) a request head. */
   Head,
@@ -449,9 +458,13 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     let xfProto: string | undefined;
     let xfHost: string | undefined;
     let fwd: string | undefined;
+    let teTrailers = false;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
-      if (drop.has(ln) || CLIENT_CERT.has(ln)) continue;
+      if (drop.has(ln) || CLIENT_CERT.has(ln)) {
+        if (ln === 'te' && acceptsTrailers(values[i]!)) teTrailers = true;
+        continue;
+      }
       if (FORWARDING.has(ln)) {
         if (!trusted) continue;
         const v = values[i]!;
@@ -484,6 +497,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       h += 'Connection: keep-alive\r\n';
       this.upstreamKeepAlive = true;
     } else {
+      // The client takes trailer fields, and Portico passes them on: the server may send them (RFC 9110 §10.1.4).
+      if (teTrailers) h += 'TE: trailers\r\nConnection: te\r\n';
       this.upstreamKeepAlive = true;
     }
     return h + '\r\n';

@@ -183,7 +183,7 @@ describe('http proxy: headers', () => {
         'x-drop-me': '1',
         'x-forwarded-for': '6.6.6.6',
         forwarded: 'for=6.6.6.6',
-        te: 'trailers',
+        te: 'deflate', // a transfer coding Portico does not take on the server's hop (TE: trailers is its own, see h2-trailers.test)
         'x-keep': 'yes',
         host: 'www.example.com',
       });
