@@ -251,9 +251,10 @@ export class LiveStats {
 
     const pools: PoolFrame[] = [];
     for (const pool of d.pools.values()) pools.push(this.poolFrame(pool, dtMs));
-    // Traffic of pools no longer configured is dropped with them.
+    // Traffic of pools no longer configured is dropped with them ('' holds the requests answered
+    // without a pool: no route, 405 ...; it stays).
     for (const [name, m] of d.traffic.servers) {
-      if (d.pools.has(name)) continue;
+      if (name === '' || d.pools.has(name)) continue;
       for (const s of m.keys()) d.traffic.forget(name, s);
       d.traffic.servers.delete(name);
       this.windows.delete(name);

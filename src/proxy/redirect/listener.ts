@@ -16,6 +16,7 @@ import type { Pool } from '../../pool/pool.js';
 import { errorResponse } from '../http/error-response.js';
 import { parseRequestHead, type HeadLimits, type RequestHead } from '../http/parse-request.js';
 import type { RequestView } from '../http/router.js';
+import type { ExchangeRecord } from '../http/session.js';
 
 export type RedirectStatus = 301 | 302 | 307 | 308;
 
@@ -44,8 +45,13 @@ export interface RedirectListenerSettings {
   readonly persistence?: Persistence | undefined;
 }
 
-/** Told of refused connections and requests (the same counters as the http listener's). */
-export type RedirectObserver = AcceptObserver;
+/**
+ * Told of connections, refusals and answered requests: the same counters, metrics and access log
+ * as the http listener's (RequestStats).
+ */
+export interface RedirectObserver extends AcceptObserver {
+  requestDone(rec: ExchangeRecord): void;
+}
 
 const REASON: Record<RedirectStatus, string> = {
   301: 'Moved Permanently',
@@ -112,30 +118,41 @@ export class RedirectListener {
   };
 
   /**
-   * The response to one parsed request (a redirect, or 503 when no server is available). A
-   * Promise only when the pool's persistence has to ask a shared store; it never rejects.
+   * The response to one parsed request (a redirect, or 503 when no server is available); `rec`
+   * is the request, and takes the pool, server and status of the answer. A Promise only when the
+   * pool's persistence has to ask a shared store; it never rejects.
    */
-  respond(head: RequestHead, view: RequestView, keepAlive: boolean): string | Promise<string> {
+  respond(rec: RedirectSession, head: RequestHead, keepAlive: boolean): string | Promise<string> {
     if (head.form === 'authority' || head.form === 'asterisk') {
       this.observer?.rejected(this.name, 'method');
-      return errorResponse(405, nextRequestId(), keepAlive, 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n');
+      rec.status = 405;
+      rec.error = 'nothing to redirect';
+      return errorResponse(405, rec.requestId(), keepAlive, 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n');
     }
+    rec.pool = this.s.pool.name;
     const per = this.s.persistence;
-    if (per === undefined) return this.redirect(head, keepAlive, this.choose(view), '');
-    const placed = placeSticky(per, view, this.s.pool.current.set, () => this.choose(view), false);
-    if (placed instanceof Promise) return placed.then((p) => this.redirect(head, keepAlive, p.server, p.headers));
-    return this.redirect(head, keepAlive, placed.server, placed.headers);
+    if (per === undefined) return this.redirect(rec, head, keepAlive, this.choose(rec), '');
+    const placed = placeSticky(per, rec, this.s.pool.current.set, rec.pick, false);
+    if (placed instanceof Promise) return placed.then((p) => this.redirect(rec, head, keepAlive, p.server, p.headers));
+    return this.redirect(rec, head, keepAlive, placed.server, placed.headers);
   }
 
   /** A redirect to `server` with the header lines `extra` (a cookie that pins the client), or 503 without a server. */
-  private redirect(head: RequestHead, keepAlive: boolean, server: Server | undefined, extra: string): string {
+  private redirect(rec: RedirectSession, head: RequestHead, keepAlive: boolean, server: Server | undefined, extra: string): string {
     if (server === undefined) {
       this.unavailable++;
-      return errorResponse(503, nextRequestId(), keepAlive, `Retry-After: ${this.s.retryAfterSec}\r\n`);
+      rec.status = 503;
+      rec.error = 'no server available';
+      return errorResponse(503, rec.requestId(), keepAlive, `Retry-After: ${this.s.retryAfterSec}\r\n`);
     }
     this.redirects.set(server.name, (this.redirects.get(server.name) ?? 0) + 1);
-    const location = baseUrlOf(server) + head.path;
+    // The server's request counter (admin API, live statistics): the clients sent to it.
+    const rt = this.s.pool.runtime(server.id);
+    if (rt !== undefined) rt.requests++;
     const status = this.s.status;
+    rec.server = server.name;
+    rec.status = status;
+    const location = baseUrlOf(server) + head.path;
     const text = `${status} ${REASON[status]}: ${location}\n`;
     return (
       `HTTP/1.1 ${status} ${REASON[status]}\r\n` +
@@ -151,13 +168,17 @@ export class RedirectListener {
   }
 
   /** The server a request is sent to: the pool's balancer over its available servers. */
-  private choose(view: RequestView): Server | undefined {
+  choose(view: RequestView): Server | undefined {
     const hashKey = this.s.hashKey?.(view);
     return this.s.pool.pick({ hashKey, path: view.path });
   }
 
   rejected(reason: string): void {
     this.observer?.rejected(this.name, reason);
+  }
+
+  requestDone(rec: RedirectSession): void {
+    this.observer?.requestDone(rec);
   }
 
   async stop(graceMs: number): Promise<void> {
@@ -196,8 +217,12 @@ export function baseUrlOf(server: Server): string {
   return base;
 }
 
-/** One client connection: request heads parsed in turn, each answered at once. */
-class RedirectSession {
+/**
+ * One client connection: request heads parsed in turn, each answered at once. The session is
+ * also the current request's view (for the balancer and persistence) and its record (for the
+ * statistics and the access log), as an http session is: nothing is allocated per request for them.
+ */
+class RedirectSession implements ExchangeRecord, RequestView {
   private buf: Buffer = Buffer.alloc(0);
   private requests = 0;
   private closing = false;
@@ -207,13 +232,82 @@ class RedirectSession {
   /** An answer waits for the shared store (persistence); later requests wait in `buf`. */
   private waiting = false;
 
+  // ---- the current request (RequestView and ExchangeRecord) ----
+  method = '';
+  target = '';
+  path = '';
+  query = '';
+  host = '';
+  lnames: readonly string[] = [];
+  values: readonly string[] = [];
+  readonly route = '';
+  pool = '';
+  server = '';
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  startedAt = 0;
+  readonly queueMs = 0;
+  readonly connectMs = 0;
+  readonly firstByteMs = 0;
+  totalMs = 0;
+  readonly tries = 0;
+  error = '';
+  httpVersion = '1.1';
+  private rid = '';
+  /** The balancer's pick for this request (persistence calls it when the client is not pinned). */
+  readonly pick = (): Server | undefined => this.lst.choose(this);
+
   constructor(
     readonly sock: Socket,
-    private readonly clientAddress: string,
+    readonly clientAddress: string,
     private readonly lst: RedirectListener,
   ) {
     sock.on('data', this.onData);
     this.arm();
+  }
+
+  get listener(): string {
+    return this.lst.name;
+  }
+
+  requestId(): string {
+    if (this.rid === '') this.rid = nextRequestId();
+    return this.rid;
+  }
+
+  header(lname: string): string {
+    const names = this.lnames;
+    for (let i = 0; i < names.length; i++) if (names[i] === lname) return this.values[i]!;
+    return '';
+  }
+
+  /** A new request: its record starts (the previous one was handed to the observer). */
+  private begin(r: RequestHead): void {
+    this.startedAt = performance.now();
+    this.method = r.method;
+    this.target = r.target;
+    const q = r.path.indexOf('?');
+    this.path = q < 0 ? r.path : r.path.slice(0, q);
+    this.query = q < 0 ? '' : r.path.slice(q + 1);
+    this.host = hostOnly(r.host ?? '');
+    this.lnames = r.lnames;
+    this.values = r.values;
+    this.httpVersion = r.minor === 0 ? '1.0' : '1.1';
+    this.pool = '';
+    this.server = '';
+    this.status = 0;
+    this.error = '';
+    this.rid = '';
+    this.bytesIn = r.headEnd;
+    this.bytesOut = 0;
+  }
+
+  /** The answer `out` is written: the request is recorded. */
+  private done(out: string): void {
+    this.bytesOut = out.length;
+    this.totalMs = performance.now() - this.startedAt;
+    this.lst.requestDone(this);
   }
 
   private arm(): void {
@@ -276,16 +370,19 @@ class RedirectSession {
       const max = limits.maxRequestsPerConnection;
       const hasBody = r.chunked || r.contentLength > 0;
       const keepAlive = r.keepAlive && !hasBody && !this.closing && (max === 0 || this.requests < max);
-      const out = this.lst.respond(r, viewOf(r, this.clientAddress), keepAlive);
+      this.begin(r);
+      const out = this.lst.respond(this, r, keepAlive);
       if (typeof out !== 'string') {
         this.await(out, keepAlive);
         return;
       }
       if (!keepAlive) {
         this.finish(out);
+        this.done(out);
         return;
       }
       this.sock.write(out);
+      this.done(out);
     }
     this.inHead = false;
     this.arm();
@@ -298,9 +395,20 @@ class RedirectSession {
     this.sock.pause();
     void out.then((text) => {
       this.waiting = false;
-      if (this.sock.destroyed) return;
-      if (!keepAlive) return this.finish(text);
+      if (this.sock.destroyed) {
+        // The client left while the store answered: recorded as the http listener records it.
+        this.status = 499;
+        this.error = 'client aborted';
+        this.done('');
+        return;
+      }
+      if (!keepAlive) {
+        this.finish(text);
+        this.done(text);
+        return;
+      }
       this.sock.write(text);
+      this.done(text);
       if (this.closing) return void this.sock.end();
       this.sock.resume();
       this.onData(EMPTY);
@@ -318,19 +426,6 @@ class RedirectSession {
     this.timer = setTimeout(() => this.sock.destroy(), 2000);
     this.timer.unref();
   }
-}
-
-function viewOf(r: RequestHead, clientAddress: string): RequestView {
-  const q = r.path.indexOf('?');
-  return {
-    method: r.method,
-    path: q < 0 ? r.path : r.path.slice(0, q),
-    query: q < 0 ? '' : r.path.slice(q + 1),
-    host: hostOnly(r.host ?? ''),
-    lnames: r.lnames,
-    values: r.values,
-    clientAddress,
-  };
 }
 
 function hostOnly(h: string): string {
