@@ -34,8 +34,7 @@ import { Observability } from '../observability/observability.js';
 import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
 import { DnsListener } from '../dns/listener.js';
 import { dnsQueriesMetric } from '../dns/metrics.js';
-import { buildRedirectListener, redirectListenerSettings } from '../proxy/redirect/build.js';
-import { RedirectListener } from '../proxy/redirect/listener.js';
+import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
 import { AccessList } from '../proxy/access.js';
 import { RateLimiter } from '../proxy/rate-limit.js';
 import type { ListenerService, Service } from './service.js';
@@ -298,10 +297,9 @@ class PorticoApp implements Portico, ConfigHost {
       l.update(dnsListenerSettings(lc, poolsOf(handles), { rng: this.rng, clock: this.clock }));
       return true;
     }
-    if (lc.protocol === 'redirect' && l instanceof RedirectListener) {
+    if (lc.protocol === 'redirect') {
       const h = handles.get(lc.pool)!;
-      l.update(redirectListenerSettings(lc, h.pool, h.hashKey, h.persistence));
-      return true;
+      return updateRedirectListener(l, lc, h.pool, h.hashKey, h.persistence);
     }
     if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });
     if (lc.protocol === 'https') return updateHttpsListener(l, lc, this.httpSettings(lc, handles));
@@ -365,7 +363,7 @@ class PorticoApp implements Portico, ConfigHost {
         return buildDnsListener(lc, poolsOf(handles), { rng: this.rng, clock: this.clock });
       case 'redirect': {
         const h = handles.get(lc.pool)!;
-        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats, h.persistence);
+        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats, h.persistence, { clock: this.clock, log: this.log, store: this.store });
       }
       case 'tcp':
         return buildTcpListener(lc, { handles, observer: this.stats, shared: this.tcpShared });

@@ -159,6 +159,28 @@ ${POOL}`;
   ]);
 });
 
+test("a redirect listener's tls: an https listener's without http2, clientAuth and ocsp", () => {
+  const yaml = `listeners:
+  - name: r
+    protocol: redirect
+    listen: 127.0.0.1:8443
+    pool: web
+    tls:
+      certificates: [ { cert: c.pem, key: k.pem, ocsp: true } ]
+      http2: true
+      minVersion: TLSv1.1
+  - { name: s, protocol: redirect, listen: 127.0.0.1:8444, pool: web, tls: { certificates: [] } }
+  - { name: t, protocol: redirect, listen: 127.0.0.1:8445, pool: web, tls: { certificates: [ { cert: c.pem, key: k.pem } ], clientAuth: false, sessionCache: shared } }
+${POOL}`;
+  assert.deepEqual(problems(yaml), [
+    'lb.yaml:7:50 listeners.0.tls.certificates.0.ocsp: unknown key',
+    'lb.yaml:8:7 listeners.0.tls.http2: unknown key',
+    'lb.yaml:9:7 listeners.0.tls.minVersion: must be one of TLSv1.2 | TLSv1.3, got "TLSv1.1"',
+    'lb.yaml:10:78 listeners.1.tls.certificates: a redirect listener with tls needs at least one certificate',
+    'lb.yaml:11:125 listeners.2.tls.clientAuth: unknown key',
+  ]);
+});
+
 test('a route without match must be the last', () => {
   const yaml = LISTENER.replace('routes: [ { pool: web } ]', 'routes:\n      - pool: web\n      - { match: { path: /api/ }, pool: web }\n      - { match: {}, pool: web }') + POOL;
   assert.deepEqual(problems(yaml), ['lb.yaml:6:9 listeners.0.routes.0: a route without match takes every request: the 2 routes after it are unreachable']);

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { accessSchema, rateLimitSchema } from './access.js';
 import { dnsListenerSchema } from './dns.js';
-import { cidrList, duration, flag, hostList, int, leaf, listenAddress, name, oneOf } from './fields.js';
+import { cidrList, duration, flag, hostList, int, leaf, listenAddress, name, oneOf, orOff } from './fields.js';
 import { fail, ok, show } from '../values/parsed.js';
 import { httpLimitsSchema } from './http-limits.js';
 import { routeSchema } from './route.js';
-import { listenerTlsSchema } from './tls.js';
+import { listenerTlsSchema, redirectTlsSchema } from './tls.js';
 
 const base = {
   name: name().describe('Unique name of the listener'),
@@ -109,6 +109,9 @@ export const redirectListenerSchema = z
     status: oneOf([301, 302, 307, 308]).prefault(302).describe('Redirect status'),
     limits: httpLimitsSchema.prefault({}),
     access: accessSchema.prefault({}),
+    tls: orOff(redirectTlsSchema)
+      .prefault(false)
+      .describe('`false` (plain HTTP) or TLS termination: the keys of an https listener\'s `tls` (certificates by SNI, reloaded when their files change, versions, ciphers, session cache) except `http2`, `clientAuth` and `certificates[].ocsp`'),
   })
   .describe("HTTP listener that answers each request with a redirect to the chosen server's url");
 

@@ -77,3 +77,20 @@ export const listenerTlsSchema = z
       .describe('How often the certificate files (also the clientAuth CA and CRL files) are checked for changes (a changed file is reloaded without restart); 0 = never'),
   })
   .describe('TLS termination');
+
+/**
+ * The `tls` section of a redirect listener: an https listener's, without what a redirect has no
+ * use for: `http2` (a redirect is one short HTTP/1.1 answer), `clientAuth` and OCSP stapling.
+ */
+export const redirectTlsSchema = listenerTlsSchema
+  .omit({ http2: true, clientAuth: true })
+  .extend({
+    certificates: z
+      .array(certificate.omit({ ocsp: true }))
+      .min(1, 'a redirect listener with tls needs at least one certificate')
+      .describe('Certificates chosen by SNI (exact names, then *.wildcards); the first is the default'),
+    reloadCheck: duration()
+      .prefault('5s')
+      .describe('How often the certificate files are checked for changes (a changed file is reloaded without restart); 0 = never'),
+  })
+  .describe('TLS termination, as on an https listener (see docs/tls.md)');

@@ -1,29 +1,20 @@
 import { createHash } from 'node:crypto';
 import { createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
-import { CertificateStore, type CertificateFiles, type LoadedCertificate } from '../../tls/cert-store.js';
+import type { CertificateStore, LoadedCertificate } from '../../tls/cert-store.js';
 import { clientCertInfo, type ClientCertInfo } from '../../tls/client-cert.js';
 import { OcspStapler } from '../../tls/ocsp.js';
-import type { SessionResumption } from '../../tls/session-resumption.js';
+import { TlsTermination, type TlsTerminationSettings } from '../../tls/termination.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
 import { socketInfo, type ProxyInfo } from '../proxy-protocol.js';
 import { HttpListener, type HttpListenerSettings, type HttpObserver } from './listener.js';
 import { HttpSession } from './session.js';
 
-export interface HttpsTlsSettings {
-  readonly certificates: readonly CertificateFiles[];
-  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
-  readonly ciphers: string;
+export interface HttpsTlsSettings extends TlsTerminationSettings {
   /** Offer h2 by ALPN (besides http/1.1). */
   readonly http2: boolean;
-  readonly sessionTimeoutMs: number;
-  /** How often the certificate files are checked for changes; 0 = never. */
-  readonly reloadCheckMs: number;
-  readonly resumption: SessionResumption;
-  /** Client certificates (mutual TLS): CA and CRL files, and whether one is required. */
-  readonly clientAuth?: { readonly ca: string; readonly crl?: string | undefined; readonly verify: 'required' | 'optional' } | undefined;
 }
 
 export interface HttpsListenerSettings extends HttpListenerSettings {
@@ -43,6 +34,8 @@ export class HttpsListener extends HttpListener {
   override readonly protocol = 'https';
   readonly certificates: CertificateStore;
   private readonly tlsSettings: HttpsTlsSettings;
+  /** Certificates by SNI, reloaded from disk, handshakes, session resumption (shared with redirect listeners). */
+  private readonly tls: TlsTermination;
   private readonly tlsServer: TlsServer;
   private readonly h2Server: Http2Server;
   private readonly h2Sessions = new Set<ServerHttp2Session>();
@@ -51,7 +44,6 @@ export class HttpsListener extends HttpListener {
   /** h2 session → its client connection, TLS server name and client certificate. */
   private readonly h2Clients = new WeakMap<ServerHttp2Session, H2Client>();
   private nextH2Client: H2Client | undefined = undefined;
-  private reloadTimer: NodeJS.Timeout | undefined;
   /** OCSP staplers of the certificates with `ocsp`, by the SHA-256 of their DER (hex). */
   readonly staplers = new Map<string, OcspStapler>();
   private running = false;
@@ -63,27 +55,17 @@ export class HttpsListener extends HttpListener {
     this.log = log;
     const t = settings.tls;
     this.tlsSettings = t;
-    const sessionTimeout = Math.max(1, Math.round(t.sessionTimeoutMs / 1000));
-    this.certificates = new CertificateStore(t.certificates, { minVersion: t.minVersion, ciphers: t.ciphers, sessionTimeout }, `portico:${settings.name}`, t.clientAuth);
-    const def = this.certificates.defaultCertificate;
-    const ca = t.clientAuth;
-    this.tlsServer = createTlsServer({
-      ...this.certificates.sharedOptions,
-      cert: def.cert,
-      key: def.key,
-      honorCipherOrder: true,
-      // verify: required — OpenSSL refuses a handshake without a certificate, Node.js closes one whose certificate does not verify.
-      requestCert: ca !== undefined,
-      rejectUnauthorized: ca?.verify === 'required',
-      ALPNProtocols: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
-      SNICallback: this.sni,
-      handshakeTimeout: settings.limits.headerTimeoutMs,
-      ticketKeys: t.resumption.key,
+    this.tls = new TlsTermination(t, {
+      listener: settings.name,
+      alpn: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+      handshakeTimeoutMs: settings.limits.headerTimeoutMs,
+      onSecure: this.onSecure,
+      onHandshakeError: () => this.onRejected('tls-handshake'),
+      onReloaded: () => this.syncStaplers(),
+      log,
     });
-    this.tlsServer.on('secureConnection', this.onSecure);
-    this.tlsServer.on('tlsClientError', this.onTlsError);
-    this.tlsServer.on('newSession', t.resumption.onNewSession);
-    this.tlsServer.on('resumeSession', t.resumption.onResumeSession);
+    this.certificates = this.tls.certificates;
+    this.tlsServer = this.tls.server;
     this.syncStaplers();
     if (this.staplers.size > 0) this.tlsServer.on('OCSPRequest', this.onOcspRequest);
     this.h2Server = createH2Server({
@@ -94,10 +76,6 @@ export class HttpsListener extends HttpListener {
     this.h2Server.on('stream', this.onH2Stream);
     this.h2Server.on('sessionError', noop);
   }
-
-  private readonly sni = (servername: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void): void => {
-    cb(null, this.certificates.contextFor(servername));
-  };
 
   /** A client asked for the certificate's status: the stapled response, if one is current. */
   private readonly onOcspRequest = (certificate: Buffer, _issuer: Buffer, cb: (err: Error | null, resp?: Buffer) => void): void => {
@@ -128,44 +106,23 @@ export class HttpsListener extends HttpListener {
   }
 
   override async start(): Promise<void> {
-    const t = this.tlsSettings;
-    await t.resumption.start((key) => this.tlsServer.setTicketKeys(key));
+    await this.tls.start();
     try {
-      await this.certificates.remember();
       await super.start();
     } catch (err) {
-      t.resumption.stop();
+      this.tls.stop();
       throw err;
     }
     this.running = true;
     for (const s of this.staplers.values()) s.start();
-    if (t.reloadCheckMs > 0) {
-      this.reloadTimer = setInterval(() => void this.reloadCertificates(), t.reloadCheckMs);
-      this.reloadTimer.unref();
-    }
   }
 
   /**
    * Re-read the certificate files if they changed; new handshakes use the new certificates at
    * once (connections already made keep theirs). A file that does not load keeps the old ones.
    */
-  async reloadCertificates(): Promise<boolean> {
-    try {
-      const changed = await this.certificates.reloadIfChanged();
-      if (!changed) return false;
-      const def = this.certificates.defaultCertificate;
-      const t = this.tlsSettings;
-      this.tlsServer.setSecureContext({ ...this.certificates.sharedOptions, cert: def.cert, key: def.key, honorCipherOrder: true });
-      this.tlsServer.setTicketKeys(t.resumption.key);
-      this.syncStaplers();
-      this.log?.info(`listener ${this.name}: certificates reloaded`, {
-        names: this.certificates.certificates.flatMap((c) => c.names).join(','),
-      });
-      return true;
-    } catch (err) {
-      this.log?.error(`listener ${this.name}: certificates not reloaded (the previous ones stay)`, { error: (err as Error).message });
-      return false;
-    }
+  reloadCertificates(): Promise<boolean> {
+    return this.tls.reloadCertificates();
   }
 
   protected override open(sock: Socket, peer: ProxyInfo | undefined): void {
@@ -174,7 +131,7 @@ export class HttpsListener extends HttpListener {
       this.proxied.set(key, peer);
       sock.once('close', () => this.proxied.delete(key));
     }
-    this.tlsServer.emit('connection', sock);
+    this.tls.accept(sock);
   }
 
   private readonly onSecure = (s: TLSSocket): void => {
@@ -191,11 +148,6 @@ export class HttpsListener extends HttpListener {
       return;
     }
     this.sessions.add(new HttpSession(s, this, peer, cert));
-  };
-
-  private readonly onTlsError = (_err: Error, s: TLSSocket): void => {
-    this.onRejected('tls-handshake');
-    s.destroy();
   };
 
   private readonly onH2Session = (session: ServerHttp2Session): void => {
@@ -216,9 +168,7 @@ export class HttpsListener extends HttpListener {
   };
 
   override async stop(graceMs: number): Promise<void> {
-    if (this.reloadTimer !== undefined) clearInterval(this.reloadTimer);
-    this.reloadTimer = undefined;
-    this.tlsSettings.resumption.stop();
+    this.tls.stop();
     this.running = false;
     for (const s of this.staplers.values()) s.stop();
     // GOAWAY: h2 clients open no new stream here; streams in flight finish (or are cut with the rest).

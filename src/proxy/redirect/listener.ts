@@ -5,9 +5,13 @@
  *
  * It reads requests on raw sockets with the data path's strict parser, so a malformed request
  * gets the same 4xx as on an http listener and the connection is closed. Requests carry no body
- * to anyone: a request with a body is answered and its connection closed.
+ * to anyone: a request with a body is answered and its connection closed. With `tls`, the
+ * connections are TLS, terminated as on an https listener (src/tls/termination.ts).
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../../observability/logger.js';
+import { TlsTermination, type TlsTerminationSettings } from '../../tls/termination.js';
 import type { AccessList } from '../access.js';
 import { admit, drain, listen, type AcceptObserver } from '../accept.js';
 import type { Server } from '../../core/server.js';
@@ -76,15 +80,39 @@ export class RedirectListener {
   private server: NetServer | undefined;
   private port: number;
   private readonly sessions = new Set<RedirectSession>();
+  /** TLS termination (a `tls` section); undefined: plain HTTP. */
+  private readonly tls: TlsTermination | undefined;
   /** Redirects sent, by server name; and requests answered 503. */
   readonly redirects = new Map<string, number>();
   unavailable = 0;
 
-  constructor(settings: RedirectListenerSettings, observer?: RedirectObserver) {
+  /** With `tls`, the certificates are loaded now: a CertificateError names a file that does not load. */
+  constructor(settings: RedirectListenerSettings, observer?: RedirectObserver, tls?: TlsTerminationSettings, log?: Logger) {
     this.name = settings.name;
     this.s = settings;
     this.port = settings.port;
     this.observer = observer;
+    this.tls =
+      tls === undefined
+        ? undefined
+        : new TlsTermination(tls, {
+            listener: settings.name,
+            alpn: ['http/1.1'],
+            handshakeTimeoutMs: settings.limits.headerTimeoutMs,
+            onSecure: this.onSecure,
+            onHandshakeError: () => this.rejected('tls-handshake'),
+            log,
+          });
+  }
+
+  /** True when the connections are TLS. */
+  get secure(): boolean {
+    return this.tls !== undefined;
+  }
+
+  /** Re-read the certificate files if they changed (what the `reloadCheck` timer does); false without TLS. */
+  reloadCertificates(): Promise<boolean> {
+    return this.tls === undefined ? Promise.resolve(false) : this.tls.reloadCertificates();
   }
 
   get address(): { host: string; port: number } {
@@ -101,21 +129,39 @@ export class RedirectListener {
   }
 
   async start(): Promise<void> {
+    await this.tls?.start();
     const server = createServer({ allowHalfOpen: false, noDelay: true }, this.accept);
-    this.port = await listen(server, this.s.host, this.s.port);
+    try {
+      this.port = await listen(server, this.s.host, this.s.port);
+    } catch (err) {
+      this.tls?.stop();
+      throw err;
+    }
     this.server = server;
   }
 
   private readonly accept = (sock: Socket): void => {
     const s = this.s;
     if (!admit(sock, this.name, this.observer, this.sessions.size, s.limits.maxConnections, s.access, false)) return;
-    const session = new RedirectSession(sock, sock.remoteAddress ?? '', this);
+    if (this.tls !== undefined) this.tls.accept(sock);
+    else this.open(sock, undefined);
+  };
+
+  /** A TLS connection whose handshake is done. */
+  private readonly onSecure = (s: TLSSocket): void => {
+    s.on('error', noop);
+    const n = s.servername;
+    this.open(s, typeof n === 'string' && n !== '' ? n.toLowerCase() : undefined);
+  };
+
+  private open(sock: Socket, sni: string | undefined): void {
+    const session = new RedirectSession(sock, sock.remoteAddress ?? '', this, sni);
     this.sessions.add(session);
     sock.on('close', () => {
       session.clearTimer();
       this.sessions.delete(session);
     });
-  };
+  }
 
   /**
    * The response to one parsed request (a redirect, or 503 when no server is available); `rec`
@@ -132,7 +178,7 @@ export class RedirectListener {
     rec.pool = this.s.pool.name;
     const per = this.s.persistence;
     if (per === undefined) return this.redirect(rec, head, keepAlive, this.choose(rec), '');
-    const placed = placeSticky(per, rec, this.s.pool.current.set, rec.pick, false);
+    const placed = placeSticky(per, rec, this.s.pool.current.set, rec.pick, this.tls !== undefined);
     if (placed instanceof Promise) return placed.then((p) => this.redirect(rec, head, keepAlive, p.server, p.headers));
     return this.redirect(rec, head, keepAlive, placed.server, placed.headers);
   }
@@ -185,6 +231,7 @@ export class RedirectListener {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    this.tls?.stop();
     for (const s of this.sessions) s.closeWhenIdle();
     await drain(server, this.sessions, graceMs, destroySession);
   }
@@ -193,6 +240,8 @@ export class RedirectListener {
 function destroySession(s: RedirectSession): void {
   s.sock.destroy();
 }
+
+function noop(): void {}
 
 const baseUrls = new WeakMap<Server, string>();
 
@@ -262,6 +311,8 @@ class RedirectSession implements ExchangeRecord, RequestView {
     readonly sock: Socket,
     readonly clientAddress: string,
     private readonly lst: RedirectListener,
+    /** The TLS server name of the connection (TLS listeners), lower-case. */
+    readonly sni: string | undefined,
   ) {
     sock.on('data', this.onData);
     this.arm();
