@@ -46,6 +46,8 @@ export class TlsTermination {
   private readonly t: TlsTerminationSettings;
   private readonly o: TlsTerminationOptions;
   private reloadTimer: NodeJS.Timeout | undefined;
+  /** Accepted sockets whose handshake has not completed. */
+  private readonly handshaking = new Set<Socket>();
 
   /** Loads the certificates now: a CertificateError names a file that does not load. */
   constructor(t: TlsTerminationSettings, o: TlsTerminationOptions) {
@@ -68,7 +70,7 @@ export class TlsTermination {
       handshakeTimeout: o.handshakeTimeoutMs,
       ticketKeys: t.resumption.key,
     });
-    this.server.on('secureConnection', o.onSecure);
+    this.server.on('secureConnection', this.onSecure);
     this.server.on('tlsClientError', this.onTlsError);
     this.server.on('newSession', t.resumption.onNewSession);
     this.server.on('resumeSession', t.resumption.onResumeSession);
@@ -78,14 +80,41 @@ export class TlsTermination {
     cb(null, this.certificates.contextFor(servername));
   };
 
+  private readonly onSecure = (s: TLSSocket): void => {
+    s.once('close', closeParent);
+    // Half-close, taken away for the handshake (accept), is the listener's again.
+    s.allowHalfOpen = true;
+    const parent = parentOf(s);
+    if (parent !== undefined) this.handshaking.delete(parent);
+    this.o.onSecure(s);
+  };
+
   private readonly onTlsError = (_err: Error, s: TLSSocket): void => {
     this.o.onHandshakeError();
     s.destroy();
+    closeParent.call(s);
   };
 
-  /** Run the TLS handshake on an accepted connection; `onSecure` gets it when it is done. */
+  /**
+   * Run the TLS handshake on an accepted connection; `onSecure` gets it when it is done. Until
+   * then the connection counts in `pending`, and a client that closes ends it at once (its TLS
+   * socket, which takes `allowHalfOpen` from this one, is not left half-open until the timeout).
+   */
   accept(sock: Socket): void {
+    this.handshaking.add(sock);
+    sock.once('close', () => this.handshaking.delete(sock));
+    sock.allowHalfOpen = false;
     this.server.emit('connection', sock);
+  }
+
+  /** Connections in their handshake now (they count toward the listener's maxConnections). */
+  get pending(): number {
+    return this.handshaking.size;
+  }
+
+  /** Close every connection still in its handshake (the end of a stop's grace period). */
+  cutHandshakes(): void {
+    for (const sock of this.handshaking) sock.destroy();
   }
 
   /**
@@ -136,4 +165,19 @@ export class TlsTermination {
     this.reloadTimer = undefined;
     this.t.resumption.stop();
   }
+}
+
+/**
+ * The accepted socket a TLS socket wraps (`_parent`, where Node.js keeps it). Node.js closes the
+ * TLS socket when that socket closes, but not the reverse: when the TLS side ends first, the
+ * accepted socket and its file descriptor would stay open until some later timeout, and the
+ * listener's stop would wait for it. It is destroyed with its TLS socket.
+ */
+function closeParent(this: TLSSocket): void {
+  const parent = parentOf(this);
+  if (parent !== undefined && !parent.destroyed) parent.destroy();
+}
+
+function parentOf(s: TLSSocket): Socket | undefined {
+  return (s as unknown as { _parent?: Socket | null })._parent ?? undefined;
 }

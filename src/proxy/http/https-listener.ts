@@ -125,6 +125,10 @@ export class HttpsListener extends HttpListener {
     return this.tls.reloadCertificates();
   }
 
+  protected override pendingConnections(): number {
+    return this.handshaking + this.tls.pending;
+  }
+
   protected override open(sock: Socket, peer: ProxyInfo | undefined): void {
     if (peer !== undefined) {
       const key = `${sock.remoteAddress} ${sock.remotePort}`;
@@ -173,7 +177,11 @@ export class HttpsListener extends HttpListener {
     for (const s of this.staplers.values()) s.stop();
     // GOAWAY: h2 clients open no new stream here; streams in flight finish (or are cut with the rest).
     for (const s of this.h2Sessions) s.close();
+    // Connections still in their TLS handshake are no session yet: cut them with the rest at the
+    // end of the grace period, rather than wait for their handshake timeout.
+    const cut = setTimeout(() => this.tls.cutHandshakes(), graceMs);
     await super.stop(graceMs);
+    clearTimeout(cut);
     for (const s of this.h2Sessions) s.destroy();
   }
 }

@@ -106,10 +106,15 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
     this.stopSweep = sweepDeadlines(this.sessions, TICK_MS, destroySession);
   }
 
+  /** Accepted connections that are no session yet (reading a PROXY header; a TLS handshake): they count toward maxConnections. */
+  protected pendingConnections(): number {
+    return this.handshaking;
+  }
+
   private readonly accept = (sock: Socket): void => {
     // The access list is checked once per connection: against the socket's peer, or with
     // acceptProxy against the client the PROXY header names.
-    if (!admit(sock, this.name, this.observer, this.sessions.size, this.limits.maxConnections, this.access, this.acceptProxy)) return;
+    if (!admit(sock, this.name, this.observer, this.sessions.size + this.pendingConnections(), this.limits.maxConnections, this.access, this.acceptProxy)) return;
     if (this.acceptProxy) readProxied(sock, this.limits.headerTimeoutMs, this);
     else this.open(sock, undefined);
   };

@@ -142,7 +142,7 @@ export class RedirectListener {
 
   private readonly accept = (sock: Socket): void => {
     const s = this.s;
-    if (!admit(sock, this.name, this.observer, this.sessions.size, s.limits.maxConnections, s.access, false)) return;
+    if (!admit(sock, this.name, this.observer, this.sessions.size + (this.tls?.pending ?? 0), s.limits.maxConnections, s.access, false)) return;
     if (this.tls !== undefined) this.tls.accept(sock);
     else this.open(sock, undefined);
   };
@@ -233,7 +233,10 @@ export class RedirectListener {
     this.server = undefined;
     this.tls?.stop();
     for (const s of this.sessions) s.closeWhenIdle();
+    // Connections still in their TLS handshake are cut with the rest at the end of the grace period.
+    const cut = this.tls === undefined ? undefined : setTimeout(() => this.tls?.cutHandshakes(), graceMs);
     await drain(server, this.sessions, graceMs, destroySession);
+    clearTimeout(cut);
   }
 }
 

@@ -4,7 +4,7 @@ import { constants, createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -287,6 +287,50 @@ function sharedCertsAndOrigins(): { certs: Certs; origins: Origin[] } {
   });
   return env;
 }
+
+describe('https listener: connections still in their TLS handshake', { skip }, () => {
+  const env = sharedCertsAndOrigins();
+
+  /** A TCP connection that sends nothing: it stays in its TLS handshake until headerTimeout. */
+  const silent = (port: number): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const s = netConnect({ port, host: '127.0.0.1' }, () => resolve(s));
+      s.on('error', reject);
+    });
+
+  it('count toward limits.maxConnections', async () => {
+    const p = createPortico(config(env.certs, env.origins, {}, { limits: { maxConnections: 2, headerTimeout: '10s' } }));
+    await p.start();
+    const port = p.address('secure')!.port;
+    const held: Socket[] = [];
+    try {
+      held.push(await silent(port), await silent(port));
+      await new Promise((r) => setTimeout(r, 100));
+      await assert.rejects(httpsGet(port, '/'), 'a third connection is refused while two are in their handshake');
+      await waitFor(() => p.stats.rejectedFor('secure', 'max-connections') >= 1, 2000, 'the refusal counted');
+      for (const s of held) s.destroy();
+      await waitFor(async () => (await httpsGet(port, '/').then((r) => r.status, () => 0)) === 200, 3000, 'a client to be served once they left');
+    } finally {
+      for (const s of held) s.destroy();
+      await p.stop(100);
+    }
+  });
+
+  it('are cut at the end of a stop\'s grace period, not left to their handshake timeout', async () => {
+    const p = createPortico(config(env.certs, env.origins, {}, { limits: { headerTimeout: '10s' } }));
+    await p.start();
+    const port = p.address('secure')!.port;
+    const s = await silent(port);
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    s.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await p.stop(200);
+    const took = Date.now() - t0;
+    await closed;
+    assert.ok(took < 2000, `stop took ${took} ms (the handshake timeout is 10 s)`);
+  });
+});
 
 describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () => {
   const env = sharedCertsAndOrigins();
