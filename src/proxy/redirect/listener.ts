@@ -105,11 +105,6 @@ export class RedirectListener {
           });
   }
 
-  /** True when the connections are TLS. */
-  get secure(): boolean {
-    return this.tls !== undefined;
-  }
-
   /** Re-read the certificate files if they changed (what the `reloadCheck` timer does); false without TLS. */
   reloadCertificates(): Promise<boolean> {
     return this.tls === undefined ? Promise.resolve(false) : this.tls.reloadCertificates();
