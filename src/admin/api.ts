@@ -56,6 +56,11 @@ export interface ConfigSource {
   readonly journal: { readonly path: string | undefined };
   readonly journalProblem: string | undefined;
   reload(): Promise<{ readonly generation: number; readonly changes: readonly string[]; readonly restartRequired: readonly string[] }>;
+  /**
+   * Set in a worker of `cluster.workers`: a reload through the admin API reloads every worker
+   * (the primary validates the configuration once); resolves with this worker's result.
+   */
+  readonly reloadAll?: (() => Promise<unknown>) | undefined;
   change(
     edit: (changes: readonly RuntimeChange[], running: Config) => readonly RuntimeChange[],
     options?: { readonly cut?: ReadonlySet<string> | undefined },
@@ -365,7 +370,8 @@ class AdminApi {
 
   async reload(): Promise<unknown> {
     try {
-      return await this.rt.runtime.reload();
+      const all = this.rt.runtime.reloadAll;
+      return await (all !== undefined ? all() : this.rt.runtime.reload());
     } catch (err) {
       if (err instanceof ConfigError) {
         throw new AdminError(

@@ -37,6 +37,7 @@ import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
 import { AccessList } from '../proxy/access.js';
 import { RateLimiter } from '../proxy/rate-limit.js';
+import { limitShare } from '../core/limit-share.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
@@ -68,6 +69,14 @@ export interface PorticoDeps {
   readonly discovery?: 'local' | 'external';
   /** Where reload() reads the configuration instead of `configFile` (the etcd document of `cluster.config`). */
   readonly configSource?: () => Config;
+  /**
+   * The number of processes (`cluster.workers`) that serve this configuration together (default
+   * 1). Each enforces its share of every connection and queue limit (src/core/limit-share.ts):
+   * a server's `maxConnections`, a pool's `queue.max`, a listener's `maxConnections`.
+   */
+  readonly workers?: number;
+  /** In a worker of `cluster.workers`: a reload through the admin API reloads every worker (ConfigRuntime.reloadAll). */
+  readonly reloadAll?: () => Promise<unknown>;
 }
 
 /** A running (or ready to run) Portico: pools, listeners and their lifecycle. */
@@ -153,6 +162,8 @@ class PorticoApp implements Portico, ConfigHost {
   private readonly sharedStore: boolean;
   private readonly externalProbes: boolean;
   private readonly externalDiscovery: boolean;
+  /** The processes that share the limits (PorticoDeps.workers). */
+  private readonly workers: number;
   /** Cookie tokens under the secret kept in stateDir (loaded at start, or when a reload first needs it). */
   private readonly stateTokens = new ServerTokens();
   /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
@@ -176,6 +187,7 @@ class PorticoApp implements Portico, ConfigHost {
     this.tcpShared = new TcpShared(clock, this.sharedStore ? { store: this.store, shared: true, onStoreError: this.onStoreError } : undefined);
     this.externalProbes = deps.probes === 'external';
     this.externalDiscovery = deps.discovery === 'external';
+    this.workers = Math.max(1, deps.workers ?? 1);
     for (const pc of config.pools) {
       const pool = this.newPool(pc);
       this.pools.set(pc.name, pool);
@@ -186,6 +198,7 @@ class PorticoApp implements Portico, ConfigHost {
     for (const lc of config.listeners) this.listeners.push(this.buildListener(lc));
     this.runtime = new ConfigRuntime(this, config, deps.configFile, new RuntimeJournal(config.stateDir), deps.env);
     this.runtime.source = deps.configSource;
+    this.runtime.reloadAll = deps.reloadAll;
     if (config.admin.enabled) {
       const a = config.admin;
       this.admin = new AdminServer({ host: a.listen.host, port: a.listen.port, token: a.token, allowedHosts: a.allowedHosts, logger: this.log });
@@ -234,7 +247,7 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   newPool(pc: PoolConfig): Pool {
-    const pool = buildPool(pc, this.clock, this.rng);
+    const pool = buildPool(pc, this.clock, this.rng, this.workers);
     pool.onEvent((ev) => {
       this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail });
       if (ev.kind === 'removed') this.retireConnections(serverId(ev.pool, ev.server));
@@ -288,7 +301,8 @@ class PorticoApp implements Portico, ConfigHost {
     return this.buildListener(lc, handles);
   }
 
-  updateListener(l: ListenerService, lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): boolean {
+  updateListener(l: ListenerService, config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): boolean {
+    const lc = this.shareOf(config);
     if (lc.protocol === 'http' && l instanceof HttpListener) {
       l.update(this.httpSettings(lc, handles));
       return true;
@@ -307,7 +321,11 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   newServer(pool: string, sc: ServerConfig): Server {
-    return buildServer(pool, sc);
+    return buildServer(pool, sc, this.workers);
+  }
+
+  queueMaxOf(pc: PoolConfig): number {
+    return limitShare(pc.queue.max, this.workers);
   }
 
   initialOp(pc: PoolConfig): OpState {
@@ -354,8 +372,29 @@ class PorticoApp implements Portico, ConfigHost {
     for (const h of this.health.values()) if (h.monitor !== undefined) yield h.monitor;
   }
 
+  /**
+   * A listener's configuration with this process's share of its connection limit (as it is
+   * built or updated, never per connection): with `cluster.workers` each worker counts its own.
+   */
+  private shareOf(lc: ListenerConfig): ListenerConfig {
+    const n = this.workers;
+    if (n <= 1) return lc;
+    switch (lc.protocol) {
+      case 'http':
+      case 'https':
+        return { ...lc, limits: { ...lc.limits, maxConnections: limitShare(lc.limits.maxConnections, n) } };
+      case 'tcp':
+        return { ...lc, maxConnections: limitShare(lc.maxConnections, n) };
+      case 'dns':
+        return { ...lc, tcp: { ...lc.tcp, maxConnections: limitShare(lc.tcp.maxConnections, n) } };
+      default:
+        return lc;
+    }
+  }
+
   /** One listener from its configuration; each protocol is built here. */
-  private buildListener(lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): ListenerService {
+  private buildListener(config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): ListenerService {
+    const lc = this.shareOf(config);
     switch (lc.protocol) {
       case 'http':
         return new HttpListener(this.httpSettings(lc, handles), this.stats as HttpObserver);
@@ -543,7 +582,8 @@ class PorticoApp implements Portico, ConfigHost {
   }
 }
 
-export function buildServer(pool: string, sc: ServerConfig): Server {
+/** A server from its configuration; with `workers` processes its maxConnections is this one's share. */
+export function buildServer(pool: string, sc: ServerConfig, workers = 1): Server {
   const meta: Record<string, string> = {};
   if (sc.url !== undefined) meta.url = sc.url;
   if (sc.dnsAddress !== undefined) meta.dnsAddress = sc.dnsAddress;
@@ -556,12 +596,13 @@ export function buildServer(pool: string, sc: ServerConfig): Server {
     port: sc.address.port,
     weight: sc.weight,
     backup: sc.backup,
-    maxConnections: sc.maxConnections,
+    maxConnections: limitShare(sc.maxConnections, workers),
     meta: Object.freeze(meta),
   });
 }
 
-export function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
+/** A pool from its configuration; with `workers` processes its servers' and queue's limits are this one's share. */
+export function buildPool(pc: PoolConfig, clock: Clock, rng: Rng, workers = 1): Pool {
   const { factory, options } = balancerOf(pc);
   return new Pool(
     {
@@ -572,10 +613,10 @@ export function buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool {
       clock,
       panicThresholdPct: pc.panicThreshold,
       slowStartMs: pc.slowStart,
-      queueMax: pc.queue.max,
+      queueMax: limitShare(pc.queue.max, workers),
     },
     // With active checks a server is `starting` (available) until its first probe decides.
-    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc), admin: sc.state, op: initialOp(pc) })),
+    pc.servers.map((sc) => ({ server: buildServer(pc.name, sc, workers), admin: sc.state, op: initialOp(pc) })),
   );
 }
 

@@ -61,6 +61,12 @@ export class ConfigRuntime {
    */
   source: (() => Config) | undefined;
   /**
+   * In a worker of `cluster.workers`: how a reload through the admin API reloads every worker
+   * (through the primary, which validates the configuration once); resolves with this worker's
+   * result, or throws the ConfigError the primary found. Undefined: reload() alone.
+   */
+  reloadAll: (() => Promise<unknown>) | undefined;
+  /**
    * Told of the changes in force after every change made through this node's admin API, and of
    * those before it (the cluster wiring shares the difference with the other nodes,
    * src/cluster/runtime-sync.ts).

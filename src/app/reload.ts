@@ -191,6 +191,8 @@ export interface ReloadHost {
   /** Record the services of a pool (replacing the previous ones; `[]` forgets the pool). */
   setPoolServices(pool: string, services: readonly Service[]): void;
   newServer(pool: string, sc: ServerConfig): Server;
+  /** The pool queue's length this process enforces (its share with `cluster.workers`, src/core/limit-share.ts). */
+  queueMaxOf(pc: PoolConfig): number;
   /** The observed state a server starts in when it joins a pool. */
   initialOp(pc: PoolConfig): OpState;
   /** The balancer factory and parsed options of a pool. */
@@ -261,7 +263,7 @@ export async function applyPlan(host: ReloadHost, next: Config, plan: ReloadPlan
       pool.setBalancer(b.factory, b.options, pc.panicThreshold);
     }
     if (change !== undefined || options.cut !== undefined) reconcileServers(host, pool, pc, options.cut, options.cause ?? 'config');
-    if (change?.lifecycle === true) pool.setLifecycle({ slowStartMs: pc.slowStart, queueMax: pc.queue.max });
+    if (change?.lifecycle === true) pool.setLifecycle({ slowStartMs: pc.slowStart, queueMax: host.queueMaxOf(pc) });
     if (change?.keepAlive === true) for (const rt of pool) host.retireConnections(rt.server.id);
     if (change?.services === true) {
       for (const s of host.poolServices(pc.name)) await s.stop(0);

@@ -133,8 +133,11 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   // logged by the reload. Caught from the first moment, so that an early one does not end the process.
   let started = false;
   let stopping = false;
+  // A worker of cluster.workers takes no SIGHUP of its own (one sent to the whole process group,
+  // for instance): its primary validates the file once and passes the reload on.
+  const worker = isWorkerProcess();
   process.on('SIGHUP', () => {
-    if (stopping) return;
+    if (stopping || worker) return;
     if (!started) {
       log.warn('SIGHUP while starting: ignored (send it again once Portico is up)');
       return;

@@ -94,8 +94,9 @@ describe('merging the figures of several workers', () => {
 
   it('frames: two workers\' frames merge into the frame of one process that saw every request', () => {
     const one = worker([server('a', 4), server('b', 4)]);
-    const w1 = worker([server('a', 4), server('b', 4)]);
-    const w2 = worker([server('a', 4), server('b', 4)]);
+    // Each worker enforces its share of a server's maxConnections: 2 of the 4.
+    const w1 = worker([server('a', 2), server('b', 2)]);
+    const w2 = worker([server('a', 2), server('b', 2)]);
     // Worker 1: fast requests on a; worker 2: slow ones on a and b, two of them 5xx.
     const reqs: [typeof w1, string, number, number][] = [];
     for (let i = 0; i < 30; i++) reqs.push([w1, 'a', 1 + (i % 5), 200]);
@@ -131,7 +132,8 @@ describe('merging the figures of several workers', () => {
       const ws = wp.servers.find((s) => s.name === name)!;
       for (const k of ['rps', 'errorRate', 'bytesPerSec', 'p50', 'p90', 'p99', 'requests', 'failures', 'inflight', 'weight', 'admin', 'op'] as const) assert.equal(ms[k], ws[k], `${name} ${k}`);
       assert.deepEqual(ms.hist, ws.hist, `${name} histogram`);
-      // Each worker has its own maxConnections: the group's capacity is the sum, the utilisation their mean.
+      // The group's capacity is the sum of the workers' shares, the utilisation their mean.
+      assert.equal(ms.maxConnections, ws.maxConnections);
       assert.equal(ms.maxConnections, 4);
     }
     assert.equal(merged.listeners[0]!.rps, whole.listeners[0]!.rps);

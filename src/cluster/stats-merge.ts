@@ -108,7 +108,7 @@ function mergeServer(list: readonly WithFigures<ServerFrame>[]): ServerFrame {
     op: f.op,
     weight: f.weight,
     effectiveWeight: f.effectiveWeight,
-    maxConnections: f.maxConnections,
+    maxConnections: sum(list, (x) => x.f.maxConnections),
     inflight: sum(list, (x) => x.f.inflight),
     requests: sum(list, (x) => x.f.requests),
     failures: sum(list, (x) => x.f.failures),
@@ -158,7 +158,7 @@ export function mergeTraffic(list: readonly WithFigures<TrafficFrame & { readonl
 /**
  * The operational laws of several workers: throughputs and requests in flight add up, the mean
  * response time is weighted by throughput, and the utilisation is the mean of theirs (each worker
- * has its own maxConnections per server, so the group's capacity is their sum).
+ * enforces its share of a server's maxConnections, so the group's capacity is their sum).
  */
 export function mergeLaws(list: readonly Laws[]): Laws {
   let X = 0;
@@ -255,7 +255,7 @@ export function mergeBindingsViews(views: readonly View[], ctx: ViewContext): Vi
 }
 
 const POOL_SUMS = ['inflight'] as const;
-const SERVER_SUMS = ['active', 'requests', 'failures', 'serverErrors', 'bytesIn', 'bytesOut'] as const;
+const SERVER_SUMS = ['active', 'maxConnections', 'requests', 'failures', 'serverErrors', 'bytesIn', 'bytesOut'] as const;
 
 function poolView(views: readonly View[], ctx: ViewContext): View {
   const first = views[0]!;

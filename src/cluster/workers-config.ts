@@ -1,4 +1,5 @@
 import { deepFreeze } from '../config/deep-freeze.js';
+import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config, PoolConfig, ServerConfig } from '../config/types.js';
 import { serverId, type OpState, type Server } from '../core/server.js';
@@ -80,6 +81,29 @@ interface ConfigMessage {
   readonly lists: readonly ServersMessage[];
 }
 
+/**
+ * Reload (primary → workers), on SIGHUP: the configuration the primary read and validated
+ * (undefined: the primary's etcd document, sent before as a ConfigMessage, stays).
+ */
+export interface ReloadMessage {
+  readonly t: 'reload';
+  readonly config: Config | undefined;
+  /** The request of the worker that asked for this reload (ReloadRequest), in the message to that worker. */
+  readonly id?: number | undefined;
+}
+/** A reload through a worker's admin API, for every worker (worker → primary). */
+export interface ReloadRequest {
+  readonly t: 'reload?';
+  readonly id: number;
+}
+/** The primary refused a worker's ReloadRequest: the configuration's issues, or why it could not be applied (primary → that worker). */
+export interface ReloadRefused {
+  readonly t: 'reload!';
+  readonly id: number;
+  readonly issues?: readonly ConfigIssue[] | undefined;
+  readonly error?: string | undefined;
+}
+
 function isObj(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null;
 }
@@ -102,6 +126,8 @@ export class PrimaryConfig {
   onVersion: ((config: Config) => Promise<void>) | undefined;
   /** The primary's pool of a name, as its health checks run it (undefined: that pool has no active checks). */
   checks: ((pool: string) => Pool | undefined) | undefined;
+  /** Why a probed server is in state `op` (the detail of the checks' last change to it), if known. */
+  detailOf: ((pool: string, server: string, op: string) => string | undefined) | undefined;
   private last: Config | undefined;
   /** What discover() was last given. */
   private running: Config | undefined;
@@ -124,6 +150,11 @@ export class PrimaryConfig {
   /** What runs now: the last good etcd document, or the file as last read. */
   get current(): Config {
     return this.start.source?.current ?? this.last ?? this.start.config;
+  }
+
+  /** True when the configuration is the etcd document (the workers hold it), false for a file. */
+  get fromEtcd(): boolean {
+    return this.start.source !== undefined;
   }
 
   /** Watch etcd (nothing for a file). */
@@ -219,7 +250,7 @@ export class PrimaryConfig {
     const p = this.checks?.(pool);
     if (p === undefined) return [];
     const out: OpMessage[] = [];
-    for (const rt of p) if (rt.op !== 'starting') out.push({ t: 'op', pool, server: rt.server.name, op: rt.op });
+    for (const rt of p) if (rt.op !== 'starting') out.push({ t: 'op', pool, server: rt.server.name, op: rt.op, detail: this.detailOf?.(pool, rt.server.name, rt.op) });
     return out;
   }
 
@@ -311,12 +342,20 @@ export interface LinkedPortico {
 export class WorkerLink {
   /** The primary's document (undefined: the worker reads the file). */
   private config: Config | undefined;
+  /** The file the worker was started with (load()). */
+  private file: string | undefined;
+  /** The configuration of the reload being applied, as the primary validated it (SIGHUP). */
+  private validated: Config | undefined;
   private readonly lists = new Map<string, readonly ServerConfig[]>();
   private readonly queue: unknown[] = [];
   private portico: LinkedPortico | undefined;
   private draining = false;
   private first: ((m: ConfigMessage) => void) | undefined;
   private readonly answered: Promise<ConfigMessage>;
+
+  /** This worker's reloads for every worker (reloadAll), by request id. */
+  private readonly asked = new Map<number, { resolve(r: unknown): void; reject(err: unknown): void; timer: NodeJS.Timeout }>();
+  private nextId = 1;
 
   constructor(private readonly port: IpcPort) {
     this.answered = new Promise((resolve) => (this.first = resolve));
@@ -339,13 +378,17 @@ export class WorkerLink {
 
   /** The configuration to start with: the primary's document, or the file. Throws the file's ConfigError. */
   load(file: string): Config {
+    this.file = file;
     return this.config ?? loadConfigFile(file);
   }
 
-  /** Where a reload reads the configuration: the primary's last document (undefined: the file). */
-  get source(): (() => Config) | undefined {
-    if (this.config === undefined) return undefined;
-    return () => this.config!;
+  /**
+   * Where a reload reads the configuration: during a reload the primary passed on (SIGHUP), the
+   * configuration the primary validated; otherwise the primary's last etcd document, or the file
+   * read again (a reload through this worker's admin API).
+   */
+  get source(): () => Config {
+    return () => this.validated ?? this.config ?? loadConfigFile(this.file!);
   }
 
   /** Give the primary's server lists to `portico` (before it starts), then apply every message in order. */
@@ -355,9 +398,44 @@ export class WorkerLink {
     await this.drain();
   }
 
+  /**
+   * A reload through this worker's admin API: the primary validates the configuration once and
+   * has every worker apply it. Resolves with this worker's result (as reload() gives it); throws
+   * the ConfigError the primary found (nothing reloads then), or why it could not be done.
+   */
+  reloadAll(timeoutMs = 30_000): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.asked.delete(id);
+        reject(new Error(`the primary did not answer the reload within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.asked.set(id, { resolve, reject, timer });
+      try {
+        this.port.send({ t: 'reload?', id } satisfies ReloadRequest);
+      } catch (err) {
+        this.answer(id, err, false);
+      }
+    });
+  }
+
+  private answer(id: number | undefined, r: unknown, ok: boolean): void {
+    const a = id === undefined ? undefined : this.asked.get(id);
+    if (a === undefined) return;
+    this.asked.delete(id!);
+    clearTimeout(a.timer);
+    if (ok) a.resolve(r);
+    else a.reject(r);
+  }
+
   private receive(m: unknown): void {
     if (!isObj(m)) return;
     const t = m['t'];
+    if (t === 'reload!') {
+      const r = m as unknown as ReloadRefused;
+      this.answer(r.id, r.issues !== undefined ? new ConfigError(r.issues) : new Error(r.error ?? 'reload refused'), false);
+      return;
+    }
     if (t === 'config' && this.first !== undefined) {
       const c = m as unknown as ConfigMessage;
       this.config = received(c.config);
@@ -402,9 +480,19 @@ export class WorkerLink {
         await this.reload(portico);
         return;
       }
-      case 'reload':
-        await this.reload(portico);
+      case 'reload': {
+        // The file as the primary read and validated it: every worker applies the same version,
+        // and an invalid file never reaches the workers (the primary alone refuses it).
+        const r = m as unknown as ReloadMessage;
+        this.validated = received(r.config);
+        try {
+          const [ok, result] = await this.reload(portico);
+          this.answer(r.id, result, ok);
+        } finally {
+          this.validated = undefined;
+        }
         return;
+      }
     }
   }
 
@@ -413,11 +501,13 @@ export class WorkerLink {
    * (a pool new to this version has its list now); then ask for every server's state (a new
    * pool's first probe results may have come before it).
    */
-  private async reload(portico: LinkedPortico): Promise<void> {
+  private async reload(portico: LinkedPortico): Promise<[ok: boolean, result: unknown]> {
+    let out: [boolean, unknown];
     try {
-      await portico.reload();
-    } catch {
+      out = [true, await portico.reload()];
+    } catch (err) {
       // the reload logs why it was refused; what ran stays
+      out = [false, err];
     }
     await this.applyLists();
     try {
@@ -425,6 +515,7 @@ export class WorkerLink {
     } catch {
       // the primary is gone; the worker stops
     }
+    return out;
   }
 
   private takeLists(lists: readonly ServersMessage[]): void {

@@ -16,7 +16,7 @@ import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
-import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type StartConfig } from './workers-config.js';
+import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -39,7 +39,10 @@ export interface WorkerPortico extends StatsPortico, LinkedPortico {
  */
 export interface WorkersDeps<P extends WorkerPortico> {
   /** A Portico from a loaded configuration, with these options (createPortico). */
-  createPortico(config: Config, options: { configFile: string; probes: 'external'; discovery: 'external'; store?: StateStore; configSource?: (() => Config) | undefined }): P;
+  createPortico(
+    config: Config,
+    options: { configFile: string; probes: 'external'; discovery: 'external'; store?: StateStore; configSource?: (() => Config) | undefined; workers: number; reloadAll: () => Promise<unknown> },
+  ): P;
   /** A pool as Portico builds it from its configuration, for the primary's checks. */
   buildPool(pc: PoolConfig, clock: Clock, rng: Rng): Pool;
   /** A server as Portico builds it from its configuration (a discovered server joining the primary's checks). */
@@ -62,6 +65,8 @@ class HealthHub {
   private pools: Pool[] = [];
   private monitors: HealthMonitor[] = [];
   private readonly rng = new SeededRng((Date.now() ^ process.pid) >>> 0);
+  /** Per server id: the probes' last change (its state and why), so that a worker that starts later logs the same. */
+  private readonly lastChange = new Map<string, { readonly op: string; readonly detail: string | undefined }>();
   /** Told of each monitor made (the workers' statistics count and forward its results). */
   onMonitor: ((m: HealthMonitor) => void) | undefined;
 
@@ -88,7 +93,9 @@ class HealthHub {
         continue;
       }
       pool.onEvent((ev) => {
-        if (ev.kind === 'op') this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpMessage['op'], detail: ev.detail });
+        if (ev.kind !== 'op') return;
+        this.lastChange.set(`${ev.pool}/${ev.server}`, { op: ev.to, detail: ev.detail });
+        this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpMessage['op'], detail: ev.detail });
       });
       this.pools.push(pool);
       this.monitors.push(monitor);
@@ -102,10 +109,21 @@ class HealthHub {
     return this.pools.find((p) => p.name === name);
   }
 
-  /** Every probed server's state, for a worker that has just started. */
+  /** Why a probed server is in its state now (the detail of the probes' last change to it), if known. */
+  detailOf(pool: string, server: string, op: string): string | undefined {
+    const c = this.lastChange.get(`${pool}/${server}`);
+    return c !== undefined && c.op === op ? c.detail : undefined;
+  }
+
+  /** Every probed server's state and its detail, for a worker that has just started. */
   snapshot(): OpMessage[] {
     const out: OpMessage[] = [];
-    for (const pool of this.pools) for (const rt of pool) out.push({ t: 'op', pool: pool.name, server: rt.server.id.slice(pool.name.length + 1), op: rt.op });
+    for (const pool of this.pools) {
+      for (const rt of pool) {
+        const server = rt.server.id.slice(pool.name.length + 1);
+        out.push({ t: 'op', pool: pool.name, server, op: rt.op, detail: this.detailOf(pool.name, server, rt.op) });
+      }
+    }
     return out;
   }
 
@@ -114,6 +132,7 @@ class HealthHub {
     for (const p of this.pools) p.close();
     this.monitors = [];
     this.pools = [];
+    this.lastChange.clear();
   }
 }
 
@@ -143,7 +162,8 @@ export async function runPrimary(
   cluster.setupPrimary({ serialization: 'advanced' });
 
   const fork = (): void => {
-    const w = cluster.fork({ PORTICO_WORKER: '1' });
+    // PORTICO_WORKERS: how many processes share the limits (each enforces its share, src/core/limit-share.ts).
+    const w = cluster.fork({ PORTICO_WORKER: '1', PORTICO_WORKERS: String(n) });
     workers.add(w);
     const port: IpcPort = {
       send: (m) => void w.send(m as never),
@@ -156,7 +176,9 @@ export async function runPrimary(
     const unstats = stats.add(w.id, port);
     const unconfig = primaryConfig.serve(port);
     w.on('message', (m: unknown) => {
-      if (isObj(m) && m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
+      if (!isObj(m)) return;
+      if (m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
+      else if (m['t'] === 'reload?') reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, id: (m as unknown as ReloadRequest).id });
     });
     w.on('exit', (code, signal) => {
       workers.delete(w);
@@ -181,34 +203,52 @@ export async function runPrimary(
   process.on('unhandledRejection', (err) => log.error('unhandled rejection (process continues)', { error: String(err) }));
   // Discovery runs here, once: the checks probe the discovered servers (PrimaryConfig sends the lists).
   primaryConfig.checks = (name) => hub.pool(name);
+  primaryConfig.detailOf = (pool, server, op) => hub.detailOf(pool, server, op);
   await hub.apply(await primaryConfig.discover(config));
   // A new version from etcd: discovery and checks first, then every worker (PrimaryConfig sends it).
   primaryConfig.onVersion = async (next) => {
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     await hub.apply(await primaryConfig.discover(next));
   };
-  process.on('SIGHUP', () => {
+  /**
+   * Reload every worker: the configuration read (or the etcd document taken again) and validated
+   * here, once. Invalid: refused here alone, with every error; no worker is told. Valid: applied
+   * to the discovery and the checks, then every worker applies the same version. `ask`: the
+   * worker whose admin API asked, answered with its own result (or the refusal).
+   */
+  const reloadAll = (why: string, ask?: { w: Worker; id: number }): void => {
     if (stopping) return;
-    log.info('SIGHUP: reloading the configuration in the primary and every worker');
+    log.info(`${why}: reloading the configuration in the primary and every worker`);
+    const refuse = (r: Omit<ReloadRefused, 't' | 'id'>): void => {
+      if (ask !== undefined && ask.w.isConnected()) ask.w.send({ t: 'reload!', id: ask.id, ...r } satisfies ReloadRefused);
+    };
     let next: Config;
     try {
       next = primaryConfig.reread();
     } catch (err) {
-      // Each worker refuses it too, and logs every error.
-      log.error('reload refused: the configuration is invalid; the running one stays', { error: err instanceof ConfigError ? err.lines().join('; ') : String(err) });
+      // Refused here, once: the workers are not told to reload, and keep what they run.
+      const errors = err instanceof ConfigError ? err.lines() : [String(err)];
+      log.error('reload refused; the running configuration stays in every worker', { errors });
+      refuse(err instanceof ConfigError ? { issues: err.issues } : { error: String(err) });
       return;
     }
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
+    // The workers apply the version validated here (a file read once; from etcd, the document they hold).
+    const m: ReloadMessage = { t: 'reload', config: primaryConfig.fromEtcd ? undefined : next };
     primaryConfig
       .discover(next)
       .then((c) => hub.apply(c))
       .then(
         () => {
-          for (const w of workers) if (w.isConnected()) w.send({ t: 'reload' });
+          for (const w of workers) if (w.isConnected()) w.send(w === ask?.w ? { ...m, id: ask.id } : m);
         },
-        (err: unknown) => log.error('reload: the health checks could not be rebuilt', { error: String(err) }),
+        (err: unknown) => {
+          log.error('reload: the health checks could not be rebuilt', { error: String(err) });
+          refuse({ error: `the health checks could not be rebuilt: ${String(err)}` });
+        },
       );
-  });
+  };
+  process.on('SIGHUP', () => reloadAll('SIGHUP'));
   const stop = (sig: string): void => {
     if (stopping) return;
     stopping = true;
@@ -243,13 +283,19 @@ export function createWorkerPortico<P extends WorkerPortico>(configFile: string,
   const port = workerPort();
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
   // What the primary sends (configuration versions, server lists and states, reloads) reaches it through `link`.
-  const portico = deps.createPortico(config, { configFile, probes: 'external', discovery: 'external', configSource: link.source, ...(store === undefined ? {} : { store }) });
+  const portico = deps.createPortico(config, { configFile, probes: 'external', discovery: 'external', configSource: link.source, workers: workersOfGroup(), reloadAll: () => link.reloadAll(), ...(store === undefined ? {} : { store }) });
   attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
     void portico.stop().finally(() => process.exit(0));
   });
   return portico;
+}
+
+/** In a worker: how many workers the primary runs (they share every connection and queue limit). */
+function workersOfGroup(): number {
+  const n = Number(process.env['PORTICO_WORKERS']);
+  return Number.isInteger(n) && n >= 1 ? n : 1;
 }
 
 /** The IPC channel to the primary, as a worker sees it. */
