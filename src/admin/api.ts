@@ -7,6 +7,7 @@ import { formatPath } from '../config/path.js';
 import { serverSchema } from '../config/schema/server.js';
 import type { Config, PoolConfig, ServerConfig } from '../config/types.js';
 import { deepEqual } from '../core/deep-equal.js';
+import { discoverySource, type DiscoveryStatus } from '../discovery/status.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerRuntime } from '../pool/server-runtime.js';
 import { AdminError, badRequest, conflict, invalid, notFound, type AdminIssue } from './admin-error.js';
@@ -78,6 +79,8 @@ export interface AdminRuntime {
   readonly isStarted: boolean;
   /** The last live statistics frame, for per-server rates (undefined before the first). */
   lastStats?(): StatsView | undefined;
+  /** The status of a pool's discovery run by this process (undefined: static, or run by the primary of `cluster.workers`). */
+  discovery?(pool: string): DiscoveryStatus | undefined;
 }
 
 export interface ApiInfo {
@@ -243,7 +246,17 @@ class AdminApi {
       usingBackups: set.usingBackups,
       inflight: pool.inflight,
       rates: frame === undefined ? null : rates(frame, stats!.intervalMs),
+      discovery: this.discoveryView(pool.name, pc),
     };
+  }
+
+  /**
+   * null for a static pool. Where another process runs the discovery (the primary of
+   * `cluster.workers`), only its type and source: the merged answer takes the primary's status.
+   */
+  private discoveryView(pool: string, pc: PoolConfig | undefined): DiscoveryStatus | { type: string; source: string } | null {
+    if (pc === undefined || pc.discovery.type === 'static') return null;
+    return this.rt.discovery?.(pool) ?? { type: pc.discovery.type, source: discoverySource(pc.discovery) };
   }
 
   serverView(pool: Pool, s: ServerRuntime, frame?: RateFrame, probe?: ReturnType<HealthView['status']>[number]): Record<string, unknown> {

@@ -41,6 +41,7 @@ import { limitShare } from '../core/limit-share.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
+import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { ClusterStore } from '../cluster/cluster-store.js';
 import { RuntimeSync } from '../cluster/runtime-sync.js';
 
@@ -225,6 +226,7 @@ class PorticoApp implements Portico, ConfigHost {
       }
     }
     this.observability.metrics.register(dnsQueriesMetric(() => this.listeners));
+    for (const m of discoveryMetrics(() => this.discoveryStatuses())) this.observability.metrics.register(m);
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
@@ -368,6 +370,21 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   /** The pools' health monitors (their probe results feed the metrics and the event stream). */
+  /** The status of a pool's discovery run by this process (undefined: a static pool, or discovery runs in the primary). */
+  discovery(pool: string): DiscoveryStatus | undefined {
+    const pc = this.config.pools.find((p) => p.name === pool);
+    if (pc === undefined || pc.discovery.type === 'static') return undefined;
+    for (const s of this.servicesByPool.get(pool) ?? []) if (s instanceof DiscoveryWatcher) return discoveryStatus(pc.discovery, s.state);
+    return undefined;
+  }
+
+  private *discoveryStatuses(): IterableIterator<readonly [string, DiscoveryStatus]> {
+    for (const pool of this.servicesByPool.keys()) {
+      const st = this.discovery(pool);
+      if (st !== undefined) yield [pool, st];
+    }
+  }
+
   private *probeSources(): IterableIterator<HealthMonitor> {
     for (const h of this.health.values()) if (h.monitor !== undefined) yield h.monitor;
   }

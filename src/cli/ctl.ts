@@ -11,7 +11,8 @@ export const CTL_USAGE = `Usage: portico ctl [--admin URL] [--token T] [--json] 
 Commands:
   status                          node, version, uptime, listeners, configuration, runtime changes
   pools                           every pool: algorithm, servers, available, requests per second
-  servers POOL                    the servers of POOL: state, health, weight, connections, rates
+  servers POOL                    the servers of POOL: state, health, weight, connections, rates;
+                                  its discovery (source, updates, failures, last error) if it has one
   weight POOL/SERVER N            set the weight (0-256)
   drain POOL/SERVER               no new sessions; traffic already pinned may continue
   ready POOL/SERVER               back in service
@@ -365,7 +366,7 @@ function renderPools(pools: readonly Json[]): string {
 
 function renderServers(p: Json): string {
   const servers = p.servers as Json[];
-  const head = `pool ${p.name} (${p.balance}): ${p.available} of ${p.size} available${p.usingBackups ? ', on backups' : ''}\n`;
+  const head = `pool ${p.name} (${p.balance}): ${p.available} of ${p.size} available${p.usingBackups ? ', on backups' : ''}\n` + renderDiscovery(p.discovery as Json | null | undefined);
   if (servers.length === 0) return head + 'no server\n';
   return (
     head +
@@ -385,6 +386,22 @@ function renderServers(p: Json): string {
       ]),
     )
   );
+}
+
+/** The discovery lines of a pool's view (nothing for a static pool). */
+export function renderDiscovery(d: Json | null | undefined): string {
+  if (d === null || d === undefined) return '';
+  const head = `discovery ${d.type} ${d.source}`;
+  // Where the primary of cluster.workers did not answer, a worker knows only the type and source.
+  if (typeof d.updates !== 'number') return `${head}: no status (the process that runs it did not answer)\n`;
+  const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? '' : 's'}`;
+  const lines = [
+    `${head}: ${plural(d.servers as number, 'server')}, ${plural(d.updates as number, 'update')}${d.lastUpdateAt !== null ? ` (last ${d.lastUpdateAt})` : ''}, ` +
+      `${plural(d.failures as number, 'failure')}${d.ignoredEmpty > 0 ? `, ${d.ignoredEmpty} empty list(s) ignored` : ''}`,
+  ];
+  if (d.lastError !== null) lines.push(`  last error ${d.lastErrorAt ?? ''}: ${d.lastError}`);
+  if (d.usingLastKnownGood === true) lines.push('  the source is failing: the last known good list stays in force');
+  return lines.join('\n') + '\n';
 }
 
 function brief(v: unknown): string {

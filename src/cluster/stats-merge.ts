@@ -1,4 +1,5 @@
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
+import type { DiscoveryStatus } from '../discovery/status.js';
 import { FINE_BUCKETS, fineQuantile } from '../observability/latency.js';
 import type { IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
 import { CollectedMetric } from '../observability/metrics.js';
@@ -212,6 +213,8 @@ export interface ViewContext {
   readonly frame?: MergedFrame | undefined;
   /** Per pool, the probes' status from the primary. */
   readonly probes?: Readonly<Record<string, readonly ProbeFacts[]>> | undefined;
+  /** Per pool, the discovery status from the primary. */
+  readonly discovery?: Readonly<Record<string, DiscoveryStatus>> | undefined;
 }
 
 type View = Record<string, unknown>;
@@ -266,6 +269,8 @@ function poolView(views: readonly View[], ctx: ViewContext): View {
   out['servers'] = byName(lists).map((list) => mergeServerViews(list, name, ctx));
   const frame = ctx.frame?.pools.find((p) => p.name === name);
   if (frame !== undefined) out['rates'] = ratesOf(frame, ctx.frame!.intervalMs);
+  const discovery = ctx.discovery?.[name];
+  if (discovery !== undefined && out['discovery'] !== null) out['discovery'] = discovery;
   return out;
 }
 

@@ -4,6 +4,7 @@ import { loadConfigFile } from '../config/load.js';
 import type { Config, PoolConfig, ServerConfig } from '../config/types.js';
 import { serverId, type OpState, type Server } from '../core/server.js';
 import { createDiscovery } from '../discovery/from-config.js';
+import { discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
@@ -113,6 +114,7 @@ function isObj(x: unknown): x is Record<string, unknown> {
 /** One watched source. */
 interface Watched {
   readonly spec: string;
+  readonly config: PoolConfig['discovery'];
   readonly watcher: DiscoveryWatcher;
 }
 
@@ -202,11 +204,18 @@ export class PrimaryConfig {
       const provider = createDiscovery(pc.discovery, { warn: (m) => this.log.warn(m) });
       if (provider === undefined) continue;
       const watcher = new DiscoveryWatcher(provider, { onServers: (servers) => this.newList(name, servers), log: this.log });
-      this.watched.set(name, { spec: JSON.stringify(pc.discovery), watcher });
+      this.watched.set(name, { spec: JSON.stringify(pc.discovery), config: pc.discovery, watcher });
       starting.push(watcher.start());
     }
     await Promise.all(starting);
     return this.over(config);
+  }
+
+  /** The status of every pool's discovery (the admin API and metrics of the workers show it). */
+  discoveryStatus(): Record<string, DiscoveryStatus> {
+    const out: Record<string, DiscoveryStatus> = {};
+    for (const [name, w] of this.watched) out[name] = discoveryStatus(w.config, w.watcher.state);
+    return out;
   }
 
   /** `config` with each discovery pool's last list as its servers. */

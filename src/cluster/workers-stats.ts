@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { JsonReply } from '../admin/admin-server.js';
 import { AdminRouter, type AdminContext, type AdminHandler } from '../admin/router.js';
+import { discoveryMetrics, type DiscoveryStatus } from '../discovery/status.js';
 import type { EventHub } from '../observability/events.js';
 import type { LiveStats, StatsFrame } from '../observability/live-stats.js';
 import { HealthCheckCounters, healthChecksMetric } from '../observability/metrics.js';
@@ -37,6 +38,8 @@ export interface StatsAnswer {
   readonly running: number;
   /** The probes' status per pool (the primary runs them). */
   readonly probes: Readonly<Record<string, readonly ProbeFacts[]>>;
+  /** The discovery status per pool (the primary runs discovery). */
+  readonly discovery?: Readonly<Record<string, DiscoveryStatus>>;
   /** The primary's own metrics (health checks), for `metrics`. */
   readonly metrics?: MetricsPart;
 }
@@ -120,6 +123,7 @@ export class WorkersStatsHub {
   /** `portico_health_checks_total` of the probes run here. */
   readonly health = new HealthCheckCounters();
   private readonly registry = new Registry();
+  private discovery: (() => Record<string, DiscoveryStatus>) | undefined;
 
   constructor(
     /** The probes' status per pool (the primary's health monitors). */
@@ -127,6 +131,12 @@ export class WorkersStatsHub {
     private readonly now: () => number = Date.now,
   ) {
     this.registry.registerMetric(healthChecksMetric(this.health) as never);
+  }
+
+  /** The discovery run here: its status goes into the admin API answers, its `portico_discovery_*` into the metrics. */
+  serveDiscovery(status: () => Record<string, DiscoveryStatus>): void {
+    this.discovery = status;
+    for (const m of discoveryMetrics(() => Object.entries(status()))) this.registry.registerMetric(m as never);
   }
 
   /** Workers that said they take part (their statistics are wired). */
@@ -238,9 +248,23 @@ export class WorkersStatsHub {
     } catch {
       // no probe details rather than no answer
     }
+    let discovery: Record<string, DiscoveryStatus> | undefined;
+    try {
+      if (c.want.kind === 'view') discovery = this.discovery?.();
+    } catch {
+      // no discovery details rather than no answer
+    }
     const w = this.ports.get(c.asker);
     if (w === undefined) return; // the asker died meanwhile
-    const answer: AnswerMsg = { t: 'stats-answer', id: c.askId, parts: c.parts, running: this.running, probes, ...(metrics === undefined ? {} : { metrics }) };
+    const answer: AnswerMsg = {
+      t: 'stats-answer',
+      id: c.askId,
+      parts: c.parts,
+      running: this.running,
+      probes,
+      ...(discovery === undefined ? {} : { discovery }),
+      ...(metrics === undefined ? {} : { metrics }),
+    };
     trySend(w.port, answer);
   }
 
@@ -429,7 +453,7 @@ export function attachWorkerStats(portico: StatsPortico, client: WorkerStatsClie
           views.push(p.value);
           pids.push(p.pid);
         }
-        const ctxv = { coverage: coverage(answer, views.length), pids, frame: lastMerged, probes: answer?.probes };
+        const ctxv = { coverage: coverage(answer, views.length), pids, frame: lastMerged, probes: answer?.probes, discovery: answer?.discovery };
         return (merge as (v: typeof views, c: typeof ctxv, p: Readonly<Record<string, string>>) => unknown)(views, ctxv, ctx.params);
       });
       if (own !== undefined) locals.route('GET', pattern, own);

@@ -156,6 +156,7 @@ export async function runPrimary(
     for (const w of workers) if (w.isConnected()) w.send(m);
   }, buildPool);
   const stats = new WorkersStatsHub(() => hub.probes());
+  stats.serveDiscovery(() => primaryConfig.discoveryStatus());
   hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
   const recentDeaths: number[] = [];

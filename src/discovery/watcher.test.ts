@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Logger } from '../observability/logger.js';
 import type { Discovery, ServerSpec } from './discovery.js';
 import { DiscoveryError } from './discovery.js';
-import { dedupe, DiscoveryWatcher } from './watcher.js';
+import { dedupe, DiscoveryWatcher, type WatcherState } from './watcher.js';
 
 function spec(name: string, port: number, weight = 1): ServerSpec {
   return { name, address: { host: '127.0.0.1', port }, weight, backup: false, maxConnections: 0, state: 'ready' };
@@ -123,5 +123,59 @@ describe('DiscoveryWatcher', () => {
     await w.stop();
     assert.equal(calls, 2);
     assert.ok(warnings.some((m) => /applying the list failed/.test(m)));
+  });
+
+  it('state: counts, the times of the last list and the last failure, and whether the last attempt failed', async () => {
+    let clock = 1_000_000;
+    const p = new ScriptedDiscovery([[spec('a', 1), spec('b', 2)], new DiscoveryError('scripted', 'invalid file')]);
+    const atList: WatcherState[] = [];
+    const w: DiscoveryWatcher = new DiscoveryWatcher(p, {
+      log: recorder().log,
+      onServers: () => atList.push(w.state),
+      backoff: { minMs: 60_000, maxMs: 60_000 },
+      now: () => (clock += 1000),
+    });
+    const initial: unknown = w.state;
+    assert.deepEqual(initial, {
+      servers: undefined,
+      updates: 0,
+      failures: 0,
+      lastError: undefined,
+      ignoredEmpty: 0,
+      lastUpdateAt: undefined,
+      lastErrorAt: undefined,
+      failing: false,
+    });
+    try {
+      await w.start();
+      await settle(w, (s) => s.failures === 1);
+    } finally {
+      await w.stop();
+    }
+    assert.equal(atList.length, 1);
+    assert.equal(atList[0]!.failing, false);
+    assert.equal(atList[0]!.lastUpdateAt, 1_001_000);
+    const s = w.state;
+    assert.equal(s.servers?.length, 2, 'the last good list stays');
+    assert.equal(s.updates, 1);
+    assert.equal(s.lastUpdateAt, 1_001_000, 'a failure is no update');
+    assert.equal(s.lastErrorAt, 1_002_000);
+    assert.match(s.lastError ?? '', /invalid file/);
+    assert.equal(s.failing, true);
+  });
+
+  it('state: a list after a failure ends `failing`; the last error and its time stay; an unchanged list is no update', async () => {
+    let clock = 10;
+    const p = new ScriptedDiscovery([[spec('a', 1)], new DiscoveryError('scripted', 'SERVFAIL'), [spec('a', 1)], [spec('a', 1), spec('b', 2)]]);
+    const w = new DiscoveryWatcher(p, { log: recorder().log, onServers: () => {}, backoff: { minMs: 10, maxMs: 10 }, now: () => clock++ });
+    await w.start();
+    await settle(w, (s) => s.updates === 2);
+    await w.stop();
+    const s = w.state;
+    assert.equal(s.failing, false);
+    assert.equal(s.failures, 1);
+    assert.match(s.lastError ?? '', /SERVFAIL/);
+    // clock: 10 first list, 11 the failure, 12 the second (different) list; the identical list in between took no time.
+    assert.deepEqual([s.lastUpdateAt, s.lastErrorAt], [12, 11]);
   });
 });

@@ -11,6 +11,8 @@ export interface WatcherOptions {
   readonly backoff?: { readonly minMs: number; readonly maxMs: number };
   /** start() waits at most this long for the first list or the first failure (default 5 s). */
   readonly firstWaitMs?: number;
+  /** Milliseconds since the epoch (default Date.now), for the times of the state. */
+  readonly now?: () => number;
 }
 
 /** What a watcher has seen, for the admin API and tests. */
@@ -19,9 +21,16 @@ export interface WatcherState {
   readonly servers: readonly ServerSpec[] | undefined;
   readonly updates: number;
   readonly failures: number;
+  /** The message of the last failure (kept after the source recovers; see `failing`). */
   readonly lastError: string | undefined;
   /** Empty lists that came after a non-empty one and were ignored. */
   readonly ignoredEmpty: number;
+  /** When the last list was handed on (ms since the epoch; undefined before the first). */
+  readonly lastUpdateAt: number | undefined;
+  /** When the last failure happened (ms since the epoch; undefined before the first). */
+  readonly lastErrorAt: number | undefined;
+  /** The last attempt failed: the source has not given a list since its last failure. */
+  readonly failing: boolean;
 }
 
 /**
@@ -41,16 +50,30 @@ export class DiscoveryWatcher {
   private failures = 0;
   private ignoredEmpty = 0;
   private lastError: string | undefined;
+  private lastUpdateAt: number | undefined;
+  private lastErrorAt: number | undefined;
+  private failing = false;
+  private readonly now: () => number;
   private firstOutcome: (() => void) | undefined;
 
   constructor(provider: Discovery, opts: WatcherOptions) {
     this.provider = provider;
     this.name = `discovery ${provider.name}`;
     this.opts = opts;
+    this.now = opts.now ?? Date.now;
   }
 
   get state(): WatcherState {
-    return { servers: this.last, updates: this.updates, failures: this.failures, lastError: this.lastError, ignoredEmpty: this.ignoredEmpty };
+    return {
+      servers: this.last,
+      updates: this.updates,
+      failures: this.failures,
+      lastError: this.lastError,
+      ignoredEmpty: this.ignoredEmpty,
+      lastUpdateAt: this.lastUpdateAt,
+      lastErrorAt: this.lastErrorAt,
+      failing: this.failing,
+    };
   }
 
   /** Start watching; resolves once the first list or failure is in (or after firstWaitMs). */
@@ -92,7 +115,7 @@ export class DiscoveryWatcher {
   /** Dedupe and hand on a list (exported behaviour, also used by tests through a provider). */
   private take(raw: readonly ServerSpec[]): void {
     const list = dedupe(raw, (msg) => this.opts.log.warn(`${this.name}: ${msg}`));
-    this.lastError = undefined;
+    this.failing = false;
     this.settleFirst();
     if (list.length === 0 && this.last !== undefined && this.last.length > 0) {
       this.ignoredEmpty++;
@@ -102,6 +125,7 @@ export class DiscoveryWatcher {
     if (this.last !== undefined && deepEqual(this.last, list)) return;
     this.last = list;
     this.updates++;
+    this.lastUpdateAt = this.now();
     try {
       this.opts.onServers(list);
     } catch (err) {
@@ -111,6 +135,8 @@ export class DiscoveryWatcher {
 
   private fail(err: unknown): void {
     this.failures++;
+    this.failing = true;
+    this.lastErrorAt = this.now();
     this.lastError = err instanceof Error ? err.message : String(err);
     const kept = this.last === undefined ? 'no list yet' : `keeping the last list (${this.last.length} server(s))`;
     this.opts.log.warn(`${this.name} failed: ${this.lastError}; ${kept}`);
