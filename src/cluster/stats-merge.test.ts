@@ -209,4 +209,26 @@ describe('merging the figures of several workers', () => {
     assert.equal(b['connections'], 3);
     assert.equal((b['bindings'] as unknown[]).length, 3);
   });
+
+  it('a pool view takes the discovery status from the primary, once; a static pool stays null', () => {
+    const status = {
+      type: 'file',
+      source: '/s.json',
+      servers: 2,
+      updates: 3,
+      failures: 1,
+      ignoredEmpty: 0,
+      lastError: 'bad',
+      lastUpdateAt: '2026-01-01T00:00:00.000Z',
+      lastErrorAt: '2026-01-01T00:00:01.000Z',
+      usingLastKnownGood: true,
+    };
+    const partial = { name: 'web', servers: [], inflight: 0, discovery: { type: 'file', source: '/s.json' } };
+    const ctx = { coverage: { reporting: 2, running: 2 }, pids: [1, 2], discovery: { web: status } };
+    assert.deepEqual(mergePoolViews([partial, partial], ctx)['discovery'], status);
+    // Without the primary's answer the workers' partial object stays.
+    assert.deepEqual(mergePoolViews([partial, partial], { ...ctx, discovery: undefined })['discovery'], { type: 'file', source: '/s.json' });
+    const fixed = { name: 'web', servers: [], inflight: 0, discovery: null };
+    assert.equal(mergePoolViews([fixed], ctx)['discovery'], null);
+  });
 });
