@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
+import { CertificateStore } from '../tls/cert-store.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { AdminError, badRequest } from './admin-error.js';
 import { AdminRouter, type AdminContext, type AdminHandler, type AdminMethod } from './router.js';
@@ -15,7 +17,23 @@ export interface AdminServerOptions {
   /** Largest request body accepted (bytes). */
   readonly maxBodyBytes?: number;
   readonly logger?: Logger;
+  /** Serve HTTPS with this certificate (re-read when its files change); undefined = plain HTTP. */
+  readonly tls?: AdminTlsOptions | undefined;
+  /** Reads (GET, HEAD) need the token too, except the paths in `openReads`. */
+  readonly protectReads?: boolean | undefined;
+  /** Paths (exact) readable without the token when `protectReads` is on. */
+  readonly openReads?: readonly string[] | undefined;
 }
+
+/** The admin API's certificate: PEM files, and how often they are checked for changes (0 = never). */
+export interface AdminTlsOptions {
+  readonly cert: string;
+  readonly key: string;
+  readonly reloadCheckMs: number;
+}
+
+/** What is readable without the token when reads are protected: the readiness check (keepalived). */
+export const ALWAYS_OPEN_READS = ['/api/v1/status/ready'] as const;
 
 /** A JSON answer with a status other than 200 (for example 201 or 202). */
 export class JsonReply {
@@ -41,12 +59,18 @@ const JSON_HEADERS = {
  */
 export class AdminServer {
   readonly name = 'admin';
-  readonly protocol = 'http';
+  readonly protocol: 'http' | 'https';
   readonly router = new AdminRouter();
   private readonly host: string;
   private port: number;
   private tokenDigest: Buffer | undefined;
   private allowed: Set<string>;
+  private protectReads: boolean;
+  private openReads: ReadonlySet<string>;
+  /** With admin.tls: the certificate (src/tls's store, as an https listener loads it). */
+  readonly certificates: CertificateStore | undefined;
+  private readonly tls: AdminTlsOptions | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
   private readonly maxBodyBytes: number;
   private readonly log: Logger;
   private server: HttpServer | undefined;
@@ -60,6 +84,14 @@ export class AdminServer {
     this.log = options.logger ?? silentLogger;
     this.tokenDigest = digestOf(options.token);
     this.allowed = allowedSet(options.host, options.allowedHosts ?? []);
+    this.protectReads = options.protectReads === true;
+    this.openReads = new Set([...ALWAYS_OPEN_READS, ...(options.openReads ?? [])]);
+    this.tls = options.tls;
+    this.protocol = options.tls === undefined ? 'http' : 'https';
+    // Loaded now: a CertificateError names the file that does not load.
+    if (options.tls !== undefined) {
+      this.certificates = new CertificateStore([{ cert: options.tls.cert, key: options.tls.key }], { minVersion: 'TLSv1.2' }, 'portico:admin');
+    }
   }
 
   /** Mount a handler: `admin.route('GET', '/metrics', handler)`. Patterns may hold `{param}` segments. */
@@ -67,10 +99,17 @@ export class AdminServer {
     this.router.route(method, pattern, handler);
   }
 
-  /** Replace the token and the Host allowlist (reload); the socket is kept. */
-  update(options: { token: string; allowedHosts?: readonly string[] }): void {
+  /** Replace the token, the Host allowlist and what reads need (reload); the socket is kept. */
+  update(options: { token: string; allowedHosts?: readonly string[]; protectReads?: boolean; openReads?: readonly string[] }): void {
     this.tokenDigest = digestOf(options.token);
     this.allowed = allowedSet(this.host, options.allowedHosts ?? []);
+    this.protectReads = options.protectReads === true;
+    this.openReads = new Set([...ALWAYS_OPEN_READS, ...(options.openReads ?? [])]);
+  }
+
+  /** True when every read but the open ones (readiness, and /metrics with admin.metricsOpen) needs the token. */
+  get readsProtected(): boolean {
+    return this.protectReads && this.tokenDigest !== undefined;
   }
 
   /** True when mutations need a bearer token. */
@@ -85,15 +124,36 @@ export class AdminServer {
   /** The base URL, e.g. `http://127.0.0.1:9090`. */
   get url(): string {
     const h = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `http://${h}:${this.port}`;
+    return `${this.protocol}://${h}:${this.port}`;
   }
 
   async start(): Promise<void> {
     if (this.server !== undefined) return;
     this.lifetime = new AbortController();
-    const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       void this.handle(req, res);
-    });
+    };
+    const store = this.certificates;
+    let server: HttpServer;
+    if (store === undefined) {
+      server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, onRequest);
+    } else {
+      await store.remember();
+      const def = store.defaultCertificate;
+      server = createHttpsServer(
+        {
+          requestTimeout: 30_000,
+          headersTimeout: 10_000,
+          ...store.sharedOptions,
+          cert: def.cert,
+          key: def.key,
+          handshakeTimeout: 10_000,
+        },
+        onRequest,
+      );
+      // A handshake that fails (plain HTTP on this port, a client that does not trust the certificate) closes the connection.
+      server.on('tlsClientError', (_err, sock) => sock.destroy());
+    }
     server.on('clientError', (_err, sock) => sock.destroy());
     await new Promise<void>((resolve, reject) => {
       const onErr = (err: NodeJS.ErrnoException): void => {
@@ -110,12 +170,38 @@ export class AdminServer {
     const a = server.address();
     if (a !== null && typeof a === 'object') this.port = a.port;
     this.server = server;
+    if (store !== undefined && this.tls !== undefined && this.tls.reloadCheckMs > 0) {
+      this.reloadTimer = setInterval(() => void this.reloadCertificate(), this.tls.reloadCheckMs);
+      this.reloadTimer.unref();
+    }
+  }
+
+  /**
+   * Re-read the certificate files if they changed: new connections get the new certificate at
+   * once (connections already made keep theirs). Files that do not load keep the old one.
+   */
+  async reloadCertificate(): Promise<boolean> {
+    const store = this.certificates;
+    const server = this.server as (HttpServer & { setSecureContext?: (o: object) => void }) | undefined;
+    if (store === undefined || server === undefined) return false;
+    try {
+      if (!(await store.reloadIfChanged())) return false;
+      const def = store.defaultCertificate;
+      server.setSecureContext?.({ ...store.sharedOptions, cert: def.cert, key: def.key });
+      this.log.info('admin API: certificate reloaded', { names: def.names.join(','), notAfter: def.notAfter });
+      return true;
+    } catch (err) {
+      this.log.error('admin API: certificate not reloaded (the previous one stays)', { error: (err as Error).message });
+      return false;
+    }
   }
 
   async stop(graceMs: number): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    if (this.reloadTimer !== undefined) clearInterval(this.reloadTimer);
+    this.reloadTimer = undefined;
     this.lifetime.abort();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
@@ -133,8 +219,9 @@ export class AdminServer {
         throw new AdminError(403, 'LB_ADMIN_FORBIDDEN', `Host ${JSON.stringify(hostname)} is not allowed (admin.allowedHosts lists the names this API answers to)`);
       }
       const mutation = method !== 'GET' && method !== 'HEAD';
-      if (mutation) this.checkMutation(req);
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      if (mutation) this.checkMutation(req);
+      else if (this.protectReads && !this.openReads.has(url.pathname) && !isDashboardAsset(url.pathname)) this.checkToken(req, 'this read');
       const m = this.router.match(method, url.pathname);
       if (m.kind === 'not-found') throw new AdminError(404, 'LB_ADMIN_NOT_FOUND', `no endpoint ${url.pathname}`);
       if (m.kind === 'bad-path') throw badRequest(`malformed path ${url.pathname}`);
@@ -175,16 +262,20 @@ export class AdminServer {
     return isIP(hostname) !== 0 || this.allowed.has(hostname);
   }
 
-  private checkMutation(req: IncomingMessage): void {
+  /** The bearer token, when admin.token is set (constant-time compare of digests). */
+  private checkToken(req: IncomingMessage, what: string): void {
     const want = this.tokenDigest;
-    if (want !== undefined) {
-      const h = req.headers.authorization;
-      const given = h !== undefined && /^bearer /i.test(h) ? h.slice(7).trim() : undefined;
-      if (given === undefined) throw new AdminError(401, 'LB_ADMIN_UNAUTHORIZED', 'this change needs Authorization: Bearer TOKEN (admin.token)');
-      if (!timingSafeEqual(digestOf(given) ?? EMPTY_DIGEST, want)) {
-        throw new AdminError(401, 'LB_ADMIN_UNAUTHORIZED', 'the bearer token is not the admin token');
-      }
+    if (want === undefined) return;
+    const h = req.headers.authorization;
+    const given = h !== undefined && /^bearer /i.test(h) ? h.slice(7).trim() : undefined;
+    if (given === undefined) throw new AdminError(401, 'LB_ADMIN_UNAUTHORIZED', `${what} needs Authorization: Bearer TOKEN (admin.token)`);
+    if (!timingSafeEqual(digestOf(given) ?? EMPTY_DIGEST, want)) {
+      throw new AdminError(401, 'LB_ADMIN_UNAUTHORIZED', 'the bearer token is not the admin token');
     }
+  }
+
+  private checkMutation(req: IncomingMessage): void {
+    this.checkToken(req, 'this change');
     // A browser page on another site may POST here (a "simple" request needs no preflight):
     // browsers say where it comes from, and only pages served under an allowed host may change anything.
     if (req.headers['sec-fetch-site'] === 'cross-site') throw new AdminError(403, 'LB_ADMIN_FORBIDDEN', 'cross-site requests may not change anything');
@@ -223,6 +314,14 @@ export class AdminServer {
       throw badRequest(`the body is not valid JSON: ${(err as Error).message}`);
     }
   }
+}
+
+/**
+ * The dashboard's page and its static files (`/`, `/dashboard/{file}`): the same for everyone and
+ * holding no state of this node, they load without the token so that the page can ask for it.
+ */
+function isDashboardAsset(path: string): boolean {
+  return path === '/' || path.startsWith('/dashboard/');
 }
 
 /** Write `body` as JSON with `status`. */

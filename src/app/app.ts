@@ -1,5 +1,6 @@
 import type { Config, HttpListenerConfig, HttpsListenerConfig, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
 import { validateConfig } from '../config/load.js';
+import { adminTlsBuildError } from '../tls/listener-tls.js';
 import { getBalancer } from '../balancer/registry.js';
 import '../balancer/index.js';
 import { CidrSet } from '../core/cidr.js';
@@ -202,7 +203,21 @@ class PorticoApp implements Portico, ConfigHost {
     this.runtime.reloadAll = deps.reloadAll;
     if (config.admin.enabled) {
       const a = config.admin;
-      this.admin = new AdminServer({ host: a.listen.host, port: a.listen.port, token: a.token, allowedHosts: a.allowedHosts, logger: this.log });
+      const tls = a.tls === false ? undefined : { cert: a.tls.cert, key: a.tls.key, reloadCheckMs: a.tls.reloadCheck };
+      try {
+        this.admin = new AdminServer({
+          host: a.listen.host,
+          port: a.listen.port,
+          token: a.token,
+          allowedHosts: a.allowedHosts,
+          protectReads: a.protectReads,
+          openReads: adminOpenReads(a),
+          tls,
+          logger: this.log,
+        });
+      } catch (err) {
+        throw tls === undefined ? err : adminTlsBuildError(tls, err);
+      }
       this.services.push(this.admin);
     }
     this.observability = new Observability({
@@ -343,7 +358,7 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   updateAdmin(admin: Config['admin']): void {
-    this.admin?.update({ token: admin.token, allowedHosts: admin.allowedHosts });
+    this.admin?.update({ token: admin.token, allowedHosts: admin.allowedHosts, protectReads: admin.protectReads, openReads: adminOpenReads(admin) });
   }
 
   async updateLog(log: Config['log']): Promise<void> {
@@ -673,4 +688,9 @@ function poolsOf(handles: ReadonlyMap<string, PoolHandle>): Map<string, Pool> {
 
 function fmtHost(h: string): string {
   return h.includes(':') ? `[${h}]` : h;
+}
+
+/** Paths readable without the token besides the readiness check when admin.protectReads is on. */
+function adminOpenReads(a: Config['admin']): string[] {
+  return a.metricsOpen ? ['/metrics'] : [];
 }

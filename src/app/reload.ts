@@ -46,7 +46,7 @@ export interface ReloadPlan {
   };
   /** Keys whose new value takes effect only at the next start (they are reported, not applied). */
   readonly restartRequired: readonly string[];
-  /** admin.token or admin.allowedHosts changed (applied in place). */
+  /** admin.token, allowedHosts, protectReads or metricsOpen changed (applied in place). */
   readonly admin: boolean;
   /** `log.level` or `log.access` changed (applied in place). */
   readonly log: boolean;
@@ -95,11 +95,16 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   const restartRequired: string[] = [];
   if (old.admin.enabled !== next.admin.enabled) restartRequired.push('admin.enabled');
   if (!same(old.admin.listen, next.admin.listen)) restartRequired.push('admin.listen');
+  if (!same(old.admin.tls, next.admin.tls)) restartRequired.push('admin.tls');
   for (const k of Object.keys(next.cluster) as (keyof Config['cluster'])[]) {
     if (!same(old.cluster[k], next.cluster[k])) restartRequired.push(`cluster.${k}`);
   }
   if (old.stateDir !== next.stateDir) restartRequired.push('stateDir');
-  const admin = old.admin.token !== next.admin.token || !same(old.admin.allowedHosts, next.admin.allowedHosts);
+  const admin =
+    old.admin.token !== next.admin.token ||
+    !same(old.admin.allowedHosts, next.admin.allowedHosts) ||
+    old.admin.protectReads !== next.admin.protectReads ||
+    old.admin.metricsOpen !== next.admin.metricsOpen;
   return { listeners, pools, restartRequired, admin, log: !same(old.log, next.log) };
 }
 

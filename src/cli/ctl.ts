@@ -4,9 +4,12 @@
  * 3 the admin API could not be reached.
  */
 
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { runConfigCtl } from '../cluster/etcd-config-cli.js';
 
-export const CTL_USAGE = `Usage: portico ctl [--admin URL] [--token T] [--json] COMMAND
+export const CTL_USAGE = `Usage: portico ctl [--admin URL] [--token T] [--cacert FILE | --insecure] [--json] COMMAND
 
 Commands:
   status                          node, version, uptime, listeners, configuration, runtime changes
@@ -25,7 +28,12 @@ Commands:
 
 Options:
   --admin URL    the admin API (default: $PORTICO_ADMIN or http://127.0.0.1:9090)
-  --token T      bearer token for changes (default: $PORTICO_ADMIN_TOKEN)
+  --token T      bearer token (default: $PORTICO_ADMIN_TOKEN); sent with every request
+  --cacert FILE  with an https:// URL: PEM file of the CA (or the self-signed certificate)
+                 that the admin certificate must chain to (default: $PORTICO_ADMIN_CACERT,
+                 else the system CAs)
+  --insecure     with an https:// URL: do not verify the certificate at all (anyone on the
+                 path can read the token and the answers); for tests only
   --json         print the API's JSON instead of tables
   --timeout MS   give up after MS milliseconds (default 10000)
 
@@ -46,6 +54,9 @@ export interface CtlIo {
 interface CtlOptions {
   admin: string;
   token: string | undefined;
+  /** PEM text of the CA (--cacert) the admin certificate must chain to. */
+  cacert: string | undefined;
+  insecure: boolean;
   json: boolean;
   timeoutMs: number;
   weight: number | undefined;
@@ -98,7 +109,7 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
 
 /** The index of the first word that is not an option or an option's value. */
 function firstWord(argv: readonly string[]): number | undefined {
-  const withValue = new Set(['--admin', '--token', '--timeout', '--weight']);
+  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (withValue.has(a)) i++;
@@ -111,6 +122,8 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
   const o: CtlOptions = {
     admin: env.PORTICO_ADMIN ?? 'http://127.0.0.1:9090',
     token: env.PORTICO_ADMIN_TOKEN === '' ? undefined : env.PORTICO_ADMIN_TOKEN,
+    cacert: undefined,
+    insecure: false,
     json: false,
     timeoutMs: 10_000,
     weight: undefined,
@@ -118,6 +131,8 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     now: false,
     words: [],
   };
+  let cacertFile = env.PORTICO_ADMIN_CACERT === '' ? undefined : env.PORTICO_ADMIN_CACERT;
+  let cacertGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -135,6 +150,13 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
         break;
       case '--token':
         o.token = value();
+        break;
+      case '--cacert':
+        cacertFile = value();
+        cacertGiven = true;
+        break;
+      case '--insecure':
+        o.insecure = true;
         break;
       case '--json':
         o.json = true;
@@ -169,6 +191,19 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--admin ${o.admin}: http or https only`);
   o.admin = url.origin + url.pathname.replace(/\/+$/, '');
+  if (url.protocol === 'http:') {
+    if ((cacertGiven || o.insecure) && !o.words.includes('help')) throw new Error(`--cacert and --insecure are for an https:// admin URL (got ${o.admin})`);
+    return o;
+  }
+  if (cacertFile !== undefined && o.insecure) throw new Error('give --cacert or --insecure, not both');
+  if (cacertFile !== undefined) {
+    try {
+      o.cacert = readFileSync(cacertFile, 'utf8');
+    } catch (err) {
+      throw new Error(`--cacert ${cacertFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    if (!o.cacert.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--cacert ${cacertFile}: holds no PEM certificate`);
+  }
   return o;
 }
 
@@ -277,30 +312,50 @@ interface Reply {
 
 async function request(o: CtlOptions, method: string, path: string, body?: unknown): Promise<Reply> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (o.token !== undefined && method !== 'GET') headers.authorization = `Bearer ${o.token}`;
-  let res: Response;
-  try {
-    res = await fetch(o.admin + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(o.timeoutMs),
-      redirect: 'manual',
-    });
-  } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer within ${o.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
-    throw new Unreachable(`cannot reach the admin API at ${o.admin}: ${why}`);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(payload));
   }
-  const text = await res.text();
+  // Every request carries the token when one is given: with admin.protectReads reads need it too.
+  if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;
+  const url = new URL(o.admin + path);
+  let res: { status: number; text: string };
+  try {
+    res = await send(url, method, headers, payload, o);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.name === 'TimeoutError' ? `no answer within ${o.timeoutMs} ms` : (e.code ?? e.message);
+    const hint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(why) ? ' (--cacert FILE names the CA that signed the admin certificate)' : '';
+    throw new Unreachable(`cannot reach the admin API at ${o.admin}: ${why}${hint}`);
+  }
   let parsed: unknown;
   try {
-    parsed = text === '' ? {} : JSON.parse(text);
+    parsed = res.text === '' ? {} : JSON.parse(res.text);
   } catch {
     throw new Unreachable(`${o.admin}${path} answered ${res.status} with something that is not JSON: is it Portico's admin API?`);
   }
   return { status: res.status, body: parsed };
+}
+
+/** One request with node:http or node:https (https: verified against --cacert, or not at all with --insecure). */
+function send(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, o: CtlOptions): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const signal = AbortSignal.timeout(o.timeoutMs);
+    const options = { method, headers, signal };
+    const onRes = (res: IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    };
+    const req =
+      url.protocol === 'https:'
+        ? httpsRequest(url, { ...options, ...(o.cacert === undefined ? {} : { ca: o.cacert }), rejectUnauthorized: !o.insecure }, onRes)
+        : httpRequest(url, options, onRes);
+    req.on('error', (err) => reject(signal.aborted ? Object.assign(new Error('timeout'), { name: 'TimeoutError' }) : err));
+    req.end(payload);
+  });
 }
 
 function describeError(r: Reply): string {

@@ -25,7 +25,8 @@ export function runKeepalived(argv: readonly string[], io: KeepalivedIo): number
         io.err(`portico keepalived: ${args.configFile} turns the admin API off (admin.enabled: false); the readiness check needs it\n`);
         return 1;
       }
-      options = { ...options, readyUrl: readyUrlFor(config.admin.listen) };
+      const https = config.admin.tls !== false;
+      options = { ...options, readyUrl: readyUrlFor(config.admin.listen, https), readyInsecure: https };
       ports.push(...listenerPortsOn(options.vip, config.listeners));
     }
     const text = renderKeepalivedConfig(options);

@@ -18,6 +18,13 @@ export interface KeepalivedOptions {
   readonly routerId: number;
   /** Readiness URL of this node's admin API. */
   readonly readyUrl: string;
+  /**
+   * Let curl skip the certificate check of an https readiness URL (`--insecure`): set from
+   * `-c FILE` when admin.tls is on. The check asks this machine's own loopback, sends no token
+   * and reads only the status; a certificate without the loopback address in its names, or one
+   * that expired, must not take the virtual address away from every node.
+   */
+  readonly readyInsecure?: boolean | undefined;
   /** Seconds between readiness checks (keepalived's vrrp_script `interval`). */
   readonly checkIntervalSec: number;
   /** Consecutive failed checks before the address is given up, and passed checks before it may come back. */
@@ -64,7 +71,8 @@ Options:
   --interface IF        interface for VRRP and the virtual address
   --priority N          1..254; the highest ready node holds the address
   --router-id N         virtual_router_id, 1..255, the same on both nodes (default 51)
-  -c, --config FILE     take the admin API address from FILE's admin.listen
+  -c, --config FILE     take the admin API address from FILE's admin.listen (https with
+                        admin.tls; curl then checks with --insecure: see docs/admin.md)
   --ready-url URL       readiness URL (default http://127.0.0.1:9090/api/v1/status/ready)
   --check-interval S    seconds between checks (default 1)
   --fall N, --rise N    failed checks before giving the address up, passed ones before
@@ -123,13 +131,13 @@ export function checkReadyUrl(raw: string): string {
   return href;
 }
 
-/** The readiness URL for an admin API listening on `listen`; a wildcard host is asked on loopback. */
-export function readyUrlFor(listen: { readonly host: string; readonly port: number }): string {
+/** The readiness URL for an admin API listening on `listen` (https with admin.tls); a wildcard host is asked on loopback. */
+export function readyUrlFor(listen: { readonly host: string; readonly port: number }, https = false): string {
   let host = listen.host;
   if (host === '' || host === '0.0.0.0') host = '127.0.0.1';
   if (host === '::') host = '::1';
   const h = isIP(host) === 6 ? `[${host}]` : host;
-  return checkReadyUrl(`http://${h}:${listen.port}/api/v1/status/ready`);
+  return checkReadyUrl(`${https ? 'https' : 'http'}://${h}:${listen.port}/api/v1/status/ready`);
 }
 
 export interface KeepalivedArgs {
@@ -271,7 +279,7 @@ export function renderKeepalivedConfig(o: KeepalivedOptions): string {
     '',
     '# Fails (non-zero exit) unless Portico answers 200: not while starting, draining or with no listener up.',
     'vrrp_script portico_ready {',
-    `    script "${o.curl} --silent --fail --output /dev/null --max-time ${timeoutSec} ${o.readyUrl}"`,
+    `    script "${o.curl} --silent --fail ${o.readyInsecure === true ? '--insecure ' : ''}--output /dev/null --max-time ${timeoutSec} ${o.readyUrl}"`,
     `    interval ${o.checkIntervalSec}`,
     `    timeout ${timeoutSec}`,
     `    fall ${o.fall}`,

@@ -61,3 +61,10 @@ export function tlsBuildError(listener: string, t: ListenerTlsSpec, err: unknown
   const key = ca !== false && ca !== undefined && err.file === ca.ca ? 'clientAuth.ca' : ca !== false && ca !== undefined && err.file === ca.crl ? 'clientAuth.crl' : 'certificates';
   return new ConfigError([{ file: OBJECT_FILE, line: 0, col: 0, path: `listeners.${listener}.tls.${key}`, message: err.message }]);
 }
+
+/** `err` as thrown while loading the admin API's certificate: a CertificateError becomes a ConfigError at `admin.tls.cert` or `admin.tls.key`. */
+export function adminTlsBuildError(files: CertificateFiles, err: unknown): unknown {
+  if (!(err instanceof CertificateError)) return err;
+  const key = err.file === files.key && err.file !== files.cert ? 'key' : 'cert';
+  return new ConfigError([{ file: OBJECT_FILE, line: 0, col: 0, path: `admin.tls.${key}`, message: err.message }]);
+}

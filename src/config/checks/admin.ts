@@ -6,11 +6,21 @@ import { asMap, type RawMap } from './raw.js';
 /** An admin API reachable from other machines must require a token. */
 export function checkAdminExposure(root: RawMap): PathIssue[] {
   const admin = asMap(root['admin']);
-  if (admin === undefined || admin['listen'] === undefined) return [];
+  if (admin === undefined) return [];
   if (admin['enabled'] === false || admin['enabled'] === 'false') return [];
+  const issues: PathIssue[] = [];
+  const token = admin['token'];
+  const hasToken = typeof token === 'string' && token.trim() !== '';
+  if ((admin['protectReads'] === true || admin['protectReads'] === 'true') && !hasToken) {
+    issues.push({ path: ['admin', 'protectReads'], message: 'protecting reads needs admin.token (the token every read must then carry)' });
+  }
+  return [...issues, ...checkListen(admin, hasToken)];
+}
+
+function checkListen(admin: RawMap, hasToken: boolean): PathIssue[] {
+  if (admin['listen'] === undefined) return [];
   const addr = parseAddress(admin['listen'], 0);
   if (!addr.ok || isLoopback(addr.value.host)) return [];
-  const token = admin['token'];
-  if (typeof token === 'string' && token.trim() !== '') return [];
+  if (hasToken) return [];
   return [{ path: ['admin', 'listen'], message: `${addr.value.host} is not a loopback address: set admin.token so that only its holders may change anything` }];
 }

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { domain, flag, listenAddress, text } from './fields.js';
+import { domain, duration, flag, listenAddress, orOff, text } from './fields.js';
+
+const adminTls = z
+  .strictObject({
+    cert: text({ nonEmpty: true }).describe('PEM file with the certificate chain (leaf first)'),
+    key: text({ nonEmpty: true }).describe('PEM file with the private key'),
+    reloadCheck: duration()
+      .prefault('5s')
+      .describe('How often the two files are checked for changes (a changed certificate is used for new connections without restart); 0 = never'),
+  })
+  .describe('HTTPS for the admin API');
 
 export const adminSchema = z
   .strictObject({
@@ -7,7 +17,16 @@ export const adminSchema = z
     listen: listenAddress().prefault('127.0.0.1:9090').describe('Address of the admin API, the dashboard and /metrics'),
     token: text()
       .prefault('')
-      .describe('Bearer token that mutations must carry; required when `listen` is not a loopback address'),
+      .describe('Bearer token that mutations (and with `protectReads` every read) must carry; required when `listen` is not a loopback address'),
+    tls: orOff(adminTls)
+      .prefault(false)
+      .describe('`false` (plain HTTP) or the certificate to serve the API, the dashboard, /metrics and the events over HTTPS (see docs/admin.md)'),
+    protectReads: flag()
+      .prefault(false)
+      .describe('Reads need the token too: every endpoint but `GET /api/v1/status/ready`, the dashboard page itself, and /metrics with `metricsOpen`; needs `token`'),
+    metricsOpen: flag()
+      .prefault(false)
+      .describe('With `protectReads`: /metrics stays readable without the token (a Prometheus that cannot send one)'),
     allowedHosts: z
       .array(domain())
       .prefault([])

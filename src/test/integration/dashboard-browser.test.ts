@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { createPortico } from '../../app/app.js';
+import { selfSigned } from '../../test-helpers/certs.js';
 import { startOrigin, startOrigins, waitFor } from '../../test-helpers/origins.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -148,6 +149,67 @@ describe('the dashboard in a real browser (headless chromium)', () => {
       running = false;
       await load;
       agent.destroy();
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+      rmSync(state, { recursive: true, force: true });
+      await p.stop(100);
+      await Promise.all(origins.map((o) => o.close()));
+    }
+  });
+
+  it('with admin.protectReads over HTTPS: the page asks for the token before it shows anything, then runs live', { skip, timeout: 60_000 }, async () => {
+    const { chromium } = await import('playwright-core');
+    const origins = await startOrigins(2);
+    const token = 'read-protect-token';
+    const state = mkdtempSync(join(tmpdir(), 'portico-state-'));
+    const cert = selfSigned(['localhost', '127.0.0.1']);
+    const p = createPortico({
+      log: { level: 'error' },
+      stateDir: state,
+      admin: { listen: '127.0.0.1:0', token, protectReads: true, tls: { cert: cert.certFile, key: cert.keyFile } },
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
+      pools: [{ name: 'web', servers: origins.map((o) => ({ name: o.name, address: o.address })) }],
+    });
+    await p.start();
+    const adminUrl = p.admin!.url;
+    assert.match(adminUrl, /^https:/);
+    const profile = mkdtempSync(join(tmpdir(), 'portico-chromium-'));
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      // The test certificate is self-signed; the browser is told to accept it.
+      ignoreHTTPSErrors: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const page = browser.pages()[0] ?? (await browser.newPage());
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      page.on('console', (m) => {
+        // (the reads without the token and with a wrong one are answered 401 on purpose)
+        if (m.type() === 'error' && !/^Failed to load resource: the server responded with a status of 401/.test(m.text())) errors.push(m.text());
+      });
+      await page.goto(adminUrl + '/');
+      // Nothing of the node without the token: the page asks for it.
+      await page.waitForSelector('#token-dialog[open]', { timeout: 10_000 });
+      await page.locator('#token-error', { hasText: /needs the admin token/ }).waitFor({ timeout: 5000 });
+      assert.equal(await page.locator('tr[data-server]').count(), 0);
+      // A wrong token: asked again, with the API's message.
+      await page.fill('#token-input', 'wrong');
+      await page.click('#token-ok');
+      await page.locator('#token-error', { hasText: /not the admin token/ }).waitFor({ timeout: 5000 });
+      await page.fill('#token-input', token);
+      await page.click('#token-ok');
+      await page.waitForSelector('#live.pill-live', { timeout: 10_000 });
+      await page.waitForSelector('tr[data-server="web/o2"]', { timeout: 10_000 });
+      assert.match((await page.locator('#node').textContent()) ?? '', /^node /);
+      // A change takes the same token, without a second prompt.
+      await page.click('tr[data-server="web/o2"] button.act-drain');
+      await page.locator('tr[data-server="web/o2"] .admin', { hasText: /^drain$/ }).waitFor({ timeout: 10_000 });
+      assert.equal(p.pools.get('web')!.byName('o2')!.admin, 'drain');
+      assert.equal(await page.locator('#token-dialog[open]').count(), 0);
+      assert.deepEqual(errors, [], 'no script error on the page');
+    } finally {
       await browser.close();
       rmSync(profile, { recursive: true, force: true });
       rmSync(state, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-// Portico dashboard: live over server-sent events (/api/v1/events), changes through the admin API.
+// Portico dashboard: live over server-sent events (/api/v1/events, read with fetch), changes through the admin API.
 // No framework: the page is re-rendered from each one-second `stats` frame; uPlot draws the charts.
 'use strict';
 (() => {
@@ -397,11 +397,11 @@
     badge.className = `badge ${ev.kind} ${ev.kind}-${ev.to}`;
   }
 
-  function connect() {
+  /** One event of the stream: `hello` first, then `stats`, `server` and `health`. */
+  function onEvent(type, data) {
     const live = $('#live');
-    const es = new EventSource('/api/v1/events');
-    es.addEventListener('hello', (m) => {
-      const h = JSON.parse(m.data);
+    if (type === 'hello') {
+      const h = JSON.parse(data);
       state.tokenRequired = h.tokenRequired === true;
       $('#node').textContent = `node ${h.node} · version ${h.version} · up since ${new Date(h.startedAt).toLocaleString()}`;
       state.frames = [];
@@ -413,19 +413,80 @@
       if (last) onFrame(last);
       live.textContent = 'live';
       live.className = 'pill pill-live';
-    });
-    es.addEventListener('stats', (m) => onFrame(JSON.parse(m.data)));
-    es.addEventListener('server', (m) => {
-      const ev = { type: 'server', ...JSON.parse(m.data) };
+    } else if (type === 'stats') {
+      onFrame(JSON.parse(data));
+    } else if (type === 'server') {
+      const ev = { type: 'server', ...JSON.parse(data) };
       addTimeline(ev);
       patchServer(ev);
-    });
-    es.addEventListener('health', (m) => addTimeline({ type: 'health', ...JSON.parse(m.data) }));
-    es.onerror = () => {
-      live.textContent = es.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting';
-      live.className = 'pill ' + (es.readyState === EventSource.CLOSED ? 'pill-dead' : 'pill-wait');
-      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+    } else if (type === 'health') {
+      addTimeline({ type: 'health', ...JSON.parse(data) });
+    }
+  }
+
+  /**
+   * The live stream (/api/v1/events) read with fetch rather than EventSource: fetch can send the
+   * token as the Authorization header (admin.protectReads), so it never goes into a URL or a cookie.
+   */
+  async function connect() {
+    const live = $('#live');
+    live.onclick = null;
+    const retry = (why) => {
+      live.textContent = why;
+      live.className = 'pill pill-wait';
+      setTimeout(connect, 2000);
     };
+    const headers = { accept: 'text/event-stream' };
+    if (token() !== '') headers.authorization = 'Bearer ' + token();
+    let res;
+    try {
+      res = await fetch('/api/v1/events', { headers, cache: 'no-store' });
+    } catch {
+      return retry('reconnecting');
+    }
+    if (res.status === 401) {
+      // admin.protectReads: reading this node needs the token too.
+      let msg = 'reading this node needs the admin token';
+      try { const j = await res.json(); if (token() !== '' && j.error) msg = j.error.message; } catch { /* keep msg */ }
+      sessionStorage.removeItem(TOKEN_KEY);
+      updateTokenButton();
+      live.textContent = 'token needed';
+      live.className = 'pill pill-dead';
+      const t = await askToken(msg);
+      if (t === '') {
+        live.textContent = 'token needed (click)';
+        live.onclick = connect;
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, t);
+      updateTokenButton();
+      return connect();
+    }
+    if (!res.ok || res.body === null) return retry('reconnecting');
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n?/g, '\n');
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          let type = 'message';
+          const data = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event:')) type = line.slice(6).trim();
+            else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+          }
+          if (data.length > 0) onEvent(type, data.join('\n'));
+        }
+      }
+    } catch {
+      /* the connection broke: reconnect below */
+    }
+    retry('reconnecting');
   }
 
   window.addEventListener('resize', () => {
