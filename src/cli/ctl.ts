@@ -195,7 +195,8 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     if ((cacertGiven || o.insecure) && !o.words.includes('help')) throw new Error(`--cacert and --insecure are for an https:// admin URL (got ${o.admin})`);
     return o;
   }
-  if (cacertFile !== undefined && o.insecure) throw new Error('give --cacert or --insecure, not both');
+  if (cacertGiven && o.insecure) throw new Error('give --cacert or --insecure, not both');
+  if (o.insecure) return o;
   if (cacertFile !== undefined) {
     try {
       o.cacert = readFileSync(cacertFile, 'utf8');
