@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import { CertificateStore } from '../tls/cert-store.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
@@ -55,7 +55,9 @@ const JSON_HEADERS = {
  *
  * Every request passes, in order: the Host allowlist (against DNS rebinding), then for a
  * mutation (any method but GET/HEAD) the bearer token (constant-time compare) and the
- * Origin check (against cross-site form posts), then the route's handler.
+ * Origin check (against cross-site form posts), for a read with `protectReads` the bearer
+ * token (but on the open paths), then the route's handler. With `tls` it is an HTTPS server
+ * whose certificate comes from src/tls's CertificateStore and is re-read when its files change.
  */
 export class AdminServer {
   readonly name = 'admin';
@@ -74,6 +76,8 @@ export class AdminServer {
   private readonly maxBodyBytes: number;
   private readonly log: Logger;
   private server: HttpServer | undefined;
+  /** The same server when it speaks HTTPS (its certificate is replaced on reload). */
+  private secure: HttpsServer | undefined;
   /** Aborted on stop, so long-lived handlers (SSE) end. */
   private lifetime = new AbortController();
 
@@ -107,11 +111,6 @@ export class AdminServer {
     this.openReads = new Set([...ALWAYS_OPEN_READS, ...(options.openReads ?? [])]);
   }
 
-  /** True when every read but the open ones (readiness, and /metrics with admin.metricsOpen) needs the token. */
-  get readsProtected(): boolean {
-    return this.protectReads && this.tokenDigest !== undefined;
-  }
-
   /** True when mutations need a bearer token. */
   get hasToken(): boolean {
     return this.tokenDigest !== undefined;
@@ -140,7 +139,7 @@ export class AdminServer {
     } else {
       await store.remember();
       const def = store.defaultCertificate;
-      server = createHttpsServer(
+      server = this.secure = createHttpsServer(
         {
           requestTimeout: 30_000,
           headersTimeout: 10_000,
@@ -182,12 +181,12 @@ export class AdminServer {
    */
   async reloadCertificate(): Promise<boolean> {
     const store = this.certificates;
-    const server = this.server as (HttpServer & { setSecureContext?: (o: object) => void }) | undefined;
+    const server = this.secure;
     if (store === undefined || server === undefined) return false;
     try {
       if (!(await store.reloadIfChanged())) return false;
       const def = store.defaultCertificate;
-      server.setSecureContext?.({ ...store.sharedOptions, cert: def.cert, key: def.key });
+      server.setSecureContext({ ...store.sharedOptions, cert: def.cert, key: def.key });
       this.log.info('admin API: certificate reloaded', { names: def.names.join(','), notAfter: def.notAfter });
       return true;
     } catch (err) {
@@ -200,6 +199,7 @@ export class AdminServer {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    this.secure = undefined;
     if (this.reloadTimer !== undefined) clearInterval(this.reloadTimer);
     this.reloadTimer = undefined;
     this.lifetime.abort();
