@@ -68,7 +68,7 @@ zone:
   zonefile: bench.test.zone
 EOF
 cat >"$work/portico.json" <<EOF
-{ "log": { "level": "warn" }, "admin": { "enabled": false },
+{ "log": { "level": "warn" }, "admin": { "enabled": false }, "cluster": { "workers": 1 },
   "listeners": [{ "name": "dns", "protocol": "dns", "listen": "127.0.0.1:$P_PORTICO", "responseRateLimit": false,
     "zones": [{ "name": "bench.test", "nameservers": ["ns1.bench.test"], "soa": { "serial": 1 }, "records": [
       { "name": "ns1", "type": "A", "values": ["192.0.2.53"] },

@@ -4,6 +4,8 @@
 # section, and both would bind the admin API's default address (127.0.0.1:9090); the second
 # would not start. The admin API is not what is measured, so it is turned off here: for
 # `start -c FILE`, a copy of FILE with `admin: { enabled: false }` added is run instead.
+# The peers run one process or thread each: a FILE without a `cluster:` section runs one
+# worker (`cluster: { workers: 1 }` added; the default is one per core).
 # exec keeps the PID, which the benchmark measures.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,9 +13,12 @@ args=("$@")
 for i in "${!args[@]}"; do
   if [ "${args[$i]}" = -c ] && [ -n "${args[$((i + 1))]:-}" ]; then
     file=${args[$((i + 1))]}
-    if ! grep -q '^admin:' "$file"; then
+    extra=
+    grep -q '^admin:' "$file" || extra+=$'\nadmin: { enabled: false }'
+    grep -q '^cluster:' "$file" || extra+=$'\ncluster: { workers: 1 }'
+    if [ -n "$extra" ]; then
       copy=${TMPDIR:-/tmp}/portico-peer-$(basename "$file")
-      { cat "$file"; printf '\nadmin: { enabled: false }\n'; } > "$copy"
+      { cat "$file"; printf '%s\n' "$extra"; } > "$copy"
       args[$((i + 1))]=$copy
     fi
   fi

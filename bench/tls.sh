@@ -58,6 +58,7 @@ EOF
 cat > "$RT/portico.yaml" <<EOF
 log: { level: warn }
 admin: { enabled: false }
+cluster: { workers: 1 }
 listeners:
   - name: tls
     protocol: https

@@ -111,6 +111,11 @@ export interface Portico {
   reload(input?: unknown): Promise<ReloadResult>;
   /** A new server list for a pool whose servers come from discovery (applied like a reload of its servers). */
   setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void>;
+  /**
+   * Record a reload refused elsewhere (by the primary of `cluster.workers`, which validated the
+   * file): the status shows it as the last reload; nothing changes and nothing is logged.
+   */
+  reloadRefused(errors: readonly string[]): void;
 }
 
 /** The health checking of one pool, for the admin API and metrics. */
@@ -372,6 +377,10 @@ class PorticoApp implements Portico, ConfigHost {
 
   setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void> {
     return this.runtime.setDiscovered(pool, servers);
+  }
+
+  reloadRefused(errors: readonly string[]): void {
+    this.runtime.refused(errors);
   }
 
   /** The last live statistics frame (admin API rates). */

@@ -135,6 +135,11 @@ export class ConfigRuntime {
     });
   }
 
+  /** A reload refused elsewhere (the primary of `cluster.workers` validated the file): the last reload, as if refused here, without a log line. */
+  refused(errors: readonly string[]): void {
+    this.lastReload = { at: Date.now(), ok: false, generation: this.generation, errors: [...errors] };
+  }
+
   /**
    * Change the runtime journal and apply it. `edit` sees the current changes and the running
    * configuration, and returns the new changes (or throws to refuse, changing nothing). The

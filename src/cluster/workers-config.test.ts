@@ -43,6 +43,7 @@ function portico(log: string[]): LinkedPortico {
       await new Promise((r) => setTimeout(r, 5));
       log.push(`servers ${pool} ${servers.map((s) => s.name).join(',')}`);
     },
+    reloadRefused: (errors) => void log.push(`refused ${errors.join('; ')}`),
   };
 }
 
@@ -118,6 +119,10 @@ describe('WorkerLink', () => {
     const second = link.reloadAll(1000);
     p.deliver({ t: 'reload!', id: 2, issues: [{ file: 'p.yaml', line: 3, col: 5, path: 'pools[0].balance', message: 'unknown balancer' }] });
     await assert.rejects(second, (err: unknown) => err instanceof ConfigError && err.issues.length === 1 && err.issues[0]!.line === 3);
+    // The asking worker records the refusal as its last reload; so does every other (told with `refused`).
+    assert.match(log.at(-1)!, /^refused p\.yaml:3:5 pools\[0\]\.balance: unknown balancer$/);
+    p.deliver({ t: 'refused', errors: ['x.yaml:1:1 y: z'] });
+    await waitFor(() => log.at(-1) === 'refused x.yaml:1:1 y: z', 1000, 'the refusal recorded');
     await assert.rejects(link.reloadAll(50), /did not answer the reload within 50 ms/);
   });
 

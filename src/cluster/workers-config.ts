@@ -45,7 +45,7 @@ export async function loadStartConfig(file: string): Promise<StartConfig> {
   const source = new EtcdConfigSource({ url: config.cluster.config, stateDir: config.stateDir, log });
   const doc = await source.load();
   // Every key comes from the document, cluster.workers too: say so when the file asks for another number.
-  if (config.cluster.workers !== 1 && config.cluster.workers !== doc.cluster.workers) {
+  if (config.cluster.workers !== 'auto' && config.cluster.workers !== doc.cluster.workers) {
     log.warn(`cluster.workers of ${file} (${config.cluster.workers}) is not used: the etcd document's applies (${doc.cluster.workers})`);
   }
   return { config: doc, source };
@@ -91,6 +91,11 @@ export interface ReloadMessage {
   readonly config: Config | undefined;
   /** The request of the worker that asked for this reload (ReloadRequest), in the message to that worker. */
   readonly id?: number | undefined;
+}
+/** A reload the primary refused (primary → every worker but the one that asked): recorded as the last reload, not logged. */
+export interface RefusedMessage {
+  readonly t: 'refused';
+  readonly errors: readonly string[];
 }
 /** A reload through a worker's admin API, for every worker (worker → primary). */
 export interface ReloadRequest {
@@ -340,6 +345,8 @@ function send(port: IpcPort, m: ConfigMessage | ServersMessage): void {
 export interface LinkedPortico {
   readonly pools: ReadonlyMap<string, Pick<Pool, 'setOp'>>;
   reload(): Promise<unknown>;
+  /** A reload the primary refused: recorded as the last reload (the status shows it), not logged. */
+  reloadRefused(errors: readonly string[]): void;
   setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void>;
 }
 
@@ -442,7 +449,9 @@ export class WorkerLink {
     const t = m['t'];
     if (t === 'reload!') {
       const r = m as unknown as ReloadRefused;
-      this.answer(r.id, r.issues !== undefined ? new ConfigError(r.issues) : new Error(r.error ?? 'reload refused'), false);
+      const err = r.issues !== undefined ? new ConfigError(r.issues) : new Error(r.error ?? 'reload refused');
+      this.portico?.reloadRefused(err instanceof ConfigError ? err.lines() : [err.message]);
+      this.answer(r.id, err, false);
       return;
     }
     if (t === 'config' && this.first !== undefined) {
@@ -454,7 +463,7 @@ export class WorkerLink {
       f(c);
       return;
     }
-    if (t !== 'config' && t !== 'servers' && t !== 'op' && t !== 'reload') return;
+    if (t !== 'config' && t !== 'servers' && t !== 'op' && t !== 'reload' && t !== 'refused') return;
     this.queue.push(m);
     void this.drain();
   }
@@ -489,6 +498,9 @@ export class WorkerLink {
         await this.reload(portico);
         return;
       }
+      case 'refused':
+        portico.reloadRefused((m as unknown as RefusedMessage).errors);
+        return;
       case 'reload': {
         // The file as the primary read and validated it: every worker applies the same version,
         // and an invalid file never reaches the workers (the primary alone refuses it).

@@ -9,14 +9,14 @@ import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
-import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
+import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type RefusedMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -208,6 +208,7 @@ export async function runPrimary(
   await hub.apply(await primaryConfig.discover(config));
   // A new version from etcd: discovery and checks first, then every worker (PrimaryConfig sends it).
   primaryConfig.onVersion = async (next) => {
+    if (isLevelLogger(log)) log.setLevel(next.log.level);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     await hub.apply(await primaryConfig.discover(next));
   };
@@ -220,8 +221,13 @@ export async function runPrimary(
   const reloadAll = (why: string, ask?: { w: Worker; id: number }): void => {
     if (stopping) return;
     log.info(`${why}: reloading the configuration in the primary and every worker`);
-    const refuse = (r: Omit<ReloadRefused, 't' | 'id'>): void => {
-      if (ask !== undefined && ask.w.isConnected()) ask.w.send({ t: 'reload!', id: ask.id, ...r } satisfies ReloadRefused);
+    // The asking worker is answered; every worker records the refusal (its status shows the last reload), without logging it.
+    const refuse = (r: Omit<ReloadRefused, 't' | 'id'>, errors: readonly string[]): void => {
+      for (const w of workers) {
+        if (!w.isConnected()) continue;
+        if (w === ask?.w) w.send({ t: 'reload!', id: ask.id, ...r } satisfies ReloadRefused);
+        else w.send({ t: 'refused', errors } satisfies RefusedMessage);
+      }
     };
     let next: Config;
     try {
@@ -230,9 +236,11 @@ export async function runPrimary(
       // Refused here, once: the workers are not told to reload, and keep what they run.
       const errors = err instanceof ConfigError ? err.lines() : [String(err)];
       log.error('reload refused; the running configuration stays in every worker', { errors });
-      refuse(err instanceof ConfigError ? { issues: err.issues } : { error: String(err) });
+      refuse(err instanceof ConfigError ? { issues: err.issues } : { error: String(err) }, errors);
       return;
     }
+    // The primary's own lines follow log.level, as a single process's do.
+    if (isLevelLogger(log)) log.setLevel(next.log.level);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     // The workers apply the version validated here (a file read once; from etcd, the document they hold).
     const m: ReloadMessage = { t: 'reload', config: primaryConfig.fromEtcd ? undefined : next };
@@ -245,7 +253,8 @@ export async function runPrimary(
         },
         (err: unknown) => {
           log.error('reload: the health checks could not be rebuilt', { error: String(err) });
-          refuse({ error: `the health checks could not be rebuilt: ${String(err)}` });
+          const error = `the health checks could not be rebuilt: ${String(err)}`;
+          refuse({ error }, [error]);
         },
       );
   };

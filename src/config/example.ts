@@ -10,7 +10,7 @@ cluster:                           # optional
   node: lb1
   store: memory                    # or redis://127.0.0.1:6379/0
   config: file                     # or etcd://127.0.0.1:2379/portico
-  workers: 1                       # or auto: one per CPU core
+  workers: auto                    # one per CPU core (the default), or a number
 
 log:
   level: info

@@ -146,6 +146,19 @@ export interface PorticoProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * `config` with `cluster.workers: 1` unless it sets cluster.workers. The default is one worker per
+ * core; the tests that start Portico as a process test one process's behaviour (exact balancing
+ * sequences across connections, one process's counters, logs and memory), so they run one worker
+ * unless they ask for more. The default itself is tested in src/test/integration/cli.test.ts.
+ */
+export function oneWorker(config: unknown): unknown {
+  if (typeof config !== 'object' || config === null) return config;
+  const cluster = (config as { cluster?: unknown }).cluster;
+  if (typeof cluster === 'object' && cluster !== null && 'workers' in cluster) return config;
+  return { ...config, cluster: { ...(typeof cluster === 'object' && cluster !== null ? cluster : {}), workers: 1 } };
+}
+
 /** Run `bin/portico start` in a child process with `config` (written as JSON); resolves once every listener is up. */
 export async function spawnPortico(config: unknown, listeners = 1): Promise<PorticoProcess> {
   const { spawn } = await import('node:child_process');
@@ -158,7 +171,7 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   const file = join(dir, 'portico.json');
   // The admin API binds 127.0.0.1:9090 by default; tests run side by side, so it takes a free port unless the test says otherwise.
   const withAdmin = typeof config === 'object' && config !== null && !('admin' in config) ? { ...config, admin: { listen: '127.0.0.1:0' } } : config;
-  writeFileSync(file, JSON.stringify(withAdmin));
+  writeFileSync(file, JSON.stringify(oneWorker(withAdmin)));
   const child = spawn(process.execPath, [join(root, 'bin', 'portico'), 'start', '-c', file], { cwd: dir });
   let out = '';
   child.stdout.on('data', (c) => (out += c));

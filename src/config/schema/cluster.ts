@@ -38,8 +38,8 @@ export const clusterSchema = z
       .prefault('file')
       .describe('Where the configuration comes from: `file` or an etcd://HOST:PORT/PREFIX URL'),
     workers: workers
-      .prefault(1)
-      .describe('Worker processes sharing the listening sockets: a number, or `auto` for one per CPU core'),
+      .prefault('auto')
+      .describe('Worker processes sharing the listening sockets: a number, or `auto` for one per CPU core (os.availableParallelism())'),
     statsTimeout: duration(10_000)
       .prefault('500ms')
       .describe('With several workers: how long the admin API and `/metrics` wait for the other workers\' figures (a worker that does not answer in time is left out)'),

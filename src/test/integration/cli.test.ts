@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -114,6 +114,51 @@ describe('portico command line', () => {
     } finally {
       child.kill('SIGKILL');
       await slow.close();
+    }
+  });
+
+  it('start without cluster.workers: one worker process per core (availableParallelism), each serving', async () => {
+    const n = availableParallelism();
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
+    const f = join(dir, 'portico.yaml');
+    writeFileSync(
+      f,
+      `admin: { listen: 127.0.0.1:0 }\nstateDir: ${dir}\nlisteners:\n  - name: web\n    protocol: http\n    listen: 127.0.0.1:${port}\n    routes: [ { pool: web } ]\npools:\n  - name: web\n    health: { type: none }\n    servers:\n      - { name: a, address: 127.0.0.1:1 }\n`,
+    );
+    const child = spawn(process.execPath, [bin, 'start', '-c', f], { cwd: dir });
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    child.stderr!.on('data', (c) => (out += c));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    const kids = (): number[] => {
+      try {
+        return readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return [];
+      }
+    };
+    try {
+      await waitFor(() => (out.match(/listener web on/g) ?? []).length >= n || child.exitCode !== null, 15_000, `${n} listener lines`);
+      process.stdout.write(`# cli: availableParallelism() = ${n}; portico start without cluster.workers runs ${kids().length} worker processes\n`);
+      if (n > 1) {
+        assert.match(out, new RegExp(`primary ${child.pid}: ${n} workers`));
+        assert.equal(kids().length, n, out);
+      } else {
+        assert.equal(kids().length, 0, 'one core: Portico runs alone, without a primary');
+      }
+      assert.equal((out.match(/listener web on/g) ?? []).length, n);
+      child.kill('SIGTERM');
+      assert.equal(await closed, 0, out);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      for (const pid of kids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
     }
   });
 

@@ -63,6 +63,21 @@ function fresh(port: number): Promise<string> {
   });
 }
 
+/** A GET on a new connection (so, in turn, to each worker): the body. */
+function getText(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let b = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (b += c));
+      res.on('end', () => resolve(b));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
 function children(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
@@ -196,6 +211,14 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     assert.equal(count(out, /reload refused/g), 1, out.slice(-2000));
     assert.equal(count(out, /unknown balancer/g), 1);
     assert.equal(count(out, /reload: generation \d+/g), gens, 'no worker reloaded');
+    // Every worker's status shows the refused reload as its last.
+    const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)![1]);
+    const seen = new Map<number, boolean>();
+    for (let i = 0; i < 6; i++) {
+      const st = JSON.parse(await getText(admin, '/api/v1/status?scope=worker')) as { pid: number; config: { lastReload: { ok: boolean; errors?: string[] } } };
+      seen.set(st.pid, st.config.lastReload.ok === false && (st.config.lastReload.errors ?? []).some((e) => e.includes('fastest-ever')));
+    }
+    assert.deepEqual([...seen.values()], [true, true], JSON.stringify([...seen]));
     writeFileSync(file, JSON.stringify(config()));
     child!.kill('SIGHUP');
     await waitFor(() => count(out, /reload: generation \d+/g) >= gens + 2, 3000, 'both workers to reload');
