@@ -3,6 +3,7 @@ import { parseJournal, type RuntimeChange } from '../admin/journal.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../store/state-store.js';
 import { applyDelta, diffChanges, parseDelta, type ChangeDelta } from './runtime-delta.js';
+import { parseJsonObject } from '../core/guards.js';
 
 /**
  * The store keys of the cluster's runtime changes: the list as of one sequence number
@@ -352,28 +353,16 @@ export class RuntimeSync {
 }
 
 function parseOp(text: string): Op | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
+  const r = parseJsonObject(text);
+  if (r === undefined) return undefined;
   if (typeof r.from !== 'string' || typeof r.node !== 'string' || typeof r.at !== 'string') return undefined;
   const delta = parseDelta(r.delta);
   return delta === undefined ? undefined : { from: r.from, node: r.node, at: r.at, delta };
 }
 
 function parseSnapshot(text: string): Snapshot | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
+  const r = parseJsonObject(text);
+  if (r === undefined) return undefined;
   if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 0 || typeof r.node !== 'string' || typeof r.at !== 'string') return undefined;
   const changes = parseJournal(JSON.stringify({ version: 1, changes: r.changes }));
   if (typeof changes === 'string') return undefined;

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
 import { EtcdConfigSource } from './etcd-config.js';
 import type { IpcPort } from './workers-store.js';
+import { isObject } from '../core/guards.js';
 
 /**
  * What the processes of `cluster.workers` run, decided once, in the primary:
@@ -110,9 +111,6 @@ export interface ReloadRefused {
   readonly error?: string | undefined;
 }
 
-function isObj(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null;
-}
 
 // ---- the primary ------------------------------------------------------------------------------
 
@@ -237,7 +235,7 @@ export class PrimaryConfig {
   serve(port: IpcPort): () => void {
     this.ports.add(port);
     const off = port.onMessage((m) => {
-      if (isObj(m) && m['t'] === 'config?') send(port, { t: 'config', config: this.start.source === undefined ? undefined : this.current, lists: this.listMessages() });
+      if (isObject(m) && m['t'] === 'config?') send(port, { t: 'config', config: this.start.source === undefined ? undefined : this.current, lists: this.listMessages() });
     });
     return () => {
       off();
@@ -445,7 +443,7 @@ export class WorkerLink {
   }
 
   private receive(m: unknown): void {
-    if (!isObj(m)) return;
+    if (!isObject(m)) return;
     const t = m['t'];
     if (t === 'reload!') {
       const r = m as unknown as ReloadRefused;

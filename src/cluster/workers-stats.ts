@@ -9,6 +9,7 @@ import { HealthCheckCounters, healthChecksMetric } from '../observability/metric
 import { healthEventData, type ProbeResult, type ProbeResultSource } from '../observability/observability.js';
 import { MERGED_VIEWS, mergeFrames, mergeMetrics, type Coverage, type MergedFrame, type MetricsPart, type ProbeFacts, type WorkerFrame } from './stats-merge.js';
 import type { IpcPort } from './workers-store.js';
+import { isObject } from '../core/guards.js';
 
 /**
  * One view of the figures of `cluster.workers` processes. Each worker counts the requests it
@@ -79,12 +80,9 @@ interface HealthMsg {
   readonly data: Record<string, unknown>;
 }
 
-function isObj(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null;
-}
 
 function isWant(x: unknown): x is StatsWant {
-  return isObj(x) && (x['kind'] === 'metrics' || (x['kind'] === 'view' && typeof x['path'] === 'string'));
+  return isObject(x) && (x['kind'] === 'metrics' || (x['kind'] === 'view' && typeof x['path'] === 'string'));
 }
 
 function trySend(port: IpcPort, m: unknown): boolean {
@@ -179,7 +177,7 @@ export class WorkersStatsHub {
   }
 
   private receive(from: number, m: unknown): void {
-    if (!isObj(m) || typeof m['t'] !== 'string' || !m['t'].startsWith('stats-')) return;
+    if (!isObject(m) || typeof m['t'] !== 'string' || !m['t'].startsWith('stats-')) return;
     const w = this.ports.get(from);
     if (w === undefined) return;
     try {
@@ -206,7 +204,7 @@ export class WorkersStatsHub {
         return;
       }
       case 'stats-frame':
-        if (isObj(m['frame']) && isObj(m['frame']['frame'])) this.mergeFrame(from, m as unknown as FrameMsg);
+        if (isObject(m['frame']) && isObject(m['frame']['frame'])) this.mergeFrame(from, m as unknown as FrameMsg);
         return;
     }
   }
@@ -351,7 +349,7 @@ export class WorkerStatsClient {
   }
 
   private receive(m: unknown): void {
-    if (!isObj(m)) return;
+    if (!isObject(m)) return;
     switch (m['t']) {
       case 'stats-collect': {
         const c = m as unknown as CollectMsg;
@@ -372,7 +370,7 @@ export class WorkerStatsClient {
       }
       case 'stats-merged': {
         const f = m as unknown as MergedMsg;
-        if (!isObj(f.frame) || !isObj(f.frame.workers)) return;
+        if (!isObject(f.frame) || !isObject(f.frame.workers)) return;
         this.running = f.frame.workers.running;
         this.settle(f.id, f.frame);
         return;
@@ -442,14 +440,14 @@ export function attachWorkerStats(portico: StatsPortico, client: WorkerStatsClie
     for (const [pattern, merge] of Object.entries(MERGED_VIEWS)) {
       const own = router.wrap('GET', pattern, (handler) => async (req, res, ctx) => {
         const mine = await handler(req, res, ctx);
-        if (!isObj(mine) || mine instanceof JsonReply) return mine;
+        if (!isObject(mine) || mine instanceof JsonReply) return mine;
         // `?scope=worker`: what this worker alone counted.
         if (ctx.url.searchParams.get('scope') === 'worker') return { ...mine, worker: { pid: process.pid } };
         const answer = await client.ask({ kind: 'view', path: ctx.url.pathname });
         const views: Record<string, unknown>[] = [mine];
         const pids = [process.pid];
         for (const p of answer?.parts ?? []) {
-          if (!p.ok || !isObj(p.value)) continue;
+          if (!p.ok || !isObject(p.value)) continue;
           views.push(p.value);
           pids.push(p.pid);
         }

@@ -1,4 +1,5 @@
 import type { StateStore } from '../store/state-store.js';
+import { isObject } from '../core/guards.js';
 
 /**
  * One StateStore for the worker processes of one machine (`cluster.workers`): the primary holds
@@ -34,9 +35,6 @@ interface StoreMessage {
   readonly msg: string;
 }
 
-function isObj(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null;
-}
 
 /**
  * Serve `store` to one worker over `port`, until the returned function is called (the worker
@@ -53,7 +51,7 @@ export function serveStore(store: StateStore, port: IpcPort): () => void {
     }
   };
   const off = port.onMessage((raw) => {
-    if (!isObj(raw) || raw['t'] !== 'store' || typeof raw['id'] !== 'number' || !Array.isArray(raw['args'])) return;
+    if (!isObject(raw) || raw['t'] !== 'store' || typeof raw['id'] !== 'number' || !Array.isArray(raw['args'])) return;
     const req = raw as unknown as StoreRequest;
     const a = req.args;
     let p: Promise<unknown>;
@@ -200,7 +198,7 @@ export class WorkerStore implements StateStore {
   }
 
   private receive(raw: unknown): void {
-    if (!isObj(raw)) return;
+    if (!isObject(raw)) return;
     if (raw['t'] === 'store-msg') {
       const m = raw as unknown as StoreMessage;
       this.handlers.get(m.sub)?.(m.msg);

@@ -17,6 +17,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
 import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type RefusedMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
+import { isObject } from '../core/guards.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -56,9 +57,6 @@ export function workerCount(w: number | 'auto'): number {
   return w === 'auto' ? availableParallelism() : w;
 }
 
-function isObj(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null;
-}
 
 /** The active health checks of every pool, run once for all workers. */
 class HealthHub {
@@ -177,7 +175,7 @@ export async function runPrimary(
     const unstats = stats.add(w.id, port);
     const unconfig = primaryConfig.serve(port);
     w.on('message', (m: unknown) => {
-      if (!isObj(m)) return;
+      if (!isObject(m)) return;
       if (m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
       else if (m['t'] === 'reload?') reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, id: (m as unknown as ReloadRequest).id });
     });

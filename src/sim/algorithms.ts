@@ -1,5 +1,6 @@
 import type { BalancerFactory } from '../balancer/balancer.js';
 import { balancerNames, getBalancer } from '../balancer/index.js';
+import { isObject } from '../core/guards.js';
 
 /** An algorithm as the simulator runs it: a registered factory and options parsed by that factory. */
 export interface AlgorithmSpec {
@@ -56,9 +57,6 @@ export function resolveAlgorithm(label: string, params: AlgorithmParams): Algori
   return { label, factory, options, config };
 }
 
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null;
-}
 
 /** A comma-separated list of names. */
 export function resolveAlgorithms(list: string, params: AlgorithmParams): AlgorithmSpec[] {
