@@ -45,12 +45,25 @@ class FakeRuntime implements RuntimeTarget {
   }
 }
 
-/** A MemoryStore that can be made to fail every operation, as a Redis that is down. */
-class SwitchableStore implements StateStore {
+/**
+ * A MemoryStore (several of these may share one) that can be made to fail every operation, as a
+ * Redis that is down, and be restarted empty (as a Redis without persistence); subscriptions are
+ * made again on the new one, as RedisStore does.
+ */
+class FlakyStore implements StateStore {
   down = false;
-  constructor(private readonly inner: MemoryStore) {}
+  constructor(private inner: MemoryStore = new MemoryStore()) {}
+  private readonly subs = new Map<(m: string) => void, { channel: string; ac: AbortController }>();
   private check(): void {
     if (this.down) throw new Error('store down');
+  }
+  restartEmpty(): void {
+    this.inner = new MemoryStore();
+    for (const [fn, s] of this.subs) {
+      s.ac.abort();
+      s.ac = new AbortController();
+      void this.inner.subscribe(s.channel, (m) => !this.down && fn(m), s.ac.signal);
+    }
   }
   async get(k: string) {
     this.check();
@@ -68,10 +81,14 @@ class SwitchableStore implements StateStore {
     this.check();
     return this.inner.incr(k, by, ttl);
   }
-  async subscribe(ch: string, fn: (m: string) => void, signal: AbortSignal) {
-    return this.inner.subscribe(ch, (m) => {
-      if (!this.down) fn(m);
-    }, signal);
+  async subscribe(channel: string, fn: (m: string) => void, signal: AbortSignal) {
+    const ac = new AbortController();
+    this.subs.set(fn, { channel, ac });
+    signal.addEventListener('abort', () => {
+      this.subs.get(fn)?.ac.abort();
+      this.subs.delete(fn);
+    });
+    return this.inner.subscribe(channel, (m) => !this.down && fn(m), ac.signal);
   }
   async publish(ch: string, m: string) {
     this.check();
@@ -136,7 +153,7 @@ describe('RuntimeSync', () => {
 
   it('a change made while the store is down is written and announced when it is back', async () => {
     const inner = new MemoryStore();
-    const sa = new SwitchableStore(inner);
+    const sa = new FlakyStore(inner);
     const ra = new FakeRuntime();
     const rb = new FakeRuntime();
     const a = new RuntimeSync({ store: sa, runtime: ra, node: 'a', log: quiet });
@@ -157,7 +174,7 @@ describe('RuntimeSync', () => {
 
   it('a node that made no change reads the store list on resync', async () => {
     const inner = new MemoryStore();
-    const sb = new SwitchableStore(inner);
+    const sb = new FlakyStore(inner);
     const ra = new FakeRuntime();
     const rb = new FakeRuntime();
     const a = new RuntimeSync({ store: inner, runtime: ra, node: 'a', log: quiet });
@@ -214,58 +231,10 @@ describe('RuntimeSync', () => {
   });
 });
 
-/** A store that can be down, and restarted empty (as a Redis without persistence); subscriptions are made again on the new one, as RedisStore does. */
-class RestartableStore implements StateStore {
-  down = false;
-  private inner = new MemoryStore();
-  private readonly subs = new Map<(m: string) => void, { channel: string; ac: AbortController }>();
-  private check(): void {
-    if (this.down) throw new Error('store down');
-  }
-  restartEmpty(): void {
-    this.inner = new MemoryStore();
-    for (const [fn, s] of this.subs) {
-      s.ac.abort();
-      s.ac = new AbortController();
-      void this.inner.subscribe(s.channel, (m) => !this.down && fn(m), s.ac.signal);
-    }
-  }
-  async get(k: string) {
-    this.check();
-    return this.inner.get(k);
-  }
-  async set(k: string, v: string, ttl?: number) {
-    this.check();
-    return this.inner.set(k, v, ttl);
-  }
-  async delete(k: string) {
-    this.check();
-    return this.inner.delete(k);
-  }
-  async incr(k: string, by: number, ttl?: number) {
-    this.check();
-    return this.inner.incr(k, by, ttl);
-  }
-  async subscribe(channel: string, fn: (m: string) => void, signal: AbortSignal) {
-    const ac = new AbortController();
-    this.subs.set(fn, { channel, ac });
-    signal.addEventListener('abort', () => {
-      this.subs.get(fn)?.ac.abort();
-      this.subs.delete(fn);
-    });
-    return this.inner.subscribe(channel, (m) => !this.down && fn(m), ac.signal);
-  }
-  async publish(ch: string, m: string) {
-    this.check();
-    return this.inner.publish(ch, m);
-  }
-  async close() {}
-}
-
 describe('RuntimeSync when the store restarts empty', () => {
   for (const first of ['a', 'b'] as const) {
     it(`a change made during the outage reaches the other node; ${first === 'a' ? 'the node that made it' : 'the other node'} resynchronises first`, async () => {
-      const store = new RestartableStore();
+      const store = new FlakyStore();
       const ra = new FakeRuntime();
       const rb = new FakeRuntime();
       const a = new RuntimeSync({ store, runtime: ra, node: 'a', log: quiet });
