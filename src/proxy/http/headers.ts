@@ -20,6 +20,14 @@ export const FORWARDING: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-fo
 export const CLIENT_CERT: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-client-verify']);
 
 /**
+ * Fields a Connection header may not nominate for removal (the request is refused, as Envoy refuses
+ * a nominated X-Forwarded-* field): the ones that frame or route the message, and the forwarding
+ * and client-certificate fields Portico writes. Transfer-Encoding is hop-by-hop and Portico writes
+ * its own framing, so nominating it changes nothing and is not refused.
+ */
+export const PROTECTED_FROM_CONNECTION: ReadonlySet<string> = new Set(['content-length', 'host', ...FORWARDING, ...CLIENT_CERT]);
+
+/**
  * Fields that are not passed on as trailers (RFC 9110 §6.5.1, RFC 9113 §8.1): framing, routing,
  * request modifiers, authentication, response control data, and what decides how to process the
  * content. Pseudo-header fields cannot occur (trailer names are tokens).

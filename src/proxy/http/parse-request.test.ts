@@ -101,6 +101,15 @@ describe('parseRequestHead: successes', () => {
     assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n')).upgrade, 'h2c, websocket');
   });
 
+  it('refuses a Connection header that nominates a field framing or routing the request', () => {
+    for (const f of ['Content-Length', 'content-length', 'Host', 'X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'Forwarded', 'X-Forwarded-Client-Cert', 'X-Client-Verify']) {
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nConnection: ${f}\r\nContent-Length: 0\r\n\r\n`, 400);
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, ${f}\r\nContent-Length: 0\r\n\r\n`, 400);
+    }
+    // Hop-by-hop fields and unknown ones may still be nominated.
+    assert.deepEqual(ok(get('Connection: te, transfer-encoding, x-trace\r\n')).connection, ['te', 'transfer-encoding', 'x-trace']);
+  });
+
   it('detects Expect: 100-continue on HTTP/1.1 only', () => {
     assert.equal(ok(get('Expect: 100-continue\r\n')).expectContinue, true);
     assert.equal(ok(get('Expect: 100-Continue\r\n')).expectContinue, true);

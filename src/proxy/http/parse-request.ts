@@ -35,6 +35,7 @@ import {
   persists,
   readFields,
 } from './parse-headers.js';
+import { PROTECTED_FROM_CONNECTION } from './headers.js';
 import type { HeadLimits, ParseFailure } from './http-chars.js';
 
 export type { HeadLimits, ParseFailure } from './http-chars.js';
@@ -93,6 +94,7 @@ const F_HOST_MISSING = failure(400, 'missing Host header');
 const F_TE_HTTP10 = failure(400, 'Transfer-Encoding on an HTTP/1.0 request');
 const F_TE_NOT_CHUNKED = failure(400, 'Transfer-Encoding does not end with chunked');
 const F_TE_UNKNOWN = failure(501, 'unsupported transfer coding');
+const F_CONNECTION_NOMINATES = failure(400, 'Connection nominates a field that frames or routes the request');
 
 const STANDARD_METHODS: ReadonlySet<string> = new Set([
   'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
@@ -194,6 +196,11 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
   const connection: string[] = [];
   const failed = readFields(buf, s, true, names, lnames, values, connection);
   if (failed !== null) return failed;
+  // RFC 9110 §7.6.1 lets Connection name any field for removal; one that frames or routes the
+  // message would make the server read a request other than the one Portico parsed and routed.
+  for (let t = 0; t < connection.length; t++) {
+    if (PROTECTED_FROM_CONNECTION.has(connection[t]!)) return F_CONNECTION_NOMINATES;
+  }
   const fields = headFields;
   let host = fields.host;
   const contentLength = fields.contentLength;
