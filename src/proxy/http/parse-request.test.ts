@@ -110,6 +110,16 @@ describe('parseRequestHead: successes', () => {
     assert.deepEqual(ok(get('Connection: te, transfer-encoding, x-trace\r\n')).connection, ['te', 'transfer-encoding', 'x-trace']);
   });
 
+  it('takes the Host sent on from an absolute-form target (RFC 9112 §3.2.2)', () => {
+    const r = ok('GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\nX-A: 1\r\n\r\n');
+    assert.equal(r.host, 'b.example');
+    assert.deepEqual(r.values, ['b.example', '1']);
+    assert.deepEqual(r.lnames, ['host', 'x-a']);
+    const r10 = ok('GET http://b.example:8080/x HTTP/1.0\r\nX-A: 1\r\n\r\n');
+    assert.deepEqual(r10.names, ['X-A', 'Host']);
+    assert.deepEqual(r10.values, ['1', 'b.example:8080']);
+  });
+
   it('detects Expect: 100-continue on HTTP/1.1 only', () => {
     assert.equal(ok(get('Expect: 100-continue\r\n')).expectContinue, true);
     assert.equal(ok(get('Expect: 100-Continue\r\n')).expectContinue, true);

@@ -236,6 +236,14 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     }
     if (k === authorityStart || !isValidHost(buf, authorityStart, k)) return F_ABSOLUTE;
     host = s.substring(authorityStart, k);
+    // RFC 9112 §3.2.2: the Host sent on is generated from the target, which is also what routes.
+    const at = lnames.indexOf('host');
+    if (at >= 0) values[at] = host;
+    else {
+      names.push('Host');
+      lnames.push('host');
+      values.push(host);
+    }
     path = k === targetEnd ? '/' : s.charCodeAt(k) === 0x3f ? `/${s.substring(k, targetEnd)}` : s.substring(k, targetEnd);
     form = 'absolute';
   }
