@@ -11,6 +11,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
   'proxy-authorization',
   'proxy-authenticate',
+  // RFC 7540 §3.2.1: connection-specific, meaningful only with Upgrade: h2c, which is never tunnelled.
+  'http2-settings',
 ]);
 
 /** Forwarding headers Portico writes itself; a client's own are kept only from trusted proxies. */
@@ -60,7 +62,6 @@ export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   'if-modified-since',
   'if-unmodified-since',
   'if-range',
-  'http2-settings',
 ]);
 
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);

@@ -98,7 +98,15 @@ describe('parseRequestHead: successes', () => {
     assert.deepEqual(ws.connection, ['upgrade']);
     assert.equal(ok(get('Upgrade: websocket\r\n')).upgrade, undefined);
     assert.equal(ok('GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n').upgrade, undefined);
-    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n')).upgrade, 'h2c, websocket');
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n')).upgrade, 'websocket');
+  });
+
+  it('reports only the configured Upgrade protocols, never h2c (websocket by default)', () => {
+    assert.equal(ok(get('Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n')).upgrade, undefined);
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c, WebSocket/13\r\n')).upgrade, 'WebSocket/13');
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: TLS/1.2\r\n')).upgrade, undefined);
+    const custom = { ...LIMITS, upgrades: new Set(['tls', 'websocket']) };
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: TLS/1.2, h2c\r\n'), custom).upgrade, 'TLS/1.2');
   });
 
   it('refuses a Connection header that nominates a field framing or routing the request', () => {

@@ -277,9 +277,37 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     chunked,
     keepAlive: persists(options, minor),
     connection,
-    upgrade: (options & CONN_UPGRADE) !== 0 && minor === 1 ? upgradeValue : undefined,
+    upgrade: (options & CONN_UPGRADE) !== 0 && minor === 1 && upgradeValue !== undefined
+      ? allowedUpgrades(upgradeValue, limits.upgrades ?? DEFAULT_UPGRADES)
+      : undefined,
     expectContinue: expectContinue && minor === 1,
   };
+}
+
+/** The protocols a client may switch to when nothing is configured. */
+export const DEFAULT_UPGRADES: ReadonlySet<string> = new Set(['websocket']);
+
+/**
+ * The elements of an Upgrade value (RFC 9110 §7.8: protocol-name ["/" protocol-version], comma
+ * separated) whose protocol name is in `allowed` (lowercase), joined again; undefined when none is.
+ * h2c is never in `allowed` (the config refuses it): an HTTP/2 connection opened through a tunnel
+ * would carry requests that no route, limit or header rule sees.
+ */
+export function allowedUpgrades(value: string, allowed: ReadonlySet<string>): string | undefined {
+  let out: string | undefined;
+  let from = 0;
+  while (from <= value.length) {
+    let to = value.indexOf(',', from);
+    if (to < 0) to = value.length;
+    const el = value.substring(from, to).trim();
+    from = to + 1;
+    if (el === '') continue;
+    const slash = el.indexOf('/');
+    const name = (slash < 0 ? el : el.substring(0, slash)).toLowerCase();
+    if (!allowed.has(name)) continue;
+    out = out === undefined ? el : out + ', ' + el;
+  }
+  return out;
 }
 
 /** authority-form for CONNECT (RFC 9112 §3.2.3): uri-host ":" port, port not empty. */
