@@ -7,7 +7,7 @@ import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
 import type { ClientCertInfo, ClientCertState } from '../../tls/client-cert.js';
-import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
@@ -133,7 +133,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private reqBodyBytes = 0;
   private reqDone = false;
   private reqSentAny = false;
-  private readonly reqScanner = new ChunkedScanner();
+  private readonly reqScanner = new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS });
   private res: ResponseHead | undefined = undefined;
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
@@ -657,7 +657,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       return this.failMidRequest(413);
     }
     this.bytesIn += n;
-    const part = n === buf.length ? buf : buf.subarray(0, n);
+    const part = this.reqMode === BodyMode.Chunked ? this.reqScanner.relay(buf, 0, n) : n === buf.length ? buf : buf.subarray(0, n);
     this.buf = n === buf.length ? EMPTY : buf.subarray(n);
     if (!up.socket.write(part)) this.pauseClient();
     if (this.reqDone) {
