@@ -356,9 +356,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       if (t === '*') {
         if (r.method !== 'OPTIONS') return this.refuse(400, 'asterisk-form is for OPTIONS');
       } else {
-        const m = /^https?:\/\/[^/?#]+(.*)$/i.exec(t);
-        if (m === null) return this.refuse(400, 'invalid request target');
-        t = m[1] === '' ? '/' : m[1]!;
+        t = r.path; // absolute-form, checked by the parser: its origin-form, '/' for an empty path
       }
     }
     const q = t.indexOf('?');
