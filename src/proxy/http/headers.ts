@@ -32,10 +32,14 @@ export const PROTECTED_FROM_CONNECTION: ReadonlySet<string> = new Set(['content-
 /**
  * Fields that are not passed on as trailers (RFC 9110 §6.5.1, RFC 9113 §8.1): framing, routing,
  * request modifiers, authentication, response control data, and what decides how to process the
- * content. Pseudo-header fields cannot occur (trailer names are tokens).
+ * content, and the forwarding fields Portico writes. Pseudo-header fields cannot occur (trailer names are tokens).
  */
 export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   ...HOP_BY_HOP,
+  // what Portico writes about the client: a server that merges trailers into the header section
+  // would otherwise read a client's own X-Forwarded-For or client-certificate fields
+  ...FORWARDING,
+  ...CLIENT_CERT,
   'content-length',
   'content-type',
   'content-encoding',
