@@ -20,7 +20,7 @@ import type { Pool } from '../../pool/pool.js';
 import { errorResponse } from '../http/error-response.js';
 import { parseRequestHead, type HeadLimits, type RequestHead } from '../http/parse-request.js';
 import type { RequestView } from '../http/router.js';
-import type { ExchangeRecord } from '../http/session.js';
+import type { ExchangeRecord } from '../../observability/records.js';
 
 export type RedirectStatus = 301 | 302 | 307 | 308;
 
