@@ -3,8 +3,8 @@ import type { Server, ServerId } from '../../core/server.js';
 import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
-import { encodeProxyHeader, type ProxyInfo } from '../proxy-protocol.js';
-import { clockNow } from '../http/deadlines.js';
+import { encodeProxyHeader, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { clockNow } from '../../net/deadlines.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 import type { TcpRecord } from '../../observability/records.js';
 
