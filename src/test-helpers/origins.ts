@@ -177,7 +177,14 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   child.stdout.on('data', (c) => (out += c));
   child.stderr.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 10_000, 'portico to start');
+  try {
+    await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 30_000, 'portico to start');
+  } catch (err) {
+    // A Portico that did not start in time is not left running (it would keep the test process alive).
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`${(err as Error).message}: ${out}`, { cause: err });
+  }
   if (child.exitCode !== null) throw new Error(`portico exited: ${out}`);
   const kb = (field: string): number => {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
