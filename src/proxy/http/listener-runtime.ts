@@ -2,7 +2,7 @@ import type { CidrSet } from '../../core/cidr.js';
 import type { Server } from '../../core/server.js';
 import type { QueuePriority } from '../../pool/queue.js';
 import type { ProxyVersion } from '../../net/proxy-protocol.js';
-import type { RateLimiter } from '../rate-limit.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { RouteAnswer } from './route-actions.js';
 import type { Matcher, RequestView } from './router.js';
