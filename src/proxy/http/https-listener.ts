@@ -10,8 +10,9 @@ import { TlsTermination, type TlsTerminationSettings } from '../../tls/terminati
 import { H2GuardedSocket } from '../h2/guarded-socket.js';
 import type { H2FieldGuard } from '../h2/field-guard.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
-import { socketInfo, type ProxyInfo } from '../proxy-protocol.js';
-import { HttpListener, type HttpListenerSettings, type HttpObserver } from './listener.js';
+import { socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { HttpListener, type HttpListenerSettings } from './listener.js';
+import type { HttpObserver } from '../../observability/records.js';
 import { HttpSession } from './session.js';
 
 export interface HttpsTlsSettings extends TlsTerminationSettings {
