@@ -1,23 +1,21 @@
 import type { Socket } from 'node:net';
-import type { Server, ServerId } from '../../core/server.js';
+import type { Server } from '../../core/server.js';
 import type { FailureKind } from '../../health/outlier.js';
-import type { Pool } from '../../pool/pool.js';
 import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
-import type { ClientCertInfo, ClientCertState } from '../../tls/client-cert.js';
+import type { ClientCertInfo } from '../../tls/client-cert.js';
 import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
-import type { RequestView } from './router.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
 import { normalizeHost, normalizePath } from './normalize.js';
 import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
 import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
 import { clockNow } from './deadlines.js';
-import type { ExchangeRecord } from '../../observability/records.js';
+import { Exchange } from './exchange.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -47,9 +45,6 @@ const enum BodyMode {
   Close,
 }
 
-let requestSeq = 0;
-const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
-
 const EMPTY: Buffer = Buffer.alloc(0);
 
 /** How long a closing connection may take to flush what is left to send before it is cut (ms). */
@@ -61,15 +56,15 @@ const LINGER_MS = 5000;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, QueueWaiter {
+export class HttpSession implements UpstreamOwner, QueueWaiter {
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
-  readonly clientAddress: string;
+  /** The request in progress on this connection (reset between requests): what phases, routing and observers read. */
+  readonly ex: Exchange;
   /** The client connection as a PROXY header names it, when it is not the socket's own. */
   private readonly peer: ProxyInfo | undefined;
   /** sendProxy: this client's own server connection, kept between its requests. */
   private own: UpstreamConn | undefined = undefined;
-  private readonly clientTrusted: boolean;
   private state: St = St.Head;
   /** Unconsumed bytes from the client. */
   private buf: Buffer = EMPTY;
@@ -82,29 +77,22 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private clientEnded = false;
   private clientPaused = false;
   private upPaused = false;
+  /** The client certificate headers for the servers ('' without clientAuth). */
+  private readonly clientCertHead: string;
 
-  // ---- the current exchange ----
-  private req: RequestHead | undefined = undefined;
+  // ---- the transport of the current exchange: framing, the server connection ----
   private headStr = '';
-  private routeRef: HttpRoute | undefined = undefined;
-  /** The server persistence pinned this request to (undefined: not pinned). */
-  private pinned: Server | undefined = undefined;
   /** Waiting for persistence to ask a shared store. */
   private pinWait = false;
-  private ph: PoolHandle | undefined = undefined;
-  private srv: Server | undefined = undefined;
   private rt: ServerRuntime | undefined = undefined;
   private up: UpstreamConn | undefined = undefined;
-  private avoid: Set<ServerId> | undefined = undefined;
-  private freshOnly = false;
-  tries = 0;
+  /** The server connection of this try was an idle one, reused. */
+  private reusedConn = false;
   private reqMode: BodyMode = BodyMode.None;
   private reqLeft = 0;
   private reqBodyBytes = 0;
   private reqDone = false;
-  private reqSentAny = false;
   private readonly reqScanner = new ChunkedScanner();
-  private res: ResponseHead | undefined = undefined;
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
   private resLeft = 0;
@@ -115,31 +103,6 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private upReusable = true;
   private upstreamKeepAlive = true;
 
-  // ---- record fields (ExchangeRecord / RequestView) ----
-  method = '';
-  target = '';
-  path = '';
-  query = '';
-  host = '';
-  /** The TLS server name of the client connection (https listeners), for `match: { sni }`. */
-  readonly sni: string | undefined;
-  /** The client certificate of the connection (https listeners with clientAuth), for `match: { clientCert }`. */
-  readonly clientCert: ClientCertState | undefined;
-  /** The client certificate headers for the servers ('' without clientAuth). */
-  private readonly clientCertHead: string;
-  lnames: readonly string[] = [];
-  values: readonly string[] = [];
-  status = 0;
-  bytesIn = 0;
-  bytesOut = 0;
-  startedAt = 0;
-  queueMs = 0;
-  connectMs = 0;
-  firstByteMs = 0;
-  totalMs = 0;
-  error = '';
-  private rid = '';
-
   /**
    * `peer`: the client connection when it is not the socket's own (a PROXY protocol header named
    * it, or the socket is an HTTP/2 stream). `cert`: the client certificate of a TLS connection
@@ -149,13 +112,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.sock = sock;
     this.lst = lst;
     this.peer = peer;
-    this.clientCert = cert?.state;
     this.clientCertHead = cert?.head ?? '';
     const servername = (sock as { servername?: unknown }).servername;
-    this.sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
-    const addr = peer?.sourceAddress ?? sock.remoteAddress ?? '';
-    this.clientAddress = addr;
-    this.clientTrusted = lst.trusted.size > 0 && lst.trusted.has(addr);
+    const sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
+    this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state);
     sock.setNoDelay(true);
     sock.on('data', this.onClientData);
     sock.on('end', this.onClientEnd);
@@ -163,31 +123,6 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     sock.on('close', this.onClientClose);
     sock.on('drain', this.onClientDrain);
     this.setDeadline('header', lst.limits.headerTimeoutMs);
-  }
-
-  get listener(): string {
-    return this.lst.name;
-  }
-  get route(): string {
-    return this.routeRef?.name ?? '';
-  }
-  get pool(): string {
-    return this.ph?.pool.name ?? '';
-  }
-  get server(): string {
-    return this.srv?.name ?? '';
-  }
-  requestId(): string {
-    if (this.rid === '') this.rid = idPrefix + (++requestSeq).toString(36);
-    return this.rid;
-  }
-  get httpVersion(): string {
-    return this.req?.minor === 0 ? '1.0' : '1.1';
-  }
-  header(lname: string): string {
-    const names = this.lnames;
-    for (let i = 0; i < names.length; i++) if (names[i] === lname) return this.values[i]!;
-    return '';
   }
 
   /** True while no request is in progress (used by graceful shutdown). */
@@ -221,10 +156,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         else this.pauseClient(); // a pipelined request: it waits until this exchange ends
         return;
       case St.Tunnel: {
-        this.bytesIn += chunk.length;
+        this.ex.bytesIn += chunk.length;
         const up = this.up;
         if (up !== undefined && !up.socket.write(chunk)) this.pauseClient();
-        this.setDeadline('tunnel', this.ph?.idleTimeoutMs ?? 0);
+        this.setDeadline('tunnel', this.ex.poolHandle?.idleTimeoutMs ?? 0);
         return;
       }
       default:
@@ -263,9 +198,9 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       this.own = undefined;
     }
     if (was === St.Connecting || was === St.Exchange || was === St.Tunnel) {
-      if (this.error === '') this.error = was === St.Tunnel ? '' : 'client aborted';
+      if (this.ex.error === '') this.ex.error = was === St.Tunnel ? '' : 'client aborted';
       this.dropUpstream();
-      if (this.status === 0) this.status = 499;
+      if (this.ex.status === 0) this.ex.status = 499;
       this.finishRecord();
     }
   };
@@ -306,16 +241,16 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private startExchange(r: RequestHead): void {
     const lst = this.lst;
     const lim = lst.limits;
-    this.req = r;
-    this.startedAt = performance.now();
+    this.ex.head = r;
+    this.ex.startedAt = performance.now();
     this.requestsOnConn++;
-    this.method = r.method;
-    this.target = r.target;
-    this.lnames = r.lnames;
-    this.values = r.values;
+    this.ex.method = r.method;
+    this.ex.target = r.target;
+    this.ex.lnames = r.lnames;
+    this.ex.values = r.values;
     this.buf = r.headEnd === this.buf.length ? EMPTY : this.buf.subarray(r.headEnd);
-    this.bytesIn = r.headEnd;
-    this.bytesOut = 0;
+    this.ex.bytesIn = r.headEnd;
+    this.ex.bytesOut = 0;
     this.keepClient =
       r.keepAlive && !this.clientEnded && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
 
@@ -333,13 +268,13 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
     const q = t.indexOf('?');
     const rawPath = q < 0 ? t : t.slice(0, q);
-    this.query = q < 0 ? '' : t.slice(q + 1);
+    this.ex.query = q < 0 ? '' : t.slice(q + 1);
     // Routes see the normalised path and the server gets it: the two cannot disagree.
     const path = t === '*' ? rawPath : normalizePath(rawPath);
     if (path === undefined) return this.refuse(400, 'ambiguous path encoding');
     if (path !== rawPath) t = q < 0 ? path : path + t.slice(q);
-    this.path = path;
-    this.host = normalizeHost(r.host ?? '');
+    this.ex.path = path;
+    this.ex.host = normalizeHost(r.host ?? '');
 
     // Body framing and limits.
     if (r.chunked) {
@@ -358,7 +293,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     // Rate limit (listeners with `rateLimit` only): the request's key takes a token, or 429.
     const rl = lst.rateLimit;
     if (rl !== undefined) {
-      const waitSec = rl.take(this);
+      const waitSec = rl.take(this.ex);
       if (waitSec > 0) return this.limited(waitSec);
     }
 
@@ -366,24 +301,24 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const routes = lst.routes;
     let route: HttpRoute | undefined;
     for (let i = 0; i < routes.length; i++) {
-      if (routes[i]!.match(this)) {
+      if (routes[i]!.match(this.ex)) {
         route = routes[i];
         break;
       }
     }
-    this.routeRef = route;
+    this.ex.compiledRoute = route;
     if (route === undefined) {
-      this.error = 'no route';
+      this.ex.error = 'no route';
       return this.respondError(lst.noRouteStatus, '');
     }
     const ph = route.pool;
     if (ph === undefined) return this.answer(route.answer!);
-    this.ph = ph;
+    this.ex.poolHandle = ph;
     this.headStr = this.buildRequestHead(t, r, route, ph);
     this.state = St.Connecting;
     const per = ph.persistence;
     if (per !== undefined) {
-      const pin = per.lookup(this, ph.pool.current.set);
+      const pin = per.lookup(this.ex, ph.pool.current.set);
       if (pin instanceof Promise) {
         // A shared store is asked; it answers within its timeout and never rejects.
         this.pinWait = true;
@@ -391,7 +326,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         pin.then(this.onPinned);
         return;
       }
-      this.pinned = pin;
+      this.ex.pinned = pin;
     }
     this.pickAndConnect();
   }
@@ -400,17 +335,17 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     if (!this.pinWait) return;
     this.pinWait = false;
     if (this.state !== St.Connecting) return;
-    this.pinned = s;
+    this.ex.pinned = s;
     this.pickAndConnect();
   };
 
   /** The route answers by itself (redirect, respond): no server is involved. */
   private answer(a: RouteAnswer): void {
     // An HTTP/1.0 client is answered with Connection: close (the answers are built for HTTP/1.1).
-    const keep = this.keepClient && this.reqMode === BodyMode.None && this.req!.minor === 1;
-    const text = a.render(this, this.lst.proto, keep);
-    this.status = a.status;
-    this.firstByteMs = performance.now() - this.startedAt;
+    const keep = this.keepClient && this.reqMode === BodyMode.None && this.ex.head!.minor === 1;
+    const text = a.render(this.ex, this.lst.proto, keep);
+    this.ex.status = a.status;
+    this.ex.firstByteMs = performance.now() - this.ex.startedAt;
     this.sendAnswer(text, keep);
   }
 
@@ -421,7 +356,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
-    const trusted = this.clientTrusted;
+    const trusted = this.ex.clientTrusted;
     const http10 = r.minor === 0;
     let h = r.method + ' ' + target + (http10 ? ' HTTP/1.0\r\n' : ' HTTP/1.1\r\n');
     let xff: string | undefined;
@@ -448,15 +383,15 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
     h += route.requestAdd;
-    if (ph.persistence !== undefined) h += ph.persistence.forwardHeaders(this);
+    if (ph.persistence !== undefined) h += ph.persistence.forwardHeaders(this.ex);
     const proto = this.lst.proto;
-    const client = xffAddress(this.clientAddress);
+    const client = xffAddress(this.ex.clientAddress);
     const hostHdr = r.host ?? '';
     h += 'X-Forwarded-For: ' + (xff === undefined ? client : xff + ', ' + client) + '\r\n';
     h += 'X-Forwarded-Proto: ' + (xfProto ?? proto) + '\r\n';
     if (hostHdr !== '') h += 'X-Forwarded-Host: ' + (xfHost ?? hostHdr) + '\r\n';
     const mine =
-      'for=' + forwardedNode(this.clientAddress) + ';proto=' + proto + (hostHdr !== '' ? ';host=' + forwardedValue(hostHdr) : '');
+      'for=' + forwardedNode(this.ex.clientAddress) + ';proto=' + proto + (hostHdr !== '' ? ';host=' + forwardedValue(hostHdr) : '');
     h += 'Forwarded: ' + (fwd === undefined ? mine : fwd + ', ' + mine) + '\r\n';
     h += this.clientCertHead;
     if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
@@ -479,32 +414,32 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   // ======================================================================
 
   private pickServer(ph: PoolHandle): Server | undefined {
-    const pin = this.pinned;
-    if (pin !== undefined && (this.avoid === undefined || !this.avoid.has(pin.id)) && ph.pool.acceptsPinned(pin.id)) {
+    const pin = this.ex.pinned;
+    if (pin !== undefined && (this.ex.avoid === undefined || !this.ex.avoid.has(pin.id)) && ph.pool.acceptsPinned(pin.id)) {
       // A pinned server at its maxConnections: the balancer places the request (and persistence re-pins).
       const rt = ph.pool.runtime(pin.id);
       if (rt !== undefined && (pin.maxConnections === 0 || rt.active < pin.maxConnections)) return pin;
     }
-    const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this);
-    return ph.pool.pick(this.avoid === undefined ? { hashKey, path: this.path } : { hashKey, path: this.path, avoid: this.avoid });
+    const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this.ex);
+    return ph.pool.pick(this.ex.avoid === undefined ? { hashKey, path: this.ex.path } : { hashKey, path: this.ex.path, avoid: this.ex.avoid });
   }
 
   private pickAndConnect(): void {
-    const ph = this.ph!;
+    const ph = this.ex.poolHandle!;
     const s = this.pickServer(ph);
     if (s === undefined) {
-      if (this.tries > 0) {
-        this.error ||= 'upstream failed';
+      if (this.ex.tries > 0) {
+        this.ex.error ||= 'upstream failed';
         return this.respondError(502, '');
       }
       const saturated = ph.pool.current.set.available.length > 0;
-      if (saturated && ph.pool.enqueue(this, this.routeRef!.priority)) {
+      if (saturated && ph.pool.enqueue(this, this.ex.compiledRoute!.priority)) {
         // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
         this.queued = true;
         this.setDeadline('queue', ph.queueTimeoutMs ?? 0);
         return;
       }
-      this.error = saturated ? 'queue full' : 'no available server';
+      this.ex.error = saturated ? 'queue full' : 'no available server';
       return this.respondError(503, 'Retry-After: ' + ph.retryAfterSec + '\r\n');
     }
     this.connectTo(ph, s);
@@ -513,11 +448,11 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   /** The pool has a free slot: pick again. False when none could be had (we stay first in line). */
   resumeFromQueue(): boolean {
     if (!this.queued) return true;
-    const ph = this.ph!;
+    const ph = this.ex.poolHandle!;
     const s = this.pickServer(ph);
     if (s === undefined) return false;
     this.queued = false;
-    this.queueMs = performance.now() - this.startedAt;
+    this.ex.queueMs = performance.now() - this.ex.startedAt;
     this.connectTo(ph, s);
     return true;
   }
@@ -526,19 +461,19 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   rejectFromQueue(): void {
     if (!this.queued) return;
     this.queued = false;
-    this.queueMs = performance.now() - this.startedAt;
-    this.error = 'no available server';
-    this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
+    this.ex.queueMs = performance.now() - this.ex.startedAt;
+    this.ex.error = 'no available server';
+    this.respondError(503, 'Retry-After: ' + this.ex.poolHandle!.retryAfterSec + '\r\n');
   }
 
   private connectTo(ph: PoolHandle, s: Server): void {
     const pool = ph.pool;
-    this.tries++;
-    this.srv = s;
+    this.ex.tries++;
+    this.ex.picked = s;
     this.rt = pool.acquire(s);
     const conns = ph.connections(s);
     if (this.lst.sendProxy !== false) return this.connectOwn(ph, s, conns, this.lst.sendProxy);
-    const idle = this.freshOnly ? undefined : conns.take(clockNow());
+    const idle = this.ex.freshOnly ? undefined : conns.take(clockNow());
     if (idle !== undefined) {
       this.up = idle;
       idle.owner = this;
@@ -557,7 +492,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const own = this.own;
     this.own = undefined;
     if (own !== undefined) {
-      if (own.server.id === s.id && !this.freshOnly && !own.dead && !own.socket.destroyed) {
+      if (own.server.id === s.id && !this.ex.freshOnly && !own.dead && !own.socket.destroyed) {
         this.up = own;
         own.owner = this;
         this.sendRequest(own, true);
@@ -576,10 +511,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   private sendRequest(up: UpstreamConn, reused: boolean): void {
     this.state = St.Exchange;
-    this.connectMs = performance.now() - this.startedAt;
+    this.ex.connectMs = performance.now() - this.ex.startedAt;
     this.reusedConn = reused;
     up.uses++;
-    this.res = undefined;
+    this.ex.response = undefined;
     this.resBuf = EMPTY;
     this.resDone = false;
     this.upReusable = true;
@@ -593,11 +528,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       sock.uncork();
       this.resumeClient();
     }
-    this.reqSentAny = true;
-    this.setDeadline('response', this.ph!.responseTimeoutMs);
+    this.setDeadline('response', this.ex.poolHandle!.responseTimeoutMs);
   }
-
-  private reusedConn = false;
 
   /** Relay request body bytes from the buffer to the server, as far as the framing allows. */
   private pumpRequestBody(): void {
@@ -614,7 +546,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     } else {
       const r = this.reqScanner.feed(buf, 0, buf.length);
       if (r === -2) {
-        this.error = 'bad chunked request body: ' + (this.reqScanner.error ?? '');
+        this.ex.error = 'bad chunked request body: ' + (this.reqScanner.error ?? '');
         return this.failMidRequest(400);
       }
       n = r === -1 ? buf.length : r;
@@ -623,17 +555,17 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
     const max = this.lst.limits.maxBodyBytes;
     if (max > 0 && this.reqBodyBytes > max) {
-      this.error = 'body too large';
+      this.ex.error = 'body too large';
       return this.failMidRequest(413);
     }
-    this.bytesIn += n;
+    this.ex.bytesIn += n;
     const part = n === buf.length ? buf : buf.subarray(0, n);
     this.buf = n === buf.length ? EMPTY : buf.subarray(n);
     if (!up.socket.write(part)) this.pauseClient();
     if (this.reqDone) {
       if (this.buf.length > 0) this.pauseClient();
       if (this.resDone) this.finish();
-    } else if (this.deadlineKind !== 'response' || this.res === undefined) {
+    } else if (this.deadlineKind !== 'response' || this.ex.response === undefined) {
       this.setDeadline('body', this.lst.limits.bodyTimeoutMs);
     }
   }
@@ -646,13 +578,13 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
     if (up !== this.up) return;
     if (this.state === St.Tunnel) {
-      this.bytesOut += chunk.length;
+      this.ex.bytesOut += chunk.length;
       if (!this.sock.write(chunk)) this.pauseUp();
-      this.setDeadline('tunnel', this.ph?.idleTimeoutMs ?? 0);
+      this.setDeadline('tunnel', this.ex.poolHandle?.idleTimeoutMs ?? 0);
       return;
     }
     if (this.state !== St.Exchange) return;
-    if (this.res === undefined) {
+    if (this.ex.response === undefined) {
       this.resBuf = this.resBuf.length === 0 ? chunk : Buffer.concat([this.resBuf, chunk]);
       this.tryResponseHead();
       return;
@@ -669,40 +601,40 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   private tryResponseHead(): void {
     for (;;) {
-      const r = parseResponseHead(this.resBuf, this.lst.upstreamHeadLimits, this.method);
+      const r = parseResponseHead(this.resBuf, this.lst.upstreamHeadLimits, this.ex.method);
       if (r === null) return;
       if (!r.ok) {
-        this.error = 'bad response head: ' + r.reason;
+        this.ex.error = 'bad response head: ' + r.reason;
         return this.upstreamFailed(false);
       }
       const rest = this.resBuf.subarray(r.headEnd);
       if (r.status < 200) {
         if (r.status === 101) {
-          if (this.req!.upgrade === undefined) {
-            this.error = 'unsolicited 101';
+          if (this.ex.head!.upgrade === undefined) {
+            this.ex.error = 'unsolicited 101';
             return this.upstreamFailed(false);
           }
-          this.res = r;
+          this.ex.response = r;
           return this.startTunnel(r, rest);
         }
         // 1xx informational: relay and keep waiting for the final response.
-        this.firstByteMs ||= performance.now() - this.startedAt;
+        this.ex.firstByteMs ||= performance.now() - this.ex.startedAt;
         this.writeClientHead(r, true);
         this.resBuf = rest;
         if (rest.length === 0) return;
         continue;
       }
-      this.res = r;
+      this.ex.response = r;
       this.resBuf = EMPTY;
-      this.firstByteMs = performance.now() - this.startedAt;
-      this.status = r.status;
-      const framing = responseFraming(r, this.method);
+      this.ex.firstByteMs = performance.now() - this.ex.startedAt;
+      this.ex.status = r.status;
+      const framing = responseFraming(r, this.ex.method);
       if (framing === 'length') {
         this.resMode = BodyMode.Length;
         this.resLeft = r.contentLength;
       } else if (framing === 'chunked') {
-        if (this.req!.minor === 0) {
-          this.error = 'chunked response to an HTTP/1.0 request';
+        if (this.ex.head!.minor === 0) {
+          this.ex.error = 'chunked response to an HTTP/1.0 request';
           return this.upstreamFailed(false);
         }
         this.resMode = BodyMode.Chunked;
@@ -724,7 +656,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       const sock = this.sock;
       sock.cork();
       this.writeClientHead(r, false);
-      this.setDeadline('response', this.ph!.idleTimeoutMs);
+      this.setDeadline('response', this.ex.poolHandle!.idleTimeoutMs);
       if (this.resMode === BodyMode.None || (this.resMode === BodyMode.Length && this.resLeft === 0)) {
         if (rest.length > 0) this.upReusable = false;
         sock.uncork();
@@ -746,7 +678,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
-    const route = this.routeRef!;
+    const route = this.ex.compiledRoute!;
     const drop = informational ? HOP_BY_HOP : route.responseDrop;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
@@ -756,15 +688,15 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
     if (!informational) {
       h += route.responseAdd;
-      const per = this.ph!.persistence;
-      if (per !== undefined) h += per.commit(this, r, this.srv!, this.pinned, this.lst.proto === 'https');
+      const per = this.ex.poolHandle!.persistence;
+      if (per !== undefined) h += per.commit(this.ex, r, this.ex.picked!, this.ex.pinned, this.lst.proto === 'https');
       if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
-      if (this.lst.exposeServer) h += 'X-Served-By: ' + this.srv!.name + '\r\n';
+      if (this.lst.exposeServer) h += 'X-Served-By: ' + this.ex.picked!.name + '\r\n';
       if (!this.keepClient) h += 'Connection: close\r\n';
-      else if (this.req!.minor === 0) h += 'Connection: keep-alive\r\n';
+      else if (this.ex.head!.minor === 0) h += 'Connection: keep-alive\r\n';
     }
     h += '\r\n';
-    this.bytesOut += h.length;
+    this.ex.bytesOut += h.length;
     this.sentToClient = true;
     this.sock.write(h, 'latin1');
   }
@@ -788,7 +720,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       case BodyMode.Chunked: {
         const r = this.resScanner.feed(chunk, start, end);
         if (r === -2) {
-          this.error = 'bad chunked response: ' + (this.resScanner.error ?? '');
+          this.ex.error = 'bad chunked response: ' + (this.resScanner.error ?? '');
           return this.truncate();
         }
         if (r >= 0) {
@@ -805,7 +737,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
     const n = end - start;
     if (n > 0) {
-      this.bytesOut += n;
+      this.ex.bytesOut += n;
       const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
       if (!this.sock.write(part) && !done) this.pauseUp();
     }
@@ -814,7 +746,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       if (this.reqDone) this.finish();
       else this.finishEarly();
     } else {
-      this.setDeadline('response', this.ph!.idleTimeoutMs);
+      this.setDeadline('response', this.ex.poolHandle!.idleTimeoutMs);
     }
   }
 
@@ -824,7 +756,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       this.sock.end();
       return;
     }
-    if (this.state === St.Exchange && this.res !== undefined && this.resMode === BodyMode.Close) {
+    if (this.state === St.Exchange && this.ex.response !== undefined && this.resMode === BodyMode.Close) {
       this.resDone = true;
       this.upReusable = false;
       if (this.reqDone) this.finish();
@@ -842,16 +774,16 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       return;
     }
     if (this.state === St.Connecting) {
-      this.error = 'connect: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
+      this.ex.error = 'connect: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
       return this.connectFailed();
     }
     if (this.state !== St.Exchange) return;
-    if (this.res === undefined) {
-      this.error ||= 'reset: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
+    if (this.ex.response === undefined) {
+      this.ex.error ||= 'reset: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
       return this.upstreamFailed(true);
     }
     if (!this.resDone) {
-      this.error ||= 'server closed mid-response';
+      this.ex.error ||= 'server closed mid-response';
       this.truncate();
     }
   }
@@ -866,8 +798,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.up = undefined;
     up?.destroy();
     this.releaseServer(false, 'connect');
-    if (this.tries <= this.ph!.retries && this.state !== St.Closed) {
-      (this.avoid ??= new Set()).add(this.srv!.id);
+    if (this.ex.tries <= this.ex.poolHandle!.retries && this.state !== St.Closed) {
+      (this.ex.avoid ??= new Set()).add(this.ex.picked!.id);
       this.state = St.Connecting;
       return this.pickAndConnect();
     }
@@ -885,11 +817,11 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     up?.destroy();
     const stale = this.reusedConn && mayRetry;
     this.releaseServer(false, stale ? '' : 'response');
-    const safe = mayRetry && !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(this.method);
-    if (safe && this.tries <= this.ph!.retries) {
-      if (stale) this.freshOnly = true;
-      else (this.avoid ??= new Set()).add(this.srv!.id);
-      if (stale) this.tries--; // a stale keep-alive connection is not a try against the server
+    const safe = mayRetry && !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(this.ex.method);
+    if (safe && this.ex.tries <= this.ex.poolHandle!.retries) {
+      if (stale) this.ex.freshOnly = true;
+      else (this.ex.avoid ??= new Set()).add(this.ex.picked!.id);
+      if (stale) this.ex.tries--; // a stale keep-alive connection is not a try against the server
       this.state = St.Connecting;
       return this.pickAndConnect();
     }
@@ -921,9 +853,9 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   }
 
   private abort(why: string): void {
-    this.error ||= why;
+    this.ex.error ||= why;
     this.dropUpstream();
-    this.status ||= 499;
+    this.ex.status ||= 499;
     this.finishRecord();
     this.state = St.Closed;
     this.sock.destroy();
@@ -933,7 +865,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private dropUpstream(): void {
     if (this.queued) {
       this.queued = false;
-      this.ph!.pool.leaveQueue(this);
+      this.ex.poolHandle!.pool.leaveQueue(this);
     }
     const up = this.up;
     this.up = undefined;
@@ -946,16 +878,16 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     if (rt === undefined) return;
     this.rt = undefined;
     if (failure !== '') rt.failures++;
-    else if (this.status >= 500) rt.serverErrors++;
-    rt.bytesIn += this.bytesIn;
-    rt.bytesOut += this.bytesOut;
-    this.ph!.pool.release(rt, { ok, latencyMs: this.firstByteMs, bytes: this.bytesIn + this.bytesOut });
-    this.ph!.onOutcome?.(rt, failure, this.status);
+    else if (this.ex.status >= 500) rt.serverErrors++;
+    rt.bytesIn += this.ex.bytesIn;
+    rt.bytesOut += this.ex.bytesOut;
+    this.ex.poolHandle!.pool.release(rt, { ok, latencyMs: this.ex.firstByteMs, bytes: this.ex.bytesIn + this.ex.bytesOut });
+    this.ex.poolHandle!.onOutcome?.(rt, failure, this.ex.status);
   }
 
   /** Sends a response Portico made (no server involved), records the exchange, then keeps or closes the connection. */
   private sendAnswer(text: string, keep: boolean): void {
-    this.bytesOut += text.length;
+    this.ex.bytesOut += text.length;
     this.sentToClient = true;
     this.sock.write(text, 'latin1');
     this.finishRecord();
@@ -965,29 +897,29 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   /** Portico answers the request itself (error or refusal) and ends or keeps the connection. */
   private respondError(status: number, extra: string): void {
-    this.status = status;
+    this.ex.status = status;
     const keep = this.keepClient && this.reqMode === BodyMode.None && this.buf.length === 0;
-    const text = errorResponse(status, this.requestId(), keep, extra);
+    const text = errorResponse(status, this.ex.requestId(), keep, extra);
     this.sendAnswer(text, keep);
   }
 
   /** Over the listener's rate limit: 429 with the seconds until the key has a token again. */
   private limited(waitSec: number): void {
-    this.error = 'rate limited';
+    this.ex.error = 'rate limited';
     this.lst.onRejected('rate-limit');
     this.respondError(429, 'Retry-After: ' + waitSec + '\r\n');
   }
 
   /** A request refused before it had an exchange (malformed, too large ...): answer and close. */
   private refuse(status: number, reason: string): void {
-    this.status = status;
-    this.error = reason;
+    this.ex.status = status;
+    this.ex.error = reason;
     this.lst.onRejected(reasonKey(status));
-    const text = errorResponse(status, this.requestId(), false);
+    const text = errorResponse(status, this.ex.requestId(), false);
     this.sentToClient = true;
-    this.bytesOut += text.length;
+    this.ex.bytesOut += text.length;
     this.sock.write(text, 'latin1');
-    if (this.method !== '') this.finishRecord();
+    if (this.ex.method !== '') this.finishRecord();
     this.closeClient();
   }
 
@@ -1034,34 +966,18 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   }
 
   private finishRecord(): void {
-    if (this.startedAt === 0) return;
-    this.totalMs = performance.now() - this.startedAt;
-    this.lst.onDone(this);
-    this.startedAt = 0;
+    if (this.ex.startedAt === 0) return;
+    this.ex.totalMs = performance.now() - this.ex.startedAt;
+    this.lst.onDone(this.ex);
+    this.ex.startedAt = 0;
   }
 
   /** Reset the per-request state and look at what the client already sent. */
   private nextRequest(): void {
     this.state = St.Head;
-    this.req = undefined;
-    this.res = undefined;
-    this.routeRef = undefined;
-    this.ph = undefined;
-    this.srv = undefined;
-    this.pinned = undefined;
+    this.ex.reset();
     this.pinWait = false;
-    this.avoid = undefined;
-    this.freshOnly = false;
-    this.tries = 0;
-    this.status = 0;
-    this.error = '';
-    this.rid = '';
     this.sentToClient = false;
-    this.reqSentAny = false;
-    this.queueMs = 0;
-    this.connectMs = 0;
-    this.firstByteMs = 0;
-    this.method = '';
     if (this.clientEnded) {
       this.closeClient();
       return;
@@ -1078,24 +994,24 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   private startTunnel(r: ResponseHead, rest: Buffer): void {
     this.state = St.Tunnel;
-    this.status = 101;
-    this.firstByteMs = performance.now() - this.startedAt;
+    this.ex.status = 101;
+    this.ex.firstByteMs = performance.now() - this.ex.startedAt;
     let h = 'HTTP/1.1 101 ' + (r.reason === '' ? 'Switching Protocols' : r.reason) + '\r\n';
     for (let i = 0; i < r.names.length; i++) h += r.names[i]! + ': ' + r.values[i]! + '\r\n';
     h += '\r\n';
     this.sentToClient = true;
-    this.bytesOut += h.length + rest.length;
+    this.ex.bytesOut += h.length + rest.length;
     this.sock.write(h, 'latin1');
     if (rest.length > 0) this.sock.write(rest);
     if (this.buf.length > 0) {
       const b = this.buf;
       this.buf = EMPTY;
-      this.bytesIn += b.length;
+      this.ex.bytesIn += b.length;
       this.up!.socket.write(b);
     }
     this.reqDone = true;
     this.resumeClient();
-    this.setDeadline('tunnel', this.ph!.idleTimeoutMs);
+    this.setDeadline('tunnel', this.ex.poolHandle!.idleTimeoutMs);
   }
 
   /** Called by the listener's deadline sweep when `deadline` has passed. */
@@ -1110,27 +1026,27 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         else this.refuse(408, 'request head timeout');
         return;
       case 'body':
-        this.error = 'request body timeout';
+        this.ex.error = 'request body timeout';
         this.failMidRequest(408);
         return;
       case 'queue':
         if (this.queued) {
           this.queued = false;
-          this.ph!.pool.leaveQueue(this);
-          this.queueMs = performance.now() - this.startedAt;
-          this.error = 'queue timeout';
-          this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
+          this.ex.poolHandle!.pool.leaveQueue(this);
+          this.ex.queueMs = performance.now() - this.ex.startedAt;
+          this.ex.error = 'queue timeout';
+          this.respondError(503, 'Retry-After: ' + this.ex.poolHandle!.retryAfterSec + '\r\n');
         }
         return;
       case 'connect':
         if (this.state === St.Connecting) {
-          this.error = 'connect timeout';
+          this.ex.error = 'connect timeout';
           this.connectFailed();
         }
         return;
       case 'response':
-        this.error = this.res === undefined ? 'response timeout' : 'idle timeout';
-        if (this.res === undefined && !this.sentToClient) {
+        this.ex.error = this.ex.response === undefined ? 'response timeout' : 'idle timeout';
+        if (this.ex.response === undefined && !this.sentToClient) {
           const up = this.up;
           this.up = undefined;
           up?.destroy();
@@ -1145,7 +1061,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         this.sock.destroy();
         return;
       case 'tunnel':
-        this.error = 'tunnel idle timeout';
+        this.ex.error = 'tunnel idle timeout';
         this.dropUpstream();
         this.finishRecord();
         this.state = St.Closed;
