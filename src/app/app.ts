@@ -552,7 +552,7 @@ class PorticoApp implements Portico, ConfigHost {
   };
 
   private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
-    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
+    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name), { exposeServer: lc.exposeServer });
     const l = lc.limits;
     return {
       name: lc.name,

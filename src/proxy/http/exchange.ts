@@ -64,6 +64,11 @@ export class Exchange implements ExchangeRecord, RequestView {
   status = 0;
   /** Why the exchange failed, or '' when it completed. */
   error = '';
+  /**
+   * A phase replaces the response body (set in its onResponseHead): the session frames what the
+   * body phases return instead of relaying the server's bytes.
+   */
+  bodyReplaced = false;
 
   // ---- counters and timings (performance.now() ms) ----
   bytesIn = 0;
@@ -97,6 +102,7 @@ export class Exchange implements ExchangeRecord, RequestView {
     this.response = undefined;
     this.status = 0;
     this.error = '';
+    this.bodyReplaced = false;
     this.queueMs = 0;
     this.connectMs = 0;
     this.firstByteMs = 0;

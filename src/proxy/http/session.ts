@@ -3,7 +3,7 @@ import type { Server } from '../../core/server.js';
 import type { FailureKind } from '../../health/outlier.js';
 import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
-import { ChunkedScanner } from './chunked.js';
+import { ChunkedScanner, type ChunkSink } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
 import type { ClientCertInfo } from '../../tls/client-cert.js';
 import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
@@ -16,6 +16,7 @@ import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upst
 import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
 import { clockNow } from './deadlines.js';
 import { Exchange } from './exchange.js';
+import { isAnswer, type Answer, type HttpPhase } from './phases.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -38,6 +39,18 @@ const enum St {
   Closed,
 }
 
+/** How the response body goes to the client. */
+const enum BodyOut {
+  /** The server's bytes, unchanged (no body phase). */
+  Relay,
+  /** The server's bytes, unchanged; body phases see the payload. */
+  Observe,
+  /** Body phases replace the body: Portico frames it as chunked (HTTP/1.1 client). */
+  Chunked,
+  /** Body phases replace the body: sent as it comes, the connection closes after (HTTP/1.0 client). */
+  Close,
+}
+
 const enum BodyMode {
   None,
   Length,
@@ -56,7 +69,7 @@ const LINGER_MS = 5000;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, QueueWaiter {
+export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
   /** The request in progress on this connection (reset between requests): what phases, routing and observers read. */
@@ -81,9 +94,12 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
   private readonly clientCertHead: string;
 
   // ---- the transport of the current exchange: framing, the server connection ----
+  /** The request target toward the server: origin-form, normalised path. */
+  private serverTarget = '';
   private headStr = '';
-  /** Waiting for persistence to ask a shared store. */
-  private pinWait = false;
+  /** Waiting for a request phase's promise: the list and the index of the phase that waits. */
+  private waitList: readonly HttpPhase[] | undefined = undefined;
+  private waitAt = 0;
   private rt: ServerRuntime | undefined = undefined;
   private up: UpstreamConn | undefined = undefined;
   /** The server connection of this try was an idle one, reused. */
@@ -98,6 +114,9 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
   private resLeft = 0;
   private resDone = false;
   private readonly resScanner = new ChunkedScanner();
+  private bodyOut: BodyOut = BodyOut.Relay;
+  /** A replaced body's write found the client's buffer full. */
+  private outFull = false;
   private sentToClient = false;
   private keepClient = true;
   private upReusable = true;
@@ -273,6 +292,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
     const path = t === '*' ? rawPath : normalizePath(rawPath);
     if (path === undefined) return this.refuse(400, 'ambiguous path encoding');
     if (path !== rawPath) t = q < 0 ? path : path + t.slice(q);
+    this.serverTarget = t;
     this.ex.path = path;
     this.ex.host = normalizeHost(r.host ?? '');
 
@@ -290,79 +310,121 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
     this.reqDone = this.reqMode === BodyMode.None;
     this.reqBodyBytes = 0;
 
-    // Rate limit (listeners with `rateLimit` only): the request's key takes a token, or 429.
-    const rl = lst.rateLimit;
-    if (rl !== undefined) {
-      const waitSec = rl.take(this.ex);
-      if (waitSec > 0) return this.limited(waitSec);
-    }
+    // Phases before routing (the rate limit), then the route and its phases.
+    const before = lst.phases.request;
+    if (before.length > 0 && !this.runRequestPhases(before, 0)) return;
+    this.routeRequest();
+  }
 
-    // Route.
-    const routes = lst.routes;
+  /** The first matching route takes the request; its phases run, then it goes to its pool. */
+  private routeRequest(): void {
+    const ex = this.ex;
+    const routes = this.lst.routes;
     let route: HttpRoute | undefined;
     for (let i = 0; i < routes.length; i++) {
-      if (routes[i]!.match(this.ex)) {
+      if (routes[i]!.match(ex)) {
         route = routes[i];
         break;
       }
     }
-    this.ex.compiledRoute = route;
+    ex.compiledRoute = route;
     if (route === undefined) {
-      this.ex.error = 'no route';
-      return this.respondError(lst.noRouteStatus, '');
+      ex.error = 'no route';
+      return this.respondError(this.lst.noRouteStatus, '');
     }
-    const ph = route.pool;
-    if (ph === undefined) return this.answer(route.answer!);
-    this.ex.poolHandle = ph;
-    this.headStr = this.buildRequestHead(t, r, route, ph);
+    ex.poolHandle = route.pool;
+    const phases = route.phases.request;
+    if (phases.length > 0 && !this.runRequestPhases(phases, 0)) return;
+    this.forward();
+  }
+
+  /** Every request phase let the request through: build its head for the server and pick one. */
+  private forward(): void {
+    const ph = this.ex.poolHandle;
+    if (ph === undefined) {
+      // compileRoutes gives a route without a pool a phase that answers; this is a bug if reached.
+      this.ex.error = 'route has neither a pool nor an answer';
+      return this.respondError(500, '');
+    }
+    this.headStr = this.buildRequestHead(this.serverTarget, this.ex.head!, this.ex.compiledRoute!);
     this.state = St.Connecting;
-    const per = ph.persistence;
-    if (per !== undefined) {
-      const pin = per.lookup(this.ex, ph.pool.current.set);
-      if (pin instanceof Promise) {
-        // A shared store is asked; it answers within its timeout and never rejects.
-        this.pinWait = true;
-        this.deadline = 0;
-        pin.then(this.onPinned);
-        return;
-      }
-      this.ex.pinned = pin;
-    }
     this.pickAndConnect();
   }
 
-  private readonly onPinned = (s: Server | undefined): void => {
-    if (!this.pinWait) return;
-    this.pinWait = false;
-    if (this.state !== St.Connecting) return;
-    this.ex.pinned = s;
-    this.pickAndConnect();
+  /**
+   * Run `phases[from..]`'s onRequest in order. True when all let the request through; false when
+   * one answered (sent) or made the exchange wait (it resumes in onPhaseSettled).
+   */
+  private runRequestPhases(phases: readonly HttpPhase[], from: number): boolean {
+    const ex = this.ex;
+    for (let i = from; i < phases.length; i++) {
+      const d = phases[i]!.onRequest!(ex);
+      if (d === undefined) continue;
+      if (isAnswer(d)) {
+        this.sendPhaseAnswer(d);
+        return false;
+      }
+      // Wait: the client's bytes are buffered (not parsed as a next request) and no deadline runs.
+      this.waitList = phases;
+      this.waitAt = i;
+      this.state = St.Connecting;
+      this.deadline = 0;
+      d.then(this.onPhaseSettled, this.onPhaseFailed);
+      return false;
+    }
+    return true;
+  }
+
+  private readonly onPhaseSettled = (value: unknown): void => {
+    const phases = this.waitList;
+    if (phases === undefined || this.state !== St.Connecting) return;
+    this.waitList = undefined;
+    const at = this.waitAt;
+    const resumed = phases[at]!.onResume?.(this.ex, value);
+    if (resumed !== undefined) return this.sendPhaseAnswer(resumed);
+    if (!this.runRequestPhases(phases, at + 1)) return;
+    if (phases === this.lst.phases.request) this.routeRequest();
+    else this.forward();
   };
 
-  /** The route answers by itself (redirect, respond): no server is involved. */
-  private answer(a: RouteAnswer): void {
+  private readonly onPhaseFailed = (err: unknown): void => {
+    const phases = this.waitList;
+    if (phases === undefined || this.state !== St.Connecting) return;
+    this.waitList = undefined;
+    this.ex.error = 'phase ' + phases[this.waitAt]!.name + ' failed: ' + (err instanceof Error ? err.message : String(err));
+    this.keepClient = false;
+    this.respondError(500, '');
+  };
+
+  /** A phase answers instead of the server: a rendered response (redirect, respond) or an error page. */
+  private sendPhaseAnswer(a: Answer): void {
+    const ex = this.ex;
+    if (a.render === undefined) {
+      ex.error = a.error;
+      if (a.rejected !== undefined) this.lst.onRejected(a.rejected);
+      return this.respondError(a.status, a.headers);
+    }
     // An HTTP/1.0 client is answered with Connection: close (the answers are built for HTTP/1.1).
-    const keep = this.keepClient && this.reqMode === BodyMode.None && this.ex.head!.minor === 1;
-    const text = a.render(this.ex, this.lst.proto, keep);
-    this.ex.status = a.status;
-    this.ex.firstByteMs = performance.now() - this.ex.startedAt;
+    const keep = this.keepClient && this.reqMode === BodyMode.None && ex.head!.minor === 1;
+    const text = a.render(ex, this.lst.proto, keep);
+    ex.status = a.status;
+    ex.firstByteMs = performance.now() - ex.startedAt;
     this.sendAnswer(text, keep);
   }
 
-  /** The request head as the server gets it: hop-by-hop removed, the route's edits and forwarding headers added. */
-  private buildRequestHead(target: string, r: RequestHead, route: HttpRoute, ph: PoolHandle): string {
+  /**
+   * The request head as the server gets it: hop-by-hop and the client's forwarding headers
+   * removed, the route's edits and the lines of its upstreamHead phases (persistence, forwarding
+   * headers ...) added.
+   */
+  private buildRequestHead(target: string, r: RequestHead, route: HttpRoute): string {
     const names = r.names;
     const drop = route.requestDrop;
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
-    const trusted = this.ex.clientTrusted;
     const http10 = r.minor === 0;
     let h = r.method + ' ' + target + (http10 ? ' HTTP/1.0\r\n' : ' HTTP/1.1\r\n');
-    let xff: string | undefined;
-    let xfProto: string | undefined;
-    let xfHost: string | undefined;
-    let fwd: string | undefined;
     let teTrailers = false;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
@@ -370,29 +432,14 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
         if (ln === 'te' && acceptsTrailers(values[i]!)) teTrailers = true;
         continue;
       }
-      if (FORWARDING.has(ln)) {
-        if (!trusted) continue;
-        const v = values[i]!;
-        if (ln === 'x-forwarded-for') xff = xff === undefined ? v : xff + ', ' + v;
-        else if (ln === 'x-forwarded-proto') xfProto ??= v;
-        else if (ln === 'x-forwarded-host') xfHost ??= v;
-        else fwd = fwd === undefined ? v : fwd + ', ' + v;
-        continue;
-      }
+      // A client's own forwarding headers never pass as received (the forwarding phase keeps a trusted proxy's).
+      if (FORWARDING.has(ln)) continue;
       if (conn.length > 0 && conn.includes(ln)) continue;
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
     h += route.requestAdd;
-    if (ph.persistence !== undefined) h += ph.persistence.forwardHeaders(this.ex);
-    const proto = this.lst.proto;
-    const client = xffAddress(this.ex.clientAddress);
-    const hostHdr = r.host ?? '';
-    h += 'X-Forwarded-For: ' + (xff === undefined ? client : xff + ', ' + client) + '\r\n';
-    h += 'X-Forwarded-Proto: ' + (xfProto ?? proto) + '\r\n';
-    if (hostHdr !== '') h += 'X-Forwarded-Host: ' + (xfHost ?? hostHdr) + '\r\n';
-    const mine =
-      'for=' + forwardedNode(this.ex.clientAddress) + ';proto=' + proto + (hostHdr !== '' ? ';host=' + forwardedValue(hostHdr) : '');
-    h += 'Forwarded: ' + (fwd === undefined ? mine : fwd + ', ' + mine) + '\r\n';
+    const phases = route.phases.upstreamHead;
+    for (let i = 0; i < phases.length; i++) h += phases[i]!.upstreamHead!(this.ex);
     h += this.clientCertHead;
     if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
     if (r.upgrade !== undefined) {
@@ -467,6 +514,15 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
   }
 
   private connectTo(ph: PoolHandle, s: Server): void {
+    const picked = this.ex.compiledRoute!.phases.picked;
+    if (picked.length > 0) {
+      // A phase may answer instead of contacting the server (a redirect to it).
+      this.ex.picked = s;
+      for (let i = 0; i < picked.length; i++) {
+        const a = picked[i]!.onPicked!(this.ex);
+        if (a !== undefined) return this.sendPhaseAnswer(a);
+      }
+    }
     const pool = ph.pool;
     this.ex.tries++;
     this.ex.picked = s;
@@ -653,12 +709,32 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
         this.keepClient = false;
         this.upReusable = false;
       }
+      // The route's response-head phases: header lines to add, or an answer instead.
+      const phases = this.ex.compiledRoute!.phases;
+      let added = '';
+      const rh = phases.responseHead;
+      for (let i = 0; i < rh.length; i++) {
+        const d = rh[i]!.onResponseHead!(this.ex, r);
+        if (typeof d === 'string') added += d;
+        else return this.answerInsteadOfResponse(d);
+      }
+      this.bodyOut = BodyOut.Relay;
+      if (phases.responseBody.length > 0 && this.resMode !== BodyMode.None) {
+        if (!this.ex.bodyReplaced) this.bodyOut = BodyOut.Observe;
+        else if (this.ex.head!.minor === 1) this.bodyOut = BodyOut.Chunked;
+        else {
+          this.bodyOut = BodyOut.Close;
+          this.keepClient = false;
+        }
+      }
+      if (this.resMode === BodyMode.Chunked) this.resScanner.sink = this.bodyOut === BodyOut.Relay ? undefined : this;
       const sock = this.sock;
       sock.cork();
-      this.writeClientHead(r, false);
+      this.writeClientHead(r, false, added);
       this.setDeadline('response', this.ex.poolHandle!.idleTimeoutMs);
       if (this.resMode === BodyMode.None || (this.resMode === BodyMode.Length && this.resLeft === 0)) {
         if (rest.length > 0) this.upReusable = false;
+        if (this.bodyOut !== BodyOut.Relay) this.bodyEnd();
         sock.uncork();
         this.resDone = true;
         if (this.reqDone) this.finish();
@@ -671,8 +747,22 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
     }
   }
 
-  /** Write a response head to the client (final or 1xx). */
-  private writeClientHead(r: ResponseHead, informational: boolean): void {
+  /**
+   * A response-head phase answers instead of the server's response: the server connection is
+   * closed (its body is not read) and the server released as having answered.
+   */
+  private answerInsteadOfResponse(a: Answer): void {
+    const up = this.up;
+    this.up = undefined;
+    up?.destroy();
+    this.releaseServer(true, '');
+    this.resDone = true;
+    if (!this.reqDone) this.keepClient = false;
+    this.sendPhaseAnswer(a);
+  }
+
+  /** Write a response head to the client (final or 1xx); `added`: the response-head phases' lines. */
+  private writeClientHead(r: ResponseHead, informational: boolean, added = ''): void {
     let h = 'HTTP/1.1 ' + r.status + ' ' + (r.reason === '' ? reasonPhrase(r.status) : r.reason) + '\r\n';
     const names = r.names;
     const lnames = r.lnames;
@@ -680,18 +770,19 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
     const conn = r.connection;
     const route = this.ex.compiledRoute!;
     const drop = informational ? HOP_BY_HOP : route.responseDrop;
+    // A replaced body has a length of its own: the server's Content-Length does not hold.
+    const replaced = !informational && this.bodyOut >= BodyOut.Chunked;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
       if (drop.has(ln)) continue;
       if (conn.length > 0 && conn.includes(ln)) continue;
+      if (replaced && ln === 'content-length') continue;
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
     if (!informational) {
       h += route.responseAdd;
-      const per = this.ex.poolHandle!.persistence;
-      if (per !== undefined) h += per.commit(this.ex, r, this.ex.picked!, this.ex.pinned, this.lst.proto === 'https');
-      if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
-      if (this.lst.exposeServer) h += 'X-Served-By: ' + this.ex.picked!.name + '\r\n';
+      h += added;
+      if (replaced ? this.bodyOut === BodyOut.Chunked : r.chunked) h += 'Transfer-Encoding: chunked\r\n';
       if (!this.keepClient) h += 'Connection: close\r\n';
       else if (this.ex.head!.minor === 0) h += 'Connection: keep-alive\r\n';
     }
@@ -703,6 +794,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
 
   private relayResponseBody(chunk: Buffer, start: number): void {
     let end = chunk.length;
+    this.outFull = false;
     let done = false;
     switch (this.resMode) {
       case BodyMode.Length: {
@@ -736,10 +828,24 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
         return;
     }
     const n = end - start;
-    if (n > 0) {
-      this.ex.bytesOut += n;
-      const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
-      if (!this.sock.write(part) && !done) this.pauseUp();
+    if (this.bodyOut === BodyOut.Relay) {
+      if (n > 0) {
+        this.ex.bytesOut += n;
+        const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+        if (!this.sock.write(part) && !done) this.pauseUp();
+      }
+    } else {
+      // Body phases: they see the payload (a chunked body's came through chunkData during feed).
+      if (n > 0) {
+        const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+        if (this.resMode !== BodyMode.Chunked) this.bodyData(part);
+        if (this.bodyOut === BodyOut.Observe) {
+          this.ex.bytesOut += n;
+          if (!this.sock.write(part)) this.outFull = true;
+        }
+      }
+      if (done) this.bodyEnd();
+      else if (this.outFull) this.pauseUp();
     }
     if (done) {
       this.resDone = true;
@@ -750,6 +856,58 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
     }
   }
 
+  /** ChunkSink: a run of chunk data of the response, for the body phases. */
+  chunkData(buf: Uint8Array, start: number, end: number): void {
+    this.bodyData(Buffer.from(buf.buffer, buf.byteOffset + start, end - start));
+  }
+
+  /** Response payload through the body phases; when they replace the body, their output goes to the client. */
+  private bodyData(data: Buffer): void {
+    const phases = this.ex.compiledRoute!.phases.responseBody;
+    const ex = this.ex;
+    if (this.bodyOut === BodyOut.Observe) {
+      for (let i = 0; i < phases.length; i++) phases[i]!.onResponseBody!(ex, data, false);
+      return;
+    }
+    let d = data;
+    for (let i = 0; i < phases.length; i++) d = phases[i]!.onResponseBody!(ex, d, false);
+    this.writeReplaced(d);
+  }
+
+  /** The response body is complete: the body phases' last word, and a replaced chunked body's last chunk. */
+  private bodyEnd(): void {
+    const phases = this.ex.compiledRoute!.phases.responseBody;
+    const ex = this.ex;
+    let d: Buffer = EMPTY;
+    for (let i = 0; i < phases.length; i++) {
+      const out = phases[i]!.onResponseBody!(ex, d, true);
+      if (this.bodyOut !== BodyOut.Observe) d = out;
+    }
+    this.resScanner.sink = undefined;
+    if (this.bodyOut === BodyOut.Observe) return;
+    this.writeReplaced(d);
+    if (this.bodyOut === BodyOut.Chunked) {
+      this.ex.bytesOut += 5;
+      this.sock.write('0\r\n\r\n', 'latin1');
+    }
+  }
+
+  /** Bytes of a replaced body, framed as the client's head said (a chunk, or as they are before a close). */
+  private writeReplaced(d: Buffer): void {
+    if (d.length === 0) return;
+    const sock = this.sock;
+    if (this.bodyOut === BodyOut.Chunked) {
+      const size = d.length.toString(16) + '\r\n';
+      this.ex.bytesOut += size.length + d.length + 2;
+      sock.write(size, 'latin1');
+      sock.write(d);
+      if (!sock.write('\r\n', 'latin1')) this.outFull = true;
+    } else {
+      this.ex.bytesOut += d.length;
+      if (!sock.write(d)) this.outFull = true;
+    }
+  }
+
   onUpstreamEnd(up: UpstreamConn): void {
     if (up !== this.up) return;
     if (this.state === St.Tunnel) {
@@ -757,6 +915,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
       return;
     }
     if (this.state === St.Exchange && this.ex.response !== undefined && this.resMode === BodyMode.Close) {
+      if (this.bodyOut !== BodyOut.Relay) this.bodyEnd();
       this.resDone = true;
       this.upReusable = false;
       if (this.reqDone) this.finish();
@@ -881,8 +1040,10 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
     else if (this.ex.status >= 500) rt.serverErrors++;
     rt.bytesIn += this.ex.bytesIn;
     rt.bytesOut += this.ex.bytesOut;
-    this.ex.poolHandle!.pool.release(rt, { ok, latencyMs: this.ex.firstByteMs, bytes: this.ex.bytesIn + this.ex.bytesOut });
-    this.ex.poolHandle!.onOutcome?.(rt, failure, this.ex.status);
+    const ex = this.ex;
+    ex.poolHandle!.pool.release(rt, { ok, latencyMs: ex.firstByteMs, bytes: ex.bytesIn + ex.bytesOut });
+    const phases = ex.compiledRoute!.phases.attemptDone;
+    for (let i = 0; i < phases.length; i++) phases[i]!.onAttemptDone!(ex, rt, failure);
   }
 
   /** Sends a response Portico made (no server involved), records the exchange, then keeps or closes the connection. */
@@ -966,17 +1127,25 @@ export class HttpSession implements UpstreamOwner, QueueWaiter {
   }
 
   private finishRecord(): void {
-    if (this.ex.startedAt === 0) return;
-    this.ex.totalMs = performance.now() - this.ex.startedAt;
-    this.lst.onDone(this.ex);
-    this.ex.startedAt = 0;
+    const ex = this.ex;
+    if (ex.startedAt === 0) return;
+    ex.totalMs = performance.now() - ex.startedAt;
+    const before = this.lst.phases.done;
+    for (let i = 0; i < before.length; i++) before[i]!.onDone!(ex);
+    const route = ex.compiledRoute;
+    if (route !== undefined) {
+      const phases = route.phases.done;
+      for (let i = 0; i < phases.length; i++) phases[i]!.onDone!(ex);
+    }
+    this.lst.onDone(ex);
+    ex.startedAt = 0;
   }
 
   /** Reset the per-request state and look at what the client already sent. */
   private nextRequest(): void {
     this.state = St.Head;
     this.ex.reset();
-    this.pinWait = false;
+    this.waitList = undefined;
     this.sentToClient = false;
     if (this.clientEnded) {
       this.closeClient();
