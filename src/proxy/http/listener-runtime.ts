@@ -5,12 +5,13 @@ import type { Persistence } from '../../persistence/persistence.js';
 import type { Pool } from '../../pool/pool.js';
 import type { QueuePriority } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
-import type { ProxyVersion } from '../proxy-protocol.js';
+import type { ProxyVersion } from '../../net/proxy-protocol.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { RouteAnswer } from './route-actions.js';
 import type { Matcher, RequestView } from './router.js';
-import type { ExchangeRecord, HttpSession } from './session.js';
+import type { HttpSession } from './session.js';
+import type { ExchangeRecord } from '../../observability/records.js';
 import type { ServerConnections } from './upstream.js';
 
 /** A pool as the HTTP data path uses it: the pool plus its timeouts and connection reuse. */

@@ -15,8 +15,9 @@ import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runt
 import { normalizeHost, normalizePath } from './normalize.js';
 import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
-import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
-import { clockNow } from './deadlines.js';
+import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { clockNow } from '../../net/deadlines.js';
+import type { ExchangeRecord } from '../../observability/records.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -44,37 +45,6 @@ const enum BodyMode {
   Length,
   Chunked,
   Close,
-}
-
-/** What a finished request looked like; handed to observers (access log, metrics). */
-export interface ExchangeRecord {
-  readonly listener: string;
-  readonly method: string;
-  readonly target: string;
-  readonly host: string;
-  readonly clientAddress: string;
-  readonly route: string;
-  readonly pool: string;
-  readonly server: string;
-  readonly status: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly startedAt: number;
-  /** ms spent in the pool's queue waiting for a server slot (0 when it did not wait). */
-  readonly queueMs: number;
-  /** ms from the request head to a server connection being ready (queue + connect). */
-  readonly connectMs: number;
-  /** ms from the request head to the first byte of the response head. */
-  readonly firstByteMs: number;
-  readonly totalMs: number;
-  readonly tries: number;
-  /** Why the exchange failed, or '' when it completed. */
-  readonly error: string;
-  /** `1.0` or `1.1`: the request's HTTP version. */
-  readonly httpVersion: string;
-  requestId(): string;
-  /** A request header by lower-case name ('' when absent); a scan, for sinks such as the access log. */
-  header(lname: string): string;
 }
 
 let requestSeq = 0;

@@ -9,7 +9,7 @@ import { SeededRng } from '../../core/rng.js';
 import { serverId, type Server } from '../../core/server.js';
 import { Pool } from '../../pool/pool.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
-import { socketInfo } from '../proxy-protocol.js';
+import { socketInfo } from '../../net/proxy-protocol.js';
 import { TcpConnection } from './tcp-connection.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 

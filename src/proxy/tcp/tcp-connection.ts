@@ -2,10 +2,11 @@ import { Socket } from 'node:net';
 import { Outcome } from '../../core/outcome.js';
 import type { Server, ServerId } from '../../core/server.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
-import { encodeProxyHeader, type ProxyInfo } from '../proxy-protocol.js';
+import { encodeProxyHeader, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { clockNow } from '../../net/deadlines.js';
 import { UpstreamAttempt, type AttemptOwner, type ReleaseStats } from '../upstream-attempt.js';
-import { clockNow } from '../http/deadlines.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
+import type { TcpRecord } from '../../observability/records.js';
 
 const enum St {
   /** Reading the ClientHello (inspect: tls). */
@@ -45,21 +46,6 @@ export interface TcpBinding {
   /** Milliseconds since the client connected. */
   readonly ageMs: number;
   readonly state: 'inspecting' | 'queued' | 'connecting' | 'open';
-}
-
-/** What a finished connection looked like (observers: metrics, access log). */
-export interface TcpRecord {
-  readonly listener: string;
-  readonly clientAddress: string;
-  readonly route: string;
-  readonly pool: string;
-  readonly server: string;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly durationMs: number;
-  readonly tries: number;
-  /** Why the connection ended abnormally, or ''. */
-  readonly error: string;
 }
 
 /**
