@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { OUTCOME_CODES, Outcome, answerHeaders, dnsOutcome, httpStatus, refusal, retryAllowed } from './outcome.js';
+import { OUTCOME_CODES, Outcome, answerHeaders, dnsFailure, httpStatus, refusal, retryAllowed } from './outcome.js';
 
 describe('outcome', () => {
   it('maps each failure to the status and Retry-After of SPEC §4', () => {
@@ -116,8 +116,11 @@ describe('outcome', () => {
   });
 
   it('names the DNS responses that are not answers by their rcode', () => {
-    assert.equal(dnsOutcome('NOERROR'), undefined);
-    assert.equal(dnsOutcome('NXDOMAIN'), undefined);
-    for (const r of ['FORMERR', 'SERVFAIL', 'NOTIMP', 'REFUSED', 'BADVERS', 'DROPPED']) assert.equal(dnsOutcome(r)!.reason, r);
+    assert.equal(dnsFailure(0), undefined, 'NOERROR');
+    assert.equal(dnsFailure(3), undefined, 'NXDOMAIN');
+    const names: [number, string][] = [[1, 'FORMERR'], [2, 'SERVFAIL'], [4, 'NOTIMP'], [5, 'REFUSED'], [16, 'BADVERS']];
+    for (const [rcode, label] of names) assert.equal(dnsFailure(rcode)!.reason, label);
+    assert.equal(Outcome.of('dns-dropped').reason, 'DROPPED');
+    assert.equal(Outcome.of('dns-rate-limited').reason, 'RATE-LIMITED');
   });
 });

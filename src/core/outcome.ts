@@ -103,6 +103,7 @@ const CATALOGUE = {
   'dns-refused': spec(0, 'REFUSED', 'refused'),
   'dns-badvers': spec(0, 'BADVERS', 'unsupported EDNS version'),
   'dns-dropped': spec(0, 'DROPPED', 'dropped'),
+  'dns-rate-limited': spec(0, 'RATE-LIMITED', 'dropped by response-rate limiting'),
 } satisfies Record<string, OutcomeSpec>;
 
 export type OutcomeCode = keyof typeof CATALOGUE;
@@ -198,21 +199,22 @@ const REFUSALS: ReadonlyMap<number, OutcomeCode> = new Map<number, OutcomeCode>(
   [505, 'version-not-supported'],
 ]);
 
-/** The outcome of a DNS response by its rcode name, or undefined for an answer (NOERROR, NXDOMAIN). */
-export function dnsOutcome(rcode: string): Outcome | undefined {
+/**
+ * The outcome of a DNS response by its rcode (RFC 1035 §4.1.1, RFC 6891 §9), or undefined for an
+ * answer (NOERROR, NXDOMAIN) and for an rcode Portico never sends.
+ */
+export function dnsFailure(rcode: number): Outcome | undefined {
   switch (rcode) {
-    case 'FORMERR':
+    case 1:
       return Outcome.of('dns-formerr');
-    case 'SERVFAIL':
+    case 2:
       return Outcome.of('dns-servfail');
-    case 'NOTIMP':
+    case 4:
       return Outcome.of('dns-notimp');
-    case 'REFUSED':
+    case 5:
       return Outcome.of('dns-refused');
-    case 'BADVERS':
+    case 16:
       return Outcome.of('dns-badvers');
-    case 'DROPPED':
-      return Outcome.of('dns-dropped');
     default:
       return undefined;
   }
