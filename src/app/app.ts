@@ -37,7 +37,7 @@ import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
 import { DnsListener } from '../dns/listener.js';
 import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
-import { AccessList } from '../proxy/access.js';
+import { AccessList } from '../net/access.js';
 import { RateLimiter } from '../proxy/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
 import type { ListenerService, Service } from './service.js';

@@ -5,7 +5,7 @@ import type { Persistence } from '../../persistence/persistence.js';
 import type { Pool } from '../../pool/pool.js';
 import type { QueuePriority } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
-import type { ProxyVersion } from '../proxy-protocol.js';
+import type { ProxyVersion } from '../../net/proxy-protocol.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { PhaseList } from './phases.js';

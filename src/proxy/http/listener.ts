@@ -1,14 +1,14 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../accept.js';
-import type { ProxyInfo, ProxyVersion } from '../proxy-protocol.js';
+import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../../net/accept.js';
+import type { ProxyInfo, ProxyVersion } from '../../net/proxy-protocol.js';
 import type { CidrSet } from '../../core/cidr.js';
-import type { AccessList } from '../access.js';
+import type { AccessList } from '../../net/access.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runtime.js';
 import { HttpSession } from './session.js';
 import type { ExchangeRecord, HttpObserver } from '../../observability/records.js';
-import { TICK_MS } from './deadlines.js';
+import { TICK_MS } from '../../net/deadlines.js';
 import { compilePhases, NO_PHASES, type PhaseList } from './phases.js';
 import { RateLimitPhase } from './phases/rate-limit.js';
 

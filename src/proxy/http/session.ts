@@ -13,8 +13,8 @@ import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runt
 import { normalizeHost, normalizePath } from './normalize.js';
 import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
-import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
-import { clockNow } from './deadlines.js';
+import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { clockNow } from '../../net/deadlines.js';
 import { Exchange } from './exchange.js';
 import { isAnswer, type Answer, type HttpPhase } from './phases.js';
 

@@ -5,7 +5,7 @@ import type { StateStore } from '../../store/state-store.js';
 import { hostMatcher } from '../../tls/host-match.js';
 import { UpstreamTls } from '../../tls/upstream-tls.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
-import { AccessList } from '../access.js';
+import { AccessList } from '../../net/access.js';
 import { TcpListener, type TcpListenerSettings } from './tcp-listener.js';
 import type { TcpObserver } from '../../observability/records.js';
 import type { SessionIdTable, TcpRoute } from './tcp-runtime.js';

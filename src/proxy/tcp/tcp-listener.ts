@@ -1,7 +1,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../accept.js';
-import { socketInfo, type ProxyInfo, type ProxyVersion } from '../proxy-protocol.js';
-import type { AccessList } from '../access.js';
+import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../../net/accept.js';
+import { socketInfo, type ProxyInfo, type ProxyVersion } from '../../net/proxy-protocol.js';
+import type { AccessList } from '../../net/access.js';
 import { TcpConnection, type TcpBinding } from './tcp-connection.js';
 import type { TcpObserver, TcpRecord } from '../../observability/records.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';

@@ -1,6 +1,6 @@
 import type { UpstreamTls } from '../../tls/upstream-tls.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
-import type { ProxyVersion } from '../proxy-protocol.js';
+import type { ProxyVersion } from '../../net/proxy-protocol.js';
 import type { TcpConnection } from './tcp-connection.js';
 
 /**
