@@ -10,8 +10,9 @@
  *
  *   listener.phases   onRequest        before routing (rate limit)
  *   route.phases      onRequest        after routing: continue, answer, or wait for a promise
- *                     onPicked         a server was picked: continue to it, or answer instead
- *                     upstreamHead     header lines added to the request toward the server
+ *                     upstreamHead     header lines added to the request toward the server (once;
+ *                                      every try sends the same head)
+ *                     onPicked         a server was picked (each try): go on to it, or answer instead
  *                     onResponseHead   header lines added to the response, or answer instead
  *                     onResponseBody   body bytes toward the client: observe or replace
  *                     onAttemptDone    a try on a server ended (passive health)
