@@ -6,7 +6,7 @@ import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner, type ChunkSink } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
 import type { ClientCertInfo } from '../../tls/client-cert.js';
-import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, isIdempotent } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
@@ -108,7 +108,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   private reqLeft = 0;
   private reqBodyBytes = 0;
   private reqDone = false;
-  private readonly reqScanner = new ChunkedScanner();
+  private readonly reqScanner = new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS });
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
   private resLeft = 0;
@@ -280,9 +280,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       if (t === '*') {
         if (r.method !== 'OPTIONS') return this.refuse(400, 'asterisk-form is for OPTIONS');
       } else {
-        const m = /^https?:\/\/[^/?#]+(.*)$/i.exec(t);
-        if (m === null) return this.refuse(400, 'invalid request target');
-        t = m[1] === '' ? '/' : m[1]!;
+        t = r.path; // absolute-form, checked by the parser: its origin-form, '/' for an empty path
       }
     }
     const q = t.indexOf('?');
@@ -615,7 +613,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       return this.failMidRequest(413);
     }
     this.ex.bytesIn += n;
-    const part = n === buf.length ? buf : buf.subarray(0, n);
+    const part = this.reqMode === BodyMode.Chunked ? this.reqScanner.relay(buf, 0, n) : n === buf.length ? buf : buf.subarray(0, n);
     this.buf = n === buf.length ? EMPTY : buf.subarray(n);
     if (!up.socket.write(part)) this.pauseClient();
     if (this.reqDone) {

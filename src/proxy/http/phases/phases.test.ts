@@ -7,7 +7,7 @@ import type { ServerSet } from '../../../core/server-set.js';
 import type { Persistence } from '../../../persistence/persistence.js';
 import type { StickyRequest, StickyResponse } from '../../../persistence/request.js';
 import type { ServerRuntime } from '../../../pool/server-runtime.js';
-import { RateLimiter } from '../../rate-limit.js';
+import { RateLimiter } from '../rate-limit.js';
 import { Exchange } from '../exchange.js';
 import type { HttpListenerRuntime, PoolHandle } from '../listener-runtime.js';
 import type { RequestHead } from '../parse-request.js';

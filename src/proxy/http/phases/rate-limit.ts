@@ -1,4 +1,4 @@
-import type { RateLimiter } from '../../rate-limit.js';
+import type { RateLimiter } from '../rate-limit.js';
 import type { Exchange } from '../exchange.js';
 import type { ErrorAnswer, HttpPhase } from '../phases.js';
 
