@@ -6,6 +6,7 @@ import { afterEach, describe, it } from 'node:test';
 import '../../balancer/index.js';
 import { getBalancer } from '../../balancer/registry.js';
 import { CidrSet } from '../../core/cidr.js';
+import { Outcome } from '../../core/outcome.js';
 import { ManualClock } from '../../core/clock.js';
 import { SeededRng } from '../../core/rng.js';
 import { serverId, type Server } from '../../core/server.js';
@@ -323,7 +324,7 @@ describe('HttpSession: phases', () => {
 
   it('a listener phase answering with an error page: no route, no server; counted as a refusal; keep-alive', async () => {
     const b = await backend();
-    const deny: HttpPhase = { name: 'deny', onRequest: (ex) => (ex.path === '/no' ? { status: 403, error: 'denied', headers: 'X-Why: test\r\n', rejected: 'deny' } : undefined) };
+    const deny: HttpPhase = { name: 'deny', onRequest: (ex) => (ex.path === '/no' ? { outcome: Outcome.of('forbidden', 'denied'), headers: 'X-Why: test\r\n', rejected: true } : undefined) };
     const r = rig(b.port, { before: compilePhases([deny]) });
     const { client } = r.open();
     client.send('GET /no HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -332,9 +333,9 @@ describe('HttpSession: phases', () => {
     assert.match(client.out, /\r\nX-Why: test\r\n/);
     assert.deepEqual(
       r.records.map((x) => [x.status, x.error, x.route]),
-      [[403, 'denied', '']],
+      [[403, 'forbidden: denied', '']],
     );
-    assert.deepEqual(r.rejected, ['deny']);
+    assert.deepEqual(r.rejected, ['forbidden']);
     assert.equal(b.accepted.length, 0);
     // The connection is kept: the next request goes through.
     client.send('GET /yes HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -352,7 +353,7 @@ describe('HttpSession: phases', () => {
       onRequest: () => new Promise<string>((res) => (release = res)),
       onResume: (ex, v) => {
         ex.pinned = undefined;
-        return v === 'deny' ? { status: 403, error: 'denied', headers: '' } : undefined;
+        return v === 'deny' ? { outcome: Outcome.of('forbidden'), headers: '' } : undefined;
       },
       upstreamHead: () => 'X-Waited: yes\r\n',
     };
@@ -408,7 +409,7 @@ describe('HttpSession: phases', () => {
     const b = await backend();
     const replace: HttpPhase = {
       name: 'replace',
-      onResponseHead: (_ex, res) => (res.status === 500 ? { status: 503, error: 'replaced', headers: '' } : ''),
+      onResponseHead: (_ex, res) => (res.status === 500 ? { outcome: Outcome.of('forbidden', 'replaced'), headers: '' } : ''),
     };
     const r = rig(b.port, { phases: [replace] });
     const { client } = r.open();
@@ -416,7 +417,7 @@ describe('HttpSession: phases', () => {
     const up = await b.next();
     await readRequest(up);
     up.write('HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\npartial');
-    await client.until((o) => o.startsWith('HTTP/1.1 503 ') && o.includes('\r\n\r\n'));
+    await client.until((o) => o.startsWith('HTTP/1.1 403 ') && o.includes('\r\n\r\n'));
     assert.doesNotMatch(client.out, /Oops|partial/);
     await once(up, 'close');
     assert.equal(r.pool.runtime(r.server.id)!.active, 0);
@@ -428,7 +429,7 @@ describe('HttpSession: phases', () => {
     assert.deepEqual(
       r.records.map((x) => [x.status, x.error]),
       [
-        [503, 'replaced'],
+        [403, 'forbidden: replaced'],
         [200, ''],
       ],
     );
