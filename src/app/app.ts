@@ -39,6 +39,7 @@ import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect
 import { AccessList } from '../proxy/access.js';
 import { RateLimiter } from '../proxy/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
+import { Reuse } from '../core/reuse.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
@@ -173,12 +174,12 @@ class PorticoApp implements Portico, ConfigHost {
   private readonly workers: number;
   /** Cookie tokens under the secret kept in stateDir (loaded at start, or when a reload first needs it). */
   private readonly stateTokens = new ServerTokens();
-  /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
-  private readonly persistences = new Map<string, { readonly spec: string; readonly persistence: Persistence }>();
-  private lastStoreError = 0;
-  /** Each http/https listener's rate limiter and the configuration it was built from: kept across reloads while unchanged. */
-  private readonly rateLimiters = new Map<string, { readonly spec: string; readonly limiter: RateLimiter }>();
-  private lastRateStoreError = 0;
+  /** Each pool's persistence: kept across reloads while its `persistence` section is unchanged. */
+  private readonly persistences = Reuse.byName<Persistence>();
+  /** Each http/https listener's rate limiter: kept across reloads while its `rateLimit` is unchanged. */
+  private readonly rateLimiters = Reuse.byName<RateLimiter>();
+  /** When each store-error warning was last logged. */
+  private readonly storeWarnedAt = new Map<string, number>();
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -487,19 +488,16 @@ class PorticoApp implements Portico, ConfigHost {
       this.persistences.delete(pc.name);
       return undefined;
     }
-    const key = JSON.stringify(spec);
-    const kept = this.persistences.get(pc.name);
-    if (kept !== undefined && kept.spec === key) return kept.persistence;
-    if (needsStateSecret(spec) && this.started) this.loadStateSecret();
-    const persistence = createPersistence(pc.name, spec, {
-      clock: this.clock,
-      store: this.store,
-      sharedStore: this.sharedStore,
-      stateTokens: this.stateTokens,
-      onStoreError: this.onStoreError,
+    return this.persistences.get(pc.name, spec, () => {
+      if (needsStateSecret(spec) && this.started) this.loadStateSecret();
+      return createPersistence(pc.name, spec, {
+        clock: this.clock,
+        store: this.store,
+        sharedStore: this.sharedStore,
+        stateTokens: this.stateTokens,
+        onStoreError: this.onStoreError,
+      });
     });
-    this.persistences.set(pc.name, { spec: key, persistence });
-    return persistence;
   }
 
   /** The cookie secret kept in stateDir, loaded once when a pool needs it. */
@@ -507,13 +505,21 @@ class PorticoApp implements Portico, ConfigHost {
     if (!this.stateTokens.hasSecret) this.stateTokens.setSecret(loadOrCreateSecret(this.config.stateDir));
   }
 
-  /** Stick tables carry on without their store; say so at most every 10 s. */
-  private readonly onStoreError = (err: unknown): void => {
-    const now = Date.now();
-    if (now - this.lastStoreError < 10_000) return;
-    this.lastStoreError = now;
-    this.log.warn('state store failed; stick tables use their local entries only', { error: err instanceof Error ? err.message : String(err) });
-  };
+  /**
+   * What uses the store carries on without it; say so (with what that means) at most every 10 s
+   * per consequence.
+   */
+  private storeErrorWarning(consequence: string): (err: unknown) => void {
+    return (err) => {
+      const now = Date.now();
+      if (now - (this.storeWarnedAt.get(consequence) ?? -Infinity) < 10_000) return;
+      this.storeWarnedAt.set(consequence, now);
+      this.log.warn(`state store failed; ${consequence}`, { error: err instanceof Error ? err.message : String(err) });
+    };
+  }
+
+  private readonly onStoreError = this.storeErrorWarning('stick tables use their local entries only');
+  private readonly onRateStoreError = this.storeErrorWarning('rate limits count this node only');
 
   /**
    * The listener's rate limiter: the one it had while its `rateLimit` is unchanged (the buckets
@@ -525,30 +531,19 @@ class PorticoApp implements Portico, ConfigHost {
       this.rateLimiters.delete(lc.name);
       return undefined;
     }
-    const spec = JSON.stringify(rl);
-    const kept = this.rateLimiters.get(lc.name);
-    if (kept !== undefined && kept.spec === spec) return kept.limiter;
-    const limiter = new RateLimiter({
-      listener: lc.name,
-      count: rl.rate.count,
-      perMs: rl.rate.perMs,
-      burst: rl.burst,
-      key: hashKeyOf(rl.key),
-      clock: this.clock,
-      store: this.sharedStore ? this.store : undefined,
-      onStoreError: this.onRateStoreError,
-    });
-    this.rateLimiters.set(lc.name, { spec, limiter });
-    return limiter;
+    return this.rateLimiters.get(lc.name, rl, () =>
+      new RateLimiter({
+        listener: lc.name,
+        count: rl.rate.count,
+        perMs: rl.rate.perMs,
+        burst: rl.burst,
+        key: hashKeyOf(rl.key),
+        clock: this.clock,
+        store: this.sharedStore ? this.store : undefined,
+        onStoreError: this.onRateStoreError,
+      }),
+    );
   }
-
-  /** Rate limits carry on per node without their store; say so at most every 10 s. */
-  private readonly onRateStoreError = (err: unknown): void => {
-    const now = Date.now();
-    if (now - this.lastRateStoreError < 10_000) return;
-    this.lastRateStoreError = now;
-    this.log.warn('state store failed; rate limits count this node only', { error: err instanceof Error ? err.message : String(err) });
-  };
 
   private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
     const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
