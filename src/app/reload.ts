@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
 import type { ListenerService, Service } from './service.js';
+import { kindOf } from './listener-kinds.js';
 
 /** What happens to one pool on a reload. */
 export interface PoolChange {
@@ -76,7 +77,7 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     const was = oldL.get(name);
     if (was === undefined) listeners.added.push(name);
     else if (same(was, l)) listeners.unchanged.push(name);
-    else if (was.protocol !== l.protocol || !same(was.listen, l.listen)) listeners.rebound.push(name);
+    else if (needsNewSocket(was, l)) listeners.rebound.push(name);
     else listeners.updated.push(name);
   }
   for (const name of oldL.keys()) if (!nextL.has(name)) listeners.removed.push(name);
@@ -106,6 +107,13 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     old.admin.protectReads !== next.admin.protectReads ||
     old.admin.metricsOpen !== next.admin.metricsOpen;
   return { listeners, pools, restartRequired, admin, log: !same(old.log, next.log) };
+}
+
+/** A listener whose protocol changed needs a new socket; otherwise its kind says (by default: its address changed). */
+function needsNewSocket(was: ListenerConfig, next: ListenerConfig): boolean {
+  if (was.protocol !== next.protocol) return true;
+  const rebind = kindOf(next.protocol).rebind;
+  return rebind === undefined ? !same(was.listen, next.listen) : rebind(was, next);
 }
 
 function poolChange(was: PoolConfig, p: PoolConfig): PoolChange {

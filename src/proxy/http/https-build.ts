@@ -30,8 +30,8 @@ const builtFrom = Reuse.byObject<HttpsListener, true>();
  * Reload: new routes and HTTP settings in place when the `tls` section is unchanged; false
  * otherwise (the listener is then rebuilt on a new socket and the old one drains).
  */
-export function updateHttpsListener(l: unknown, lc: HttpsListenerConfig, http: HttpListenerSettings): boolean {
-  if (!(l instanceof HttpsListener) || !builtFrom.holds(l, lc.tls)) return false;
+export function updateHttpsListener(l: HttpsListener, lc: HttpsListenerConfig, http: HttpListenerSettings): boolean {
+  if (!builtFrom.holds(l, lc.tls)) return false;
   l.update({ ...http, proto: 'https' });
   return true;
 }

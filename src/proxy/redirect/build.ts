@@ -75,13 +75,12 @@ const builtFrom = Reuse.byObject<RedirectListener, true>();
  * new socket and the old one drains).
  */
 export function updateRedirectListener(
-  l: unknown,
+  l: RedirectListener,
   lc: RedirectListenerConfig,
   pool: Pool,
   hashKey: ((req: RequestView) => string | undefined) | undefined,
   persistence: Persistence | undefined,
 ): boolean {
-  if (!(l instanceof RedirectListener)) return false;
   if (!builtFrom.holds(l, lc.tls)) return false;
   l.update(redirectListenerSettings(lc, pool, hashKey, persistence));
   return true;

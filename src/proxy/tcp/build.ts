@@ -129,9 +129,7 @@ export function buildTcpListener(lc: TcpListenerConfig, deps: TcpBuildDeps): Tcp
   return new TcpListener(tcpListenerSettings(lc, deps), deps.observer);
 }
 
-/** Give a running tcp listener new settings (reload); false when `l` is not a tcp listener. */
-export function updateTcpListener(l: unknown, lc: TcpListenerConfig, deps: TcpBuildDeps): boolean {
-  if (!(l instanceof TcpListener)) return false;
+/** Give a running tcp listener new settings (reload). */
+export function updateTcpListener(l: TcpListener, lc: TcpListenerConfig, deps: TcpBuildDeps): void {
   l.update(tcpListenerSettings(lc, deps));
-  return true;
 }
