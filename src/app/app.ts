@@ -1,5 +1,6 @@
 import type { Config, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
 import { validateConfig } from '../config/load.js';
+import { balancerOptionsOf } from '../config/balancer-options.js';
 import { adminTlsBuildError } from '../tls/listener-tls.js';
 import { getBalancer } from '../balancer/registry.js';
 import '../balancer/index.js';
@@ -458,6 +459,8 @@ class PorticoApp implements Portico, ConfigHost {
     const upstreams = this.upstreams;
     const tls = pc.tls === false ? undefined : UpstreamTls.fromConfig(pc.name, pc.tls, ['http/1.1']);
     this.tcpShared.define(pc);
+    const { factory, options } = balancerOf(pc);
+    const requestKey = factory.requestKey?.(options);
     return {
       pool,
       retries: pc.retries,
@@ -466,7 +469,7 @@ class PorticoApp implements Portico, ConfigHost {
       idleTimeoutMs: pc.timeouts.idle,
       retryAfterSec: 1,
       queueTimeoutMs: pc.queue.timeout,
-      hashKey: pc.balance === 'hash' && pc.hash !== undefined ? hashKeyOf(pc.hash.key) : undefined,
+      hashKey: requestKey === undefined ? undefined : hashKeyOf(requestKey),
       connections: (s: Server) => upstreams.of(s.id, limits, tls),
       persistence: this.persistenceOf(pc),
     };
@@ -595,8 +598,7 @@ export function buildPool(pc: PoolConfig, clock: Clock, rng: Rng, workers = 1): 
 function balancerOf(pc: PoolConfig): { factory: BalancerFactory<any>; options: unknown } {
   const factory = getBalancer(pc.balance);
   if (factory === undefined) throw new Error(`unknown balance ${pc.balance}`);
-  const raw = pc.balance === 'hash' ? pc.hash : pc.balance === 'lard' ? pc.lard : undefined;
-  return { factory, options: factory.parseOptions(raw) };
+  return { factory, options: factory.parseOptions(balancerOptionsOf(pc)) };
 }
 
 /** With active checks a server is `starting` (available) until its first probe decides. */

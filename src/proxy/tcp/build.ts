@@ -103,7 +103,8 @@ export function tcpListenerSettings(lc: TcpListenerConfig, deps: TcpBuildDeps): 
       pool: handle,
       tls: deps.shared.upstreamTls(pool),
       sessions: lc.inspect === 'tls' ? deps.shared.sessionTable(pool) : undefined,
-      hashBySource: deps.shared.config(pool).balance === 'hash',
+      // An algorithm that hashes a request key hashes the client address of a connection.
+      hashBySource: handle.hashKey !== undefined,
     };
   };
   const routes =
