@@ -19,8 +19,8 @@ import { MemoryStore } from '../store/memory-store.js';
 import type { StateStore } from '../store/state-store.js';
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
 import { TcpShared } from '../proxy/tcp/build.js';
-import type { BuildContext, ListenerKind } from '../listener/kind.js';
-import { kindOf, listenerKinds } from './listener-kinds.js';
+import type { ListenerKind } from '../listener/kind.js';
+import { kindOf, listenerKinds, type AppBuildContext } from './listener-kinds.js';
 import { AdminError } from '../admin/admin-error.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
 import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
@@ -424,7 +424,7 @@ class PorticoApp implements Portico, ConfigHost {
    * A listener's configuration with this process's share of its connection limit (as it is
    * built or updated, never per connection): with `cluster.workers` each worker counts its own.
    */
-  private shareOf(kind: ListenerKind, lc: ListenerConfig): ListenerConfig {
+  private shareOf(kind: ListenerKind<ListenerConfig, ListenerService, AppBuildContext>, lc: ListenerConfig): ListenerConfig {
     return this.workers <= 1 || kind.shareOf === undefined ? lc : kind.shareOf(lc, this.workers);
   }
 
@@ -435,7 +435,7 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   /** What a listener kind builds from: the pools of `handles` and what every listener shares. */
-  private buildContext(handles: ReadonlyMap<string, PoolHandle>): BuildContext {
+  private buildContext(handles: ReadonlyMap<string, PoolHandle>): AppBuildContext {
     return {
       handles,
       observer: this.stats,
@@ -458,9 +458,9 @@ class PorticoApp implements Portico, ConfigHost {
     };
     const upstreams = this.upstreams;
     const tls = pc.tls === false ? undefined : UpstreamTls.fromConfig(pc.name, pc.tls, ['http/1.1']);
-    this.tcpShared.define(pc);
     const { factory, options } = balancerOf(pc);
     const requestKey = factory.requestKey?.(options);
+    this.tcpShared.define(pc, requestKey !== undefined);
     return {
       pool,
       retries: pc.retries,

@@ -4,13 +4,22 @@
  * (src/config/schema/listener.ts) and one line here.
  */
 import type { ListenerConfig } from '../config/types.js';
+import type { ListenerService } from './service.js';
 import { dnsKind } from '../dns/kind.js';
-import type { AnyListenerKind, ListenerKind } from '../listener/kind.js';
+import type { BuildContext, ListenerKind } from '../listener/kind.js';
+import type { PoolHandle } from '../proxy/http/listener-runtime.js';
+import type { TcpShared } from '../proxy/tcp/build.js';
 import { httpKind, httpsKind } from '../proxy/http/kind.js';
 import { redirectKind } from '../proxy/redirect/kind.js';
 import { tcpKind } from '../proxy/tcp/kind.js';
 
-export const listenerKinds: readonly AnyListenerKind[] = [
+/** What the composition root gives every kind: what each of them builds from. */
+export type AppBuildContext = BuildContext<PoolHandle> & { readonly l4: TcpShared };
+
+/** A registered kind, its configuration and listener types erased. */
+export type RegisteredKind = ListenerKind<any, any, AppBuildContext>;
+
+export const listenerKinds: readonly RegisteredKind[] = [
   httpKind,
   httpsKind,
   tcpKind,
@@ -18,10 +27,10 @@ export const listenerKinds: readonly AnyListenerKind[] = [
   dnsKind,
 ];
 
-const byProtocol = new Map<string, AnyListenerKind>(listenerKinds.map((k) => [k.protocol, k]));
+const byProtocol = new Map<string, RegisteredKind>(listenerKinds.map((k) => [k.protocol, k]));
 
 /** The kind of a listener's configuration (or of a running listener, by its `protocol`). */
-export function kindOf(protocol: ListenerConfig['protocol'] | string): ListenerKind {
+export function kindOf(protocol: ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
   const k = byProtocol.get(protocol);
   // The schema admits only registered protocols (listener-kinds.test.ts): reaching here is a bug.
   if (k === undefined) throw new Error(`listener protocol ${protocol} has no registered kind`);

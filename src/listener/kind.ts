@@ -13,8 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { InflightRequest } from '../observability/live-stats.js';
 import type { CollectedMetric } from '../observability/metrics.js';
 import type { RequestStats } from '../observability/request-stats.js';
-import type { PoolHandle } from '../proxy/http/listener-runtime.js';
-import type { TcpShared } from '../proxy/tcp/build.js';
+import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
 
 /** A listener as Portico runs it; the bound address is known after start (port 0 in tests). */
@@ -28,10 +27,16 @@ export interface ListenerService {
   stop(graceMs: number): Promise<void>;
 }
 
-/** Everything a kind may build a listener from: one object, the same for every kind. */
-export interface BuildContext {
+/**
+ * Everything a kind may build a listener from: one object, the same for every kind (the
+ * composition root makes it). `H` is what a kind needs of a pool: at least the pool itself; the
+ * http data path's `PoolHandle` adds retries, timeouts, persistence, the hash key and connection
+ * reuse. A kind that needs more of the context (the tcp kind's per-pool L4 state) names it with
+ * an intersection, and the root provides it.
+ */
+export interface BuildContext<H extends PoolOf = PoolOf> {
   /** The pools as listeners' routes use them, by name (those of the configuration being applied). */
-  readonly handles: ReadonlyMap<string, PoolHandle>;
+  readonly handles: ReadonlyMap<string, H>;
   /** Request and connection counters, the access log. */
   readonly observer: RequestStats;
   readonly clock: Clock;
@@ -41,8 +46,6 @@ export interface BuildContext {
   readonly store: StateStore;
   /** Other nodes or workers use `store` too: state meant to be shared across them goes through it. */
   readonly sharedStore: boolean;
-  /** Per-pool L4 state shared by every tcp listener (session-id tables, TLS toward servers). */
-  readonly l4: TcpShared;
   /**
    * Something kept across reloads while the spec it was built from is unchanged (a rate limiter's
    * buckets ...), under a key the kind names (prefix it with the protocol). `spec: false` forgets it.
@@ -52,11 +55,16 @@ export interface BuildContext {
   storeErrorWarning(consequence: string): (err: unknown) => void;
 }
 
+/** The least a kind sees of a pool. */
+export interface PoolOf {
+  readonly pool: Pool;
+}
+
 /**
  * One kind of listener. `C` is its configuration (the member of the listener union whose
- * `protocol` is `protocol`), `L` what it builds.
+ * `protocol` is `protocol`), `L` what it builds, `X` what it builds from.
  */
-export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L extends ListenerService = ListenerService> {
+export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L extends ListenerService = ListenerService, X extends BuildContext<any> = BuildContext> {
   /** The value of `protocol` in configuration; also `L.protocol`. */
   readonly protocol: C['protocol'];
   /**
@@ -66,13 +74,13 @@ export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L exten
    */
   readonly schema: z.ZodType;
   /** Build a listener (no I/O: it binds at start). A configuration it cannot build throws (a ConfigError names the file). */
-  build(lc: C, ctx: BuildContext): L;
+  build(lc: C, ctx: X): L;
   /**
    * Reload: give `l` (built by this kind) its new settings, keeping its socket and connections.
    * False: it cannot (a changed `tls` section ...); it is then rebuilt on the same address and the
    * old one drains. Without `update` every change rebuilds.
    */
-  update?(l: L, lc: C, ctx: BuildContext): boolean;
+  update?(l: L, lc: C, ctx: X): boolean;
   /**
    * Reload: whether a change from `was` to `next` needs a new socket (the new one is bound
    * before the old one drains). Default: `listen` changed.
@@ -94,13 +102,9 @@ export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L exten
   metrics?(listeners: () => Iterable<L>): CollectedMetric[];
 }
 
-/** A kind whose configuration and listener types are erased (the registry holds kinds of every type). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyListenerKind = ListenerKind<any, any>;
-
 /** Type a kind's definition (its configuration member picked by `protocol`). */
-export function listenerKind<P extends ListenerConfig['protocol'], L extends ListenerService>(
-  kind: ListenerKind<Extract<ListenerConfig, { protocol: P }>, L> & { readonly protocol: P },
-): ListenerKind<Extract<ListenerConfig, { protocol: P }>, L> {
+export function listenerKind<P extends ListenerConfig['protocol'], L extends ListenerService, X extends BuildContext<any> = BuildContext>(
+  kind: ListenerKind<Extract<ListenerConfig, { protocol: P }>, L, X> & { readonly protocol: P },
+): ListenerKind<Extract<ListenerConfig, { protocol: P }>, L, X> {
   return kind;
 }

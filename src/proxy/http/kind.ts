@@ -3,15 +3,18 @@ import type { HttpListenerConfig, HttpsListenerConfig } from '../../config/types
 import { httpListenerSchema, httpsListenerSchema } from '../../config/schema/listener.js';
 import { CidrSet } from '../../core/cidr.js';
 import { limitShare } from '../../core/limit-share.js';
-import { listenerKind, type BuildContext } from '../../listener/kind.js';
-import { AccessList } from '../access.js';
-import { RateLimiter } from '../rate-limit.js';
+import { listenerKind, type BuildContext as AnyBuildContext } from '../../listener/kind.js';
+import type { PoolHandle } from './listener-runtime.js';
+import { AccessList } from '../../net/access.js';
+import { RateLimiter } from './rate-limit.js';
 import { buildHttpsListener, updateHttpsListener } from './https-build.js';
 import type { HttpsListener } from './https-listener.js';
 import { HttpListener, type HttpListenerSettings } from './listener.js';
 import { compileRoutes, hashKeyOf } from './router.js';
 
 type HttpLike = HttpListenerConfig | HttpsListenerConfig;
+/** What an http or https listener builds from: the pools as its routes use them. */
+export type BuildContext = AnyBuildContext<PoolHandle>;
 
 /** The settings of an http or https listener: routes compiled against the pools of `ctx` (also what a reload gives a running one). */
 export function httpListenerSettings(lc: HttpLike, ctx: BuildContext): HttpListenerSettings {
@@ -70,7 +73,7 @@ function shareOf<C extends HttpLike>(lc: C, workers: number): C {
   return { ...lc, limits: { ...lc.limits, maxConnections: limitShare(lc.limits.maxConnections, workers) } };
 }
 
-export const httpKind = listenerKind<'http', HttpListener>({
+export const httpKind = listenerKind<'http', HttpListener, BuildContext>({
   protocol: 'http',
   schema: httpListenerSchema,
   build: (lc, ctx) => new HttpListener(httpListenerSettings(lc, ctx), ctx.observer),
@@ -82,7 +85,7 @@ export const httpKind = listenerKind<'http', HttpListener>({
   inflight: (l) => l.sessions,
 });
 
-export const httpsKind = listenerKind<'https', HttpsListener>({
+export const httpsKind = listenerKind<'https', HttpsListener, BuildContext>({
   protocol: 'https',
   schema: httpsListenerSchema,
   build: (lc, ctx) => buildHttpsListener(lc, httpListenerSettings(lc, ctx), { observer: ctx.observer, clock: ctx.clock, log: ctx.log, store: ctx.store }),

@@ -1,6 +1,7 @@
 /** The `redirect` listener kind: each request answered with a redirect to the picked server's own URL, over HTTP or TLS. */
 import { redirectListenerSchema } from '../../config/schema/listener.js';
-import { listenerKind, type BuildContext } from '../../listener/kind.js';
+import { listenerKind } from '../../listener/kind.js';
+import type { BuildContext } from '../http/kind.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
 import { buildRedirectListener, updateRedirectListener } from './build.js';
 import type { RedirectListener } from './listener.js';
@@ -11,7 +12,7 @@ function handleOf(pool: string, ctx: BuildContext): PoolHandle {
   return h;
 }
 
-export const redirectKind = listenerKind<'redirect', RedirectListener>({
+export const redirectKind = listenerKind<'redirect', RedirectListener, BuildContext>({
   protocol: 'redirect',
   schema: redirectListenerSchema,
   build(lc, ctx) {

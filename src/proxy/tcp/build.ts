@@ -4,13 +4,14 @@ import { StickTable } from '../../persistence/stick-table.js';
 import type { StateStore } from '../../store/state-store.js';
 import { hostMatcher } from '../../tls/host-match.js';
 import { UpstreamTls } from '../../tls/upstream-tls.js';
-import type { PoolHandle } from '../http/listener-runtime.js';
-import { AccessList } from '../access.js';
-import { TcpListener, type TcpListenerSettings, type TcpObserver } from './tcp-listener.js';
+import type { UpstreamPool } from '../upstream-pool.js';
+import { AccessList } from '../../net/access.js';
+import { TcpListener, type TcpListenerSettings } from './tcp-listener.js';
+import type { TcpObserver } from '../../observability/records.js';
 import type { SessionIdTable, TcpRoute } from './tcp-runtime.js';
 
 export interface TcpBuildDeps {
-  readonly handles: ReadonlyMap<string, PoolHandle>;
+  readonly handles: ReadonlyMap<string, UpstreamPool>;
   readonly observer?: TcpObserver | undefined;
   /** Per-pool L4 state shared by every tcp listener of one Portico. */
   readonly shared: TcpShared;
@@ -18,6 +19,8 @@ export interface TcpBuildDeps {
 
 interface PoolL4 {
   readonly config: PoolConfig;
+  /** The pool's algorithm hashes a key of each request (`hash`): a connection gives it the client address. */
+  readonly hashes: boolean;
   /** `tls` and `persistence` as built, to keep the built state across reloads while unchanged. */
   readonly spec: string;
   sessions: SessionIdTable | undefined;
@@ -48,21 +51,29 @@ export class TcpShared {
     private readonly store?: TcpSharedStore | undefined,
   ) {}
 
-  /** Record a pool's configuration (called whenever its handle is built). */
-  define(pc: PoolConfig): void {
+  /**
+   * Record a pool's configuration (called whenever its handle is built); `hashes`: its algorithm
+   * hashes a request key (BalancerFactory.requestKey).
+   */
+  define(pc: PoolConfig, hashes = false): void {
     const spec = JSON.stringify([pc.tls, pc.persistence]);
     const was = this.pools.get(pc.name);
     if (was !== undefined && was.spec === spec) {
-      this.pools.set(pc.name, { ...was, config: pc });
+      this.pools.set(pc.name, { ...was, config: pc, hashes });
       return;
     }
-    this.pools.set(pc.name, { config: pc, spec, sessions: undefined, tls: undefined });
+    this.pools.set(pc.name, { config: pc, hashes, spec, sessions: undefined, tls: undefined });
   }
 
   private of(name: string): PoolL4 {
     const p = this.pools.get(name);
     if (p === undefined) throw new Error(`pool ${name} is not defined`);
     return p;
+  }
+
+  /** Whether the pool's algorithm hashes a request key: a connection gives it the client address. */
+  hashes(name: string): boolean {
+    return this.of(name).hashes;
   }
 
   config(name: string): PoolConfig {
@@ -103,8 +114,7 @@ export function tcpListenerSettings(lc: TcpListenerConfig, deps: TcpBuildDeps): 
       pool: handle,
       tls: deps.shared.upstreamTls(pool),
       sessions: lc.inspect === 'tls' ? deps.shared.sessionTable(pool) : undefined,
-      // An algorithm that hashes a request key hashes the client address of a connection.
-      hashBySource: handle.hashKey !== undefined,
+      hashBySource: deps.shared.hashes(pool),
     };
   };
   const routes =

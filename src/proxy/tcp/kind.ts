@@ -1,13 +1,17 @@
 /** The `tcp` listener kind: layer 4, one server per client connection, SNI routes and session-id persistence with `inspect: tls`. */
 import { tcpListenerSchema } from '../../config/schema/listener.js';
 import { limitShare } from '../../core/limit-share.js';
-import { listenerKind, type BuildContext } from '../../listener/kind.js';
-import { buildTcpListener, updateTcpListener, type TcpBuildDeps } from './build.js';
+import { listenerKind, type BuildContext as AnyBuildContext } from '../../listener/kind.js';
+import type { UpstreamPool } from '../upstream-pool.js';
+import { buildTcpListener, updateTcpListener, type TcpBuildDeps, type TcpShared } from './build.js';
+
+/** What a tcp listener builds from: the pools, and the per-pool L4 state every tcp listener shares (session-id tables, TLS toward servers). */
+export type BuildContext = AnyBuildContext<UpstreamPool> & { readonly l4: TcpShared };
 import type { TcpListener } from './tcp-listener.js';
 
 const deps = (ctx: BuildContext): TcpBuildDeps => ({ handles: ctx.handles, observer: ctx.observer, shared: ctx.l4 });
 
-export const tcpKind = listenerKind<'tcp', TcpListener>({
+export const tcpKind = listenerKind<'tcp', TcpListener, BuildContext>({
   protocol: 'tcp',
   schema: tcpListenerSchema,
   build: (lc, ctx) => buildTcpListener(lc, deps(ctx)),
