@@ -6,8 +6,4 @@ export interface Service {
   stop(graceMs: number): Promise<void>;
 }
 
-/** A service that listens on an address; the bound port is known after start (port 0 in tests). */
-export interface ListenerService extends Service {
-  readonly protocol: string;
-  readonly address: { host: string; port: number };
-}
+export type { ListenerService } from '../listener/kind.js';

@@ -208,3 +208,19 @@ export function compileRoutes(
     };
   });
 }
+
+/** The hash key of a request for `hash.key`: source-ip | uri | header:NAME | cookie:NAME | query:NAME. */
+export function hashKeyOf(key: string): (req: RequestView) => string | undefined {
+  if (key === 'source-ip') return (r) => r.clientAddress;
+  if (key === 'uri') return (r) => (r.query === '' ? r.path : r.path + '?' + r.query);
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  const name = key.slice(colon + 1);
+  if (kind === 'header') {
+    const lname = name.toLowerCase();
+    return (r) => headerValue(r, lname);
+  }
+  if (kind === 'cookie') return (r) => cookieOf(r, name);
+  if (kind === 'query') return (r) => queryOf(r.query, name);
+  throw new Error(`unknown hash key ${key}`);
+}

@@ -5,6 +5,7 @@ import { tlsBuildError, tlsTerminationSettings, type ListenerTlsDeps } from '../
 import type { Persistence } from '../../persistence/index.js';
 import type { Pool } from '../../pool/pool.js';
 import type { RequestView } from '../http/router.js';
+import { Reuse } from '../../core/reuse.js';
 import { RedirectListener, type RedirectListenerSettings, type RedirectObserver } from './listener.js';
 
 /** The settings of a redirect listener (also what a reload gives a running one). */
@@ -51,17 +52,22 @@ export function buildRedirectListener(
 ): RedirectListener {
   const settings = redirectListenerSettings(lc, pool, hashKey, persistence);
   const t = lc.tls;
-  if (t === false) return new RedirectListener(settings, observer);
+  if (t === false) {
+    const l = new RedirectListener(settings, observer);
+    builtFrom.set(l, t, true);
+    return l;
+  }
   try {
     const l = new RedirectListener(settings, observer, tlsTerminationSettings(lc.name, t, deps), deps.log);
-    tlsSpecs.set(l, JSON.stringify(t));
+    builtFrom.set(l, t, true);
     return l;
   } catch (err) {
     throw tlsBuildError(lc.name, t, err);
   }
 }
 
-const tlsSpecs = new WeakMap<RedirectListener, string>();
+/** The `tls` section (or `false`) each redirect listener was built from. */
+const builtFrom = Reuse.byObject<RedirectListener, true>();
 
 /**
  * Reload: a new pool, status, limits and access lists in place when the `tls` section is
@@ -69,15 +75,13 @@ const tlsSpecs = new WeakMap<RedirectListener, string>();
  * new socket and the old one drains).
  */
 export function updateRedirectListener(
-  l: unknown,
+  l: RedirectListener,
   lc: RedirectListenerConfig,
   pool: Pool,
   hashKey: ((req: RequestView) => string | undefined) | undefined,
   persistence: Persistence | undefined,
 ): boolean {
-  if (!(l instanceof RedirectListener)) return false;
-  const was = tlsSpecs.get(l);
-  if ((lc.tls === false ? undefined : JSON.stringify(lc.tls)) !== was) return false;
+  if (!builtFrom.holds(l, lc.tls)) return false;
   l.update(redirectListenerSettings(lc, pool, hashKey, persistence));
   return true;
 }
