@@ -39,7 +39,7 @@ import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect
 import { AccessList } from '../proxy/access.js';
 import { RateLimiter } from '../proxy/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
-import type { ListenerService, Service } from './service.js';
+import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
@@ -595,7 +595,9 @@ class PorticoApp implements Portico, ConfigHost {
       if (this.admin !== undefined) this.log.info(`admin API on ${this.admin.url}/`);
       await this.runtime.settled(); // the first lists of discovery pools are in before the listeners accept
       for (const l of this.listeners) {
-        await l.start();
+        await l.start().catch((err: unknown) => {
+          throw listenFailure(`listener ${l.name}`, l.protocol, l.address, err);
+        });
         up.push(l);
         this.log.info(`listener ${l.name} on ${l.protocol}://${fmtHost(l.address.host)}:${l.address.port}`);
       }

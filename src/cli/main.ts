@@ -97,7 +97,7 @@ async function start(file: string): Promise<number | undefined> {
   const deps = { createPortico: (c: Config, o: PorticoDeps) => createPortico(markValidated(c), o), buildPool, buildServer, runUntilSignal: (p: Portico) => runUntilSignal(p) };
   // cluster.workers above 1: this process is one of the workers (its configuration comes from the primary) ...
   if (isWorkerProcess()) {
-    await startWorker(file, deps);
+    await startWorker(file, deps, startFailureText);
     return undefined;
   }
   let portico: Portico;
@@ -118,9 +118,21 @@ async function start(file: string): Promise<number | undefined> {
     throw err;
   }
   const etcd = boot.source;
-  await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
+  try {
+    await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
+  } catch (err) {
+    // A listener that cannot bind, a certificate that does not load: said once, and the process ends.
+    process.stderr.write(startFailureText(err));
+    process.exit(1);
+  }
   await etcd?.start();
   return undefined;
+}
+
+/** What a failed start prints: a ConfigError's lines, or `portico: MESSAGE`. */
+function startFailureText(err: unknown): string {
+  if (err instanceof ConfigError) return err.lines().join('\n') + '\n';
+  return `portico: ${err instanceof Error ? err.message : String(err)}\n`;
 }
 
 /** Start, then stop gracefully on SIGTERM/SIGINT (exit 0). A fault in one connection never ends the process. */

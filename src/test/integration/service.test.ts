@@ -1,0 +1,110 @@
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+
+/** Running Portico as a service: how `portico start` fails, the processes it runs and the signals they take. */
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const bin = join(root, 'bin', 'portico');
+
+interface Ended {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Processes of the group left once the command ended (each one its own process group, so this counts the workers too). */
+  left: number;
+}
+
+/** `portico ARGS` in a process group of its own, until it ends (a hang fails the test after `ms`, and the group is killed). */
+function runGroup(args: string[], cwd: string, ms = 60_000): Promise<Ended> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd, detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const t = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      reject(new Error(`portico did not end within ${ms} ms: ${stdout}${stderr}`));
+    }, ms);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      let left = 0;
+      try {
+        process.kill(-child.pid!, 0);
+        left = 1;
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // no process of the group is left
+      }
+      resolve({ code, stdout, stderr, left });
+    });
+  });
+}
+
+function listenAny(): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }));
+  });
+}
+
+function configFile(dir: string, listener: Record<string, unknown>, workers: number | undefined): string {
+  const f = join(dir, `portico-${workers ?? 'auto'}.json`);
+  const config = {
+    log: { level: 'info' },
+    admin: { enabled: false },
+    stateDir: join(dir, 'state'),
+    ...(workers === undefined ? {} : { cluster: { workers } }),
+    listeners: [{ name: 'web', routes: [{ pool: 'web' }], ...listener }],
+    pools: [{ name: 'web', servers: [{ name: 'a', address: '127.0.0.1:9' }] }],
+  };
+  writeFileSync(f, JSON.stringify(config));
+  return f;
+}
+
+/** Lines of `text` that match `re`. */
+const matching = (text: string, re: RegExp): string[] => text.split('\n').filter((l) => re.test(l));
+
+describe('portico start that cannot start', () => {
+  for (const workers of [1, 2, undefined]) {
+    const mode = workers === undefined ? 'cluster.workers: auto' : `cluster.workers: ${workers}`;
+
+    it(`${mode}: a port in use ends every process with status 1 and one message naming the listener and the address`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+      const busy = await listenAny();
+      try {
+        const f = configFile(dir, { protocol: 'http', listen: `127.0.0.1:${busy.port}` }, workers);
+        const r = await runGroup(['start', '-c', f], dir);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.equal(r.left, 0, 'no process of the group is left');
+        const lines = matching(r.stderr, /EADDRINUSE/);
+        assert.deepEqual(lines, [`portico: listener web cannot listen on http://127.0.0.1:${busy.port}: EADDRINUSE (the address is in use by another process)`], r.stderr);
+      } finally {
+        busy.server.close();
+      }
+    });
+
+    it(`${mode}: a certificate that cannot be read ends every process with status 1 and one message naming the file`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+      const missing = join(dir, 'nope.pem');
+      const f = configFile(dir, { protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: missing, key: missing }] } }, workers);
+      const r = await runGroup(['start', '-c', f], dir);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.left, 0, 'no process of the group is left');
+      const lines = matching(r.stderr, /nope\.pem/);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, /tls\.certificates.*nope\.pem: cannot be read \(ENOENT\)/);
+    });
+  }
+});
