@@ -14,7 +14,8 @@ const USAGE = `Usage: portico <command> [options]
 
 Commands:
   start [-c FILE]     run with FILE (default ./portico.yaml)
-  check -c FILE       validate FILE; print every error as FILE:LINE:COL key: message
+  check [-c FILE]     validate FILE (default ./portico.yaml) and the files it names (certificates, keys,
+                      CAs) as start would; print every error as FILE:LINE:COL key: message
   demo                run the demo farm: three servers behind an http listener
   simulate ...        replay a trace through the balancing algorithms (portico simulate --help)
   ctl ...             the admin API from the shell: status, pools, servers, weight, drain ... (portico ctl --help)
@@ -83,8 +84,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
     case 'start':
       return start(args.config ?? 'portico.yaml');
     case 'check':
-      if (args.config === undefined && args.rest[0] === undefined) throw new Error('check needs -c FILE');
-      return runCheck(args.config ?? args.rest[0]!, (line) => process.stdout.write(line + '\n'));
+      // As start: ./portico.yaml unless -c names another file.
+      return runCheck(args.config ?? args.rest[0] ?? 'portico.yaml', (line) => process.stdout.write(line + '\n'));
     case 'demo':
       return runDemo();
     default:

@@ -129,8 +129,10 @@ class Renderer {
 const INTRO = `# Configuration reference
 
 Portico reads one YAML file (\`portico start -c portico.yaml\`); JSON is accepted too, as is the
-same tree passed as an object to \`createPortico()\`. \`portico check -c FILE\` validates a file
-and prints every problem as \`FILE:LINE:COL path.to.key: message\`.
+same tree passed as an object to \`createPortico()\`. \`portico check -c FILE\` (default
+\`./portico.yaml\`, as \`start\`) validates a file and the files it names as \`start\` loads them
+(certificates and keys readable, parsed and matching; CAs and CRLs readable; relative paths from
+the working directory), and prints every problem as \`FILE:LINE:COL path.to.key: message\`.
 
 This page is generated from the schema in \`src/config/schema/\` by \`npm run docs:config\`; a
 test fails when it is stale. Do not edit it by hand.

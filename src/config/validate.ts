@@ -20,6 +20,11 @@ export interface ValidateOptions {
    * On by default; schema tests turn it off to exercise keys of features still being built.
    */
   readonly runnable?: boolean;
+  /**
+   * Also check the files the configuration names as `start` loads them (certificates and keys,
+   * CAs, CRLs: src/config/files.ts). Off by default; loadConfigFile turns it on.
+   */
+  readonly files?: boolean;
 }
 
 export function validateTree(raw: unknown, options: ValidateOptions = {}): Validation {

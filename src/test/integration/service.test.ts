@@ -104,7 +104,23 @@ describe('portico start that cannot start', () => {
       assert.equal(r.left, 0, 'no process of the group is left');
       const lines = matching(r.stderr, /nope\.pem/);
       assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0]!, /tls\.certificates.*nope\.pem: cannot be read \(ENOENT\)/);
+      // Refused as the configuration is loaded (before a worker starts), as `portico check` refuses it.
+      assert.equal(lines[0]!.replace(/:1:\d+ /, ':1:COL '), `${f}:1:COL listeners.0.tls.certificates.0.cert: ${missing}: cannot be read (ENOENT)`);
     });
   }
+});
+
+describe('portico check', () => {
+  it('without -c checks ./portico.yaml, as start runs it; it refuses what start refuses (a certificate that cannot be read)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const none = await runGroup(['check'], dir);
+    assert.equal(none.code, 1);
+    assert.match(none.stdout, /^portico\.yaml:0:0 \(file\): cannot read the configuration: no such file/);
+    const yaml = (cert: string): string =>
+      ['listeners:', '  - name: secure', '    protocol: https', '    listen: 127.0.0.1:0', '    routes: [ { pool: web } ]', `    tls: { certificates: [ { cert: ${cert}, key: ${cert} } ] }`, 'pools:', '  - name: web', '    servers: [ { name: a, address: 127.0.0.1:9101 } ]', ''].join('\n');
+    writeFileSync(join(dir, 'portico.yaml'), yaml('missing.pem'));
+    const r = await runGroup(['check'], dir);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.stdout, 'portico.yaml:6:30 listeners.0.tls.certificates.0.cert: missing.pem: cannot be read (ENOENT)\n');
+  });
 });
