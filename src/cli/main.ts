@@ -9,6 +9,7 @@ import { runKeepalived } from '../cluster/keepalived-cli.js';
 import { isWorkerProcess, startPrimary, startWorker } from '../cluster/workers.js';
 import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js';
 import { runSimulate } from '../sim/cli.js';
+import { writePidFile } from './pid-file.js';
 
 const USAGE = `Usage: portico <command> [options]
 
@@ -106,6 +107,9 @@ async function start(file: string): Promise<number | undefined> {
   try {
     // The file, or the document in etcd that it points at (or its last good copy).
     boot = await loadStartConfig(file);
+    // The name ps, top and pidof show (the primary and its workers rename themselves).
+    process.title = 'portico';
+    if (boot.config.pidFile !== undefined) writePidFile(boot.config.pidFile);
     // ... or the primary of the workers.
     if (await startPrimary(file, boot, deps)) return undefined;
     const source = boot.source;
@@ -130,6 +134,11 @@ async function start(file: string): Promise<number | undefined> {
   return undefined;
 }
 
+/** A signal Portico does not use: said in the log instead of ending the process (SIGUSR2's default). */
+export function ignoreSignal(sig: NodeJS.Signals, log: { warn(msg: string): void }): void {
+  process.on(sig, () => log.warn(`${sig} ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT`));
+}
+
 /** What a failed start prints: a ConfigError's lines, or `portico: MESSAGE`. */
 function startFailureText(err: unknown): string {
   if (err instanceof ConfigError) return err.lines().join('\n') + '\n';
@@ -150,7 +159,12 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   // for instance): its primary validates the file once and passes the reload on.
   const worker = isWorkerProcess();
   process.on('SIGHUP', () => {
-    if (stopping || worker) return;
+    if (stopping) return;
+    if (worker) {
+      // Sent to the whole group, the primary has it too; sent to this worker alone, it says where to send it.
+      log.warn(`SIGHUP to worker ${process.pid} ignored: the primary reloads every worker (kill -HUP ${process.ppid})`);
+      return;
+    }
     if (!started) {
       log.warn('SIGHUP while starting: ignored (send it again once Portico is up)');
       return;
@@ -158,6 +172,7 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
     log.info('SIGHUP: reloading the configuration');
     portico.reload().catch(() => undefined);
   });
+  ignoreSignal('SIGUSR2', log);
   await portico.start();
   const stop = (sig: string): void => {
     if (stopping) return;

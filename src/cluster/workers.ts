@@ -295,6 +295,8 @@ export async function runPrimary(
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGUSR2', () => log.warn('SIGUSR2 ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT'));
+  process.title = 'portico: primary';
   log.info(`primary ${process.pid}: ${n} workers`);
   for (let i = 0; i < n; i++) fork();
   await primaryConfig.watch();
@@ -345,6 +347,7 @@ export function isWorkerProcess(): boolean {
  * would print) and exits 1; the primary ends the group.
  */
 export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>, report: (err: unknown) => string): Promise<void> {
+  process.title = `portico: worker ${cluster.worker?.id ?? process.pid}`;
   try {
     const link = new WorkerLink(workerPort());
     await link.ready();

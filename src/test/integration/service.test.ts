@@ -1,11 +1,13 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { waitFor } from '../../test-helpers/origins.js';
+import { startWorkersProcess } from '../../test-helpers/workers.js';
 
 /** Running Portico as a service: how `portico start` fails, the processes it runs and the signals they take. */
 
@@ -122,5 +124,64 @@ describe('portico check', () => {
     const r = await runGroup(['check'], dir);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.equal(r.stdout, 'portico.yaml:6:30 listeners.0.tls.certificates.0.cert: missing.pem: cannot be read (ENOENT)\n');
+  });
+});
+
+/** The name a process shows in ps (its process.title). */
+const title = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!;
+
+describe('the processes of portico start', () => {
+  it('with workers: named "portico: primary" and "portico: worker N"; the pid file names the primary; SIGHUP to a worker and SIGUSR2 say why they do nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const pidFile = join(dir, 'portico.pid');
+    const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 2);
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), pidFile }));
+    const p = await startWorkersProcess(f, dir, 2);
+    try {
+      const primary = p.child.pid!;
+      assert.equal(readFileSync(pidFile, 'utf8'), `${primary}\n`);
+      assert.equal(title(primary), 'portico: primary');
+      await waitFor(() => p.workers().length === 2, 10_000, 'two workers');
+      const workers = p.workers();
+      assert.deepEqual(workers.map(title).map((t) => t.replace(/\d+$/, 'N')), ['portico: worker N', 'portico: worker N']);
+      process.kill(workers[0]!, 'SIGHUP');
+      await waitFor(() => p.count(new RegExp(`SIGHUP to worker ${workers[0]} ignored: the primary reloads every worker \\(kill -HUP ${primary}\\)`)) === 1, 10_000, 'the worker to say why');
+      process.kill(primary, 'SIGUSR2');
+      await waitFor(() => p.count(/SIGUSR2 ignored: Portico reloads on SIGHUP/) === 1, 10_000, 'the primary to say why');
+      assert.equal(p.count(/reloading/), 0, p.output());
+      assert.deepEqual(p.workers(), workers, 'no process ended');
+    } finally {
+      await p.stop();
+    }
+    assert.equal(p.child.exitCode, 0, p.output());
+    assert.equal(existsSync(pidFile), false, 'the pid file is removed at exit');
+  });
+
+  it('one process: named "portico"; the pid file is written at start and removed at exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const pidFile = join(dir, 'portico.pid');
+    const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 1);
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), pidFile }));
+    const p = await startWorkersProcess(f, dir, 1);
+    try {
+      assert.equal(readFileSync(pidFile, 'utf8'), `${p.child.pid}\n`);
+      assert.equal(title(p.child.pid!), 'portico');
+      process.kill(p.child.pid!, 'SIGUSR2');
+      await waitFor(() => p.count(/SIGUSR2 ignored/) === 1, 10_000, 'the process to say why');
+    } finally {
+      await p.stop();
+    }
+    assert.equal(p.child.exitCode, 0, p.output());
+    assert.equal(existsSync(pidFile), false, 'the pid file is removed at exit');
+  });
+
+  it('a pid file that cannot be written: status 1 and the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const pidFile = join(dir, 'no-such-dir', 'portico.pid');
+    const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 1);
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), pidFile }));
+    const r = await runGroup(['start', '-c', f], dir);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `portico: pidFile ${pidFile}: cannot be written (ENOENT)\n`);
   });
 });
