@@ -266,6 +266,8 @@ class AdminApi {
     if (probe === undefined) probe = this.rt.health.get(pool.name)?.monitor?.status().find((p) => p.server === s.server.name);
     if (frame === undefined) frame = this.rt.lastStats?.()?.pools.find((p) => p.name === pool.name)?.servers.find((f) => f.name === s.server.name);
     const stats = this.rt.lastStats?.();
+    // Without active checks a server is taken as up: said as HAProxy says it, not as a check's verdict.
+    const check = this.rt.config.pools.find((p) => p.name === pool.name)?.health.type ?? 'none';
     return {
       name: s.server.name,
       address: fmtAddress(s.server),
@@ -274,7 +276,8 @@ class AdminApi {
       backup: s.server.backup,
       maxConnections: s.server.maxConnections,
       state: s.removing ? 'removing' : s.admin,
-      health: s.op,
+      health: check === 'none' && s.op === 'up' ? 'no check' : s.op,
+      check,
       available: pool.current.set.available.some((x) => x.id === s.server.id),
       active: s.active,
       requests: s.requests,

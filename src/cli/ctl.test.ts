@@ -67,7 +67,7 @@ describe('portico ctl', () => {
     const list = await ctl('servers', 'web');
     assert.equal(list.code, EXIT_OK);
     assert.match(list.out, /^pool web \(roundrobin\): 2 of 2 available/);
-    assert.match(list.out, /\no1\s+127\.0\.0\.1:\d+\s+ready\s+up\s+1\s+0/);
+    assert.match(list.out, /\no1\s+127\.0\.0\.1:\d+\s+ready\s+no check\s+1\s+0/);
     assert.deepEqual(await ctl('weight', 'web/o1', '5'), { code: EXIT_OK, out: 'web/o1: weight 5\n', err: '' });
     assert.equal((await ctl('drain', 'web/o2')).out, 'web/o2: drain (active 0)\n');
     assert.match((await ctl('servers', 'web')).out, /\no2\s+\S+\s+drain\s/);
@@ -76,11 +76,32 @@ describe('portico ctl', () => {
     const add = await ctl('add', 'web', 'o3', origins[2]!.address, '--weight', '2');
     assert.equal(add.code, EXIT_OK, add.err);
     assert.equal(add.out, `web/o3: added at ${origins[2]!.address}, weight 2, ready\n`);
-    assert.match((await ctl('servers', 'web')).out, /\no3\s+\S+\s+ready\s+up\s+2\s+0\s+0\s+0\s+-\s+runtime/);
+    assert.match((await ctl('servers', 'web')).out, /\no3\s+\S+\s+ready\s+no check\s+2\s+0\s+0\s+0\s+-\s+runtime/);
     assert.equal((await ctl('remove', 'web/o3')).out, 'web/o3: removed\n');
     const st = await ctl('status');
     assert.match(st.out, /1 in force\n/, 'o2 is back at its configured state; o3 was registered and removed');
     assert.match(st.out, /web\/o1\s+changed\s+weight=5\s+weight=1/);
+  });
+
+  it('a pool without a health section: "no check" (not "up"), and the failures of a dead server with their share', async () => {
+    const dead = await freePort();
+    assert.equal((await ctl('add', 'web', 'dead', `127.0.0.1:${dead}`)).code, EXIT_OK);
+    try {
+      const port = p.address('web')!.port;
+      // Round robin over three servers: six requests try the dead one at least once (each retried on another).
+      for (let i = 0; i < 6; i++) await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      const out = (await ctl('servers', 'web')).out;
+      assert.match(out, /^no health check: servers are taken as up and only FAILURES shows a dead one/m);
+      const row = out.split('\n').find((l) => l.startsWith('dead '))!;
+      assert.match(row, /^dead\s+\S+\s+ready\s+no check\s+1\s+0\s+(\d+)\s+\1 \(100%\)\s/, out);
+      const body = JSON.parse((await ctl('--json', 'servers', 'web')).out);
+      const view = body.servers.find((x: { name: string }) => x.name === 'dead');
+      assert.equal(view.health, 'no check');
+      assert.equal(view.check, 'none');
+      assert.ok(view.failures >= 1 && view.failures === view.requests, JSON.stringify(view));
+    } finally {
+      await ctl('remove', 'web/dead', '--now');
+    }
   });
 
   it('--json prints the API answer', async () => {

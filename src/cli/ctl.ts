@@ -424,8 +424,12 @@ function renderServers(p: Json): string {
   const servers = p.servers as Json[];
   const head = `pool ${p.name} (${p.balance}): ${p.available} of ${p.size} available${p.usingBackups ? ', on backups' : ''}\n` + renderDiscovery(p.discovery as Json | null | undefined);
   if (servers.length === 0) return head + 'no server\n';
+  const unchecked = servers.some((s) => s.health === 'no check')
+    ? 'no health check: servers are taken as up and only FAILURES shows a dead one (add a health section: docs/health.md)\n'
+    : '';
   return (
     head +
+    unchecked +
     table(
       ['SERVER', 'ADDRESS', 'STATE', 'HEALTH', 'WEIGHT', 'ACTIVE', 'REQUESTS', 'FAILURES', 'RPS', 'SOURCE'],
       servers.map((s) => [
@@ -436,12 +440,18 @@ function renderServers(p: Json): string {
         s.effectiveWeight === s.weight ? s.weight : `${s.effectiveWeight}/${s.weight}`,
         s.active,
         s.requests,
-        s.failures,
+        failureShare(s.failures as number, s.requests as number),
         rate(s.rates),
         s.source,
       ]),
     )
   );
+}
+
+/** Failed requests, with their share of the requests when any failed (`6 (100%)`). */
+function failureShare(failures: number, requests: number): string {
+  if (failures === 0 || requests === 0) return String(failures);
+  return `${failures} (${Math.round((failures / requests) * 100)}%)`;
 }
 
 /** The discovery lines of a pool's view (nothing for a static pool). */
