@@ -142,6 +142,29 @@ describe('portico ctl', () => {
     assert.match(bad.err, /pools\.0\.servers\.0\.address: missing required key/);
   });
 
+  it('reload says which file values a runtime change overrides; reset drops the change and the file applies', async () => {
+    // o1's weight is 5 through the API (above); the file now says 3.
+    const pools = [{ name: 'web', servers: origins.map((o, i) => ({ name: o.name, address: o.address, ...(i === 0 ? { weight: 3 } : {}) })) }];
+    writeFileSync(file, JSON.stringify({ ...(config(origins) as object), pools }));
+    const r = await ctl('reload');
+    assert.equal(r.code, EXIT_OK, r.err);
+    assert.equal(
+      r.out,
+      'reloaded: generation 3\n  nothing changed\n  overridden: web/o1: the file\'s weight 3 does not apply: weight 5 was set through the API (portico ctl reset web/o1 drops it)\n',
+    );
+    assert.deepEqual(await ctl('reset', 'web/o1'), { code: EXIT_OK, out: 'web/o1: runtime change dropped; weight 3, ready as the file says\n', err: '' });
+    assert.match((await ctl('servers', 'web')).out, /\no1\s+\S+\s+ready\s+no check\s+3\s/);
+    assert.match((await ctl('status')).out, /0 in force\n/);
+    const again = await ctl('reset', 'web/o1');
+    assert.equal(again.code, EXIT_REFUSED);
+    assert.match(again.err, /server o1 of pool web has no runtime change: it runs as the file says \(LB_ADMIN_NOT_FOUND\)/);
+    assert.equal((await ctl('add', 'web', 'extra', origins[2]!.address.replace(/:\d+$/, ':9'))).code, EXIT_OK);
+    const apiOnly = await ctl('reset', 'web/extra');
+    assert.equal(apiOnly.code, EXIT_REFUSED);
+    assert.match(apiOnly.err, /server extra is not in the file \(it was registered through the API\): remove it with DELETE/);
+    assert.equal((await ctl('remove', 'web/extra', '--now')).code, EXIT_OK);
+  });
+
   it('usage errors exit 2, an unreachable API exits 3', async () => {
     assert.equal((await ctl()).code, EXIT_USAGE);
     assert.equal((await ctl('frobnicate')).code, EXIT_USAGE);

@@ -23,6 +23,8 @@ Commands:
   add POOL NAME ADDRESS [--weight N] [--backup]
                                   register a server
   remove POOL/SERVER [--now]      deregister: drain, remove once idle (--now: at once)
+  reset POOL/SERVER               drop the server's runtime change (weight, state ... set through
+                                  the API): the file's values apply again
   reload                          re-read the configuration file; an invalid file is refused
   config push FILE [--etcd URL]   validate FILE and store it in etcd for every node (portico ctl config --help)
 
@@ -277,6 +279,15 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
         render: (b) => (b.state === 'removed' ? `${pool}/${b.server}: removed\n` : `${pool}/${b.server}: draining (${b.active} in flight); removed once idle\n`),
       };
     }
+    case 'reset': {
+      want(1, 'POOL/SERVER');
+      const [pool, server] = poolServer(args[0]!);
+      return {
+        method: 'DELETE',
+        path: `/api/v1/pools/${seg(pool)}/servers/${seg(server)}/runtime-change`,
+        render: (b) => `${pool}/${b.name}: runtime change dropped; weight ${b.weight}, ${b.state} as the file says\n`,
+      };
+    }
     case 'reload':
       want(0, 'no argument');
       return {
@@ -288,6 +299,7 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
           if (changes.length === 0) lines.push('  nothing changed');
           for (const c of changes) lines.push(`  ${c}`);
           for (const k of b.restartRequired as string[]) lines.push(`  ${k}: changed; takes effect at the next start`);
+          for (const o of (b.overridden as string[] | undefined) ?? []) lines.push(`  overridden: ${o}`);
           return lines.join('\n') + '\n';
         },
       };
