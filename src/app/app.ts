@@ -9,6 +9,7 @@ import { SeededRng, type Rng } from '../core/rng.js';
 import { serverId, type OpState, type Server, type ServerId } from '../core/server.js';
 import type { BalancerFactory } from '../balancer/balancer.js';
 import { Pool } from '../pool/pool.js';
+import { poolEventLine } from '../pool/event-log.js';
 import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
 import type { OutlierDetector } from '../health/outlier.js';
@@ -272,7 +273,8 @@ class PorticoApp implements Portico, ConfigHost {
   newPool(pc: PoolConfig): Pool {
     const pool = buildPool(pc, this.clock, this.rng, this.workers);
     pool.onEvent((ev) => {
-      this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail });
+      const line = poolEventLine(ev);
+      this.log[line.level](line.msg, line.fields);
       if (ev.kind === 'removed') this.retireConnections(serverId(ev.pool, ev.server));
     });
     return pool;

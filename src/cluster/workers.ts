@@ -9,7 +9,7 @@ import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
-import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, setProcessTag, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
@@ -347,7 +347,10 @@ export function isWorkerProcess(): boolean {
  * would print) and exits 1; the primary ends the group.
  */
 export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>, report: (err: unknown) => string): Promise<void> {
-  process.title = `portico: worker ${cluster.worker?.id ?? process.pid}`;
+  const id = cluster.worker?.id ?? process.pid;
+  process.title = `portico: worker ${id}`;
+  // Every worker logs what it sees (a server's state, a listener): each line says which worker.
+  setProcessTag(`worker ${id}`);
   try {
     const link = new WorkerLink(workerPort());
     await link.ready();
