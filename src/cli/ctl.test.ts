@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { createPortico, markValidated, type Portico } from '../app/app.js';
 import { loadConfigFile } from '../config/load.js';
 import { freePort, startOrigins, type Origin } from '../test-helpers/origins.js';
-import { EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, runCtl, table } from './ctl.js';
+import { EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, runCtl, table, weightOf } from './ctl.js';
 
 interface Run {
   code: number;
@@ -195,6 +195,35 @@ describe('portico ctl', () => {
     const refused = await run(['drain', 'web/o1'], { PORTICO_ADMIN: admin, PORTICO_ADMIN_TOKEN: 'wrong' });
     assert.equal(refused.code, 1);
     assert.match(refused.err, /LB_ADMIN_UNAUTHORIZED/);
+  });
+
+  it('-c FILE: the admin API and token of the configuration (admin.listen, admin.token); --admin still wins', async () => {
+    const port = new URL(admin).port;
+    const f = join(dir, 'ctl.yaml');
+    writeFileSync(f, `admin: { listen: "127.0.0.1:${port}", token: T0k }\npools: [ { name: web } ]\n`);
+    const run = async (...argv: string[]): Promise<Run> => {
+      let out = '';
+      let err = '';
+      const code = await runCtl(argv, { out: (x) => (out += x), err: (x) => (err += x), env: {} });
+      return { code, out, err };
+    };
+    const pools = await run('-c', f, 'pools');
+    assert.equal(pools.code, EXIT_OK, pools.err);
+    assert.match(pools.out, /^POOL/);
+    // The token comes from the file too: a change is accepted.
+    assert.equal((await run('-c', f, 'ready', 'web/o1')).code, EXIT_OK);
+    const elsewhere = await freePort();
+    const wins = await run('-c', f, '--admin', `127.0.0.1:${elsewhere}`, 'pools');
+    assert.equal(wins.code, EXIT_UNREACHABLE);
+    const bad = await run('-c', join(dir, 'missing.yaml'), 'pools');
+    assert.equal(bad.code, EXIT_USAGE);
+    assert.match(bad.err, /-c .*missing\.yaml:\n.*cannot read the configuration: no such file/);
+  });
+
+  it('the weight during slow start is rounded (0.13/1, not 0.13332236603333344/1)', () => {
+    assert.equal(weightOf(0.13332236603333344, 1), '0.13/1');
+    assert.equal(weightOf(2.5, 3), '2.5/3');
+    assert.equal(weightOf(3, 3), '3');
   });
 
   it('table aligns columns and right-aligns numbers', () => {
