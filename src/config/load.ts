@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { expandEnv, type Env } from './env.js';
 import { checkFiles } from './files.js';
+import { fileDurations } from './schema/fields.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { formatPath, isWithin, type PathIssue } from './path.js';
 import type { Config } from './types.js';
@@ -38,7 +39,7 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   if (raw === null || raw === undefined) {
     throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the configuration is empty' }]);
   }
-  const result = validateTree(raw, options);
+  const result = fileDurations(() => validateTree(raw, options));
   const place = (issues: readonly PathIssue[]): ConfigIssue[] => issues.map((i): ConfigIssue => ({ file, ...src.positionOf(i.path), path: formatPath(i.path), message: i.message }));
   if (result.ok && envIssues.length === 0) {
     const fileIssues = options.files === true ? checkFiles(result.config) : [];
