@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { expandEnv, type Env } from './env.js';
 import { checkFiles } from './files.js';
 import { fileDurations } from './schema/fields.js';
@@ -39,6 +40,13 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   if (raw === null || raw === undefined) {
     throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the configuration is empty' }]);
   }
+  if (options.baseDir !== undefined && typeof raw === 'object' && !Array.isArray(raw)) {
+    // The state directory belongs to this configuration: next to its file, wherever Portico is started from.
+    const doc = raw as Record<string, unknown>;
+    const sd = doc['stateDir'];
+    if (sd === undefined) doc['stateDir'] = join(options.baseDir, '.portico');
+    else if (typeof sd === 'string' && sd !== '' && !isAbsolute(sd)) doc['stateDir'] = resolve(options.baseDir, sd);
+  }
   const result = fileDurations(() => validateTree(raw, options));
   const place = (issues: readonly PathIssue[]): ConfigIssue[] => issues.map((i): ConfigIssue => ({ file, ...src.positionOf(i.path), path: formatPath(i.path), message: i.message }));
   if (result.ok && envIssues.length === 0) {
@@ -67,5 +75,5 @@ export function loadConfigFile(path: string, env: Env = process.env, options: Va
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw new ConfigError([{ file: path, line: 0, col: 0, path: '(file)', message: `cannot read the configuration: ${why}` }]);
   }
-  return parseConfigText(text, path, env, { files: true, ...options });
+  return parseConfigText(text, path, env, { files: true, baseDir: dirname(resolve(path)), ...options });
 }

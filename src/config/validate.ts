@@ -25,6 +25,11 @@ export interface ValidateOptions {
    * CAs, CRLs: src/config/files.ts). Off by default; loadConfigFile turns it on.
    */
   readonly files?: boolean;
+  /**
+   * The directory of the configuration file: a relative `stateDir`, and its default `.portico`,
+   * are taken from there rather than from the working directory. loadConfigFile sets it.
+   */
+  readonly baseDir?: string;
 }
 
 export function validateTree(raw: unknown, options: ValidateOptions = {}): Validation {
