@@ -9,6 +9,7 @@ import { SeededRng, type Rng } from '../core/rng.js';
 import { serverId, type OpState, type Server, type ServerId } from '../core/server.js';
 import type { BalancerFactory } from '../balancer/balancer.js';
 import { Pool } from '../pool/pool.js';
+import { poolEventLine } from '../pool/event-log.js';
 import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
 import type { OutlierDetector } from '../health/outlier.js';
@@ -34,7 +35,7 @@ import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
 import { limitShare } from '../core/limit-share.js';
 import { Reuse } from '../core/reuse.js';
-import type { ListenerService, Service } from './service.js';
+import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
@@ -266,7 +267,8 @@ class PorticoApp implements Portico, ConfigHost {
   newPool(pc: PoolConfig): Pool {
     const pool = buildPool(pc, this.clock, this.rng, this.workers);
     pool.onEvent((ev) => {
-      this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail });
+      const line = poolEventLine(ev);
+      this.log[line.level](line.msg, line.fields);
       if (ev.kind === 'removed') this.retireConnections(serverId(ev.pool, ev.server));
     });
     return pool;
@@ -528,7 +530,9 @@ class PorticoApp implements Portico, ConfigHost {
       if (this.admin !== undefined) this.log.info(`admin API on ${this.admin.url}/`);
       await this.runtime.settled(); // the first lists of discovery pools are in before the listeners accept
       for (const l of this.listeners) {
-        await l.start();
+        await l.start().catch((err: unknown) => {
+          throw listenFailure(`listener ${l.name}`, l.protocol, l.address, err);
+        });
         up.push(l);
         this.log.info(`listener ${l.name} on ${l.protocol}://${fmtHost(l.address.host)}:${l.address.port}`);
       }

@@ -9,7 +9,7 @@ import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
-import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, setProcessTag, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
@@ -157,6 +157,8 @@ export async function runPrimary(
   stats.serveDiscovery(() => primaryConfig.discoveryStatus());
   hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
+  /** Set once a worker has started: before that, a worker that cannot start ends the group. */
+  let anyReady = false;
   const recentDeaths: number[] = [];
   cluster.setupPrimary({ serialization: 'advanced' });
 
@@ -176,7 +178,10 @@ export async function runPrimary(
     const unconfig = primaryConfig.serve(port);
     w.on('message', (m: unknown) => {
       if (!isObject(m)) return;
-      if (m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
+      if (m['t'] === 'ready') {
+        anyReady = true;
+        for (const s of hub.snapshot()) w.send(s);
+      } else if (m['t'] === 'fatal') startFailed(String(m['error']));
       else if (m['t'] === 'reload?') reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, id: (m as unknown as ReloadRequest).id });
     });
     w.on('exit', (code, signal) => {
@@ -185,6 +190,8 @@ export async function runPrimary(
       unstats();
       unconfig();
       if (stopping) return;
+      // Before any worker has started, one that dies will die again: the group ends, as one process would.
+      if (!anyReady) return startFailed(`portico: worker ${w.process.pid} exited while starting (${signal ?? `code ${code}`})`);
       const now = Date.now();
       recentDeaths.push(now);
       while (recentDeaths.length > 0 && recentDeaths[0]! < now - 10_000) recentDeaths.shift();
@@ -257,10 +264,20 @@ export async function runPrimary(
       );
   };
   process.on('SIGHUP', () => reloadAll('SIGHUP'));
-  const stop = (sig: string): void => {
+  /**
+   * A worker could not start (a listener that cannot bind, a certificate that does not load ...):
+   * its message, once, then the whole group ends with status 1, as a single process does.
+   */
+  const startFailed = (message: string): void => {
+    if (stopping) return;
+    process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+    stop(undefined, 1);
+  };
+  /** Stop every worker, then exit with `code`; `sig` (undefined: a failed start, already told) is logged. */
+  const stop = (sig: string | undefined, code = 0): void => {
     if (stopping) return;
     stopping = true;
-    log.info(`${sig}: stopping ${workers.size} workers; in-flight requests get up to ${config.shutdownGrace} ms`);
+    if (sig !== undefined) log.info(`${sig}: stopping ${workers.size} workers; in-flight requests get up to ${config.shutdownGrace} ms`);
     for (const w of workers) w.process.kill('SIGTERM');
     const deadline = setTimeout(() => {
       for (const w of workers) w.process.kill('SIGKILL');
@@ -269,8 +286,8 @@ export async function runPrimary(
       if (workers.size > 0) return;
       clearTimeout(deadline);
       void Promise.all([hub.stop(), primaryConfig.stop()]).then(() => {
-        log.info('stopped');
-        process.exit(0);
+        if (sig !== undefined) log.info('stopped');
+        process.exit(code);
       });
     };
     cluster.on('exit', done);
@@ -278,6 +295,8 @@ export async function runPrimary(
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGUSR2', () => log.warn('SIGUSR2 ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT'));
+  process.title = 'portico: primary';
   log.info(`primary ${process.pid}: ${n} workers`);
   for (let i = 0; i < n; i++) fork();
   await primaryConfig.watch();
@@ -322,13 +341,28 @@ export function isWorkerProcess(): boolean {
   return cluster.isWorker;
 }
 
-/** Run as a worker (see isWorkerProcess): the configuration is the primary's etcd document, or the file. */
-export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>): Promise<void> {
-  const link = new WorkerLink(workerPort());
-  await link.ready();
-  const portico = createWorkerPortico(configFile, link.load(configFile), deps, link);
-  await link.attach(portico); // the discovered servers are in before the listeners accept
-  await deps.runUntilSignal(portico);
+/**
+ * Run as a worker (see isWorkerProcess): the configuration is the primary's etcd document, or the
+ * file. A worker that cannot start tells its primary why (`report`: the lines a single process
+ * would print) and exits 1; the primary ends the group.
+ */
+export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>, report: (err: unknown) => string): Promise<void> {
+  const id = cluster.worker?.id ?? process.pid;
+  process.title = `portico: worker ${id}`;
+  // Every worker logs what it sees (a server's state, a listener): each line says which worker.
+  setProcessTag(`worker ${id}`);
+  try {
+    const link = new WorkerLink(workerPort());
+    await link.ready();
+    const portico = createWorkerPortico(configFile, link.load(configFile), deps, link);
+    await link.attach(portico); // the discovered servers are in before the listeners accept
+    await deps.runUntilSignal(portico);
+  } catch (err) {
+    const exit = (): never => process.exit(1);
+    if (process.connected) process.send!({ t: 'fatal', error: report(err) }, undefined, {}, exit);
+    else exit();
+    return;
+  }
   process.send?.({ t: 'ready' });
 }
 

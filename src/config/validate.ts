@@ -20,6 +20,16 @@ export interface ValidateOptions {
    * On by default; schema tests turn it off to exercise keys of features still being built.
    */
   readonly runnable?: boolean;
+  /**
+   * Also check the files the configuration names as `start` loads them (certificates and keys,
+   * CAs, CRLs: src/config/files.ts). Off by default; loadConfigFile turns it on.
+   */
+  readonly files?: boolean;
+  /**
+   * The directory of the configuration file: a relative `stateDir`, and its default `.portico`,
+   * are taken from there rather than from the working directory. loadConfigFile sets it.
+   */
+  readonly baseDir?: string;
 }
 
 export function validateTree(raw: unknown, options: ValidateOptions = {}): Validation {

@@ -1,0 +1,187 @@
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { waitFor } from '../../test-helpers/origins.js';
+import { startWorkersProcess } from '../../test-helpers/workers.js';
+
+/** Running Portico as a service: how `portico start` fails, the processes it runs and the signals they take. */
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const bin = join(root, 'bin', 'portico');
+
+interface Ended {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Processes of the group left once the command ended (each one its own process group, so this counts the workers too). */
+  left: number;
+}
+
+/** `portico ARGS` in a process group of its own, until it ends (a hang fails the test after `ms`, and the group is killed). */
+function runGroup(args: string[], cwd: string, ms = 60_000): Promise<Ended> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd, detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const t = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      reject(new Error(`portico did not end within ${ms} ms: ${stdout}${stderr}`));
+    }, ms);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      let left = 0;
+      try {
+        process.kill(-child.pid!, 0);
+        left = 1;
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // no process of the group is left
+      }
+      resolve({ code, stdout, stderr, left });
+    });
+  });
+}
+
+function listenAny(): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }));
+  });
+}
+
+function configFile(dir: string, listener: Record<string, unknown>, workers: number | undefined): string {
+  const f = join(dir, `portico-${workers ?? 'auto'}.json`);
+  const config = {
+    log: { level: 'info' },
+    admin: { enabled: false },
+    stateDir: join(dir, 'state'),
+    ...(workers === undefined ? {} : { cluster: { workers } }),
+    listeners: [{ name: 'web', routes: [{ pool: 'web' }], ...listener }],
+    pools: [{ name: 'web', servers: [{ name: 'a', address: '127.0.0.1:9' }] }],
+  };
+  writeFileSync(f, JSON.stringify(config));
+  return f;
+}
+
+/** Lines of `text` that match `re`. */
+const matching = (text: string, re: RegExp): string[] => text.split('\n').filter((l) => re.test(l));
+
+describe('portico start that cannot start', () => {
+  for (const workers of [1, 2, undefined]) {
+    const mode = workers === undefined ? 'cluster.workers: auto' : `cluster.workers: ${workers}`;
+
+    it(`${mode}: a port in use ends every process with status 1 and one message naming the listener and the address`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+      const busy = await listenAny();
+      try {
+        const f = configFile(dir, { protocol: 'http', listen: `127.0.0.1:${busy.port}` }, workers);
+        const r = await runGroup(['start', '-c', f], dir);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.equal(r.left, 0, 'no process of the group is left');
+        const lines = matching(r.stderr, /EADDRINUSE/);
+        assert.deepEqual(lines, [`portico: listener web cannot listen on http://127.0.0.1:${busy.port}: EADDRINUSE (the address is in use by another process)`], r.stderr);
+      } finally {
+        busy.server.close();
+      }
+    });
+
+    it(`${mode}: a certificate that cannot be read ends every process with status 1 and one message naming the file`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+      const missing = join(dir, 'nope.pem');
+      const f = configFile(dir, { protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: missing, key: missing }] } }, workers);
+      const r = await runGroup(['start', '-c', f], dir);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.left, 0, 'no process of the group is left');
+      const lines = matching(r.stderr, /nope\.pem/);
+      assert.equal(lines.length, 1, r.stderr);
+      // Refused as the configuration is loaded (before a worker starts), as `portico check` refuses it.
+      assert.equal(lines[0]!.replace(/:1:\d+ /, ':1:COL '), `${f}:1:COL listeners.0.tls.certificates.0.cert: ${missing}: cannot be read (ENOENT)`);
+    });
+  }
+});
+
+describe('portico check', () => {
+  it('without -c checks ./portico.yaml, as start runs it; it refuses what start refuses (a certificate that cannot be read)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const none = await runGroup(['check'], dir);
+    assert.equal(none.code, 1);
+    assert.match(none.stdout, /^portico\.yaml:0:0 \(file\): cannot read the configuration: no such file/);
+    const yaml = (cert: string): string =>
+      ['listeners:', '  - name: secure', '    protocol: https', '    listen: 127.0.0.1:0', '    routes: [ { pool: web } ]', `    tls: { certificates: [ { cert: ${cert}, key: ${cert} } ] }`, 'pools:', '  - name: web', '    servers: [ { name: a, address: 127.0.0.1:9101 } ]', ''].join('\n');
+    writeFileSync(join(dir, 'portico.yaml'), yaml('missing.pem'));
+    const r = await runGroup(['check'], dir);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.stdout, 'portico.yaml:6:30 listeners.0.tls.certificates.0.cert: missing.pem: cannot be read (ENOENT)\n');
+  });
+});
+
+/** The name a process shows in ps (its process.title). */
+const title = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!;
+
+describe('the processes of portico start', () => {
+  it('with workers: named "portico: primary" and "portico: worker N"; the pid file names the primary; SIGHUP to a worker and SIGUSR2 say why they do nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const pidFile = join(dir, 'portico.pid');
+    const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 2);
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), pidFile }));
+    const p = await startWorkersProcess(f, dir, 2);
+    try {
+      const primary = p.child.pid!;
+      assert.equal(readFileSync(pidFile, 'utf8'), `${primary}\n`);
+      assert.equal(title(primary), 'portico: primary');
+      await waitFor(() => p.workers().length === 2, 10_000, 'two workers');
+      const workers = p.workers();
+      assert.deepEqual(workers.map(title).map((t) => t.replace(/\d+$/, 'N')), ['portico: worker N', 'portico: worker N']);
+      process.kill(workers[0]!, 'SIGHUP');
+      await waitFor(() => p.count(new RegExp(`SIGHUP to worker ${workers[0]} ignored: the primary reloads every worker \\(kill -HUP ${primary}\\)`)) === 1, 10_000, 'the worker to say why');
+      process.kill(primary, 'SIGUSR2');
+      await waitFor(() => p.count(/SIGUSR2 ignored: Portico reloads on SIGHUP/) === 1, 10_000, 'the primary to say why');
+      assert.equal(p.count(/reloading/), 0, p.output());
+      assert.deepEqual(p.workers(), workers, 'no process ended');
+    } finally {
+      await p.stop();
+    }
+    assert.equal(p.child.exitCode, 0, p.output());
+    assert.equal(existsSync(pidFile), false, 'the pid file is removed at exit');
+  });
+
+  it('one process: named "portico"; the pid file is written at start and removed at exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const pidFile = join(dir, 'portico.pid');
+    const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 1);
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), pidFile }));
+    const p = await startWorkersProcess(f, dir, 1);
+    try {
+      assert.equal(readFileSync(pidFile, 'utf8'), `${p.child.pid}\n`);
+      assert.equal(title(p.child.pid!), 'portico');
+      process.kill(p.child.pid!, 'SIGUSR2');
+      await waitFor(() => p.count(/SIGUSR2 ignored/) === 1, 10_000, 'the process to say why');
+    } finally {
+      await p.stop();
+    }
+    assert.equal(p.child.exitCode, 0, p.output());
+    assert.equal(existsSync(pidFile), false, 'the pid file is removed at exit');
+  });
+
+  it('a pid file that cannot be written: status 1 and the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    const pidFile = join(dir, 'no-such-dir', 'portico.pid');
+    const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 1);
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), pidFile }));
+    const r = await runGroup(['start', '-c', f], dir);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `portico: pidFile ${pidFile}: cannot be written (ENOENT)\n`);
+  });
+});
