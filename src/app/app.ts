@@ -12,7 +12,8 @@ import { Pool } from '../pool/pool.js';
 import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
 import type { OutlierDetector } from '../health/outlier.js';
-import { HttpListener, type HttpListenerSettings, type HttpObserver } from '../proxy/http/listener.js';
+import { HttpListener, type HttpListenerSettings } from '../proxy/http/listener.js';
+import type { HttpObserver } from '../observability/records.js';
 import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
 import { compileRoutes, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
 import { createPersistence, loadOrCreateSecret, needsStateSecret, ServerTokens, type Persistence } from '../persistence/index.js';
@@ -36,8 +37,8 @@ import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
 import { DnsListener } from '../dns/listener.js';
 import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
-import { AccessList } from '../proxy/access.js';
-import { RateLimiter } from '../proxy/rate-limit.js';
+import { AccessList } from '../net/access.js';
+import { RateLimiter } from '../proxy/http/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
@@ -579,6 +580,7 @@ class PorticoApp implements Portico, ConfigHost {
         maxBodyBytes: l.maxBodyBytes,
         maxConnections: l.maxConnections,
         maxRequestsPerConnection: l.maxRequestsPerConnection,
+        upgrades: new Set(lc.upgrades),
       },
       upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
       trusted: new CidrSet(lc.trustedProxies),

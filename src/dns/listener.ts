@@ -6,7 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { admit, drain, listen } from '../proxy/accept.js';
+import { admit, drain, listen } from '../net/accept.js';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 

@@ -179,11 +179,11 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   try {
     await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 30_000, 'portico to start');
-  } catch (err) {
-    // A Portico that did not start in time is not left running (it would keep the test process alive).
+  } catch (e) {
+    // Not started in time: the process must not outlive the test that gave up on it.
     child.kill('SIGKILL');
     await exited;
-    throw new Error(`${(err as Error).message}: ${out}`, { cause: err });
+    throw new Error(`${(e as Error).message}; its output: ${out}`);
   }
   if (child.exitCode !== null) throw new Error(`portico exited: ${out}`);
   const kb = (field: string): number => {

@@ -8,8 +8,9 @@ import { clientCertInfo, type ClientCertInfo } from '../../tls/client-cert.js';
 import { OcspStapler } from '../../tls/ocsp.js';
 import { TlsTermination, type TlsTerminationSettings } from '../../tls/termination.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
-import { socketInfo, type ProxyInfo } from '../proxy-protocol.js';
-import { HttpListener, type HttpListenerSettings, type HttpObserver } from './listener.js';
+import { socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { HttpListener, type HttpListenerSettings } from './listener.js';
+import type { HttpObserver } from '../../observability/records.js';
 import { HttpSession } from './session.js';
 
 export interface HttpsTlsSettings extends TlsTerminationSettings {

@@ -7,7 +7,7 @@ import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
 import type { ClientCertInfo, ClientCertState } from '../../tls/client-cert.js';
-import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
@@ -15,8 +15,9 @@ import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runt
 import { normalizeHost, normalizePath } from './normalize.js';
 import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
-import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../proxy-protocol.js';
-import { clockNow } from './deadlines.js';
+import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { clockNow } from '../../net/deadlines.js';
+import type { ExchangeRecord } from '../../observability/records.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -44,37 +45,6 @@ const enum BodyMode {
   Length,
   Chunked,
   Close,
-}
-
-/** What a finished request looked like; handed to observers (access log, metrics). */
-export interface ExchangeRecord {
-  readonly listener: string;
-  readonly method: string;
-  readonly target: string;
-  readonly host: string;
-  readonly clientAddress: string;
-  readonly route: string;
-  readonly pool: string;
-  readonly server: string;
-  readonly status: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly startedAt: number;
-  /** ms spent in the pool's queue waiting for a server slot (0 when it did not wait). */
-  readonly queueMs: number;
-  /** ms from the request head to a server connection being ready (queue + connect). */
-  readonly connectMs: number;
-  /** ms from the request head to the first byte of the response head. */
-  readonly firstByteMs: number;
-  readonly totalMs: number;
-  readonly tries: number;
-  /** Why the exchange failed, or '' when it completed. */
-  readonly error: string;
-  /** `1.0` or `1.1`: the request's HTTP version. */
-  readonly httpVersion: string;
-  requestId(): string;
-  /** A request header by lower-case name ('' when absent); a scan, for sinks such as the access log. */
-  header(lname: string): string;
 }
 
 let requestSeq = 0;
@@ -133,7 +103,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private reqBodyBytes = 0;
   private reqDone = false;
   private reqSentAny = false;
-  private readonly reqScanner = new ChunkedScanner();
+  private readonly reqScanner = new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS });
   private res: ResponseHead | undefined = undefined;
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
@@ -356,9 +326,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       if (t === '*') {
         if (r.method !== 'OPTIONS') return this.refuse(400, 'asterisk-form is for OPTIONS');
       } else {
-        const m = /^https?:\/\/[^/?#]+(.*)$/i.exec(t);
-        if (m === null) return this.refuse(400, 'invalid request target');
-        t = m[1] === '' ? '/' : m[1]!;
+        t = r.path; // absolute-form, checked by the parser: its origin-form, '/' for an empty path
       }
     }
     const q = t.indexOf('?');
@@ -657,7 +625,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       return this.failMidRequest(413);
     }
     this.bytesIn += n;
-    const part = n === buf.length ? buf : buf.subarray(0, n);
+    const part = this.reqMode === BodyMode.Chunked ? this.reqScanner.relay(buf, 0, n) : n === buf.length ? buf : buf.subarray(0, n);
     this.buf = n === buf.length ? EMPTY : buf.subarray(n);
     if (!up.socket.write(part)) this.pauseClient();
     if (this.reqDone) {

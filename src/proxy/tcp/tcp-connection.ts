@@ -3,9 +3,10 @@ import type { Server, ServerId } from '../../core/server.js';
 import type { QueueWaiter } from '../../pool/queue.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
-import { encodeProxyHeader, type ProxyInfo } from '../proxy-protocol.js';
-import { clockNow } from '../http/deadlines.js';
+import { encodeProxyHeader, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { clockNow } from '../../net/deadlines.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
+import type { TcpRecord } from '../../observability/records.js';
 
 const enum St {
   /** Reading the ClientHello (inspect: tls). */
@@ -45,21 +46,6 @@ export interface TcpBinding {
   /** Milliseconds since the client connected. */
   readonly ageMs: number;
   readonly state: 'inspecting' | 'queued' | 'connecting' | 'open';
-}
-
-/** What a finished connection looked like (observers: metrics, access log). */
-export interface TcpRecord {
-  readonly listener: string;
-  readonly clientAddress: string;
-  readonly route: string;
-  readonly pool: string;
-  readonly server: string;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly durationMs: number;
-  readonly tries: number;
-  /** Why the connection ended abnormally, or ''. */
-  readonly error: string;
 }
 
 /**

@@ -4,7 +4,7 @@
  * and drain on stop. Each listener keeps its own set of live connections and serves them its way.
  */
 import type { Server as NetServer, Socket } from 'node:net';
-import { holdClock, refreshClock } from './http/deadlines.js';
+import { holdClock, refreshClock } from './deadlines.js';
 import type { AccessList } from './access.js';
 import { readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 
