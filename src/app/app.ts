@@ -26,7 +26,7 @@ import { AdminError } from '../admin/admin-error.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
 import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
-import { AdminServer } from '../admin/admin-server.js';
+import { AdminServer, type AdminTimeouts } from '../admin/admin-server.js';
 import { RuntimeJournal } from '../admin/journal.js';
 import { mountAdminApi, type StatsView } from '../admin/api.js';
 import { ConfigRuntime, type ConfigHost, type ReloadResult } from './config-runtime.js';
@@ -214,6 +214,8 @@ class PorticoApp implements Portico, ConfigHost {
           protectReads: a.protectReads,
           openReads: adminOpenReads(a),
           tls,
+          timeouts: adminTimeouts(a),
+          maxBodyBytes: a.maxBodyBytes,
           logger: this.log,
         });
       } catch (err) {
@@ -347,7 +349,14 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   updateAdmin(admin: Config['admin']): void {
-    this.admin?.update({ token: admin.token, allowedHosts: admin.allowedHosts, protectReads: admin.protectReads, openReads: adminOpenReads(admin) });
+    this.admin?.update({
+      token: admin.token,
+      allowedHosts: admin.allowedHosts,
+      protectReads: admin.protectReads,
+      openReads: adminOpenReads(admin),
+      timeouts: adminTimeouts(admin),
+      maxBodyBytes: admin.maxBodyBytes,
+    });
   }
 
   async updateLog(log: Config['log']): Promise<void> {
@@ -612,6 +621,11 @@ function initialOp(pc: PoolConfig): OpState {
 
 function fmtHost(h: string): string {
   return h.includes(':') ? `[${h}]` : h;
+}
+
+/** admin.timeouts in the admin server's terms (durations in ms). */
+function adminTimeouts(a: Config['admin']): AdminTimeouts {
+  return { headerMs: a.timeouts.header, bodyMs: a.timeouts.body, keepAliveMs: a.timeouts.keepAlive };
 }
 
 /** Paths readable without the token besides the readiness check when admin.protectReads is on. */

@@ -49,7 +49,7 @@ export interface ReloadPlan {
   };
   /** Keys whose new value takes effect only at the next start (they are reported, not applied). */
   readonly restartRequired: readonly string[];
-  /** admin.token, allowedHosts, protectReads or metricsOpen changed (applied in place). */
+  /** admin.token, allowedHosts, protectReads, metricsOpen, timeouts or maxBodyBytes changed (applied in place). */
   readonly admin: boolean;
   /** `log.level` or `log.access` changed (applied in place). */
   readonly log: boolean;
@@ -107,7 +107,9 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     old.admin.token !== next.admin.token ||
     !same(old.admin.allowedHosts, next.admin.allowedHosts) ||
     old.admin.protectReads !== next.admin.protectReads ||
-    old.admin.metricsOpen !== next.admin.metricsOpen;
+    old.admin.metricsOpen !== next.admin.metricsOpen ||
+    !same(old.admin.timeouts, next.admin.timeouts) ||
+    old.admin.maxBodyBytes !== next.admin.maxBodyBytes;
   return { listeners, pools, restartRequired, admin, log: !same(old.log, next.log) };
 }
 
