@@ -571,6 +571,7 @@ class PorticoApp implements Portico, ConfigHost {
         maxBodyBytes: l.maxBodyBytes,
         maxConnections: l.maxConnections,
         maxRequestsPerConnection: l.maxRequestsPerConnection,
+        upgrades: new Set(lc.upgrades),
       },
       upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
       trusted: new CidrSet(lc.trustedProxies),

@@ -56,7 +56,7 @@ describe('WorkerLink', () => {
     t.primary.notify('op', { pool: 'web', server: 'b', op: 'up' });
     // `starting` (not probed yet) never replaces a state the worker knows
     t.primary.notify('op', { pool: 'web', server: 'a', op: 'starting' });
-    await t.link.ready(1000);
+    await t.link.ready(15_000);
     assert.deepEqual(t.asked, ['config']);
     assert.equal(typeof t.link.source, 'function', 'no document: a reload reads the file');
     const log: string[] = [];
@@ -68,7 +68,7 @@ describe('WorkerLink', () => {
     t.primary.notify('op', { pool: 'web', server: 'c', op: 'down' });
     // A reload (SIGHUP) applies the lists again and asks for every state.
     t.primary.notify('reload', { config: undefined });
-    await waitFor(() => t.readies() === 1, 1000, 'the ready note after the reload');
+    await waitFor(() => t.readies() === 1, 15_000, 'the ready note after the reload');
     assert.deepEqual(log.slice(4), ['servers web a,b,c', 'op web/c down', 'reload', 'servers web a,b,c']);
   });
 
@@ -79,7 +79,7 @@ describe('WorkerLink', () => {
       const fileConfig = { listeners: [], pools: [], admin: { enabled: false }, log: { level: 'warn' } };
       writeFileSync(file, JSON.stringify(fileConfig));
       const t = link();
-      await t.link.ready(1000);
+      await t.link.ready(15_000);
       assert.equal(t.link.load(file).log.level, 'warn');
       const source = t.link.source;
       const read: string[] = [];
@@ -90,7 +90,7 @@ describe('WorkerLink', () => {
       const validated = validateConfig({ ...fileConfig, log: { level: 'debug' } });
       writeFileSync(file, '{ not: valid');
       t.primary.notify('reload', { config: validated });
-      await waitFor(() => t.readies() === 1, 1000, 'the reload to end');
+      await waitFor(() => t.readies() === 1, 15_000, 'the reload to end');
       assert.deepEqual(read, ['debug']);
       // Afterwards (POST /api/v1/reload to this worker) the file is read again.
       writeFileSync(file, JSON.stringify({ ...fileConfig, log: { level: 'error' } }));
@@ -102,7 +102,7 @@ describe('WorkerLink', () => {
 
   it("reloadAll (a worker's admin API) asks the primary, and resolves with this worker's own reload, or the primary's refusal", async () => {
     const t = link();
-    await t.link.ready(1000);
+    await t.link.ready(15_000);
     const log: string[] = [];
     await t.link.attach({ ...portico(log), reload: async () => ({ generation: 2, changes: [], restartRequired: [] }) });
     const asks: number[] = [];
@@ -114,21 +114,21 @@ describe('WorkerLink', () => {
       t.primary.notify('reload', { config: undefined, ask });
       return { ok: true };
     });
-    assert.deepEqual(await t.link.reloadAll(1000), { generation: 2, changes: [], restartRequired: [] });
+    assert.deepEqual(await t.link.reloadAll(15_000), { generation: 2, changes: [], restartRequired: [] });
     refuse = true;
-    await assert.rejects(t.link.reloadAll(1000), (err: unknown) => err instanceof ConfigError && err.issues.length === 1 && err.issues[0]!.line === 3);
+    await assert.rejects(t.link.reloadAll(15_000), (err: unknown) => err instanceof ConfigError && err.issues.length === 1 && err.issues[0]!.line === 3);
     assert.deepEqual(asks, [1, 2]);
     // The asking worker records the refusal as its last reload; so does every other (told with `refused`).
     assert.match(log.at(-1)!, /^refused p\.yaml:3:5 pools\[0\]\.balance: unknown balancer$/);
     t.primary.notify('refused', { errors: ['x.yaml:1:1 y: z'] });
-    await waitFor(() => log.at(-1) === 'refused x.yaml:1:1 y: z', 1000, 'the refusal recorded');
+    await waitFor(() => log.at(-1) === 'refused x.yaml:1:1 y: z', 15_000, 'the refusal recorded');
     t.primary.handle('reload', () => new Promise<never>(() => undefined));
     await assert.rejects(t.link.reloadAll(50), /did not answer the reload within 50 ms/);
   });
 
   it('a primary that dies fails a pending reloadAll at once', async () => {
     const t = link();
-    await t.link.ready(1000);
+    await t.link.ready(15_000);
     await t.link.attach(portico([]));
     t.primary.handle('reload', () => new Promise<never>(() => undefined));
     const pending = t.link.reloadAll(60_000);
