@@ -14,10 +14,10 @@ import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
+import { Channel, type IpcPort } from './ipc.js';
+import { serveStore, WorkerStore } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
-import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type RefusedMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
-import { isObject } from '../core/guards.js';
+import { CONFIG_CHANNEL, PrimaryConfig, WorkerLink, type ConfigDown, type ConfigUp, type LinkedPortico, type ReloadNote, type ReloadReply, type ServerOp, type StartConfig } from './workers-config.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -69,7 +69,7 @@ class HealthHub {
   onMonitor: ((m: HealthMonitor) => void) | undefined;
 
   constructor(
-    private readonly send: (m: OpMessage) => void,
+    private readonly send: (m: ServerOp) => void,
     private readonly buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool,
   ) {}
 
@@ -93,7 +93,7 @@ class HealthHub {
       pool.onEvent((ev) => {
         if (ev.kind !== 'op') return;
         this.lastChange.set(`${ev.pool}/${ev.server}`, { op: ev.to, detail: ev.detail });
-        this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpMessage['op'], detail: ev.detail });
+        this.send({ pool: ev.pool, server: ev.server, op: ev.to as ServerOp['op'], detail: ev.detail });
       });
       this.pools.push(pool);
       this.monitors.push(monitor);
@@ -114,12 +114,12 @@ class HealthHub {
   }
 
   /** Every probed server's state and its detail, for a worker that has just started. */
-  snapshot(): OpMessage[] {
-    const out: OpMessage[] = [];
+  snapshot(): ServerOp[] {
+    const out: ServerOp[] = [];
     for (const pool of this.pools) {
       for (const rt of pool) {
         const server = rt.server.id.slice(pool.name.length + 1);
-        out.push({ t: 'op', pool: pool.name, server, op: rt.op, detail: this.detailOf(pool.name, server, rt.op) });
+        out.push({ pool: pool.name, server, op: rt.op, detail: this.detailOf(pool.name, server, rt.op) });
       }
     }
     return out;
@@ -149,9 +149,10 @@ export async function runPrimary(
   // The cookie secret is made once, before the workers start, so that they all sign alike.
   if (config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) loadOrCreateSecret(config.stateDir);
   const store = config.cluster.store === 'memory' ? new MemoryStore() : undefined;
-  const workers = new Set<Worker>();
+  /** Each live worker's configuration channel (server states, lists, versions, reloads). */
+  const workers = new Map<Worker, Channel<ConfigDown, ConfigUp>>();
   const hub = new HealthHub((m) => {
-    for (const w of workers) if (w.isConnected()) w.send(m);
+    for (const ch of workers.values()) ch.notify('op', m);
   }, buildPool);
   const stats = new WorkersStatsHub(() => hub.probes());
   stats.serveDiscovery(() => primaryConfig.discoveryStatus());
@@ -165,27 +166,21 @@ export async function runPrimary(
   const fork = (): void => {
     // PORTICO_WORKERS: how many processes share the limits (each enforces its share, src/core/limit-share.ts).
     const w = cluster.fork({ PORTICO_WORKER: '1', PORTICO_WORKERS: String(n) });
-    workers.add(w);
-    const port: IpcPort = {
-      send: (m) => void w.send(m as never),
-      onMessage: (fn) => {
-        w.on('message', fn);
-        return () => void w.off('message', fn);
-      },
-    };
+    const port = primaryPort(w);
+    const ch = new Channel<ConfigDown, ConfigUp>(port, CONFIG_CHANNEL);
+    workers.set(w, ch);
     const unserve = store === undefined ? undefined : serveStore(store, port);
     const unstats = stats.add(w.id, port);
-    const unconfig = primaryConfig.serve(port);
-    w.on('message', (m: unknown) => {
-      if (!isObject(m)) return;
-      if (m['t'] === 'ready') {
-        anyReady = true;
-        for (const s of hub.snapshot()) w.send(s);
-      } else if (m['t'] === 'fatal') startFailed(String(m['error']));
-      else if (m['t'] === 'reload?') reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, id: (m as unknown as ReloadRequest).id });
-    });
+    const unconfig = primaryConfig.serve(ch);
+    ch.on('ready', () => {
+      anyReady = true;
+      for (const s of hub.snapshot()) ch.notify('op', s);
+    })
+      .handle('reload', ({ ask }) => reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, ask }))
+      .handle('fatal', ({ error }) => startFailed(error));
     w.on('exit', (code, signal) => {
       workers.delete(w);
+      ch.close('the worker exited');
       unserve?.();
       unstats();
       unconfig();
@@ -223,16 +218,13 @@ export async function runPrimary(
    * to the discovery and the checks, then every worker applies the same version. `ask`: the
    * worker whose admin API asked, answered with its own result (or the refusal).
    */
-  const reloadAll = (why: string, ask?: { w: Worker; id: number }): void => {
-    if (stopping) return;
+  const reloadAll = async (why: string, asker?: { w: Worker; ask: number }): Promise<ReloadReply> => {
+    if (stopping) return { ok: false, error: 'Portico is stopping' };
     log.info(`${why}: reloading the configuration in the primary and every worker`);
-    // The asking worker is answered; every worker records the refusal (its status shows the last reload), without logging it.
-    const refuse = (r: Omit<ReloadRefused, 't' | 'id'>, errors: readonly string[]): void => {
-      for (const w of workers) {
-        if (!w.isConnected()) continue;
-        if (w === ask?.w) w.send({ t: 'reload!', id: ask.id, ...r } satisfies ReloadRefused);
-        else w.send({ t: 'refused', errors } satisfies RefusedMessage);
-      }
+    // The asking worker is answered (the reply); every other records the refusal (its status shows the last reload), without logging it.
+    const refuse = (r: ReloadReply & { ok: false }, errors: readonly string[]): ReloadReply => {
+      for (const [w, ch] of workers) if (w !== asker?.w) ch.notify('refused', { errors });
+      return r;
     };
     let next: Config;
     try {
@@ -241,29 +233,25 @@ export async function runPrimary(
       // Refused here, once: the workers are not told to reload, and keep what they run.
       const errors = err instanceof ConfigError ? err.lines() : [String(err)];
       log.error('reload refused; the running configuration stays in every worker', { errors });
-      refuse(err instanceof ConfigError ? { issues: err.issues } : { error: String(err) }, errors);
-      return;
+      return refuse(err instanceof ConfigError ? { ok: false, issues: err.issues } : { ok: false, error: String(err) }, errors);
     }
     // The primary's own lines follow log.level, as a single process's do.
     if (isLevelLogger(log)) log.setLevel(next.log.level);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     // The workers apply the version validated here (a file read once; from etcd, the document they hold).
-    const m: ReloadMessage = { t: 'reload', config: primaryConfig.fromEtcd ? undefined : next };
-    primaryConfig
-      .discover(next)
-      .then((c) => hub.apply(c))
-      .then(
-        () => {
-          for (const w of workers) if (w.isConnected()) w.send(w === ask?.w ? { ...m, id: ask.id } : m);
-        },
-        (err: unknown) => {
-          log.error('reload: the health checks could not be rebuilt', { error: String(err) });
-          const error = `the health checks could not be rebuilt: ${String(err)}`;
-          refuse({ error }, [error]);
-        },
-      );
+    const m: ReloadNote = { config: primaryConfig.fromEtcd ? undefined : next };
+    try {
+      await hub.apply(await primaryConfig.discover(next));
+    } catch (err) {
+      log.error('reload: the health checks could not be rebuilt', { error: String(err) });
+      const error = `the health checks could not be rebuilt: ${String(err)}`;
+      return refuse({ ok: false, error }, [error]);
+    }
+    // The note reaches the asker before this reply; it answers the worker's reloadAll once applied.
+    for (const [w, ch] of workers) ch.notify('reload', w === asker?.w ? { ...m, ask: asker.ask } : m);
+    return { ok: true };
   };
-  process.on('SIGHUP', () => reloadAll('SIGHUP'));
+  process.on('SIGHUP', () => void reloadAll('SIGHUP'));
   /**
    * A worker could not start (a listener that cannot bind, a certificate that does not load ...):
    * its message, once, then the whole group ends with status 1, as a single process does.
@@ -278,9 +266,9 @@ export async function runPrimary(
     if (stopping) return;
     stopping = true;
     if (sig !== undefined) log.info(`${sig}: stopping ${workers.size} workers; in-flight requests get up to ${config.shutdownGrace} ms`);
-    for (const w of workers) w.process.kill('SIGTERM');
+    for (const w of workers.keys()) w.process.kill('SIGTERM');
     const deadline = setTimeout(() => {
-      for (const w of workers) w.process.kill('SIGKILL');
+      for (const w of workers.keys()) w.process.kill('SIGKILL');
     }, config.shutdownGrace + 5000);
     const done = (): void => {
       if (workers.size > 0) return;
@@ -333,6 +321,25 @@ function workerPort(): IpcPort {
       process.on('message', fn);
       return () => void process.off('message', fn);
     },
+    onClose: (fn) => {
+      process.once('disconnect', fn);
+      return () => void process.off('disconnect', fn);
+    },
+  };
+}
+
+/** The IPC channel to worker `w`, as the primary sees it; it closes when the worker exits. */
+function primaryPort(w: Worker): IpcPort {
+  return {
+    send: (m) => void w.send(m as Parameters<Worker['send']>[0]),
+    onMessage: (fn) => {
+      w.on('message', fn);
+      return () => void w.off('message', fn);
+    },
+    onClose: (fn) => {
+      w.once('exit', fn);
+      return () => void w.off('exit', fn);
+    },
   };
 }
 
@@ -351,19 +358,20 @@ export async function startWorker<P extends WorkerPortico>(configFile: string, d
   process.title = `portico: worker ${id}`;
   // Every worker logs what it sees (a server's state, a listener): each line says which worker.
   setProcessTag(`worker ${id}`);
+  let link: WorkerLink | undefined;
   try {
-    const link = new WorkerLink(workerPort());
+    link = new WorkerLink(workerPort());
     await link.ready();
     const portico = createWorkerPortico(configFile, link.load(configFile), deps, link);
     await link.attach(portico); // the discovered servers are in before the listeners accept
     await deps.runUntilSignal(portico);
   } catch (err) {
-    const exit = (): never => process.exit(1);
-    if (process.connected) process.send!({ t: 'fatal', error: report(err) }, undefined, {}, exit);
-    else exit();
-    return;
+    // The primary answers once it has the message (or the call times out): then exit.
+    if (link !== undefined && process.connected) await link.fatal(report(err)).catch(() => undefined);
+    else process.stderr.write(report(err));
+    process.exit(1);
   }
-  process.send?.({ t: 'ready' });
+  link.started();
 }
 
 /**
