@@ -217,7 +217,7 @@ describe('admin API', () => {
     const bad = await api(p, 'PUT', '/api/v1/pools/web/health', { type: 'tcp', interval: 'often' });
     assert.equal(bad.status, 422);
     assert.deepEqual(bad.body.error.issues.map((i: { path: string }) => i.path), ['interval']);
-    const ok = await api(p, 'PUT', '/api/v1/pools/web/health', { type: 'tcp', interval: '100ms', timeout: '100ms', fall: 1, rise: 1 });
+    const ok = await api(p, 'PUT', '/api/v1/pools/web/health', { type: 'tcp', interval: '100ms', timeout: '2s', fall: 1, rise: 1 });
     assert.equal(ok.status, 200);
     assert.equal(ok.body.health.type, 'tcp');
     await waitFor(async () => (await api(p, 'GET', '/api/v1/pools/web/servers/dead')).body.health === 'down', 15_000, 'dead marked down');
