@@ -391,7 +391,7 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** Requests in progress on the http listeners (Little's N in the live statistics). */
   private *inflightRequests(): IterableIterator<InflightRequest> {
-    for (const l of this.listeners) if (l instanceof HttpListener) yield* l.sessions;
+    for (const l of this.listeners) if (l instanceof HttpListener) for (const s of l.sessions) yield s.ex;
   }
 
   /** The pools' health monitors (their probe results feed the metrics and the event stream). */
@@ -552,7 +552,7 @@ class PorticoApp implements Portico, ConfigHost {
   };
 
   private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
-    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
+    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name), { exposeServer: lc.exposeServer });
     const l = lc.limits;
     return {
       name: lc.name,

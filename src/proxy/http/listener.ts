@@ -9,6 +9,8 @@ import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runt
 import { HttpSession } from './session.js';
 import type { ExchangeRecord, HttpObserver } from '../../observability/records.js';
 import { TICK_MS } from '../../net/deadlines.js';
+import { compilePhases, NO_PHASES, type PhaseList } from './phases.js';
+import { RateLimitPhase } from './phases/rate-limit.js';
 
 /** The listener's address, and what its sessions read (HttpListenerRuntime) as the configuration gives it. */
 export interface HttpListenerSettings
@@ -45,6 +47,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
   sendProxy!: false | ProxyVersion;
   access!: AccessList | undefined;
   rateLimit: RateLimiter | undefined = undefined;
+  phases: PhaseList = NO_PHASES;
   readonly sessions = new Set<HttpSession>();
   /** Connections still reading their PROXY header (acceptProxy). */
   handshaking = 0;
@@ -76,6 +79,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
     this.access = settings.access;
     if (this.rateLimit !== settings.rateLimit) this.rateLimit?.close();
     this.rateLimit = settings.rateLimit;
+    this.phases = settings.rateLimit === undefined ? NO_PHASES : compilePhases([new RateLimitPhase(settings.rateLimit)]);
   }
 
   get address(): { host: string; port: number } {
