@@ -335,8 +335,7 @@ class PorticoApp implements Portico, ConfigHost {
       return true;
     }
     if (lc.protocol === 'redirect') {
-      const h = handles.get(lc.pool)!;
-      return updateRedirectListener(l, lc, h.pool, h.hashKey, h.persistence);
+      return updateRedirectListener(l, lc, handles.get(lc.pool)!);
     }
     if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });
     if (lc.protocol === 'https') return updateHttpsListener(l, lc, this.httpSettings(lc, handles));
@@ -443,8 +442,7 @@ class PorticoApp implements Portico, ConfigHost {
       case 'dns':
         return buildDnsListener(lc, poolsOf(handles), { rng: this.rng, clock: this.clock });
       case 'redirect': {
-        const h = handles.get(lc.pool)!;
-        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats, h.persistence, { clock: this.clock, log: this.log, store: this.store });
+        return buildRedirectListener(lc, handles.get(lc.pool)!, this.stats as HttpObserver, { clock: this.clock, log: this.log, store: this.store });
       }
       case 'tcp':
         return buildTcpListener(lc, { handles, observer: this.stats, shared: this.tcpShared });

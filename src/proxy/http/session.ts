@@ -17,6 +17,7 @@ import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-p
 import { clockNow } from '../../net/deadlines.js';
 import { Exchange } from './exchange.js';
 import { isAnswer, type Answer, type HttpPhase } from './phases.js';
+import { refusal } from '../../core/outcome.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -64,6 +65,12 @@ const EMPTY: Buffer = Buffer.alloc(0);
 const LINGER_MS = 5000;
 
 /**
+ * Answers Portico made itself (a redirect, a respond route, an error) that a pipelining client has
+ * not read yet; above this, its next buffered request waits until the socket drains.
+ */
+const MAX_UNREAD_OUTPUT = 256 * 1024;
+
+/**
  * One client connection and the exchange in progress on it. HTTP/1.1 keep-alive,
  * one request at a time (pipelined requests wait in the buffer), bodies relayed
  * byte for byte with back-pressure in both directions. Socket handlers are bound
@@ -90,6 +97,12 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   private clientEnded = false;
   private clientPaused = false;
   private upPaused = false;
+  /** tryHead is on the stack: a request answered at once loops there for the next, never recursing. */
+  private parsing = false;
+  /** An answered request left a further one in the buffer while tryHead was on the stack. */
+  private parseAgain = false;
+  /** The next buffered request waits for the client to read what was answered (MAX_UNREAD_OUTPUT). */
+  private headWaits = false;
   /** The client certificate headers for the servers ('' without clientAuth). */
   private readonly clientCertHead: string;
 
@@ -225,6 +238,11 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   };
 
   private readonly onClientDrain = (): void => {
+    if (this.headWaits) {
+      this.headWaits = false;
+      if (this.state === St.Head) this.nextBuffered();
+      return;
+    }
     if (this.upPaused) {
       this.upPaused = false;
       this.up?.socket.resume();
@@ -247,14 +265,28 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
 
   /** Parse a request head from the buffer and start its exchange. */
   private tryHead(): void {
-    const lim = this.lst.limits;
-    const r = parseRequestHead(this.buf, lim);
-    if (r === null) return;
-    if (!r.ok) {
-      this.refuse(r.status, r.reason);
+    if (this.headWaits) return;
+    if (this.parsing) {
+      // Called back from an answer sent synchronously (nextRequest): the loop below goes on.
+      this.parseAgain = true;
       return;
     }
-    this.startExchange(r);
+    const lim = this.lst.limits;
+    this.parsing = true;
+    try {
+      do {
+        this.parseAgain = false;
+        const r = parseRequestHead(this.buf, lim);
+        if (r === null) return;
+        if (!r.ok) {
+          this.refuse(r.status, r.reason);
+          return;
+        }
+        this.startExchange(r);
+      } while (this.parseAgain && this.state === St.Head);
+    } finally {
+      this.parsing = false;
+    }
   }
 
   private startExchange(r: RequestHead): void {
@@ -1073,7 +1105,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   private refuse(status: number, reason: string): void {
     this.ex.status = status;
     this.ex.error = reason;
-    this.lst.onRejected(reasonKey(status));
+    this.lst.onRejected(refusal(status, reason).reason);
     const text = errorResponse(status, this.ex.requestId(), false);
     this.sentToClient = true;
     this.ex.bytesOut += text.length;
@@ -1149,14 +1181,24 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       this.closeClient();
       return;
     }
-    if (this.buf.length > 0) {
-      this.setDeadline('header', this.lst.limits.headerTimeoutMs);
-      this.tryHead();
-      if (this.state === St.Head) this.resumeClient();
-      return;
-    }
+    if (this.buf.length > 0) return this.nextBuffered();
     this.setDeadline('idle', this.lst.limits.keepAliveTimeoutMs);
     this.resumeClient();
+  }
+
+  /**
+   * The client already sent (part of) its next request. A client that pipelines without reading
+   * what it was answered waits, paused, until its socket drains (or its header deadline passes).
+   */
+  private nextBuffered(): void {
+    this.setDeadline('header', this.lst.limits.headerTimeoutMs);
+    if (this.sock.writableLength > MAX_UNREAD_OUTPUT) {
+      this.headWaits = true;
+      this.pauseClient();
+      return;
+    }
+    this.tryHead();
+    if (this.state === St.Head && !this.headWaits) this.resumeClient();
   }
 
   private startTunnel(r: ResponseHead, rest: Buffer): void {
@@ -1241,22 +1283,5 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   shutdown(): void {
     if (this.idle) this.closeClient();
     else this.keepClient = false;
-  }
-}
-
-function reasonKey(status: number): string {
-  switch (status) {
-    case 400:
-      return 'bad-request';
-    case 408:
-      return 'timeout';
-    case 413:
-      return 'body-too-large';
-    case 414:
-      return 'uri-too-long';
-    case 431:
-      return 'header-too-large';
-    default:
-      return String(status);
   }
 }
