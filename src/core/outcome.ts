@@ -54,6 +54,8 @@ const CATALOGUE = {
   'not-implemented': spec(501, 'not-implemented', 'not implemented'),
   'version-not-supported': spec(505, 'version-not-supported', 'HTTP version not supported'),
   'rate-limited': spec(429, 'rate-limit', 'rate limited', { retryAfter: true }),
+  /** A phase refused the request (an access rule, a WAF). */
+  'forbidden': spec(403, 'forbidden', 'forbidden'),
 
   // ---- refused at accept, before a request or a byte (every listener kind) ----
   'max-connections': spec(0, 'max-connections', 'max connections'),
@@ -70,6 +72,9 @@ const CATALOGUE = {
   'no-server': spec(503, 'no-server', 'no available server', { retryAfter: true }),
   'queue-full': spec(503, 'queue-full', 'queue full', { retryAfter: true }),
   'queue-timeout': spec(503, 'queue-timeout', 'queue timeout', { retryAfter: true }),
+
+  /** A phase of the exchange failed (its promise rejected): a bug in the phase, answered 500. */
+  'phase-failed': spec(500, 'phase-failed', 'phase failed'),
 
   // ---- the server failed ----
   'connect-failed': spec(502, 'connect-failed', 'connect', { retry: 'unsent', server: 'connect' }),

@@ -1,10 +1,12 @@
-import type { Server, ServerId } from '../../core/server.js';
+import type { Outcome } from '../../core/outcome.js';
+import type { Server } from '../../core/server.js';
 import type { ExchangeRecord } from '../../observability/records.js';
 import type { ClientCertState } from '../../tls/client-cert.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
 import type { RequestHead } from './parse-request.js';
 import type { ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
+import type { ReleaseStats } from '../upstream-attempt.js';
 
 let requestSeq = 0;
 const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
@@ -17,7 +19,7 @@ const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
  * A session keeps one Exchange for its connection and `reset()`s it between requests, so nothing
  * is allocated per request; every per-request field is declared here and cleared in `reset()`.
  */
-export class Exchange implements ExchangeRecord, RequestView {
+export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
   private readonly lst: HttpListenerRuntime;
   /** The client's address (from a PROXY header when one named it). */
   readonly clientAddress: string;
@@ -52,8 +54,6 @@ export class Exchange implements ExchangeRecord, RequestView {
   picked: Server | undefined = undefined;
   /** The server persistence pinned this request to (undefined: not pinned). */
   pinned: Server | undefined = undefined;
-  /** Servers not to pick again on a retry. */
-  avoid: Set<ServerId> | undefined = undefined;
   /** The next try must open a new server connection (an idle one turned out stale). */
   freshOnly = false;
   tries = 0;
@@ -62,8 +62,8 @@ export class Exchange implements ExchangeRecord, RequestView {
   /** The server's final response head; undefined until it arrives (or when Portico answered). */
   response: ResponseHead | undefined = undefined;
   status = 0;
-  /** Why the exchange failed, or '' when it completed. */
-  error = '';
+  /** How the exchange failed (core/outcome.ts), or undefined while it has not. */
+  outcome: Outcome | undefined = undefined;
   /**
    * A phase replaces the response body (set in its onResponseHead): the session frames what the
    * body phases return instead of relaying the server's bytes.
@@ -96,12 +96,11 @@ export class Exchange implements ExchangeRecord, RequestView {
     this.poolHandle = undefined;
     this.picked = undefined;
     this.pinned = undefined;
-    this.avoid = undefined;
     this.freshOnly = false;
     this.tries = 0;
     this.response = undefined;
     this.status = 0;
-    this.error = '';
+    this.outcome = undefined;
     this.bodyReplaced = false;
     this.queueMs = 0;
     this.connectMs = 0;
@@ -125,6 +124,14 @@ export class Exchange implements ExchangeRecord, RequestView {
   }
   get server(): string {
     return this.picked?.name ?? '';
+  }
+  /** Why the exchange failed (the outcome's access-log text), or '' when it completed. */
+  get error(): string {
+    return this.outcome === undefined ? '' : this.outcome.text;
+  }
+  /** ReleaseStats: the time to the server's first byte. */
+  get latencyMs(): number {
+    return this.firstByteMs;
   }
   get httpVersion(): string {
     return this.head?.minor === 0 ? '1.0' : '1.1';

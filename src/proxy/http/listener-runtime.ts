@@ -10,6 +10,7 @@ import type { HttpSession } from './session.js';
 import type { ExchangeRecord } from '../../observability/records.js';
 import type { ServerConnections } from './upstream.js';
 import type { UpstreamPool } from '../upstream-pool.js';
+import type { AttemptPool } from '../upstream-attempt.js';
 
 /** A pool as the HTTP data path uses it: what every data path needs of it, plus the response timeout and connection reuse. */
 export interface PoolHandle extends UpstreamPool {
@@ -24,6 +25,8 @@ export interface HttpRoute {
   readonly name: string;
   readonly match: Matcher;
   readonly pool: PoolHandle | undefined;
+  /** The pool as the upstream attempt takes it (passive health goes through the route's phases instead). */
+  readonly upstream: AttemptPool | undefined;
   /**
    * The route's phases in order (phases.ts), compiled at load: its own answer (redirect, respond),
    * persistence, forwarding headers, passive health, X-Served-By. A route with a pool always has

@@ -22,6 +22,7 @@
  * (`compilePhases`); a route without phases shares NO_PHASES and the session skips every hook.
  * A phase object is shared by all requests of its route: per-request state lives on the Exchange.
  */
+import { Outcome } from '../../core/outcome.js';
 import type { FailureKind } from '../../health/outlier.js';
 import type { ServerRuntime } from '../../pool/server-runtime.js';
 import type { Exchange } from './exchange.js';
@@ -35,16 +36,15 @@ export interface RenderedAnswer {
   render(req: AnswerRequest, scheme: string, keepAlive: boolean): string;
 }
 
-/** An error page Portico makes (errorResponse), with the record's error text. */
+/** An error page Portico makes (errorResponse) for a request that failed with `outcome`. */
 export interface ErrorAnswer {
-  readonly status: number;
   readonly render?: undefined;
-  /** Why the request failed, for the access log. */
-  readonly error: string;
+  /** How the request failed: its status, access-log text and metric reason label (core/outcome.ts). */
+  readonly outcome: Outcome;
   /** Extra header lines (each ending in CRLF), e.g. Retry-After; '' for none. */
   readonly headers: string;
-  /** The refusal's metric reason label (portico_rejected_total), or undefined when it is not counted as one. */
-  readonly rejected?: string | undefined;
+  /** Counted as a refusal (portico_rejected_total, under the outcome's reason label). */
+  readonly rejected?: boolean | undefined;
 }
 
 /** What a phase may answer with instead of forwarding (or instead of the server's response). */
@@ -170,5 +170,6 @@ export function compilePhases(phases: readonly (HttpPhase | undefined)[]): Phase
 
 /** The phase's decision is an Answer (not continue, not a promise). */
 export function isAnswer(d: unknown): d is Answer {
-  return d !== undefined && d !== null && typeof (d as { status?: unknown }).status === 'number' && typeof (d as { then?: unknown }).then !== 'function';
+  if (d === undefined || d === null || typeof (d as { then?: unknown }).then === 'function') return false;
+  return typeof (d as { render?: unknown }).render === 'function' || (d as { outcome?: unknown }).outcome instanceof Outcome;
 }

@@ -198,6 +198,7 @@ export function compileRoutes(
       name: r.name ?? `${listener}#${i}`,
       match: compileMatch(r.match),
       pool: ph,
+      upstream: ph === undefined ? undefined : { pool: ph.pool, retries: ph.retries },
       phases,
       priority: r.priority ?? 'normal',
       requestDrop: request.drop,

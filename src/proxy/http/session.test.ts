@@ -6,6 +6,7 @@ import { afterEach, describe, it } from 'node:test';
 import '../../balancer/index.js';
 import { getBalancer } from '../../balancer/registry.js';
 import { CidrSet } from '../../core/cidr.js';
+import { Outcome } from '../../core/outcome.js';
 import { ManualClock } from '../../core/clock.js';
 import { SeededRng } from '../../core/rng.js';
 import { serverId, type Server } from '../../core/server.js';
@@ -134,10 +135,16 @@ const LIMITS = {
  * A listener runtime with one pool of one server on `port`. `phases`: extra route phases, run
  * after the built-in ones; `before`: listener phases (before routing).
  */
-function rig(port: number, opts: { phases?: HttpPhase[]; before?: PhaseList; retries?: number } = {}): Rig {
+function rig(
+  port: number,
+  opts: { phases?: HttpPhase[]; before?: PhaseList; retries?: number; maxConnections?: number; queueMax?: number; admin?: 'ready' | 'maint' } = {},
+): Rig {
   const factory = getBalancer('roundrobin')!;
-  const server: Server = { id: serverId('p', 's1'), name: 's1', host: '127.0.0.1', port, weight: 1, backup: false, maxConnections: 0, meta: {} };
-  const pool = new Pool({ name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0) }, [{ server }]);
+  const server: Server = { id: serverId('p', 's1'), name: 's1', host: '127.0.0.1', port, weight: 1, backup: false, maxConnections: opts.maxConnections ?? 0, meta: {} };
+  const pool = new Pool(
+    { name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0), queueMax: opts.queueMax },
+    [{ server, admin: opts.admin ?? 'ready' }],
+  );
   const upstream = new UpstreamConnections();
   cleanup.push(() => upstream.closeAll());
   const handle: PoolHandle = {
@@ -287,6 +294,79 @@ describe('HttpSession: deadlines and failures', () => {
   });
 });
 
+describe('HttpSession: the upstream attempt and outcomes', () => {
+  it('a refused connect: tried again where allowed, then 502 with the socket error; passive health hears each try', async () => {
+    const dead = createServer();
+    dead.listen(0, '127.0.0.1');
+    await once(dead, 'listening');
+    const port = (dead.address() as { port: number }).port;
+    await new Promise((res) => dead.close(res));
+    const log: string[] = [];
+    const r = rig(port, { phases: [tracer(log)] });
+    const { client } = r.open();
+    client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await client.until((o) => o.startsWith('HTTP/1.1 502 ') && o.includes('\r\n\r\n'));
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.error, x.tries]),
+      [[502, 'connect: ECONNREFUSED', 1]],
+    );
+    // One server, so no other to retry on: one try, reported to passive health as a connect failure.
+    assert.deepEqual(
+      log.filter((l) => l.includes('attemptDone')),
+      ['t attemptDone connect 0'],
+    );
+    assert.equal(r.pool.runtime(r.server.id)!.active, 0);
+  });
+
+  it('no available server: 503 with the pool\'s Retry-After, and the connection is kept', async () => {
+    const b = await backend();
+    const r = rig(b.port, { admin: 'maint' });
+    const { client, session } = r.open();
+    client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await client.until((o) => o.includes('\r\n\r\n') && o.startsWith('HTTP/1.1 503 '));
+    assert.match(client.out, /\r\nRetry-After: 3\r\n/);
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.error, x.tries]),
+      [[503, 'no available server', 0]],
+    );
+    assert.equal(session.idle, true);
+  });
+
+  it('every server full: the request waits in the pool queue; its deadline answers 503 queue timeout', async () => {
+    const b = await backend();
+    const r = rig(b.port, { maxConnections: 1, queueMax: 4 });
+    const first = r.open();
+    first.client.send('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n');
+    const up = await b.next();
+    await readRequest(up);
+    const second = r.open();
+    second.client.send('GET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((res) => setImmediate(res));
+    assert.equal(second.client.out, '');
+    second.session.onDeadline(); // the queue deadline
+    await second.client.until((o) => o.startsWith('HTTP/1.1 503 ') && o.includes('\r\n\r\n'));
+    assert.match(second.client.out, /\r\nRetry-After: 3\r\n/);
+    assert.equal(r.records[0]!.error, 'queue timeout');
+    // A third request waits too, and gets the slot when the first ends.
+    const third = r.open();
+    third.client.send('GET /3 HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((res) => setImmediate(res));
+    up.write(OK);
+    await first.client.untilCount('hello', 1);
+    assert.match(await readRequest(up), /^GET \/3 /);
+    up.write(OK);
+    await third.client.untilCount('hello', 1);
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.error]),
+      [
+        [503, 'queue timeout'],
+        [200, ''],
+        [200, ''],
+      ],
+    );
+  });
+});
+
 /** A phase that records the hooks it saw. */
 function tracer(log: string[], name = 't'): HttpPhase {
   return {
@@ -323,7 +403,7 @@ describe('HttpSession: phases', () => {
 
   it('a listener phase answering with an error page: no route, no server; counted as a refusal; keep-alive', async () => {
     const b = await backend();
-    const deny: HttpPhase = { name: 'deny', onRequest: (ex) => (ex.path === '/no' ? { status: 403, error: 'denied', headers: 'X-Why: test\r\n', rejected: 'deny' } : undefined) };
+    const deny: HttpPhase = { name: 'deny', onRequest: (ex) => (ex.path === '/no' ? { outcome: Outcome.of('forbidden', 'denied'), headers: 'X-Why: test\r\n', rejected: true } : undefined) };
     const r = rig(b.port, { before: compilePhases([deny]) });
     const { client } = r.open();
     client.send('GET /no HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -332,9 +412,9 @@ describe('HttpSession: phases', () => {
     assert.match(client.out, /\r\nX-Why: test\r\n/);
     assert.deepEqual(
       r.records.map((x) => [x.status, x.error, x.route]),
-      [[403, 'denied', '']],
+      [[403, 'forbidden: denied', '']],
     );
-    assert.deepEqual(r.rejected, ['deny']);
+    assert.deepEqual(r.rejected, ['forbidden']);
     assert.equal(b.accepted.length, 0);
     // The connection is kept: the next request goes through.
     client.send('GET /yes HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -352,7 +432,7 @@ describe('HttpSession: phases', () => {
       onRequest: () => new Promise<string>((res) => (release = res)),
       onResume: (ex, v) => {
         ex.pinned = undefined;
-        return v === 'deny' ? { status: 403, error: 'denied', headers: '' } : undefined;
+        return v === 'deny' ? { outcome: Outcome.of('forbidden'), headers: '' } : undefined;
       },
       upstreamHead: () => 'X-Waited: yes\r\n',
     };
@@ -408,7 +488,7 @@ describe('HttpSession: phases', () => {
     const b = await backend();
     const replace: HttpPhase = {
       name: 'replace',
-      onResponseHead: (_ex, res) => (res.status === 500 ? { status: 503, error: 'replaced', headers: '' } : ''),
+      onResponseHead: (_ex, res) => (res.status === 500 ? { outcome: Outcome.of('forbidden', 'replaced'), headers: '' } : ''),
     };
     const r = rig(b.port, { phases: [replace] });
     const { client } = r.open();
@@ -416,7 +496,7 @@ describe('HttpSession: phases', () => {
     const up = await b.next();
     await readRequest(up);
     up.write('HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\npartial');
-    await client.until((o) => o.startsWith('HTTP/1.1 503 ') && o.includes('\r\n\r\n'));
+    await client.until((o) => o.startsWith('HTTP/1.1 403 ') && o.includes('\r\n\r\n'));
     assert.doesNotMatch(client.out, /Oops|partial/);
     await once(up, 'close');
     assert.equal(r.pool.runtime(r.server.id)!.active, 0);
@@ -428,7 +508,7 @@ describe('HttpSession: phases', () => {
     assert.deepEqual(
       r.records.map((x) => [x.status, x.error]),
       [
-        [503, 'replaced'],
+        [403, 'forbidden: replaced'],
         [200, ''],
       ],
     );

@@ -1,23 +1,20 @@
 import type { Socket } from 'node:net';
 import type { Server } from '../../core/server.js';
-import type { FailureKind } from '../../health/outlier.js';
-import type { QueueWaiter } from '../../pool/queue.js';
-import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner, type ChunkSink } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
 import type { ClientCertInfo } from '../../tls/client-cert.js';
-import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, isIdempotent } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
 import { normalizeHost, normalizePath } from './normalize.js';
-import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
 import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
 import { clockNow } from '../../net/deadlines.js';
 import { Exchange } from './exchange.js';
+import { answerHeaders, httpStatus, Outcome, refusal } from '../../core/outcome.js';
+import { UpstreamAttempt, type AttemptOwner } from '../upstream-attempt.js';
 import { isAnswer, type Answer, type HttpPhase } from './phases.js';
-import { refusal } from '../../core/outcome.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -76,7 +73,7 @@ const MAX_UNREAD_OUTPUT = 256 * 1024;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
+export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
   /** The request in progress on this connection (reset between requests): what phases, routing and observers read. */
@@ -91,8 +88,6 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   /** Deadline (clockNow ms) and what it guards; 0 = none. */
   deadline = 0;
   private deadlineKind: 'idle' | 'header' | 'body' | 'queue' | 'connect' | 'response' | 'tunnel' | 'linger' = 'idle';
-  /** Parked in the pool's queue (every available server at maxConnections). */
-  private queued = false;
   private requestsOnConn = 0;
   private clientEnded = false;
   private clientPaused = false;
@@ -113,7 +108,8 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   /** Waiting for a request phase's promise: the list and the index of the phase that waits. */
   private waitList: readonly HttpPhase[] | undefined = undefined;
   private waitAt = 0;
-  private rt: ServerRuntime | undefined = undefined;
+  /** Pick, queue, retries and release of the current request's server (one per connection, begun per request). */
+  private readonly attempt: UpstreamAttempt;
   private up: UpstreamConn | undefined = undefined;
   /** The server connection of this try was an idle one, reused. */
   private reusedConn = false;
@@ -148,6 +144,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     const servername = (sock as { servername?: unknown }).servername;
     const sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
     this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state);
+    this.attempt = new UpstreamAttempt(this);
     sock.setNoDelay(true);
     sock.on('data', this.onClientData);
     sock.on('end', this.onClientEnd);
@@ -206,14 +203,14 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       return;
     }
     if (this.state === St.Head) {
-      if (this.buf.length > 0) this.refuse(400, 'incomplete request head');
+      if (this.buf.length > 0) this.refuse(refusal(400, 'incomplete request head'));
       else this.sock.end();
       return;
     }
     // The client closed its side while its request is in progress. Like HAProxy's
     // abortonclose: treat it as gone and cancel the server request, rather than keep a
     // server busy for a client that will most likely not read the answer.
-    this.abort(this.reqDone ? 'client closed' : 'client closed during request body');
+    this.abort(Outcome.of(this.reqDone ? 'client-closed' : 'client-closed-body'));
   };
 
   private readonly onClientError = (): void => {
@@ -230,7 +227,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       this.own = undefined;
     }
     if (was === St.Connecting || was === St.Exchange || was === St.Tunnel) {
-      if (this.ex.error === '') this.ex.error = was === St.Tunnel ? '' : 'client aborted';
+      if (was !== St.Tunnel) this.ex.outcome ??= Outcome.of('client-aborted');
       this.dropUpstream();
       if (this.ex.status === 0) this.ex.status = 499;
       this.finishRecord();
@@ -279,7 +276,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
         const r = parseRequestHead(this.buf, lim);
         if (r === null) return;
         if (!r.ok) {
-          this.refuse(r.status, r.reason);
+          this.refuse(refusal(r.status, r.reason));
           return;
         }
         this.startExchange(r);
@@ -308,9 +305,9 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     // Target: origin-form (or absolute-form, turned into origin-form for the server).
     let t = r.target;
     if (t.charCodeAt(0) !== 47 /* / */) {
-      if (r.method === 'CONNECT') return this.refuse(405, 'CONNECT is not supported');
+      if (r.method === 'CONNECT') return this.refuse(Outcome.of('method-not-allowed', 'CONNECT is not supported'));
       if (t === '*') {
-        if (r.method !== 'OPTIONS') return this.refuse(400, 'asterisk-form is for OPTIONS');
+        if (r.method !== 'OPTIONS') return this.refuse(refusal(400, 'asterisk-form is for OPTIONS'));
       } else {
         t = r.path; // absolute-form, checked by the parser: its origin-form, '/' for an empty path
       }
@@ -320,7 +317,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     this.ex.query = q < 0 ? '' : t.slice(q + 1);
     // Routes see the normalised path and the server gets it: the two cannot disagree.
     const path = t === '*' ? rawPath : normalizePath(rawPath);
-    if (path === undefined) return this.refuse(400, 'ambiguous path encoding');
+    if (path === undefined) return this.refuse(refusal(400, 'ambiguous path encoding'));
     if (path !== rawPath) t = q < 0 ? path : path + t.slice(q);
     this.serverTarget = t;
     this.ex.path = path;
@@ -331,7 +328,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       this.reqMode = BodyMode.Chunked;
       this.reqScanner.reset();
     } else if (r.contentLength > 0) {
-      if (lim.maxBodyBytes > 0 && r.contentLength > lim.maxBodyBytes) return this.refuse(413, 'body too large');
+      if (lim.maxBodyBytes > 0 && r.contentLength > lim.maxBodyBytes) return this.refuse(Outcome.of('body-too-large'));
       this.reqMode = BodyMode.Length;
       this.reqLeft = r.contentLength;
     } else {
@@ -359,8 +356,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     }
     ex.compiledRoute = route;
     if (route === undefined) {
-      ex.error = 'no route';
-      return this.respondError(this.lst.noRouteStatus, '');
+      return this.answerFailure(Outcome.of('no-route'));
     }
     ex.poolHandle = route.pool;
     const phases = route.phases.request;
@@ -373,12 +369,16 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     const ph = this.ex.poolHandle;
     if (ph === undefined) {
       // compileRoutes gives a route without a pool a phase that answers; this is a bug if reached.
-      this.ex.error = 'route has neither a pool nor an answer';
-      return this.respondError(500, '');
+      return this.answerFailure(Outcome.of('phase-failed', 'route has neither a pool nor an answer'));
     }
-    this.headStr = this.buildRequestHead(this.serverTarget, this.ex.head!, this.ex.compiledRoute!);
+    const ex = this.ex;
+    const route = ex.compiledRoute!;
+    this.headStr = this.buildRequestHead(this.serverTarget, ex.head!, route);
     this.state = St.Connecting;
-    this.pickAndConnect();
+    const attempt = this.attempt;
+    attempt.begin(route.upstream!, ph.hashKey === undefined ? undefined : ph.hashKey(ex), ex.path, route.priority);
+    attempt.pin(ex.pinned);
+    attempt.run();
   }
 
   /**
@@ -421,18 +421,18 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     const phases = this.waitList;
     if (phases === undefined || this.state !== St.Connecting) return;
     this.waitList = undefined;
-    this.ex.error = 'phase ' + phases[this.waitAt]!.name + ' failed: ' + (err instanceof Error ? err.message : String(err));
     this.keepClient = false;
-    this.respondError(500, '');
+    this.answerFailure(Outcome.of('phase-failed', phases[this.waitAt]!.name + ': ' + (err instanceof Error ? err.message : String(err))));
   };
 
   /** A phase answers instead of the server: a rendered response (redirect, respond) or an error page. */
   private sendPhaseAnswer(a: Answer): void {
     const ex = this.ex;
     if (a.render === undefined) {
-      ex.error = a.error;
-      if (a.rejected !== undefined) this.lst.onRejected(a.rejected);
-      return this.respondError(a.status, a.headers);
+      const o = a.outcome;
+      ex.outcome = o;
+      if (a.rejected === true) this.lst.onRejected(o.reason);
+      return this.respondError(httpStatus(o, this.lst.noRouteStatus), a.headers);
     }
     // An HTTP/1.0 client is answered with Connection: close (the answers are built for HTTP/1.1).
     const keep = this.keepClient && this.reqMode === BodyMode.None && ex.head!.minor === 1;
@@ -490,73 +490,23 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   // server side
   // ======================================================================
 
-  private pickServer(ph: PoolHandle): Server | undefined {
-    const pin = this.ex.pinned;
-    if (pin !== undefined && (this.ex.avoid === undefined || !this.ex.avoid.has(pin.id)) && ph.pool.acceptsPinned(pin.id)) {
-      // A pinned server at its maxConnections: the balancer places the request (and persistence re-pins).
-      const rt = ph.pool.runtime(pin.id);
-      if (rt !== undefined && (pin.maxConnections === 0 || rt.active < pin.maxConnections)) return pin;
-    }
-    const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this.ex);
-    return ph.pool.pick(this.ex.avoid === undefined ? { hashKey, path: this.ex.path } : { hashKey, path: this.ex.path, avoid: this.ex.avoid });
-  }
-
-  private pickAndConnect(): void {
-    const ph = this.ex.poolHandle!;
-    const s = this.pickServer(ph);
-    if (s === undefined) {
-      if (this.ex.tries > 0) {
-        this.ex.error ||= 'upstream failed';
-        return this.respondError(502, '');
-      }
-      const saturated = ph.pool.current.set.available.length > 0;
-      if (saturated && ph.pool.enqueue(this, this.ex.compiledRoute!.priority)) {
-        // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
-        this.queued = true;
-        this.setDeadline('queue', ph.queueTimeoutMs ?? 0);
-        return;
-      }
-      this.ex.error = saturated ? 'queue full' : 'no available server';
-      return this.respondError(503, 'Retry-After: ' + ph.retryAfterSec + '\r\n');
-    }
-    this.connectTo(ph, s);
-  }
-
-  /** The pool has a free slot: pick again. False when none could be had (we stay first in line). */
-  resumeFromQueue(): boolean {
-    if (!this.queued) return true;
-    const ph = this.ex.poolHandle!;
-    const s = this.pickServer(ph);
-    if (s === undefined) return false;
-    this.queued = false;
-    this.ex.queueMs = performance.now() - this.ex.startedAt;
-    this.connectTo(ph, s);
-    return true;
-  }
-
-  /** No server is available any more: 503 now. */
-  rejectFromQueue(): void {
-    if (!this.queued) return;
-    this.queued = false;
-    this.ex.queueMs = performance.now() - this.ex.startedAt;
-    this.ex.error = 'no available server';
-    this.respondError(503, 'Retry-After: ' + this.ex.poolHandle!.retryAfterSec + '\r\n');
-  }
-
-  private connectTo(ph: PoolHandle, s: Server): void {
-    const picked = this.ex.compiledRoute!.phases.picked;
-    if (picked.length > 0) {
-      // A phase may answer instead of contacting the server (a redirect to it).
-      this.ex.picked = s;
-      for (let i = 0; i < picked.length; i++) {
-        const a = picked[i]!.onPicked!(this.ex);
-        if (a !== undefined) return this.sendPhaseAnswer(a);
+  /** AttemptOwner: the attempt picked `s` and acquired it; reuse an idle connection to it or open one. */
+  attemptConnect(s: Server): void {
+    const ex = this.ex;
+    const attempt = this.attempt;
+    ex.picked = s;
+    ex.tries = attempt.tries;
+    ex.queueMs = attempt.queueMs;
+    const picked = ex.compiledRoute!.phases.picked;
+    for (let i = 0; i < picked.length; i++) {
+      // A phase may answer instead of contacting the server (a redirect to it): the server is given back untouched.
+      const a = picked[i]!.onPicked!(ex);
+      if (a !== undefined) {
+        attempt.release(true, undefined, ex);
+        return this.sendPhaseAnswer(a);
       }
     }
-    const pool = ph.pool;
-    this.ex.tries++;
-    this.ex.picked = s;
-    this.rt = pool.acquire(s);
+    const ph = ex.poolHandle!;
     const conns = ph.connections(s);
     if (this.lst.sendProxy !== false) return this.connectOwn(ph, s, conns, this.lst.sendProxy);
     const idle = this.ex.freshOnly ? undefined : conns.take(clockNow());
@@ -568,6 +518,18 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     }
     this.setDeadline('connect', ph.connectTimeoutMs);
     this.up = new UpstreamConn(s, conns, this);
+  }
+
+  /** AttemptOwner: every available server is full; the attempt waits in the pool's queue. */
+  attemptQueued(): void {
+    this.setDeadline('queue', this.ex.poolHandle!.queueTimeoutMs ?? 0);
+  }
+
+  /** AttemptOwner: no server could be had (none available, the queue full or closed, every try spent). */
+  attemptFailed(o: Outcome): void {
+    this.ex.queueMs = this.attempt.queueMs;
+    if (this.state === St.Closed) return;
+    this.answerFailure(o);
   }
 
   /**
@@ -632,8 +594,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     } else {
       const r = this.reqScanner.feed(buf, 0, buf.length);
       if (r === -2) {
-        this.ex.error = 'bad chunked request body: ' + (this.reqScanner.error ?? '');
-        return this.failMidRequest(400);
+        return this.failMidRequest(Outcome.of('bad-request-body', this.reqScanner.error ?? ''));
       }
       n = r === -1 ? buf.length : r;
       this.reqBodyBytes = this.reqScanner.dataBytes;
@@ -641,8 +602,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     }
     const max = this.lst.limits.maxBodyBytes;
     if (max > 0 && this.reqBodyBytes > max) {
-      this.ex.error = 'body too large';
-      return this.failMidRequest(413);
+      return this.failMidRequest(Outcome.of('body-too-large'));
     }
     this.ex.bytesIn += n;
     const part = this.reqMode === BodyMode.Chunked ? this.reqScanner.relay(buf, 0, n) : n === buf.length ? buf : buf.subarray(0, n);
@@ -690,15 +650,13 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       const r = parseResponseHead(this.resBuf, this.lst.upstreamHeadLimits, this.ex.method);
       if (r === null) return;
       if (!r.ok) {
-        this.ex.error = 'bad response head: ' + r.reason;
-        return this.upstreamFailed(false);
+        return this.upstreamFailed(Outcome.of('bad-response', r.reason));
       }
       const rest = this.resBuf.subarray(r.headEnd);
       if (r.status < 200) {
         if (r.status === 101) {
           if (this.ex.head!.upgrade === undefined) {
-            this.ex.error = 'unsolicited 101';
-            return this.upstreamFailed(false);
+            return this.upstreamFailed(Outcome.of('unsolicited-upgrade'));
           }
           this.ex.response = r;
           return this.startTunnel(r, rest);
@@ -720,8 +678,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
         this.resLeft = r.contentLength;
       } else if (framing === 'chunked') {
         if (this.ex.head!.minor === 0) {
-          this.ex.error = 'chunked response to an HTTP/1.0 request';
-          return this.upstreamFailed(false);
+          return this.upstreamFailed(Outcome.of('chunked-to-http10'));
         }
         this.resMode = BodyMode.Chunked;
         this.resScanner.reset();
@@ -785,7 +742,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(true, '');
+    this.releaseServer(true, undefined);
     this.resDone = true;
     if (!this.reqDone) this.keepClient = false;
     this.sendPhaseAnswer(a);
@@ -842,7 +799,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       case BodyMode.Chunked: {
         const r = this.resScanner.feed(chunk, start, end);
         if (r === -2) {
-          this.ex.error = 'bad chunked response: ' + (this.resScanner.error ?? '');
+          this.ex.outcome = Outcome.of('bad-response-body', this.resScanner.error ?? '');
           return this.truncate();
         }
         if (r >= 0) {
@@ -963,16 +920,14 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
       return;
     }
     if (this.state === St.Connecting) {
-      this.ex.error = 'connect: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
-      return this.connectFailed();
+      return this.connectFailed(Outcome.ofError('connect-failed', err));
     }
     if (this.state !== St.Exchange) return;
     if (this.ex.response === undefined) {
-      this.ex.error ||= 'reset: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
-      return this.upstreamFailed(true);
+      return this.upstreamFailed(this.ex.outcome ?? Outcome.ofError('upstream-reset', err));
     }
     if (!this.resDone) {
-      this.ex.error ||= 'server closed mid-response';
+      this.ex.outcome ??= Outcome.of('response-truncated');
       this.truncate();
     }
   }
@@ -982,40 +937,43 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   // ======================================================================
 
   /** Connect error or timeout: nothing was sent, so another server may be tried. */
-  private connectFailed(): void {
+  private connectFailed(o: Outcome): void {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(false, 'connect');
-    if (this.ex.tries <= this.ex.poolHandle!.retries && this.state !== St.Closed) {
-      (this.ex.avoid ??= new Set()).add(this.ex.picked!.id);
-      this.state = St.Connecting;
-      return this.pickAndConnect();
-    }
-    this.respondError(502, '');
+    this.ex.outcome = o;
+    this.releaseServer(false, o);
+    if (this.state === St.Closed) return;
+    this.state = St.Connecting;
+    // A retry calls attemptConnect (or attemptFailed when no server is left) at once.
+    if (this.attempt.retry(o, false, this.ex)) return;
+    this.answerFailure(o);
   }
 
   /**
-   * The server failed before a complete response head. Retry when nothing of the response
-   * reached the client and either the request never left Portico or it is idempotent with
-   * no body; otherwise 502.
+   * The server failed before a complete response head. SPEC §4: another server is tried when the
+   * outcome's retry rule allows it, nothing of the response reached the client and the request is
+   * idempotent with no body; a kept-alive connection the server had closed is not the server's
+   * failure (the request goes again on a new connection). Otherwise 502, or the cut connection
+   * when the response had started.
    */
-  private upstreamFailed(mayRetry: boolean): void {
+  private upstreamFailed(o: Outcome): void {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    const stale = this.reusedConn && mayRetry;
-    this.releaseServer(false, stale ? '' : 'response');
-    const safe = mayRetry && !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(this.ex.method);
-    if (safe && this.ex.tries <= this.ex.poolHandle!.retries) {
-      if (stale) this.ex.freshOnly = true;
-      else (this.ex.avoid ??= new Set()).add(this.ex.picked!.id);
-      if (stale) this.ex.tries--; // a stale keep-alive connection is not a try against the server
-      this.state = St.Connecting;
-      return this.pickAndConnect();
-    }
+    const ex = this.ex;
+    ex.outcome = o;
+    const repeatable = !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(ex.method);
+    const stale = this.reusedConn && o.spec.retry !== 'never';
+    this.releaseServer(false, stale ? undefined : o);
+    this.state = St.Connecting;
+    if (stale) {
+      ex.freshOnly = true;
+      if (this.attempt.again(o, repeatable, ex)) return;
+    } else if (this.attempt.retry(o, repeatable, ex)) return;
+    this.state = St.Exchange;
     if (this.sentToClient) return this.truncate();
-    this.respondError(502, '');
+    this.answerFailure(o);
   }
 
   /** The response started and cannot complete: cut the client connection so it sees the truncation. */
@@ -1023,7 +981,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(false, 'response');
+    this.releaseServer(false, this.ex.outcome ?? Outcome.of('response-truncated'));
     this.finishRecord();
     // What was relayed so far is flushed, then the connection closes before the framing
     // completes: the client sees an incomplete response, never a wrong one.
@@ -1031,18 +989,19 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
   }
 
   /** The request failed after being (partly) sent: answer if possible and close. */
-  private failMidRequest(status: number): void {
+  private failMidRequest(o: Outcome): void {
+    this.ex.outcome = o;
     this.dropUpstream();
     this.keepClient = false;
-    if (!this.sentToClient) this.respondError(status, '');
+    if (!this.sentToClient) this.respondError(httpStatus(o), '');
     else {
       this.finishRecord();
       this.closeClient();
     }
   }
 
-  private abort(why: string): void {
-    this.ex.error ||= why;
+  private abort(o: Outcome): void {
+    this.ex.outcome ??= o;
     this.dropUpstream();
     this.ex.status ||= 499;
     this.finishRecord();
@@ -1052,28 +1011,26 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
 
   /** Let go of the upstream connection without reuse and release the server. */
   private dropUpstream(): void {
-    if (this.queued) {
-      this.queued = false;
-      this.ex.poolHandle!.pool.leaveQueue(this);
-    }
+    this.attempt.abandon();
     const up = this.up;
     this.up = undefined;
     if (up !== undefined) up.destroy();
-    this.releaseServer(true, '');
+    this.releaseServer(true, undefined);
   }
 
-  private releaseServer(ok: boolean, failure: FailureKind): void {
-    const rt = this.rt;
+  /**
+   * Give the current try's server back (the upstream attempt), then tell the route's phases how the
+   * try ended (passive health). `failure`: the outcome when the server failed, undefined when it answered.
+   */
+  private releaseServer(ok: boolean, failure: Outcome | undefined): void {
+    const attempt = this.attempt;
+    const rt = attempt.runtime;
     if (rt === undefined) return;
-    this.rt = undefined;
-    if (failure !== '') rt.failures++;
-    else if (this.ex.status >= 500) rt.serverErrors++;
-    rt.bytesIn += this.ex.bytesIn;
-    rt.bytesOut += this.ex.bytesOut;
     const ex = this.ex;
-    ex.poolHandle!.pool.release(rt, { ok, latencyMs: ex.firstByteMs, bytes: ex.bytesIn + ex.bytesOut });
+    attempt.release(ok, failure, ex);
     const phases = ex.compiledRoute!.phases.attemptDone;
-    for (let i = 0; i < phases.length; i++) phases[i]!.onAttemptDone!(ex, rt, failure);
+    const kind = failure === undefined ? '' : failure.spec.server;
+    for (let i = 0; i < phases.length; i++) phases[i]!.onAttemptDone!(ex, rt, kind);
   }
 
   /** Sends a response Portico made (no server involved), records the exchange, then keeps or closes the connection. */
@@ -1094,18 +1051,18 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
     this.sendAnswer(text, keep);
   }
 
-  /** Over the listener's rate limit: 429 with the seconds until the key has a token again. */
-  private limited(waitSec: number): void {
-    this.ex.error = 'rate limited';
-    this.lst.onRejected('rate-limit');
-    this.respondError(429, 'Retry-After: ' + waitSec + '\r\n');
+  /** The request failed with `o` before anything was sent to the client: its status (and Retry-After) as the outcome says. */
+  private answerFailure(o: Outcome): void {
+    this.ex.outcome = o;
+    this.respondError(httpStatus(o, this.lst.noRouteStatus), answerHeaders(o, this.ex.poolHandle?.retryAfterSec ?? 0));
   }
 
   /** A request refused before it had an exchange (malformed, too large ...): answer and close. */
-  private refuse(status: number, reason: string): void {
+  private refuse(o: Outcome): void {
+    const status = httpStatus(o);
     this.ex.status = status;
-    this.ex.error = reason;
-    this.lst.onRejected(refusal(status, reason).reason);
+    this.ex.outcome = o;
+    this.lst.onRejected(o.reason);
     const text = errorResponse(status, this.ex.requestId(), false);
     this.sentToClient = true;
     this.ex.bytesOut += text.length;
@@ -1142,7 +1099,7 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
         this.own = up;
       }
     }
-    this.releaseServer(true, '');
+    this.releaseServer(true, undefined);
     this.finishRecord();
     if (this.keepClient) this.nextRequest();
     else this.closeClient();
@@ -1232,45 +1189,37 @@ export class HttpSession implements UpstreamOwner, QueueWaiter, ChunkSink {
         return;
       case 'header':
         if (this.buf.length === 0 && this.requestsOnConn > 0) this.closeClient();
-        else this.refuse(408, 'request head timeout');
+        else this.refuse(Outcome.of('request-timeout'));
         return;
       case 'body':
-        this.ex.error = 'request body timeout';
-        this.failMidRequest(408);
+        this.failMidRequest(Outcome.of('body-timeout'));
         return;
       case 'queue':
-        if (this.queued) {
-          this.queued = false;
-          this.ex.poolHandle!.pool.leaveQueue(this);
-          this.ex.queueMs = performance.now() - this.ex.startedAt;
-          this.ex.error = 'queue timeout';
-          this.respondError(503, 'Retry-After: ' + this.ex.poolHandle!.retryAfterSec + '\r\n');
-        }
+        this.attempt.expireQueue();
         return;
       case 'connect':
-        if (this.state === St.Connecting) {
-          this.ex.error = 'connect timeout';
-          this.connectFailed();
-        }
+        if (this.state === St.Connecting) this.connectFailed(Outcome.of('connect-timeout'));
         return;
-      case 'response':
-        this.ex.error = this.ex.response === undefined ? 'response timeout' : 'idle timeout';
+      case 'response': {
+        const o = Outcome.of(this.ex.response === undefined ? 'response-timeout' : 'idle-timeout');
+        this.ex.outcome = o;
         if (this.ex.response === undefined && !this.sentToClient) {
           const up = this.up;
           this.up = undefined;
           up?.destroy();
-          this.releaseServer(false, 'response');
+          this.releaseServer(false, o);
           this.keepClient = false;
-          this.respondError(504, '');
+          this.answerFailure(o);
         } else {
           this.truncate();
         }
         return;
+      }
       case 'linger':
         this.sock.destroy();
         return;
       case 'tunnel':
-        this.ex.error = 'tunnel idle timeout';
+        this.ex.outcome = Outcome.of('tunnel-idle-timeout');
         this.dropUpstream();
         this.finishRecord();
         this.state = St.Closed;

@@ -29,6 +29,7 @@ export function redirectRoute(lc: RedirectListenerConfig, pool: PoolHandle): Htt
     name: '',
     match: EVERY_REQUEST,
     pool,
+    upstream: { pool: pool.pool, retries: pool.retries },
     // Persistence pins the request (asking a shared store when it must); the redirect answers
     // once the server is picked, with the headers persistence commits for it.
     phases: compilePhases([per === undefined ? undefined : new PersistencePhase(per), new RedirectPhase(lc.status)]),

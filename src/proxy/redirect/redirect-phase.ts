@@ -20,10 +20,9 @@ const REASON: Readonly<Record<RedirectStatus, string>> = {
 
 /** `OPTIONS *` names no resource: there is nothing to redirect (405, counted under `method`). */
 const NOTHING_TO_REDIRECT: ErrorAnswer = Object.freeze({
-  status: 405,
-  error: Outcome.of('method-not-allowed', 'nothing to redirect').text,
+  outcome: Outcome.of('method-not-allowed', 'nothing to redirect'),
   headers: 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n',
-  rejected: Outcome.of('method-not-allowed').reason,
+  rejected: true,
 });
 
 /**
@@ -40,9 +39,10 @@ export const REDIRECT_TARGET_PHASE: HttpPhase = Object.freeze({
 /**
  * The route's answer: once the session picked a server (`onPicked`), a redirect to its URL
  * followed by the request's normalised path and query, with the pool's persistence headers (a
- * cookie that pins the client) and `Cache-Control: no-store`. The server is never contacted; its
- * request counter (admin API, live statistics) counts the clients sent to it. The phase is its
- * own RenderedAnswer: nothing is allocated per request but the response text.
+ * cookie that pins the client) and `Cache-Control: no-store`. The server is never contacted (the
+ * session gives it back at once); its request counter (admin API, live statistics) counts the
+ * clients sent to it. The phase is its own RenderedAnswer: nothing is allocated per request but
+ * the response text.
  */
 export class RedirectPhase implements HttpPhase, RenderedAnswer {
   readonly name = 'redirect';
@@ -54,9 +54,7 @@ export class RedirectPhase implements HttpPhase, RenderedAnswer {
     this.statusLine = `HTTP/1.1 ${status} ${REASON[status]}`;
   }
 
-  onPicked(ex: Exchange): RenderedAnswer {
-    const rt = ex.poolHandle!.pool.runtime(ex.picked!.id);
-    if (rt !== undefined) rt.requests++;
+  onPicked(): RenderedAnswer {
     return this;
   }
 

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { CidrSet } from '../../../core/cidr.js';
+import { Outcome } from '../../../core/outcome.js';
 import { ManualClock } from '../../../core/clock.js';
 import { serverId, type Server } from '../../../core/server.js';
 import type { ServerSet } from '../../../core/server-set.js';
@@ -71,7 +72,9 @@ describe('compilePhases', () => {
   it('isAnswer tells an answer from continue and from a promise', () => {
     assert.equal(isAnswer(undefined), false);
     assert.equal(isAnswer(Promise.resolve(1)), false);
-    assert.equal(isAnswer({ status: 429, error: 'x', headers: '' }), true);
+    assert.equal(isAnswer({ outcome: Outcome.of('rate-limited'), headers: '' }), true);
+    assert.equal(isAnswer(compileRedirect(301, '/', '')), true);
+    assert.equal(isAnswer({ status: 200 }), false);
   });
 });
 
@@ -85,10 +88,11 @@ describe('rate-limit phase', () => {
       assert.equal(p.onRequest(ex), undefined);
       assert.equal(p.onRequest(ex), undefined);
       const a = p.onRequest(ex) as ErrorAnswer;
-      assert.equal(a.status, 429);
+      assert.equal(a.outcome.code, 'rate-limited');
+      assert.equal(a.outcome.spec.status, 429);
+      assert.equal(a.outcome.reason, 'rate-limit');
       assert.equal(a.headers, 'Retry-After: 1\r\n');
-      assert.equal(a.rejected, 'rate-limit');
-      assert.equal(a.error, 'rate limited');
+      assert.equal(a.rejected, true);
       // Another client has its own bucket.
       assert.equal(p.onRequest(exchange({ client: '192.0.2.8' })), undefined);
       clock.advance(1000);

@@ -1,3 +1,4 @@
+import { answerHeaders, Outcome } from '../../../core/outcome.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { Exchange } from '../exchange.js';
 import type { ErrorAnswer, HttpPhase } from '../phases.js';
@@ -13,6 +14,7 @@ export class RateLimitPhase implements HttpPhase {
   onRequest(ex: Exchange): ErrorAnswer | undefined {
     const waitSec = this.limiter.take(ex);
     if (waitSec <= 0) return undefined;
-    return { status: 429, error: 'rate limited', headers: 'Retry-After: ' + waitSec + '\r\n', rejected: 'rate-limit' };
+    const outcome = Outcome.of('rate-limited');
+    return { outcome, headers: answerHeaders(outcome, waitSec), rejected: true };
   }
 }
