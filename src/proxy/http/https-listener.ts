@@ -35,7 +35,6 @@ const H2_MAX_CONCURRENT_STREAMS = 128;
  * HttpSession over an H2StreamSocket, so both take the same routes, persistence and header rules.
  */
 export class HttpsListener extends HttpListener {
-  override readonly protocol = 'https';
   readonly certificates: CertificateStore;
   private readonly tlsSettings: HttpsTlsSettings;
   /** Certificates by SNI, reloaded from disk, handshakes, session resumption (shared with redirect listeners). */

@@ -4,7 +4,7 @@ import { listenerKind } from '../../listener/kind.js';
 import type { BuildContext } from '../http/kind.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
 import { buildRedirectListener, updateRedirectListener } from './build.js';
-import type { RedirectListener } from './listener.js';
+import type { HttpListener } from '../http/listener.js';
 
 function handleOf(pool: string, ctx: BuildContext): PoolHandle {
   const h = ctx.handles.get(pool);
@@ -12,15 +12,15 @@ function handleOf(pool: string, ctx: BuildContext): PoolHandle {
   return h;
 }
 
-export const redirectKind = listenerKind<'redirect', RedirectListener, BuildContext>({
+export const redirectKind = listenerKind<'redirect', HttpListener, BuildContext>({
   protocol: 'redirect',
   schema: redirectListenerSchema,
   build(lc, ctx) {
     const h = handleOf(lc.pool, ctx);
-    return buildRedirectListener(lc, h.pool, h.hashKey, ctx.observer, h.persistence, { clock: ctx.clock, log: ctx.log, store: ctx.store });
+    return buildRedirectListener(lc, h, ctx.observer, { clock: ctx.clock, log: ctx.log, store: ctx.store });
   },
   update(l, lc, ctx) {
     const h = handleOf(lc.pool, ctx);
-    return updateRedirectListener(l, lc, h.pool, h.hashKey, h.persistence);
+    return updateRedirectListener(l, lc, h);
   },
 });
