@@ -18,6 +18,7 @@ import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
 import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type RefusedMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
 import { isObject } from '../core/guards.js';
+import { notifyReady } from './systemd-notify.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -157,8 +158,9 @@ export async function runPrimary(
   stats.serveDiscovery(() => primaryConfig.discoveryStatus());
   hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
-  /** Set once a worker has started: before that, a worker that cannot start ends the group. */
+  /** Set once every worker has started: before that, a worker that cannot start ends the group. */
   let anyReady = false;
+  let readyAtStart = 0;
   const recentDeaths: number[] = [];
   cluster.setupPrimary({ serialization: 'advanced' });
 
@@ -179,7 +181,9 @@ export async function runPrimary(
     w.on('message', (m: unknown) => {
       if (!isObject(m)) return;
       if (m['t'] === 'ready') {
-        anyReady = true;
+        // The first time every worker of the group is up: systemd is told (Type=notify).
+        if (!anyReady && ++readyAtStart === n) notifyReady(log);
+        if (readyAtStart >= n) anyReady = true;
         for (const s of hub.snapshot()) w.send(s);
       } else if (m['t'] === 'fatal') startFailed(String(m['error']));
       else if (m['t'] === 'reload?') reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, id: (m as unknown as ReloadRequest).id });

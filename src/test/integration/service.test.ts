@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -184,4 +184,26 @@ describe('the processes of portico start', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `portico: pidFile ${pidFile}: cannot be written (ENOENT)\n`);
   });
+});
+
+describe('readiness for systemd (Type=notify)', () => {
+  for (const workers of [1, 2]) {
+    it(`cluster.workers: ${workers}: systemd-notify --ready names the main process once every listener is up`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+      // A stand-in for systemd-notify on PATH: it records its arguments (Node.js cannot write to the notify socket itself).
+      const told = join(dir, 'told');
+      const fake = join(dir, 'systemd-notify');
+      writeFileSync(fake, `#!/bin/sh\necho "$@" >> ${told}\n`);
+      chmodSync(fake, 0o755);
+      const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, workers);
+      const p = await startWorkersProcess(f, dir, workers, { NOTIFY_SOCKET: join(dir, 'notify.sock'), PATH: `${dir}:${process.env['PATH']}` });
+      try {
+        await waitFor(() => existsSync(told), 20_000, 'systemd-notify to run');
+        await waitFor(() => readFileSync(told, 'utf8').endsWith('\n'), 5000, 'its line');
+        assert.equal(readFileSync(told, 'utf8'), `--ready --pid=${p.child.pid}\n`);
+      } finally {
+        await p.stop();
+      }
+    });
+  }
 });
