@@ -11,6 +11,11 @@ import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js'
 import { runSimulate } from '../sim/cli.js';
 import { writePidFile } from './pid-file.js';
 import { notifyReady } from '../cluster/systemd-notify.js';
+import { useFileCheck } from '../config/load.js';
+import { checkFiles } from '../tls/config-files.js';
+
+// `check`, `start` and every reload read the certificates, keys and CAs a configuration names.
+useFileCheck(checkFiles);
 
 const USAGE = `Usage: portico <command> [options]
 
