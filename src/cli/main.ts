@@ -10,6 +10,12 @@ import { isWorkerProcess, startPrimary, startWorker } from '../cluster/workers.j
 import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js';
 import { runSimulate } from '../sim/cli.js';
 import { writePidFile } from './pid-file.js';
+import { notifyReady } from '../cluster/systemd-notify.js';
+import { useFileCheck } from '../config/load.js';
+import { checkFiles } from '../tls/config-files.js';
+
+// `check`, `start` and every reload read the certificates, keys and CAs a configuration names.
+useFileCheck(checkFiles);
 
 const USAGE = `Usage: portico <command> [options]
 
@@ -125,6 +131,7 @@ async function start(file: string): Promise<number | undefined> {
   const etcd = boot.source;
   try {
     await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
+    notifyReady(portico.log);
   } catch (err) {
     // A listener that cannot bind, a certificate that does not load: said once, and the process ends.
     process.stderr.write(startFailureText(err));

@@ -16,6 +16,7 @@ import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { Channel, type IpcPort } from './ipc.js';
 import { serveStore, WorkerStore } from './workers-store.js';
+import { notifyReady } from './systemd-notify.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
 import { CONFIG_CHANNEL, PrimaryConfig, WorkerLink, type ConfigDown, type ConfigUp, type LinkedPortico, type ReloadNote, type ReloadReply, type ServerOp, type StartConfig } from './workers-config.js';
 
@@ -158,8 +159,9 @@ export async function runPrimary(
   stats.serveDiscovery(() => primaryConfig.discoveryStatus());
   hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
-  /** Set once a worker has started: before that, a worker that cannot start ends the group. */
+  /** Set once every worker has started: before that, a worker that cannot start ends the group. */
   let anyReady = false;
+  let readyAtStart = 0;
   const recentDeaths: number[] = [];
   cluster.setupPrimary({ serialization: 'advanced' });
 
@@ -173,7 +175,9 @@ export async function runPrimary(
     const unstats = stats.add(w.id, port);
     const unconfig = primaryConfig.serve(ch);
     ch.on('ready', () => {
-      anyReady = true;
+      // The first time every worker of the group is up: systemd is told (Type=notify).
+      if (!anyReady && ++readyAtStart === n) notifyReady(log);
+      if (readyAtStart >= n) anyReady = true;
       for (const s of hub.snapshot()) ch.notify('op', s);
     })
       .handle('reload', ({ ask }) => reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, ask }))

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { expandEnv, type Env } from './env.js';
-import { checkFiles } from './files.js';
 import { fileDurations } from './schema/fields.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { formatPath, isWithin, type PathIssue } from './path.js';
@@ -50,7 +49,7 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   const result = fileDurations(() => validateTree(raw, options));
   const place = (issues: readonly PathIssue[]): ConfigIssue[] => issues.map((i): ConfigIssue => ({ file, ...src.positionOf(i.path), path: formatPath(i.path), message: i.message }));
   if (result.ok && envIssues.length === 0) {
-    const fileIssues = options.files === true ? checkFiles(result.config) : [];
+    const fileIssues = typeof options.files === 'function' ? options.files(result.config) : [];
     if (fileIssues.length === 0) return result.config;
     throw new ConfigError(place(fileIssues).sort((a, b) => a.line - b.line || a.col - b.col));
   }
@@ -62,9 +61,21 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   throw new ConfigError(placed);
 }
 
+/** The check of the files a configuration names that loadConfigFile runs (see useFileCheck). */
+let fileCheck: ((config: Config) => readonly PathIssue[]) | undefined;
+
 /**
- * Read and validate a configuration file (YAML, or JSON), and the files it names (certificates,
- * keys, CAs: unless `options.files` is false). A missing or unreadable file is a ConfigError too.
+ * Give loadConfigFile the check of the files a configuration names (certificates, keys, CAs:
+ * src/tls/config-files.ts), as the composition root does; config/ is below tls/.
+ */
+export function useFileCheck(check: (config: Config) => readonly PathIssue[]): void {
+  fileCheck = check;
+}
+
+/**
+ * Read and validate a configuration file (YAML, or JSON), and the files it names with the check
+ * given to useFileCheck (unless `options.files` says otherwise). A missing or unreadable file is
+ * a ConfigError too.
  */
 export function loadConfigFile(path: string, env: Env = process.env, options: ValidateOptions = {}): Config {
   let text: string;
@@ -75,5 +86,5 @@ export function loadConfigFile(path: string, env: Env = process.env, options: Va
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw new ConfigError([{ file: path, line: 0, col: 0, path: '(file)', message: `cannot read the configuration: ${why}` }]);
   }
-  return parseConfigText(text, path, env, { files: true, baseDir: dirname(resolve(path)), ...options });
+  return parseConfigText(text, path, env, { files: fileCheck ?? false, baseDir: dirname(resolve(path)), ...options });
 }

@@ -22,9 +22,10 @@ export interface ValidateOptions {
   readonly runnable?: boolean;
   /**
    * Also check the files the configuration names as `start` loads them (certificates and keys,
-   * CAs, CRLs: src/config/files.ts). Off by default; loadConfigFile turns it on.
+   * CAs, CRLs: src/tls/config-files.ts), with this check. Off by default; loadConfigFile takes
+   * the one given to useFileCheck; false turns it off.
    */
-  readonly files?: boolean;
+  readonly files?: ((config: Config) => readonly PathIssue[]) | false;
   /**
    * The directory of the configuration file: a relative `stateDir`, and its default `.portico`,
    * are taken from there rather than from the working directory. loadConfigFile sets it.

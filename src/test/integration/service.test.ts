@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { haveBinary } from '../../test-helpers/certs.js';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -183,5 +184,77 @@ describe('the processes of portico start', () => {
     const r = await runGroup(['start', '-c', f], dir);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `portico: pidFile ${pidFile}: cannot be written (ENOENT)\n`);
+  });
+});
+
+describe('readiness for systemd (Type=notify)', () => {
+  for (const workers of [1, 2]) {
+    it(`cluster.workers: ${workers}: systemd-notify --ready names the main process once every listener is up`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+      // A stand-in for systemd-notify on PATH: it records its arguments (Node.js cannot write to the notify socket itself).
+      const told = join(dir, 'told');
+      const fake = join(dir, 'systemd-notify');
+      writeFileSync(fake, `#!/bin/sh\necho "$@" >> ${told}\n`);
+      chmodSync(fake, 0o755);
+      const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, workers);
+      const p = await startWorkersProcess(f, dir, workers, { NOTIFY_SOCKET: join(dir, 'notify.sock'), PATH: `${dir}:${process.env['PATH']}` });
+      try {
+        await waitFor(() => existsSync(told), 20_000, 'systemd-notify to run');
+        await waitFor(() => readFileSync(told, 'utf8').endsWith('\n'), 5000, 'its line');
+        assert.equal(readFileSync(told, 'utf8'), `--ready --pid=${p.child.pid}\n`);
+      } finally {
+        await p.stop();
+      }
+    });
+  }
+});
+
+/** A port below 1024 that nothing on loopback listens on now (bound and released as root). */
+async function freeLowPort(): Promise<number> {
+  for (let port = 700 + (process.pid % 200); port < 1024; port++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port below 1024');
+}
+
+describe('a port below 1024 without root', () => {
+  const skip = process.getuid?.() !== 0 ? 'needs root, to start Portico as another user' : haveBinary('setpriv') ? false : 'needs setpriv (util-linux)';
+
+  it('as nobody: status 1 and the message says which capability it needs; with CAP_NET_BIND_SERVICE (ambient, as the unit gives it) it binds', { skip }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
+    chmodSync(dir, 0o755); // nobody reads the configuration
+    const port = await freeLowPort();
+    const f = configFile(dir, { protocol: 'http', listen: `127.0.0.1:${port}` }, 1);
+    chmodSync(f, 0o644);
+    const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+    const denied = await new Promise<Ended>((resolve) => {
+      const child = spawn('setpriv', [...nobody, process.execPath, bin, 'start', '-c', f], { cwd: dir });
+      let stderr = '';
+      child.stderr.on('data', (c) => (stderr += c));
+      child.on('close', (code) => resolve({ code, stdout: '', stderr, left: 0 }));
+    });
+    assert.equal(denied.code, 1, denied.stderr);
+    assert.equal(
+      denied.stderr,
+      `portico: listener web cannot listen on http://127.0.0.1:${port}: EACCES (permission denied; a port below 1024 needs root or the CAP_NET_BIND_SERVICE capability (see docs/deployment.md))\n`,
+    );
+    const child = spawn('setpriv', [...nobody, '--inh-caps=+net_bind_service', '--ambient-caps=+net_bind_service', process.execPath, bin, 'start', '-c', f], { cwd: dir });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => out.includes(`listener web on http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, 'the listener');
+      assert.match(out, new RegExp(`listener web on http://127\\.0\\.0\\.1:${port}`));
+      assert.equal(readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)![1], '65534');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await closed, 0, out);
   });
 });

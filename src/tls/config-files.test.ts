@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { missingBinary, selfSigned, testCa } from '../test-helpers/certs.js';
 import '../balancer/index.js';
-import { ConfigError } from './errors.js';
-import { loadConfigFile, parseConfigText } from './load.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile, parseConfigText } from '../config/load.js';
+import { checkFiles } from './config-files.js';
 
 const skip = missingBinary('openssl');
 
@@ -15,7 +16,7 @@ function refusal(yaml: string): { file: string; lines: string[] } {
   const file = join(mkdtempSync(join(tmpdir(), 'portico-files-')), 'lb.yaml');
   writeFileSync(file, yaml);
   try {
-    loadConfigFile(file, {});
+    loadConfigFile(file, {}, { files: checkFiles });
     return { file, lines: [] };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -75,5 +76,5 @@ test('a configuration whose files all load is taken; parseConfigText reads no fi
   assert.deepEqual(refusal(yaml).lines, []);
   const absent = yaml.replaceAll(good.certFile, '/nonexistent/c.pem');
   assert.equal(parseConfigText(absent, 'lb.yaml', {}).listeners.length, 1);
-  assert.throws(() => parseConfigText(absent, 'lb.yaml', {}, { files: true }), /lb\.yaml:6:\d+ listeners\.0\.tls\.certificates\.0\.cert: \/nonexistent\/c\.pem: cannot be read \(ENOENT\)/);
+  assert.throws(() => parseConfigText(absent, 'lb.yaml', {}, { files: checkFiles }), /lb\.yaml:6:\d+ listeners\.0\.tls\.certificates\.0\.cert: \/nonexistent\/c\.pem: cannot be read \(ENOENT\)/);
 });

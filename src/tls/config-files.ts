@@ -2,12 +2,14 @@
  * The files a configuration names, checked as `portico start` would load them: every TLS
  * certificate and its key (readable, PEM, parsed, the key matching the certificate), the client
  * CA and CRL of mutual TLS, the admin API's certificate, and each pool's CA toward its servers.
- * Paths are taken as `start` takes them: relative to the working directory.
+ * Paths are taken as `start` takes them: relative to the working directory. Given to the
+ * configuration loader by the composition root (src/cli/main.ts: useFileCheck), since config/ is
+ * below tls/.
  */
 import { readFileSync } from 'node:fs';
-import { certificateProblem, clientAuthProblem, type CertificateError } from '../tls/cert-store.js';
-import type { ConfigPath, PathIssue } from './path.js';
-import type { Config } from './types.js';
+import type { ConfigPath, PathIssue } from '../config/path.js';
+import type { Config } from '../config/types.js';
+import { certificateProblem, clientAuthProblem, type CertificateError } from './cert-store.js';
 
 export function checkFiles(config: Config): PathIssue[] {
   const issues: PathIssue[] = [];
