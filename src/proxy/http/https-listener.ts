@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants as h2c, createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import { Outcome } from '../../core/outcome.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
 import type { CertificateStore, LoadedCertificate } from '../../tls/cert-store.js';
@@ -34,7 +35,6 @@ const H2_MAX_CONCURRENT_STREAMS = 128;
  * HttpSession over an H2StreamSocket, so both take the same routes, persistence and header rules.
  */
 export class HttpsListener extends HttpListener {
-  override readonly protocol = 'https';
   readonly certificates: CertificateStore;
   private readonly tlsSettings: HttpsTlsSettings;
   /** Certificates by SNI, reloaded from disk, handshakes, session resumption (shared with redirect listeners). */
@@ -63,7 +63,7 @@ export class HttpsListener extends HttpListener {
       alpn: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       handshakeTimeoutMs: settings.limits.headerTimeoutMs,
       onSecure: this.onSecure,
-      onHandshakeError: () => this.onRejected('tls-handshake'),
+      onHandshakeError: () => this.onRejected(Outcome.of('tls-handshake').reason),
       onReloaded: () => this.syncStaplers(),
       log,
     });
