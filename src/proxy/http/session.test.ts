@@ -492,6 +492,25 @@ describe('HttpSession: phases', () => {
     );
   });
 
+  it('a listener phase that waits: routing and the route\'s phases follow once it settles', async () => {
+    const b = await backend();
+    const log: string[] = [];
+    let release!: () => void;
+    const gate: HttpPhase = { name: 'gate', onRequest: () => new Promise<void>((res) => (release = res)), onResume: () => void log.push('gate resumed') };
+    const r = rig(b.port, { before: compilePhases([gate]), phases: [tracer(log)] });
+    const { client } = r.open();
+    client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((res) => setImmediate(res));
+    assert.deepEqual(log, []);
+    release();
+    const up = await b.next();
+    await readRequest(up);
+    up.write(OK);
+    await client.untilCount('hello', 1);
+    assert.deepEqual(log.slice(0, 2), ['gate resumed', 't request']);
+    assert.equal(r.records[0]!.route, 'r');
+  });
+
   it('onPicked answering instead: a redirect to the picked server, which is never contacted nor counted busy', async () => {
     const b = await backend();
     const toServer: HttpPhase = {
