@@ -108,6 +108,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   /** Waiting for a request phase's promise: the list and the index of the phase that waits. */
   private waitList: readonly HttpPhase[] | undefined = undefined;
   private waitAt = 0;
+  private waitBeforeRoute = false;
   /** Pick, queue, retries and release of the current request's server (one per connection, begun per request). */
   private readonly attempt: UpstreamAttempt;
   private up: UpstreamConn | undefined = undefined;
@@ -339,7 +340,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
 
     // Phases before routing (the rate limit), then the route and its phases.
     const before = lst.phases.request;
-    if (before.length > 0 && !this.runRequestPhases(before, 0)) return;
+    if (before.length > 0 && !this.runRequestPhases(before, 0, true)) return;
     this.routeRequest();
   }
 
@@ -360,7 +361,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
     }
     ex.poolHandle = route.pool;
     const phases = route.phases.request;
-    if (phases.length > 0 && !this.runRequestPhases(phases, 0)) return;
+    if (phases.length > 0 && !this.runRequestPhases(phases, 0, false)) return;
     this.forward();
   }
 
@@ -383,9 +384,10 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
 
   /**
    * Run `phases[from..]`'s onRequest in order. True when all let the request through; false when
-   * one answered (sent) or made the exchange wait (it resumes in onPhaseSettled).
+   * one answered (sent) or made the exchange wait (it resumes in onPhaseSettled). `beforeRoute`:
+   * the listener's phases (routing follows them), else the route's (forwarding follows).
    */
-  private runRequestPhases(phases: readonly HttpPhase[], from: number): boolean {
+  private runRequestPhases(phases: readonly HttpPhase[], from: number, beforeRoute: boolean): boolean {
     const ex = this.ex;
     for (let i = from; i < phases.length; i++) {
       const d = phases[i]!.onRequest!(ex);
@@ -397,6 +399,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
       // Wait: the client's bytes are buffered (not parsed as a next request) and no deadline runs.
       this.waitList = phases;
       this.waitAt = i;
+      this.waitBeforeRoute = beforeRoute;
       this.state = St.Connecting;
       this.deadline = 0;
       d.then(this.onPhaseSettled, this.onPhaseFailed);
@@ -412,8 +415,9 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
     const at = this.waitAt;
     const resumed = phases[at]!.onResume?.(this.ex, value);
     if (resumed !== undefined) return this.sendPhaseAnswer(resumed);
-    if (!this.runRequestPhases(phases, at + 1)) return;
-    if (phases === this.lst.phases.request) this.routeRequest();
+    const beforeRoute = this.waitBeforeRoute;
+    if (!this.runRequestPhases(phases, at + 1, beforeRoute)) return;
+    if (beforeRoute) this.routeRequest();
     else this.forward();
   };
 
