@@ -15,5 +15,6 @@ export type { Server, ServerId, AdminState, OpState } from './core/server.js';
 export { ServerSet } from './core/server-set.js';
 export type { Clock } from './core/clock.js';
 export type { Rng } from './core/rng.js';
-export { LbError, statusFor } from './core/errors.js';
+export { LbError } from './core/errors.js';
+export { Outcome, OUTCOME_CODES, httpStatus, retryAllowed, type OutcomeCode, type OutcomeSpec } from './core/outcome.js';
 export { Pool } from './pool/pool.js';

@@ -12,7 +12,8 @@ import { Pool } from '../pool/pool.js';
 import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
 import type { OutlierDetector } from '../health/outlier.js';
-import { HttpListener, type HttpListenerSettings, type HttpObserver } from '../proxy/http/listener.js';
+import { HttpListener, type HttpListenerSettings } from '../proxy/http/listener.js';
+import type { HttpObserver } from '../observability/records.js';
 import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
 import { compileRoutes, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
 import { createPersistence, loadOrCreateSecret, needsStateSecret, ServerTokens, type Persistence } from '../persistence/index.js';
@@ -36,8 +37,8 @@ import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
 import { DnsListener } from '../dns/listener.js';
 import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
-import { AccessList } from '../proxy/access.js';
-import { RateLimiter } from '../proxy/rate-limit.js';
+import { AccessList } from '../net/access.js';
+import { RateLimiter } from '../proxy/http/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
@@ -390,7 +391,7 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** Requests in progress on the http listeners (Little's N in the live statistics). */
   private *inflightRequests(): IterableIterator<InflightRequest> {
-    for (const l of this.listeners) if (l instanceof HttpListener) yield* l.sessions;
+    for (const l of this.listeners) if (l instanceof HttpListener) for (const s of l.sessions) yield s.ex;
   }
 
   /** The pools' health monitors (their probe results feed the metrics and the event stream). */
@@ -551,7 +552,7 @@ class PorticoApp implements Portico, ConfigHost {
   };
 
   private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
-    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
+    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name), { exposeServer: lc.exposeServer });
     const l = lc.limits;
     return {
       name: lc.name,
@@ -570,6 +571,7 @@ class PorticoApp implements Portico, ConfigHost {
         maxBodyBytes: l.maxBodyBytes,
         maxConnections: l.maxConnections,
         maxRequestsPerConnection: l.maxRequestsPerConnection,
+        upgrades: new Set(lc.upgrades),
       },
       upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
       trusted: new CidrSet(lc.trustedProxies),

@@ -95,7 +95,7 @@ describe('WorkerLink', () => {
       const validated = validateConfig({ ...fileConfig, log: { level: 'debug' } });
       writeFileSync(file, '{ not: valid');
       p.deliver({ t: 'reload', config: validated });
-      await waitFor(() => p.sent.some((m) => (m as { t: string }).t === 'ready'), 1000, 'the reload to end');
+      await waitFor(() => p.sent.some((m) => (m as { t: string }).t === 'ready'), 15_000, 'the reload to end');
       assert.deepEqual(read, ['debug']);
       // Afterwards (POST /api/v1/reload to this worker) the file is read again.
       writeFileSync(file, JSON.stringify({ ...fileConfig, log: { level: 'error' } }));
@@ -122,7 +122,7 @@ describe('WorkerLink', () => {
     // The asking worker records the refusal as its last reload; so does every other (told with `refused`).
     assert.match(log.at(-1)!, /^refused p\.yaml:3:5 pools\[0\]\.balance: unknown balancer$/);
     p.deliver({ t: 'refused', errors: ['x.yaml:1:1 y: z'] });
-    await waitFor(() => log.at(-1) === 'refused x.yaml:1:1 y: z', 1000, 'the refusal recorded');
+    await waitFor(() => log.at(-1) === 'refused x.yaml:1:1 y: z', 15_000, 'the refusal recorded');
     await assert.rejects(link.reloadAll(50), /did not answer the reload within 50 ms/);
   });
 

@@ -6,7 +6,8 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { admit, drain, listen } from '../proxy/accept.js';
+import { Outcome } from '../core/outcome.js';
+import { admit, drain, listen } from '../net/accept.js';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 
@@ -39,6 +40,9 @@ export interface QueryCount {
 }
 
 /** Unread response bytes a TCP client may leave queued before Portico stops reading its queries. */
+/** The label of a query response-rate limiting dropped. */
+const RATE_LIMITED = Outcome.of('dns-rate-limited').reason;
+
 const MAX_TCP_BACKLOG = 256 * 1024;
 /** Tries to find a port free for both UDP and TCP when the configured port is 0. */
 const PORT_TRIES = 20;
@@ -128,7 +132,7 @@ export class DnsListener {
     } else {
       const verdict = rrl.check(rinfo.address);
       if (verdict === 'drop') {
-        this.record('', 'RATE-LIMITED', 'udp');
+        this.record('', RATE_LIMITED, 'udp');
         return;
       }
       resp = verdict === 'slip' ? this.responder.truncatedFor(msg) : this.responder.handle(msg, 'udp', rinfo.address);

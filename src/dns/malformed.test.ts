@@ -110,7 +110,8 @@ describe('dns responder: malformed messages', () => {
       const t0 = performance.now();
       const out = r.handle(msg, 'udp', '192.0.2.100');
       const ms = performance.now() - t0;
-      assert.ok(ms < 50, `${what}: took ${ms.toFixed(1)} ms`);
+      // A loop or a blow-up would take seconds or forever; 250 ms leaves room for a loaded machine's pauses.
+      assert.ok(ms < 250, `${what}: took ${ms.toFixed(1)} ms`);
       if (expect === 'drop') {
         assert.equal(out, undefined, what);
         continue;

@@ -20,6 +20,7 @@
 import dnsPacket from 'dns-packet';
 import type { Answer, OptAnswer, Question } from 'dns-packet';
 import { parseIp, type Ip128 } from '../core/cidr.js';
+import { Outcome as Failure, dnsFailure } from '../core/outcome.js';
 import type { Rng } from '../core/rng.js';
 import type { ClientLocation, GeoMap } from './geo.js';
 import { AnswerCache, MAX_KEYED_QUERY } from './answer-cache.js';
@@ -31,6 +32,8 @@ export type Transport = 'udp' | 'tcp';
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'] as const;
 const BADVERS = 16;
+/** The label of a message that got no response. */
+const DROPPED = Failure.of('dns-dropped').reason;
 
 const QR = 0x8000;
 const AA = 0x0400;
@@ -214,12 +217,12 @@ export class Responder implements QueryInputs {
   private respond(msg: Buffer, transport: Transport): Buffer | undefined {
     const out = this.outcome;
     if (msg.length < HEADER) {
-      out.rcode = 'DROPPED';
+      out.rcode = DROPPED;
       return undefined;
     }
     const flags = msg.readUInt16BE(2);
     if ((flags & QR) !== 0) {
-      out.rcode = 'DROPPED';
+      out.rcode = DROPPED;
       return undefined;
     }
     if (((flags >> 11) & 0xf) !== 0) return this.bare(msg, RCODE.NOTIMP);
@@ -347,7 +350,8 @@ export class Responder implements QueryInputs {
     buf.copy(buf, 0, qLen, qLen + HEADER);
     msg.copy(buf, HEADER, HEADER, qEnd);
     buf.writeUInt16BE(qLen > 0 ? 1 : 0, 4);
-    this.outcome.rcode = rcode >= BADVERS ? 'BADVERS' : (RCODE_NAMES[rcode] ?? String(rcode));
+    // A response that is not an answer takes its label from the outcome vocabulary.
+    this.outcome.rcode = dnsFailure(rcode)?.reason ?? RCODE_NAMES[rcode] ?? String(rcode);
     return answers.length + authorities.length + extra.length === 0 ? buf : compressMessage(buf);
   }
 

@@ -82,7 +82,7 @@ describe('http check', () => {
     const t0 = performance.now();
     fails(await http({}).check(at(hung.port), within(200)), 'timeout');
     const took = performance.now() - t0;
-    assert.ok(took >= 190 && took < 600, `cut at the timeout: ${took}ms`);
+    assert.ok(took >= 190 && took < 1500, `cut at the timeout: ${took}ms`);
   });
 });
 

@@ -67,11 +67,11 @@ describe('health monitor', () => {
   it('decides a starting server at its first probe, then follows rise/fall with causes in the events', async () => {
     const { pool, check, mon, a } = setup();
     await mon.start();
-    await until(() => a.op === 'up', 1000);
+    await until(() => a.op === 'up', 10_000);
     check.ok = false;
-    await until(() => a.op === 'down', 1000);
+    await until(() => a.op === 'down', 10_000);
     check.ok = true;
-    await until(() => a.op === 'up', 1000);
+    await until(() => a.op === 'up', 10_000);
     await mon.stop(0);
     const ev = pool.events.list().map((e) => `${e.from}->${e.to} ${e.cause} ${e.detail}`);
     assert.equal(ev.length, 3);
@@ -84,7 +84,7 @@ describe('health monitor', () => {
     const { check, mon } = setup({ intervalMs: 1, fastIntervalMs: 1, downIntervalMs: 1, timeoutMs: 1000 });
     check.delayMs = 15;
     await mon.start();
-    await until(() => check.probes >= 8, 2000);
+    await until(() => check.probes >= 8, 10_000);
     await mon.stop(0);
     assert.equal(check.maxInflight, 1);
   });
@@ -94,10 +94,10 @@ describe('health monitor', () => {
     check.delayMs = 5000;
     check.deaf = true;
     await mon.start();
-    const took = await until(() => a.op === 'down', 1000);
+    const took = await until(() => a.op === 'down', 10_000);
     const st = mon.status()[0]!;
     await mon.stop(0);
-    assert.ok(took < 300, `down after ${took}ms`);
+    assert.ok(took < 2000, `down after ${took}ms, not at the check's 5 s`);
     assert.equal(st.timedOut, 1);
   });
 
@@ -109,18 +109,18 @@ describe('health monitor', () => {
     assert.equal(check.probes, 0);
     assert.equal(mon.status()[0]!.paused, true);
     pool.setAdmin('a', 'ready');
-    await until(() => check.probes === 1, 1000);
+    await until(() => check.probes === 1, 10_000);
     await mon.stop(0);
   });
 
   it('forceDown (a passive ejection) needs rise passing probes to come back', async () => {
     const { pool, check, mon, a } = setup({ rise: 3 });
     await mon.start();
-    await until(() => a.op === 'up', 1000);
+    await until(() => a.op === 'up', 10_000);
     const before = check.probes;
     mon.forceDown(a.server.id, 'ejected');
     assert.equal(a.op, 'down');
-    await until(() => a.op === 'up', 1000);
+    await until(() => a.op === 'up', 10_000);
     assert.ok(check.probes - before >= 3, `${check.probes - before} probes`);
     await mon.stop(0);
     assert.equal(pool.events.list().at(-1)!.cause, 'probe');

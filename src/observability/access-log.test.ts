@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { waitFor } from '../test-helpers/origins.js';
 import { AccessLog, fileSink, isoDate, type AccessLogSink } from './access-log.js';
 import { exchange } from './testing.js';
 
@@ -106,7 +107,7 @@ describe('access log', () => {
     await log.start();
     log.record(exchange());
     log.record(exchange());
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => log.dropped >= 2, 15_000, 'the failed writes to be counted');
     assert.equal(log.dropped, 2);
     fail = false;
     log.record(exchange());

@@ -1,5 +1,5 @@
 import { close as fsClose, open as fsOpen, write as fsWrite } from 'node:fs';
-import type { ExchangeRecord } from '../proxy/http/session.js';
+import type { ExchangeRecord } from './records.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 

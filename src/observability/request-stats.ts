@@ -1,7 +1,4 @@
-import type { ExchangeRecord } from '../proxy/http/session.js';
-import type { HttpObserver } from '../proxy/http/listener.js';
-import type { TcpRecord } from '../proxy/tcp/tcp-connection.js';
-import type { TcpObserver } from '../proxy/tcp/tcp-listener.js';
+import type { ExchangeRecord, HttpObserver, TcpObserver, TcpRecord } from './records.js';
 
 /** Counters of finished requests, rejections and connections; feeds the admin API and metrics. */
 export class RequestStats implements HttpObserver, TcpObserver {

@@ -1,4 +1,4 @@
-import type { ExchangeRecord } from '../proxy/http/session.js';
+import type { ExchangeRecord } from './records.js';
 
 /** A finished-request record for tests of the sinks (the data path hands its session instead). */
 export function exchange(over: Partial<Omit<ExchangeRecord, 'requestId' | 'header'>> & { headers?: Record<string, string>; id?: string } = {}): ExchangeRecord {

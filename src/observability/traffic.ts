@@ -1,5 +1,4 @@
-import type { ExchangeRecord } from '../proxy/http/session.js';
-import type { TcpRecord } from '../proxy/tcp/tcp-connection.js';
+import type { ExchangeRecord, TcpRecord } from './records.js';
 import { FINE_BUCKETS, PROM_BUCKETS_SEC, fineBucket, promBucket } from './latency.js';
 
 /**

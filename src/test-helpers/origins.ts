@@ -177,7 +177,14 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   child.stdout.on('data', (c) => (out += c));
   child.stderr.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 10_000, 'portico to start');
+  try {
+    await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 30_000, 'portico to start');
+  } catch (e) {
+    // Not started in time: the process must not outlive the test that gave up on it.
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`${(e as Error).message}; its output: ${out}`);
+  }
   if (child.exitCode !== null) throw new Error(`portico exited: ${out}`);
   const kb = (field: string): number => {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));

@@ -1,7 +1,8 @@
 import type { HttpsListenerConfig } from '../../config/types.js';
 import { tlsBuildError, tlsTerminationSettings, type ListenerTlsDeps } from '../../tls/listener-tls.js';
 import { HttpsListener } from './https-listener.js';
-import type { HttpListenerSettings, HttpObserver } from './listener.js';
+import type { HttpListenerSettings } from './listener.js';
+import type { HttpObserver } from '../../observability/records.js';
 
 export interface HttpsBuildDeps extends ListenerTlsDeps {
   readonly observer?: HttpObserver | undefined;

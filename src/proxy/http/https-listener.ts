@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import { Outcome } from '../../core/outcome.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
 import type { CertificateStore, LoadedCertificate } from '../../tls/cert-store.js';
@@ -8,8 +9,9 @@ import { clientCertInfo, type ClientCertInfo } from '../../tls/client-cert.js';
 import { OcspStapler } from '../../tls/ocsp.js';
 import { TlsTermination, type TlsTerminationSettings } from '../../tls/termination.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
-import { socketInfo, type ProxyInfo } from '../proxy-protocol.js';
-import { HttpListener, type HttpListenerSettings, type HttpObserver } from './listener.js';
+import { socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
+import { HttpListener, type HttpListenerSettings } from './listener.js';
+import type { HttpObserver } from '../../observability/records.js';
 import { HttpSession } from './session.js';
 
 export interface HttpsTlsSettings extends TlsTerminationSettings {
@@ -60,7 +62,7 @@ export class HttpsListener extends HttpListener {
       alpn: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       handshakeTimeoutMs: settings.limits.headerTimeoutMs,
       onSecure: this.onSecure,
-      onHandshakeError: () => this.onRejected('tls-handshake'),
+      onHandshakeError: () => this.onRejected(Outcome.of('tls-handshake').reason),
       onReloaded: () => this.syncStaplers(),
       log,
     });

@@ -1,13 +1,16 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../accept.js';
-import type { ProxyInfo, ProxyVersion } from '../proxy-protocol.js';
+import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../../net/accept.js';
+import type { ProxyInfo, ProxyVersion } from '../../net/proxy-protocol.js';
 import type { CidrSet } from '../../core/cidr.js';
-import type { AccessList } from '../access.js';
-import type { RateLimiter } from '../rate-limit.js';
+import type { AccessList } from '../../net/access.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runtime.js';
-import { HttpSession, type ExchangeRecord } from './session.js';
-import { TICK_MS } from './deadlines.js';
+import { HttpSession } from './session.js';
+import type { ExchangeRecord, HttpObserver } from '../../observability/records.js';
+import { TICK_MS } from '../../net/deadlines.js';
+import { compilePhases, NO_PHASES, type PhaseList } from './phases.js';
+import { RateLimitPhase } from './phases/rate-limit.js';
 
 /** The listener's address, and what its sessions read (HttpListenerRuntime) as the configuration gives it. */
 export interface HttpListenerSettings
@@ -22,12 +25,6 @@ export interface HttpListenerSettings
   readonly access?: AccessList | undefined;
   /** Requests over this limit get 429; undefined: no limit (and nothing is checked). */
   readonly rateLimit?: RateLimiter | undefined;
-}
-
-export interface HttpObserver {
-  requestDone(rec: ExchangeRecord): void;
-  rejected(listener: string, reason: string): void;
-  connection(listener: string): void;
 }
 
 /**
@@ -50,6 +47,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
   sendProxy!: false | ProxyVersion;
   access!: AccessList | undefined;
   rateLimit: RateLimiter | undefined = undefined;
+  phases: PhaseList = NO_PHASES;
   readonly sessions = new Set<HttpSession>();
   /** Connections still reading their PROXY header (acceptProxy). */
   handshaking = 0;
@@ -81,6 +79,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
     this.access = settings.access;
     if (this.rateLimit !== settings.rateLimit) this.rateLimit?.close();
     this.rateLimit = settings.rateLimit;
+    this.phases = settings.rateLimit === undefined ? NO_PHASES : compilePhases([new RateLimitPhase(settings.rateLimit)]);
   }
 
   get address(): { host: string; port: number } {

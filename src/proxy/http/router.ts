@@ -9,6 +9,12 @@ import { hostMatcher } from '../../tls/host-match.js';
 import { cookieValue as cookieOf, headerValue, queryValue as queryOf, type StickyRequest } from '../../persistence/request.js';
 import type { HttpRoute, PoolHandle } from './listener-runtime.js';
 import { compileEdits, compileRedirect, compileRespond, type HeaderEditsSpec, type RouteAnswer } from './route-actions.js';
+import { compilePhases, type PhaseList } from './phases.js';
+import { FORWARDING_PHASE } from './phases/forwarding.js';
+import { PassiveHealthPhase } from './phases/passive-health.js';
+import { PersistencePhase } from './phases/persistence.js';
+import { RouteAnswerPhase } from './phases/route-answer.js';
+import { SERVED_BY_PHASE } from './phases/served-by.js';
 
 export { cookieValue, headerValue, queryValue } from '../../persistence/request.js';
 
@@ -136,6 +142,12 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
   };
 }
 
+/** What a listener's settings add to each of its routes. */
+export interface RouteOptions {
+  /** `exposeServer`: X-Served-By on every forwarded response. */
+  readonly exposeServer?: boolean | undefined;
+}
+
 /** A route as configured (the `routes[]` entries of an http listener, validated). */
 export interface RouteSpec {
   readonly name?: string | undefined;
@@ -152,21 +164,42 @@ export interface RouteSpec {
  * adds the headers it rewrites to the route's edits, so the data path relays everything else
  * unchanged in one pass.
  */
-export function compileRoutes(listener: string, specs: readonly RouteSpec[], pool: (name: string) => PoolHandle | undefined): HttpRoute[] {
+export function compileRoutes(
+  listener: string,
+  specs: readonly RouteSpec[],
+  pool: (name: string) => PoolHandle | undefined,
+  options: RouteOptions = {},
+): HttpRoute[] {
   return specs.map((r, i): HttpRoute => {
     const ph = r.pool === undefined ? undefined : pool(r.pool);
     if (r.pool !== undefined && ph === undefined) throw new Error(`route ${listener}#${i}: unknown pool ${r.pool}`);
-    const per = ph?.persistence;
-    const request = compileEdits(r.headers?.request, per?.requestHeaders);
-    const response = compileEdits(r.headers?.response, per?.responseHeaders);
-    let answer: RouteAnswer | undefined;
-    if (r.redirect !== undefined) answer = compileRedirect(r.redirect.status, r.redirect.location, response.add);
-    else if (r.respond !== undefined) answer = compileRespond(r.respond.status, r.respond.body, r.respond.headers, response.add);
+    let phases: PhaseList;
+    if (ph === undefined) {
+      // Portico answers the route itself; the answer carries the route's response header edits.
+      const response = compileEdits(r.headers?.response);
+      let answer: RouteAnswer;
+      if (r.redirect !== undefined) answer = compileRedirect(r.redirect.status, r.redirect.location, response.add);
+      else if (r.respond !== undefined) answer = compileRespond(r.respond.status, r.respond.body, r.respond.headers, response.add);
+      else throw new Error(`route ${listener}#${i}: neither a pool nor an answer (redirect, respond)`);
+      phases = compilePhases([new RouteAnswerPhase(answer)]);
+    } else {
+      const per = ph.persistence;
+      phases = compilePhases([
+        per === undefined ? undefined : new PersistencePhase(per),
+        FORWARDING_PHASE,
+        new PassiveHealthPhase(ph),
+        options.exposeServer === true ? SERVED_BY_PHASE : undefined,
+      ]);
+    }
+    // The headers the phases write themselves are not relayed as received: one pass in the session.
+    const request = compileEdits(r.headers?.request, phases.requestHeaders);
+    const response = compileEdits(r.headers?.response, phases.responseHeaders);
     return {
       name: r.name ?? `${listener}#${i}`,
       match: compileMatch(r.match),
       pool: ph,
-      answer,
+      upstream: ph === undefined ? undefined : { pool: ph.pool, retries: ph.retries },
+      phases,
       priority: r.priority ?? 'normal',
       requestDrop: request.drop,
       requestAdd: request.add,

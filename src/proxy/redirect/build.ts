@@ -1,5 +1,5 @@
 /** A `redirect` listener from its configuration. */
-import { AccessList } from '../access.js';
+import { AccessList } from '../../net/access.js';
 import type { RedirectListenerConfig } from '../../config/types.js';
 import { tlsBuildError, tlsTerminationSettings, type ListenerTlsDeps } from '../../tls/listener-tls.js';
 import type { Persistence } from '../../persistence/index.js';

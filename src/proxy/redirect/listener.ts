@@ -12,15 +12,15 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
 import { TlsTermination, type TlsTerminationSettings } from '../../tls/termination.js';
-import type { AccessList } from '../access.js';
-import { admit, drain, listen, type AcceptObserver } from '../accept.js';
+import type { AccessList } from '../../net/access.js';
+import { admit, drain, listen, type AcceptObserver } from '../../net/accept.js';
 import type { Server } from '../../core/server.js';
 import { placeSticky, type Persistence } from '../../persistence/index.js';
 import type { Pool } from '../../pool/pool.js';
 import { errorResponse } from '../http/error-response.js';
 import { parseRequestHead, type HeadLimits, type RequestHead } from '../http/parse-request.js';
 import type { RequestView } from '../http/router.js';
-import type { ExchangeRecord } from '../http/session.js';
+import type { ExchangeRecord } from '../../observability/records.js';
 
 export type RedirectStatus = 301 | 302 | 307 | 308;
 

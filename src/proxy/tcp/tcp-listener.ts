@@ -1,8 +1,9 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../accept.js';
-import { socketInfo, type ProxyInfo, type ProxyVersion } from '../proxy-protocol.js';
-import type { AccessList } from '../access.js';
-import { TcpConnection, type TcpBinding, type TcpRecord } from './tcp-connection.js';
+import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor } from '../../net/accept.js';
+import { socketInfo, type ProxyInfo, type ProxyVersion } from '../../net/proxy-protocol.js';
+import type { AccessList } from '../../net/access.js';
+import { TcpConnection, type TcpBinding } from './tcp-connection.js';
+import type { TcpObserver, TcpRecord } from '../../observability/records.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 
 export interface TcpListenerSettings {
@@ -19,13 +20,6 @@ export interface TcpListenerSettings {
   readonly maxConnections: number;
   /** Who may connect; undefined admits every address (and checks nothing). */
   readonly access?: AccessList | undefined;
-}
-
-export interface TcpObserver {
-  connection(listener: string): void;
-  rejected(listener: string, reason: string): void;
-  /** A connection ended (metrics, access log). */
-  connectionDone?(rec: TcpRecord): void;
 }
 
 /** Deadlines of L4 connections (connect, idle, ClientHello) are checked this often. */

@@ -167,7 +167,7 @@ describe('admin API', () => {
       assert.equal((await api(p, 'POST', '/api/v1/pools/web/servers', { name: 'slow', address: slow.address, weight: 256 })).status, 201);
       // With weight 256 of 262 the next request goes to `slow` (smooth weighted round robin starts with the heaviest).
       const pending = via(port, '/hold');
-      await waitFor(() => slow.seen.length === 1, 3000, 'request at slow');
+      await waitFor(() => slow.seen.length === 1, 15_000, 'request at slow');
       const del = await api(p, 'DELETE', '/api/v1/pools/web/servers/slow');
       assert.equal(del.status, 202);
       assert.equal(del.body.state, 'removing');
@@ -176,7 +176,7 @@ describe('admin API', () => {
       assert.equal(during.body.state, 'removing');
       assert.equal(during.body.available, false);
       assert.equal((await pending).body, 'slow', 'the request in flight finishes');
-      await waitFor(async () => (await api(p, 'GET', '/api/v1/pools/web/servers/slow')).status === 404, 3000, 'slow removed');
+      await waitFor(async () => (await api(p, 'GET', '/api/v1/pools/web/servers/slow')).status === 404, 15_000, 'slow removed');
       const idle = await api(p, 'DELETE', '/api/v1/pools/web/servers/o3?now=true');
       assert.equal(idle.status, 200);
       assert.equal(idle.body.state, 'removed');
@@ -219,7 +219,7 @@ describe('admin API', () => {
     const ok = await api(p, 'PUT', '/api/v1/pools/web/health', { type: 'tcp', interval: '100ms', timeout: '100ms', fall: 1, rise: 1 });
     assert.equal(ok.status, 200);
     assert.equal(ok.body.health.type, 'tcp');
-    await waitFor(async () => (await api(p, 'GET', '/api/v1/pools/web/servers/dead')).body.health === 'down', 3000, 'dead marked down');
+    await waitFor(async () => (await api(p, 'GET', '/api/v1/pools/web/servers/dead')).body.health === 'down', 15_000, 'dead marked down');
     const live = await api(p, 'GET', '/api/v1/pools/web/servers/o2');
     assert.equal(live.body.health, 'up');
     assert.ok(live.body.probe.passed >= 1);
@@ -305,7 +305,7 @@ describe('admin API: token, reload', () => {
     assert.deepEqual(r.body.changes, ['listener web: new address or protocol (new socket; the old one drains)']);
     assert.equal(p.address('web')!.port, moved);
     assert.equal((await via(moved)).status, 200);
-    await waitFor(async () => (await via(old).then(() => false, () => true)), 3000, 'the old socket closed');
+    await waitFor(async () => (await via(old).then(() => false, () => true)), 15_000, 'the old socket closed');
     const busy = await startOrigin('busy');
     writeFileSync(file, JSON.stringify(withPort(busy.port, origins.slice(0, 1))));
     const refused = await api(p, 'POST', '/api/v1/reload', undefined, 'tok-456');

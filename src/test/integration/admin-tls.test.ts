@@ -176,7 +176,7 @@ describe('the admin API over HTTPS (admin.tls)', () => {
     copyFileSync(next.keyFile, keyFile);
     copyFileSync(next.certFile, certFile);
     const want = new X509Certificate(next.cert).fingerprint256;
-    await waitFor(async () => (await presented(port)) === want, 5000, 'the new certificate');
+    await waitFor(async () => (await presented(port)) === want, 15_000, 'the new certificate');
     const s = await get(port, '/api/v1/status', ca.cert);
     assert.equal(s.status, 200);
     writeFileSync(certFile, 'not a certificate\n');

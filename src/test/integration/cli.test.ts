@@ -104,7 +104,7 @@ describe('portico command line', () => {
     try {
       await waitOutput(child, /listener web on/);
       const pending = fetchText(port, '/slow');
-      await waitFor(() => slow.seen.length === 1, 3000, 'request at origin');
+      await waitFor(() => slow.seen.length === 1, 15_000, 'request at origin');
       child.kill('SIGTERM');
       const r = await pending;
       assert.equal(r.status, 200);

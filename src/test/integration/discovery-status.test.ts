@@ -122,7 +122,7 @@ describe('discovery status, one process (file)', () => {
 
     // An update: three servers.
     write([0, 1, 2]);
-    await waitFor(async () => ((await json(admin, '/api/v1/pools/web')).discovery as Json).updates === 2, 5000, 'the second list');
+    await waitFor(async () => ((await json(admin, '/api/v1/pools/web')).discovery as Json).updates === 2, 15_000, 'the second list');
     const view = await json(admin, '/api/v1/pools/web');
     d = view.discovery as Json;
     assert.equal(d.servers, 3);
@@ -134,7 +134,7 @@ describe('discovery status, one process (file)', () => {
     // An invalid file: a failure, its message, and the three servers stay.
     const updatedAt = d.lastUpdateAt;
     writeFileSync(file, JSON.stringify([{ name: 's0' }]));
-    await waitFor(async () => ((await json(admin, '/api/v1/pools/web')).discovery as Json).failures === 1, 5000, 'the failure');
+    await waitFor(async () => ((await json(admin, '/api/v1/pools/web')).discovery as Json).failures === 1, 15_000, 'the failure');
     const bad = await json(admin, '/api/v1/pools/web');
     d = bad.discovery as Json;
     assert.equal(d.usingLastKnownGood, true);

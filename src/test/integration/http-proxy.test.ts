@@ -321,7 +321,7 @@ describe('http proxy: streaming, upgrade, aborts', () => {
       const replies: string[] = [];
       ws.on('message', (m) => replies.push(String(m)));
       for (let i = 0; i < 5; i++) ws.send(`m${i}`);
-      await waitFor(() => replies.length === 5, 3000, 'echoes');
+      await waitFor(() => replies.length === 5, 15_000, 'echoes');
       assert.deepEqual(replies, ['echo:m0', 'echo:m1', 'echo:m2', 'echo:m3', 'echo:m4']);
       ws.close();
     } finally {
@@ -344,9 +344,9 @@ describe('http proxy: streaming, upgrade, aborts', () => {
       const sock = connect(port, '127.0.0.1');
       await new Promise<void>((r) => sock.on('connect', () => r()));
       sock.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
-      await waitFor(() => o.seen.length === 1, 2000, 'request at origin');
+      await waitFor(() => o.seen.length === 1, 15_000, 'request at origin');
       sock.destroy();
-      await waitFor(() => closedAtOrigin, 2000, 'origin to see the cancel');
+      await waitFor(() => closedAtOrigin, 15_000, 'origin to see the cancel');
     } finally {
       await p.stop(100);
       await o.close();

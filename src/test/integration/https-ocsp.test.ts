@@ -21,7 +21,7 @@ async function startResponder(pki: TestPki, port: number): Promise<ChildProcess>
   let out = '';
   p.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   p.stderr!.resume();
-  await waitFor(() => out.includes('ACCEPT'), 5000, 'the OCSP responder');
+  await waitFor(() => out.includes('ACCEPT'), 15_000, 'the OCSP responder');
   return p;
 }
 
@@ -124,7 +124,7 @@ describe('https listener: OCSP stapling', { skip }, () => {
   });
 
   it('staples a response the client can verify: good for a good certificate, revoked for a revoked one, none without ocsp', async () => {
-    await waitFor(async () => (await stapled(port, 'www.example.com')) !== null && (await stapled(port, 'old.example.com')) !== null, 5000, 'stapled responses');
+    await waitFor(async () => (await stapled(port, 'www.example.com')) !== null && (await stapled(port, 'old.example.com')) !== null, 15_000, 'stapled responses');
     assert.equal(await opensslStatus(pki, good, (await stapled(port, 'www.example.com'))!), 'good');
     assert.equal(await opensslStatus(pki, revoked, (await stapled(port, 'old.example.com'))!), 'revoked');
     assert.equal(await stapled(port, 'plain.example.com'), null);

@@ -284,7 +284,7 @@ describe('keepalived take-over between two Portico nodes (network namespaces)', 
     // A little more traffic after the take-over, to see that it holds; then the client sends no
     // more and waits for every request under way (those TCP is sending again end within 10 s).
     const firstB = samples(client).find((s) => byB(s) && s.start >= killedAt)!;
-    await waitFor(() => samples(client).filter((s) => s.start >= firstB.start).length >= 50, 5000, 'traffic after the take-over');
+    await waitFor(() => samples(client).filter((s) => s.start >= firstB.start).length >= 50, 15_000, 'traffic after the take-over');
     const exited = new Promise<void>((r) => client.child.once('close', () => r()));
     client.child.stdin!.end();
     await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);

@@ -66,7 +66,7 @@ describe('log settings applied by a reload', () => {
     const reload = async (n: number): Promise<void> => {
       const want = g0 + n;
       child!.kill('SIGHUP');
-      await waitFor(async () => (await generation()) === want, 5000, `generation ${want}`).catch((e: unknown) => {
+      await waitFor(async () => (await generation()) === want, 15_000, `generation ${want}`).catch((e: unknown) => {
         throw new Error(`${String(e)}\n${out}`);
       });
     };
@@ -78,23 +78,23 @@ describe('log settings applied by a reload', () => {
     write({ level: 'info', access: { path: accessLog, format: 'json' } });
     await reload(1);
     await requests(5, 'on');
-    await waitFor(() => lines(accessLog).length === 5, 5000, 'five lines');
+    await waitFor(() => lines(accessLog).length === 5, 15_000, 'five lines');
     assert.ok(lines(accessLog).every((l) => (JSON.parse(l) as { target: string }).target.startsWith('/on/')));
 
     // Rotated away: the same settings, and a reload opens a new file of that name.
     renameSync(accessLog, `${accessLog}.1`);
     await reload(2);
     await requests(3, 'rotated');
-    await waitFor(() => lines(accessLog).length === 3, 5000, 'three lines in the new file');
+    await waitFor(() => lines(accessLog).length === 3, 15_000, 'three lines in the new file');
     assert.equal(lines(`${accessLog}.1`).length, 5, 'the rotated file keeps its lines');
 
     // A file that cannot be opened: the reload is refused, the log in force goes on.
     write({ level: 'info', access: { path: join(dir, 'no-such-dir', 'access.log'), format: 'json' } });
     child.kill('SIGHUP');
-    await waitFor(() => /reload refused/.test(out), 5000, 'the reload to be refused');
+    await waitFor(() => /reload refused/.test(out), 15_000, 'the reload to be refused');
     assert.equal(await generation(), g0 + 2);
     await requests(2, 'still');
-    await waitFor(() => lines(accessLog).length === 5, 5000, 'two more lines in the same file');
+    await waitFor(() => lines(accessLog).length === 5, 15_000, 'two more lines in the same file');
 
     // Off, and the level raised to warn: the info lines of the next reload are not written.
     write({ level: 'warn', access: false });
@@ -110,7 +110,7 @@ describe('log settings applied by a reload', () => {
     // Back to info: the reload says so.
     write({ level: 'info', access: false });
     await reload(5);
-    await waitFor(() => new RegExp(`reload: generation ${g0 + 5}`).test(out), 5000, 'the info line of the last reload');
+    await waitFor(() => new RegExp(`reload: generation ${g0 + 5}`).test(out), 15_000, 'the info line of the last reload');
 
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     const written = /portico_access_log_lines_total\{outcome="written"\} (\d+)/.exec(metrics);

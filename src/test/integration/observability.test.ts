@@ -90,7 +90,7 @@ describe('observability on a running Portico', () => {
     assert.equal(metric(m, 'portico_request_duration_seconds_count{listener="web",pool="web",server="o1"}'), 20);
     // Bytes are per request (a keep-alive connection starts each request from zero): every
     // answer of o1 to GET /m has the same size, and the metric is their sum.
-    await waitFor(() => readFileSync(logPath, 'utf8').split('\n').length > 40, 5000, 'the access log');
+    await waitFor(() => readFileSync(logPath, 'utf8').split('\n').length > 40, 15_000, 'the access log');
     const lines = readFileSync(logPath, 'utf8')
       .trim()
       .split('\n')
@@ -122,7 +122,7 @@ describe('observability on a running Portico', () => {
         line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.target === '/logged?x=1');
         return line !== undefined;
       },
-      5000,
+      15_000,
       'the access-log line',
     );
     assert.equal(line!.listener, 'web');
@@ -202,7 +202,7 @@ describe('observability on a running Portico', () => {
           .filter((l) => l.target.startsWith('/queued'));
         return lines.length === 3;
       },
-      5000,
+      15_000,
       'three access-log lines',
     );
     const waits = lines.map((l) => l.queueMs).sort((a, b) => a - b);
@@ -225,7 +225,7 @@ describe('observability on a running Portico', () => {
     } finally {
       s.close();
     }
-    await waitFor(async () => metric((await get(admin, '/metrics')).body, 'portico_server_up{pool="checked",server="gone"}') === 0, 5000, 'gone to be down');
+    await waitFor(async () => metric((await get(admin, '/metrics')).body, 'portico_server_up{pool="checked",server="gone"}') === 0, 15_000, 'gone to be down');
     const m = (await get(admin, '/metrics')).body;
     assert.ok(metric(m, 'portico_health_checks_total{pool="checked",server="alive",result="success"}')! >= 1);
     assert.ok(metric(m, 'portico_health_checks_total{pool="checked",server="gone",result="refused"}')! >= 1);

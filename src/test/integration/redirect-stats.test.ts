@@ -85,7 +85,7 @@ describe('redirect listener: requests in the metrics, the access log and the liv
         ],
       );
 
-      await waitFor(() => readFileSync(logPath, 'utf8').split('\n').length > 32, 5000, 'the access log');
+      await waitFor(() => readFileSync(logPath, 'utf8').split('\n').length > 32, 15_000, 'the access log');
       const lines = readFileSync(logPath, 'utf8')
         .trim()
         .split('\n')
@@ -135,7 +135,7 @@ describe('redirect listener: requests in the metrics, the access log and the liv
     try {
       const r = await send(port, '/a?b=c', { headers: { 'user-agent': 'fetcher/1', referer: 'http://ref.example/' } });
       assert.equal(r.status, 302);
-      await waitFor(() => readFileSync(logPath, 'utf8').includes('\n'), 5000, 'the access log');
+      await waitFor(() => readFileSync(logPath, 'utf8').includes('\n'), 15_000, 'the access log');
       const line = readFileSync(logPath, 'utf8').trim();
       assert.match(line, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/a\?b=c HTTP\/1\.1" 302 \d+ "http:\/\/ref\.example\/" "fetcher\/1" r\S+ mirror - web only /);
       // Load for a few seconds: each stats frame gives the listener's rate and the server's.

@@ -111,7 +111,7 @@ describe('redirect listener over TLS', { skip }, () => {
     const before = p.stats.rejectedFor('mirror', 'tls-handshake');
     const text = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: lb.example.com\r\n\r\n', 3000);
     assert.equal(text, '');
-    await waitFor(() => p.stats.rejectedFor('mirror', 'tls-handshake') === before + 1, 2000, 'the refusal to be counted');
+    await waitFor(() => p.stats.rejectedFor('mirror', 'tls-handshake') === before + 1, 15_000, 'the refusal to be counted');
     const r = await httpsGet(port, '/after', 'lb.example.com', lb.cert);
     assert.equal(r.status, 302);
   });
@@ -156,7 +156,7 @@ describe('redirect listener over TLS: certificates and configuration', { skip },
           h.sock.destroy();
           return h.fp === fingerprint(second);
         },
-        5000,
+        15_000,
         'the new certificate',
       );
       // A client that verifies the new certificate is redirected; the connection made before the reload still works.

@@ -91,7 +91,7 @@ describe('redirect listener', () => {
     ], { health: { type: 'tcp', interval: '200ms', timeout: '200ms', rise: 1, fall: 1 } });
     try {
       await gone.close();
-      await waitFor(() => p.pools.get('web')!.current.set.available.length === 1, 3000, 'gone to be marked down');
+      await waitFor(() => p.pools.get('web')!.current.set.available.length === 1, 15_000, 'gone to be marked down');
       for (let i = 0; i < 4; i++) assert.equal((await get(port, '/a')).headers['location'], 'http://up.example.com/a');
     } finally {
       await p.stop(100);

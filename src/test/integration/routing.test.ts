@@ -308,13 +308,13 @@ describe('priority: under a full queue, high requests leave it first', () => {
   it('gold requests that arrived after bronze ones are served before them', async () => {
     const pool = p.pools.get('app')!;
     const all: Promise<Reply>[] = [send(port, '/', { headers: { 'X-Id': 'blocker' } })];
-    await waitFor(() => release !== undefined, 5000, 'the blocker to reach the server');
+    await waitFor(() => release !== undefined, 15_000, 'the blocker to reach the server');
     for (let i = 0; i < 5; i++) all.push(send(port, '/', { headers: { 'X-Id': `low${i}`, Cookie: 'tier=bronze' } }));
-    await waitFor(() => pool.queued === 5, 5000, 'five low requests queued');
+    await waitFor(() => pool.queued === 5, 15_000, 'five low requests queued');
     for (let i = 0; i < 3; i++) all.push(send(port, '/', { headers: { 'X-Id': `normal${i}` } }));
-    await waitFor(() => pool.queued === 8, 5000, 'three normal requests queued');
+    await waitFor(() => pool.queued === 8, 15_000, 'three normal requests queued');
     for (let i = 0; i < 5; i++) all.push(send(port, '/', { headers: { 'X-Id': `high${i}`, Cookie: 'tier=gold' } }));
-    await waitFor(() => pool.queued === 13, 5000, 'five high requests queued');
+    await waitFor(() => pool.queued === 13, 15_000, 'five high requests queued');
     release!();
     const replies = await Promise.all(all);
     assert.ok(replies.every((r) => r.status === 200));

@@ -162,7 +162,7 @@ describe('tcp listener: bytes, balancing, half-close', () => {
       }).then((g) => (greeter = g));
     });
     let greeter: TcpOrigin | undefined;
-    await waitFor(() => greeter !== undefined, 2000, 'greeter');
+    await waitFor(() => greeter !== undefined, 15_000, 'greeter');
     const { p, port } = await startL4({ pool: 'g' }, [{ name: 'g', servers: [{ name: 'greeter', address: greeter!.address }] }]);
     try {
       const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -244,7 +244,7 @@ describe('tcp listener: bytes, balancing, half-close', () => {
     try {
       const open = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
       for (const s of open) s.on('error', () => {});
-      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 2, 2000, 'two bindings');
+      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 2, 15_000, 'two bindings');
       const third = await exchange(port, 'x', { keepOpen: true, ms: 2000 });
       assert.equal(third.closed, true);
       assert.equal(third.bytes.length, 0);
@@ -269,13 +269,13 @@ describe('tcp listener: bytes, balancing, half-close', () => {
       const first = connect(port, '127.0.0.1');
       first.on('error', () => {});
       held.push(first);
-      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 1, 2000, 'the first binding');
+      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 1, 15_000, 'the first binding');
       // Two wait in the queue (seen in the binding table as queued), a third finds it full. The two
       // send their bytes and end their side while they wait: both are passed on once connected.
       const second = exchange(port, 'two', { ms: 3000 });
-      await waitFor(() => p.pools.get('echo')!.queued === 1, 2000, 'the second to queue');
+      await waitFor(() => p.pools.get('echo')!.queued === 1, 15_000, 'the second to queue');
       const third = exchange(port, 'three', { ms: 3000 });
-      await waitFor(() => p.pools.get('echo')!.queued === 2, 2000, 'the third to queue');
+      await waitFor(() => p.pools.get('echo')!.queued === 2, 15_000, 'the third to queue');
       const states = (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.bindings.map((b: { state: string }) => b.state).sort();
       assert.deepEqual(states, ['open', 'queued', 'queued']);
       const full = await exchange(port, 'x', { keepOpen: true, ms: 2000 });
@@ -292,7 +292,7 @@ describe('tcp listener: bytes, balancing, half-close', () => {
       const again = connect(port, '127.0.0.1');
       again.on('error', () => {});
       held.push(again);
-      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 1, 2000, 'the slot to be held');
+      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 1, 15_000, 'the slot to be held');
       const t0 = Date.now();
       const late = await exchange(port, 'late', { keepOpen: true, ms: 3000 });
       const waited = Date.now() - t0;
@@ -314,16 +314,16 @@ describe('tcp listener: bytes, balancing, half-close', () => {
     try {
       const first = connect(port, '127.0.0.1');
       first.on('error', () => {});
-      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 1, 2000, 'the slot to be held');
+      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 1, 15_000, 'the slot to be held');
       const waiting = connect(port, '127.0.0.1');
       waiting.on('error', () => {});
-      await waitFor(() => p.pools.get('echo')!.queued === 1, 2000, 'one in the queue');
+      await waitFor(() => p.pools.get('echo')!.queued === 1, 15_000, 'one in the queue');
       // (A client that only ends its side stays: a tcp client may half-close and still wait for the answer.)
       waiting.resetAndDestroy();
-      await waitFor(() => p.pools.get('echo')!.queued === 0, 2000, 'the queue to be empty');
+      await waitFor(() => p.pools.get('echo')!.queued === 0, 15_000, 'the queue to be empty');
       const before = a.accepted;
       first.destroy();
-      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 0, 2000, 'the slot to be free');
+      await waitFor(() => p.pools.get('echo')!.byName('a')!.active === 0, 15_000, 'the slot to be free');
       assert.equal(a.accepted, before, 'the client that left never reached the server');
     } finally {
       await p.stop(100);
@@ -352,7 +352,7 @@ describe('tcp listener: bytes, balancing, half-close', () => {
           // every client's bytes went in and came back (2 bytes of name, then the echo)
           return rows.length === 3 && rows.every((x) => x.bytesIn > 0 && x.bytesOut === x.bytesIn + 2);
         },
-        3000,
+        15_000,
         'three bindings with traffic',
       );
       const ports = socks.map((s) => `127.0.0.1:${s.localPort}`).sort();
@@ -371,9 +371,9 @@ describe('tcp listener: bytes, balancing, half-close', () => {
       assert.equal(mine.bytesOut, 2 + 30); // "a\n" or "b\n", then the echo
       socks[0]!.destroy();
       socks[1]!.end();
-      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 1, 3000, 'bindings to drop');
+      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 1, 15_000, 'bindings to drop');
       socks[2]!.destroy();
-      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 0, 3000, 'empty table');
+      await waitFor(async () => (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.connections === 0, 15_000, 'empty table');
       const missing = await adminGet(p, '/api/v1/listeners/nope/bindings');
       assert.equal(missing.status, 404);
     } finally {
@@ -391,7 +391,7 @@ describe('tcp listener: PROXY protocol', () => {
       s.on('error', () => {});
       await new Promise<void>((r) => s.once('connect', () => r()));
       s.write('payload');
-      await waitFor(() => o.firstBytes.length === 1 && o.firstBytes[0]!.includes('payload'), 2000, 'bytes at the server');
+      await waitFor(() => o.firstBytes.length === 1 && o.firstBytes[0]!.includes('payload'), 15_000, 'bytes at the server');
       const want = `PROXY TCP4 127.0.0.1 127.0.0.1 ${s.localPort} ${port}\r\npayload`;
       assert.equal(o.firstBytes[0]!.toString('latin1'), want);
       s.destroy();
@@ -409,7 +409,7 @@ describe('tcp listener: PROXY protocol', () => {
       s.on('error', () => {});
       await new Promise<void>((r) => s.once('connect', () => r()));
       s.write('after');
-      await waitFor(() => o.firstBytes.length === 1 && o.firstBytes[0]!.includes('after'), 2000, 'bytes at the server');
+      await waitFor(() => o.firstBytes.length === 1 && o.firstBytes[0]!.includes('after'), 15_000, 'bytes at the server');
       const h = o.firstBytes[0]!;
       assert.equal(h.subarray(0, 12).toString('hex'), '0d0a0d0a000d0a515549540a');
       assert.equal(h[12], 0x21); // version 2, PROXY
@@ -439,7 +439,7 @@ describe('tcp listener: PROXY protocol', () => {
       s.write(v2.subarray(0, 10));
       await new Promise((r) => setTimeout(r, 30));
       s.write(Buffer.concat([v2.subarray(10), Buffer.from('data')]));
-      await waitFor(() => o.firstBytes.length === 1 && o.firstBytes[0]!.includes('data'), 2000, 'bytes at the server');
+      await waitFor(() => o.firstBytes.length === 1 && o.firstBytes[0]!.includes('data'), 15_000, 'bytes at the server');
       assert.equal(o.firstBytes[0]!.toString('latin1'), 'PROXY TCP4 203.0.113.7 198.51.100.1 12345 443\r\ndata');
       const rows = (await adminGet(p, '/api/v1/listeners/l4/bindings')).body.bindings;
       assert.equal(rows[0].client, '203.0.113.7:12345');

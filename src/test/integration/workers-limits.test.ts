@@ -166,8 +166,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     const refused: string[] = [];
     for (const r of results) void r.then((s) => refused.push(s));
     // Each worker (5 connections each) sends 2 and answers 503 to 3 (no queue).
-    await waitFor(() => refused.length === 6, 5000, 'six refused');
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => refused.length === 6 && capped.held() === 4, 15_000, 'six refused, four held at the server');
     process.stdout.write(`# workers-limits: server maxConnections 4, 10 clients: ${capped.held()} held at the server, answers ${refused.join(',')}\n`);
     assert.equal(capped.most(), 4, 'both workers sent their share, and no more');
     assert.deepEqual(refused, ['503', '503', '503', '503', '503', '503']);
@@ -183,8 +182,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     }
     const closed: string[] = [];
     for (const r of results) void r.then((s) => closed.push(s));
-    await waitFor(() => closed.length === 6, 5000, 'six connections refused');
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => closed.length === 6 && open.held() === 4, 15_000, 'six connections refused, four held at the server');
     process.stdout.write(`# workers-limits: listener maxConnections 4, 10 clients: ${open.held()} held at the server\n`);
     assert.equal(open.most(), 4, 'both workers admitted their share, and no more');
     assert.deepEqual(closed, ['error', 'error', 'error', 'error', 'error', 'error']);
@@ -194,11 +192,11 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
 
   it('a worker started after a probe took a server down logs the change with its detail', async () => {
     const down = /server open\/gone op starting -> down cause=probe detail=1 probe failed, last: refused/g;
-    await waitFor(() => count(out, down) >= 2, 5000, 'both workers to log gone down');
+    await waitFor(() => count(out, down) >= 2, 15_000, 'both workers to log gone down');
     const [victim] = children(child!.pid!);
     process.kill(victim!, 'SIGKILL');
     await waitFor(() => count(out, /listener front on/g) >= 3, 10_000, 'a new worker to listen');
-    await waitFor(() => count(out, down) >= 3, 5000, 'the new worker to log gone down with the detail');
+    await waitFor(() => count(out, down) >= 3, 15_000, 'the new worker to log gone down with the detail');
     assert.equal(count(out, /server open\/gone op \S+ -> down cause=probe(?! detail=1 probe failed)/g), 0, 'no change to down without its detail');
   });
 
@@ -206,7 +204,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     const gens = count(out, /reload: generation \d+/g);
     writeFileSync(file, JSON.stringify({ ...config(), pools: [{ name: 'capped', balance: 'fastest-ever', servers: [{ name: 'a', address: 'nowhere' }] }] }));
     child!.kill('SIGHUP');
-    await waitFor(() => count(out, /reload refused/g) >= 1, 3000, 'the refusal');
+    await waitFor(() => count(out, /reload refused/g) >= 1, 15_000, 'the refusal');
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(count(out, /reload refused/g), 1, out.slice(-2000));
     assert.equal(count(out, /unknown balancer/g), 1);
@@ -221,7 +219,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     assert.deepEqual([...seen.values()], [true, true], JSON.stringify([...seen]));
     writeFileSync(file, JSON.stringify(config()));
     child!.kill('SIGHUP');
-    await waitFor(() => count(out, /reload: generation \d+/g) >= gens + 2, 3000, 'both workers to reload');
+    await waitFor(() => count(out, /reload: generation \d+/g) >= gens + 2, 15_000, 'both workers to reload');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(count(out, /reload: generation \d+/g), gens + 2);
     assert.equal(count(out, /reload refused/g), 1);
@@ -237,7 +235,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     const ok = await post();
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(typeof ok.body.generation, 'number');
-    await waitFor(() => count(out, /reload: generation \d+/g) >= gens + 2, 3000, 'both workers to reload');
+    await waitFor(() => count(out, /reload: generation \d+/g) >= gens + 2, 15_000, 'both workers to reload');
     const refused = count(out, /reload refused/g);
     writeFileSync(file, JSON.stringify({ ...config(), pools: [{ name: 'capped', balance: 'fastest-ever', servers: [{ name: 'a', address: 'nowhere' }] }] }));
     const bad = await post();

@@ -158,7 +158,7 @@ describe('cluster.workers: 2, one view of the counters', () => {
         shares.set(r.worker.pid, serverRequests(r));
         return shares.size === 2 && [...shares.values()].reduce((a, b) => a + b, 0) === N;
       },
-      5000,
+      15_000,
       'both workers\' own counts',
     );
     process.stdout.write(`# workers-stats: ${N} requests served as ${[...shares.values()].join(' + ')} by the two workers\n`);
