@@ -135,10 +135,16 @@ const LIMITS = {
  * A listener runtime with one pool of one server on `port`. `phases`: extra route phases, run
  * after the built-in ones; `before`: listener phases (before routing).
  */
-function rig(port: number, opts: { phases?: HttpPhase[]; before?: PhaseList; retries?: number } = {}): Rig {
+function rig(
+  port: number,
+  opts: { phases?: HttpPhase[]; before?: PhaseList; retries?: number; maxConnections?: number; queueMax?: number; admin?: 'ready' | 'maint' } = {},
+): Rig {
   const factory = getBalancer('roundrobin')!;
-  const server: Server = { id: serverId('p', 's1'), name: 's1', host: '127.0.0.1', port, weight: 1, backup: false, maxConnections: 0, meta: {} };
-  const pool = new Pool({ name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0) }, [{ server }]);
+  const server: Server = { id: serverId('p', 's1'), name: 's1', host: '127.0.0.1', port, weight: 1, backup: false, maxConnections: opts.maxConnections ?? 0, meta: {} };
+  const pool = new Pool(
+    { name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0), queueMax: opts.queueMax },
+    [{ server, admin: opts.admin ?? 'ready' }],
+  );
   const upstream = new UpstreamConnections();
   cleanup.push(() => upstream.closeAll());
   const handle: PoolHandle = {
@@ -285,6 +291,79 @@ describe('HttpSession: deadlines and failures', () => {
       [[499, 'client closed']],
     );
     assert.equal(r.pool.runtime(r.server.id)!.active, 0);
+  });
+});
+
+describe('HttpSession: the upstream attempt and outcomes', () => {
+  it('a refused connect: tried again where allowed, then 502 with the socket error; passive health hears each try', async () => {
+    const dead = createServer();
+    dead.listen(0, '127.0.0.1');
+    await once(dead, 'listening');
+    const port = (dead.address() as { port: number }).port;
+    await new Promise((res) => dead.close(res));
+    const log: string[] = [];
+    const r = rig(port, { phases: [tracer(log)] });
+    const { client } = r.open();
+    client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await client.until((o) => o.startsWith('HTTP/1.1 502 ') && o.includes('\r\n\r\n'));
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.error, x.tries]),
+      [[502, 'connect: ECONNREFUSED', 1]],
+    );
+    // One server, so no other to retry on: one try, reported to passive health as a connect failure.
+    assert.deepEqual(
+      log.filter((l) => l.includes('attemptDone')),
+      ['t attemptDone connect 0'],
+    );
+    assert.equal(r.pool.runtime(r.server.id)!.active, 0);
+  });
+
+  it('no available server: 503 with the pool\'s Retry-After, and the connection is kept', async () => {
+    const b = await backend();
+    const r = rig(b.port, { admin: 'maint' });
+    const { client, session } = r.open();
+    client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await client.until((o) => o.includes('\r\n\r\n') && o.startsWith('HTTP/1.1 503 '));
+    assert.match(client.out, /\r\nRetry-After: 3\r\n/);
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.error, x.tries]),
+      [[503, 'no available server', 0]],
+    );
+    assert.equal(session.idle, true);
+  });
+
+  it('every server full: the request waits in the pool queue; its deadline answers 503 queue timeout', async () => {
+    const b = await backend();
+    const r = rig(b.port, { maxConnections: 1, queueMax: 4 });
+    const first = r.open();
+    first.client.send('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n');
+    const up = await b.next();
+    await readRequest(up);
+    const second = r.open();
+    second.client.send('GET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((res) => setImmediate(res));
+    assert.equal(second.client.out, '');
+    second.session.onDeadline(); // the queue deadline
+    await second.client.until((o) => o.startsWith('HTTP/1.1 503 ') && o.includes('\r\n\r\n'));
+    assert.match(second.client.out, /\r\nRetry-After: 3\r\n/);
+    assert.equal(r.records[0]!.error, 'queue timeout');
+    // A third request waits too, and gets the slot when the first ends.
+    const third = r.open();
+    third.client.send('GET /3 HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((res) => setImmediate(res));
+    up.write(OK);
+    await first.client.untilCount('hello', 1);
+    assert.match(await readRequest(up), /^GET \/3 /);
+    up.write(OK);
+    await third.client.untilCount('hello', 1);
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.error]),
+      [
+        [503, 'queue timeout'],
+        [200, ''],
+        [200, ''],
+      ],
+    );
   });
 });
 
