@@ -24,6 +24,8 @@ export class Fill {
   keeping = true;
   ended = false;
   aborted = false;
+  /** The variant key (of the fetching request, for the response's Vary) that joiners must share. */
+  variant = '';
   private watchers: FillWatcher[] = [];
 
   constructor(

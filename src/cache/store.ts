@@ -11,6 +11,8 @@ import type { Fields, StoredPolicy } from './policy.js';
 export class CacheObject {
   /** Position in the LRU order is the store's Map order; `size` counts body and head. */
   size = 0;
+  /** Monotonic ms when the object was seen stale first (for `keep`); 0 while fresh. */
+  private staleAt = 0;
   constructor(
     readonly key: string,
     readonly variant: string,
@@ -24,6 +26,16 @@ export class CacheObject {
     const h = policy.storedHeaders();
     for (const n in h) head += n.length + h[n]!.length + 4;
     this.size = bodyLength + head;
+  }
+
+  /** How long (ms) the object has been stale, as first noticed at `nowMs`. */
+  staleSince(nowMs: number): number {
+    if (!this.policy.isStale()) {
+      this.staleAt = 0;
+      return 0;
+    }
+    if (this.staleAt === 0) this.staleAt = nowMs;
+    return nowMs - this.staleAt;
   }
 }
 
