@@ -161,7 +161,11 @@ export class DnsListener {
     if (!admit(sock, this.name, undefined, this.conns.size, this.tcpLimits.maxConnections, undefined, false)) return;
     this.conns.add(sock);
     sock.on('close', () => this.conns.delete(sock));
-    sock.setTimeout(this.tcpLimits.idleTimeoutMs, () => sock.destroy());
+    // The idle deadline restarts on each answer, not on each byte: a client that drips the bytes
+    // of a query (or sends only messages that get no answer) is closed after idleTimeout all the same.
+    const idleMs = this.tcpLimits.idleTimeoutMs;
+    const idle = setTimeout(() => sock.destroy(), idleMs);
+    sock.once('close', () => clearTimeout(idle));
     const client = sock.remoteAddress ?? '';
     let buf: Buffer = Buffer.alloc(0);
     let answered = 0;
@@ -182,6 +186,7 @@ export class DnsListener {
           prefix.writeUInt16BE(resp.length, 0);
           sock.write(prefix);
           sock.write(resp);
+          idle.refresh();
         }
         const limit = this.tcpLimits.maxQueriesPerConnection;
         if (limit > 0 && ++answered >= limit) {

@@ -168,9 +168,10 @@ export class Responder implements QueryInputs {
     this.drawn = 0;
     try {
       // A plain query (QUERY, one question, nothing in the answer and authority sections) may
-      // have its response in the cache.
+      // have its response in the cache. The key starts at ARCOUNT (offset 10): a query that
+      // claims an additional record it does not hold is not the valid query its bytes follow.
       const key = msg.length >= HEADER && msg.length <= MAX_KEYED_QUERY && (msg.readUInt16BE(2) & 0xf800) === 0 && msg.readUInt16BE(4) === 1 && msg.readUInt32BE(6) === 0
-        ? (transport === 'tcp' ? 'T' : 'U') + msg.toString('latin1', HEADER)
+        ? (transport === 'tcp' ? 'T' : 'U') + msg.toString('latin1', HEADER - 2)
         : undefined;
       if (key !== undefined) {
         const hit = this.cache.lookup(key, this.regionOfClient);

@@ -178,7 +178,7 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   child.stderr.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   try {
-    await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 30_000, 'portico to start');
+    await waitFor(() => (out.match(/listener \S+ on/g) ?? []).length >= listeners || child.exitCode !== null, 60_000, 'portico to start');
   } catch (e) {
     // Not started in time: the process must not outlive the test that gave up on it.
     child.kill('SIGKILL');

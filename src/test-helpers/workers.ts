@@ -87,7 +87,7 @@ export async function startWorkersProcess(file: string, cwd: string, listening: 
     },
   };
   try {
-    await waitFor(() => count(/listener \S+ on/) >= listening || child.exitCode !== null, 20_000, `${listening} listeners`);
+    await waitFor(() => count(/listener \S+ on/) >= listening || child.exitCode !== null, 60_000, `${listening} listeners`);
   } catch (err) {
     await p.stop();
     throw new Error(`${(err as Error).message}; output:\n${out}`);

@@ -6,6 +6,7 @@
  */
 import { CidrSet } from '../../core/cidr.js';
 import { hostMatcher } from '../../tls/host-match.js';
+import { linearRegExp } from '../../config/values/linear-regex.js';
 import { cookieValue as cookieOf, headerValue, queryValue as queryOf, type StickyRequest } from '../../persistence/request.js';
 import type { HttpRoute, PoolHandle } from './listener-runtime.js';
 import { compileEdits, compileRedirect, compileRespond, type HeaderEditsSpec, type RouteAnswer } from './route-actions.js';
@@ -53,7 +54,7 @@ function valueTest(spec: { value?: string | undefined; regex?: string | undefine
     return (v) => v === want;
   }
   if (spec.regex !== undefined) {
-    const re = new RegExp(spec.regex);
+    const re = linearRegExp(spec.regex);
     return (v) => v !== undefined && re.test(v);
   }
   return (v) => v !== undefined;
@@ -87,7 +88,7 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
     tests.push((r) => r.path.startsWith(prefix));
   }
   if (spec.pathRegex !== undefined) {
-    const re = new RegExp(spec.pathRegex);
+    const re = linearRegExp(spec.pathRegex);
     tests.push((r) => re.test(r.path));
   }
   if (spec.method !== undefined) {
@@ -112,7 +113,7 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
     tests.push((r) => t(queryOf(r.query, q.name)));
   }
   if (spec.userAgent !== undefined) {
-    const re = new RegExp(spec.userAgent);
+    const re = linearRegExp(spec.userAgent);
     tests.push((r) => {
       const ua = headerValue(r, 'user-agent');
       return ua !== undefined && re.test(ua);
@@ -222,4 +223,20 @@ export function compileRoutes(
       responseAdd: response.add,
     };
   });
+}
+
+/** The hash key of a request for `hash.key`: source-ip | uri | header:NAME | cookie:NAME | query:NAME. */
+export function hashKeyOf(key: string): (req: RequestView) => string | undefined {
+  if (key === 'source-ip') return (r) => r.clientAddress;
+  if (key === 'uri') return (r) => (r.query === '' ? r.path : r.path + '?' + r.query);
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  const name = key.slice(colon + 1);
+  if (kind === 'header') {
+    const lname = name.toLowerCase();
+    return (r) => headerValue(r, lname);
+  }
+  if (kind === 'cookie') return (r) => cookieOf(r, name);
+  if (kind === 'query') return (r) => queryOf(r.query, name);
+  throw new Error(`unknown hash key ${key}`);
 }

@@ -64,6 +64,12 @@ const EMPTY: Buffer = Buffer.alloc(0);
 const LINGER_MS = 5000;
 
 /**
+ * Answers Portico made itself (a redirect, a respond route, an error) that a pipelining client has
+ * not read yet; above this, its next buffered request waits until the socket drains.
+ */
+const MAX_UNREAD_OUTPUT = 256 * 1024;
+
+/**
  * One client connection and the exchange in progress on it. HTTP/1.1 keep-alive,
  * one request at a time (pipelined requests wait in the buffer), bodies relayed
  * byte for byte with back-pressure in both directions. Socket handlers are bound
@@ -88,6 +94,12 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private clientEnded = false;
   private clientPaused = false;
   private upPaused = false;
+  /** tryHead is on the stack: a request answered at once loops there for the next, never recursing. */
+  private parsing = false;
+  /** An answered request left a further one in the buffer while tryHead was on the stack. */
+  private parseAgain = false;
+  /** The next buffered request waits for the client to read what was answered (MAX_UNREAD_OUTPUT). */
+  private headWaits = false;
   /** The client certificate headers for the servers ('' without clientAuth). */
   private readonly clientCertHead: string;
 
@@ -245,6 +257,11 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
       this.streamed?.resume();
       return;
     }
+    if (this.headWaits) {
+      this.headWaits = false;
+      if (this.state === St.Head) this.nextBuffered();
+      return;
+    }
     if (this.upPaused) {
       this.upPaused = false;
       this.up?.socket.resume();
@@ -267,14 +284,28 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
 
   /** Parse a request head from the buffer and start its exchange. */
   private tryHead(): void {
-    const lim = this.lst.limits;
-    const r = parseRequestHead(this.buf, lim);
-    if (r === null) return;
-    if (!r.ok) {
-      this.refuse(refusal(r.status, r.reason));
+    if (this.headWaits) return;
+    if (this.parsing) {
+      // Called back from an answer sent synchronously (nextRequest): the loop below goes on.
+      this.parseAgain = true;
       return;
     }
-    this.startExchange(r);
+    const lim = this.lst.limits;
+    this.parsing = true;
+    try {
+      do {
+        this.parseAgain = false;
+        const r = parseRequestHead(this.buf, lim);
+        if (r === null) return;
+        if (!r.ok) {
+          this.refuse(refusal(r.status, r.reason));
+          return;
+        }
+        this.startExchange(r);
+      } while (this.parseAgain && this.state === St.Head);
+    } finally {
+      this.parsing = false;
+    }
   }
 
   private startExchange(r: RequestHead): void {
@@ -1203,14 +1234,24 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
       this.closeClient();
       return;
     }
-    if (this.buf.length > 0) {
-      this.setDeadline('header', this.lst.limits.headerTimeoutMs);
-      this.tryHead();
-      if (this.state === St.Head) this.resumeClient();
-      return;
-    }
+    if (this.buf.length > 0) return this.nextBuffered();
     this.setDeadline('idle', this.lst.limits.keepAliveTimeoutMs);
     this.resumeClient();
+  }
+
+  /**
+   * The client already sent (part of) its next request. A client that pipelines without reading
+   * what it was answered waits, paused, until its socket drains (or its header deadline passes).
+   */
+  private nextBuffered(): void {
+    this.setDeadline('header', this.lst.limits.headerTimeoutMs);
+    if (this.sock.writableLength > MAX_UNREAD_OUTPUT) {
+      this.headWaits = true;
+      this.pauseClient();
+      return;
+    }
+    this.tryHead();
+    if (this.state === St.Head && !this.headWaits) this.resumeClient();
   }
 
   private startTunnel(r: ResponseHead, rest: Buffer): void {

@@ -32,7 +32,7 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-function waitOutput(child: ChildProcess, re: RegExp, ms = 10_000): Promise<string> {
+function waitOutput(child: ChildProcess, re: RegExp, ms = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error(`no ${re} in output: ${out}`)), ms);
@@ -139,7 +139,7 @@ describe('portico command line', () => {
       }
     };
     try {
-      await waitFor(() => (out.match(/listener web on/g) ?? []).length >= n || child.exitCode !== null, 15_000, `${n} listener lines`);
+      await waitFor(() => (out.match(/listener web on/g) ?? []).length >= n || child.exitCode !== null, 60_000, `${n} listener lines`);
       process.stdout.write(`# cli: availableParallelism() = ${n}; portico start without cluster.workers runs ${kids().length} worker processes\n`);
       if (n > 1) {
         assert.match(out, new RegExp(`primary ${child.pid}: ${n} workers`));

@@ -17,7 +17,7 @@ function recorder(): { log: Logger; lines: string[] } {
   return { log: { error: put, warn: put, info: put, debug() {} }, lines };
 }
 
-function portico(discovery: unknown, log: Logger, health: unknown = { type: 'tcp', interval: '100ms', timeout: '100ms', rise: 1, fall: 1 }): Portico {
+function portico(discovery: unknown, log: Logger, health: unknown = { type: 'tcp', interval: '100ms', timeout: '2s', rise: 1, fall: 1 }): Portico {
   return createPortico(
     {
       admin: { enabled: false },

@@ -220,7 +220,7 @@ describe('dns listener: health', () => {
     const { p, port } = await startDns({}, [
       {
         name: 'web',
-        health: { type: 'tcp', interval: `${interval}ms`, timeout: '200ms', rise: 1, fall: 1 },
+        health: { type: 'tcp', interval: `${interval}ms`, timeout: '2s', rise: 1, fall: 1 },
         servers: origins.map((o, i) => ({ name: o.name, address: o.address, dnsAddress: `192.0.2.${i + 1}` })),
       },
     ], [{ name: 'example.com', records: [{ name: 'www', type: 'A', pool: 'web' }] }]);

@@ -61,7 +61,7 @@ describe('active health checks on loopback', () => {
       res.end(o.name);
     });
     const interval = 200;
-    const timeout = 100;
+    const timeout = 1000; // long: a probe cut by a loaded machine would count as a failure
     const rise = 2;
     const fall = 3;
     const { p, port, pool } = await startProxy([
@@ -111,7 +111,7 @@ describe('active health checks on loopback', () => {
     const { p, port, pool } = await startProxy([
       {
         name: 'web',
-        health: { type: 'tcp', interval: '100ms', timeout: '100ms', rise: 2, fall: 2 },
+        health: { type: 'tcp', interval: '100ms', timeout: '1s', rise: 2, fall: 2 },
         servers: origins.map((o) => ({ name: o.name, address: o.address })),
       },
     ]);
@@ -371,7 +371,7 @@ describe('server lifecycle on loopback', () => {
     const { p, port, pool } = await startProxy([
       {
         name: 'web',
-        health: { type: 'http', path: '/health', interval: '40ms', timeout: '100ms', rise: 1, fall: 1 },
+        health: { type: 'http', path: '/health', interval: '40ms', timeout: '1s', rise: 1, fall: 1 },
         servers: [
           { name: 'o1', address: origins[0]!.address },
           { name: 'o2', address: origins[1]!.address },
@@ -464,7 +464,7 @@ describe('passive health checks on loopback', () => {
       {
         name: 'web',
         // Probes slow enough, and a fall high enough, that the ejection (by live traffic) comes first.
-        health: { type: 'http', path: '/health', interval: '1s', timeout: '500ms', rise: 2, fall: 5 },
+        health: { type: 'http', path: '/health', interval: '1s', timeout: '1s', rise: 2, fall: 5 },
         passive: { consecutiveErrors: 2, ejectFor: '100ms' },
         servers: origins.map((o) => ({ name: o.name, address: o.address })),
       },

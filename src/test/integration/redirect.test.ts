@@ -88,7 +88,7 @@ describe('redirect listener', () => {
     const { p, port } = await startRedirect({}, [
       { name: 'up', address: up.address, url: 'http://up.example.com' },
       { name: 'gone', address: gone.address, url: 'http://gone.example.com' },
-    ], { health: { type: 'tcp', interval: '200ms', timeout: '200ms', rise: 1, fall: 1 } });
+    ], { health: { type: 'tcp', interval: '200ms', timeout: '2s', rise: 1, fall: 1 } });
     try {
       await gone.close();
       await waitFor(() => p.pools.get('web')!.current.set.available.length === 1, 15_000, 'gone to be marked down');

@@ -86,7 +86,7 @@ describe('cluster.workers: 2 with cluster.config: etcd', { skip: skipWithoutEtcd
     // A worker killed: its replacement runs the last good document (o2), not the bootstrap file (no listener) nor the invalid one.
     const [victim] = node.workers();
     process.kill(victim!, 'SIGKILL');
-    await waitFor(() => node!.count(/listener web on/) >= 3 && node!.workers().length === 2, 15_000, 'a new worker to listen');
+    await waitFor(() => node!.count(/listener web on/) >= 3 && node!.workers().length === 2, 60_000, 'a new worker to listen');
     assert.ok(!node.workers().includes(victim!));
     assert.deepEqual(new Set(await bodies(port, N)), new Set(['o2']));
 
@@ -182,7 +182,7 @@ describe('cluster.workers: 2 with discovery (file)', () => {
         pools: [
           {
             name: 'web',
-            health: { type: 'http', path: '/health', interval: '100ms', timeout: '500ms', rise: 1, fall: 1 },
+            health: { type: 'http', path: '/health', interval: '100ms', timeout: '2s', rise: 1, fall: 1 },
             discovery: { type: 'file', path: serversFile },
           },
         ],
@@ -265,7 +265,7 @@ describe('cluster.workers: 2 with discovery (file)', () => {
     await waitFor(async () => [...(await views(adminPort, 2)).values()].every((up) => show(up) === 's1=1 s3=0'), 15_000, 's3 down on both');
     const s3Before = served.get('s3') ?? 0;
     process.kill(victim!, 'SIGKILL');
-    await waitFor(() => node!.count(/listener web on/) > listening, 15_000, 'the new worker to listen');
+    await waitFor(() => node!.count(/listener web on/) > listening, 60_000, 'the new worker to listen');
     // The new worker's first answers: s1 only (it knew the list, and s3's state, before accepting).
     assert.deepEqual(new Set(await bodies(port, N)), new Set(['s1']));
     assert.equal(served.get('s3') ?? 0, s3Before);

@@ -112,7 +112,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
       { name: 'capped', queue: { max: 0 }, servers: [{ name: 'c', address: capped.origin.address, maxConnections: 4 }] },
       {
         name: 'open',
-        health: { type: 'http', path: '/health', interval: '100ms', timeout: '300ms', rise: 1, fall: 1 },
+        health: { type: 'http', path: '/health', interval: '100ms', timeout: '2s', rise: 1, fall: 1 },
         servers: [
           { name: 'o', address: open.origin.address },
           { name: 'gone', address: `127.0.0.1:${gonePort}` },
@@ -134,7 +134,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     child.stdout!.on('data', (c) => (out += c));
     child.stderr!.on('data', (c) => (out += c));
     exited = new Promise((resolve) => child!.on('close', (code) => resolve(code)));
-    await waitFor(() => count(out, /listener front on/g) >= 2 || child!.exitCode !== null, 15_000, 'two workers to listen');
+    await waitFor(() => count(out, /listener front on/g) >= 2 || child!.exitCode !== null, 60_000, 'two workers to listen');
     assert.equal(child.exitCode, null, out);
   });
 
@@ -195,7 +195,7 @@ describe('cluster.workers: 2, limits and logs of the group', () => {
     await waitFor(() => count(out, down) >= 2, 15_000, 'both workers to log gone down');
     const [victim] = children(child!.pid!);
     process.kill(victim!, 'SIGKILL');
-    await waitFor(() => count(out, /listener front on/g) >= 3, 10_000, 'a new worker to listen');
+    await waitFor(() => count(out, /listener front on/g) >= 3, 60_000, 'a new worker to listen');
     await waitFor(() => count(out, down) >= 3, 15_000, 'the new worker to log gone down with the detail');
     assert.equal(count(out, /server open\/gone op \S+ -> down cause=probe(?! detail=1 probe failed)/g), 0, 'no change to down without its detail');
   });

@@ -113,7 +113,7 @@ describe('cluster.workers: 2, one view of the counters', () => {
       pools: [
         {
           name: 'web',
-          health: { type: 'http', path: '/health', interval: '200ms', timeout: '500ms', rise: 1, fall: 1 },
+          health: { type: 'http', path: '/health', interval: '200ms', timeout: '2s', rise: 1, fall: 1 },
           servers: origins.map((o) => ({ name: o.name, address: o.address })),
         },
       ],
@@ -123,7 +123,7 @@ describe('cluster.workers: 2, one view of the counters', () => {
     child.stdout!.on('data', (c) => (out += c));
     child.stderr!.on('data', (c) => (out += c));
     exited = new Promise((resolve) => child!.on('close', (code) => resolve(code)));
-    await waitFor(() => (out.match(/listener web on/g) ?? []).length >= 2 || child!.exitCode !== null, 15_000, 'two workers to listen');
+    await waitFor(() => (out.match(/listener web on/g) ?? []).length >= 2 || child!.exitCode !== null, 60_000, 'two workers to listen');
     assert.equal(child.exitCode, null, out);
     // Both workers take part in the collections once their statistics are wired.
     await waitFor(async () => (await fresh(adminPort, '/metrics')).headers['x-portico-workers'] === '2/2', 10_000, 'both workers to report');

@@ -135,7 +135,7 @@ describe('cluster.workers: 2', () => {
     pools: [
       {
         name: 'web',
-        health: { type: 'http', path: '/health', interval: `${INTERVAL_MS}ms`, timeout: '500ms', rise: 1, fall: 1 },
+        health: { type: 'http', path: '/health', interval: `${INTERVAL_MS}ms`, timeout: '2s', rise: 1, fall: 1 },
         servers: origins.map((o) => ({ name: o.name, address: o.address, ...(o.name === 'o1' ? { state: o1State } : {}) })),
       },
     ],
@@ -163,7 +163,7 @@ describe('cluster.workers: 2', () => {
     child.stdout!.on('data', (c) => (out += c));
     child.stderr!.on('data', (c) => (out += c));
     exited = new Promise((resolve) => child!.on('close', (code) => resolve(code)));
-    await waitFor(() => (out.match(/listener web on/g) ?? []).length >= 2 || child!.exitCode !== null, 15_000, 'two workers to listen');
+    await waitFor(() => (out.match(/listener web on/g) ?? []).length >= 2 || child!.exitCode !== null, 60_000, 'two workers to listen');
     assert.equal(child.exitCode, null, out);
   });
 
@@ -247,7 +247,7 @@ describe('cluster.workers: 2', () => {
     assert.ok(kept.length > 0, 'the other worker kept its connections');
     for (const c of kept) assert.equal(await c.get(), 'o2');
     await waitFor(() => children(child!.pid!).length === 2 && !children(child!.pid!).includes(victim), 10_000, 'a new worker');
-    await waitFor(() => (out.match(/listener web on/g) ?? []).length >= 3, 10_000, 'the new worker to listen');
+    await waitFor(() => (out.match(/listener web on/g) ?? []).length >= 3, 60_000, 'the new worker to listen');
     assert.ok(children(child!.pid!).includes(survivor), 'the other worker was left alone');
     // The new worker read the reloaded file, and has the probes' results.
     assert.deepEqual([...(await answers(port, 10))], ['o2']);

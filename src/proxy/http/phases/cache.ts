@@ -18,7 +18,7 @@
  *                   that did not complete stores nothing
  */
 import http from 'node:http';
-import { Cache, type CacheResult } from '../../../cache/cache.js';
+import type { Cache, CacheResult, CacheSet } from '../../../cache/cache.js';
 import type { Fill, FillWatcher } from '../../../cache/fill.js';
 import { parseVary, primaryKey, variantKey } from '../../../cache/key.js';
 import { invalidatedTargets, storeDecision, type Fields, type RequestHead as CacheRequest, type StoredPolicy } from '../../../cache/policy.js';
@@ -46,6 +46,7 @@ const NOT_REPLAYED = new Set([
 /** What the cache phase keeps for one request (on `ex.cacheState`). */
 class CacheState {
   key = '';
+  cache: Cache;
   req: CacheRequest;
   result: CacheResult = 'bypass';
   /** The Cache-Status parameters after `portico; `. */
@@ -57,7 +58,8 @@ class CacheState {
   policy: StoredPolicy | undefined = undefined;
   storing = false;
 
-  constructor(req: CacheRequest) {
+  constructor(cache: Cache, req: CacheRequest) {
+    this.cache = cache;
     this.req = req;
   }
 }
@@ -299,18 +301,21 @@ export class CachePhase implements HttpPhase {
   readonly requestHeaders: readonly string[] = ['if-none-match', 'if-modified-since'];
   private readonly now: () => number;
 
+  /** `cacheName` is looked up in `caches` per request, so a reload that replaces the cache needs no new phase. */
   constructor(
-    readonly cache: Cache,
+    private readonly caches: CacheSet,
+    readonly cacheName: string,
     opts: CachePhaseOptions = {},
   ) {
     this.now = opts.now ?? (() => performance.now());
   }
 
   onRequest(ex: Exchange): RequestDecision {
+    const cache = this.caches.get(this.cacheName);
+    if (cache === undefined) return undefined;
     const target = ex.query === '' ? ex.path : ex.path + '?' + ex.query;
-    const st = new CacheState({ method: ex.method, url: target, headers: requestFields(ex) });
+    const st = new CacheState(cache, { method: ex.method, url: target, headers: requestFields(ex) });
     ex.cacheState = st;
-    const cache = this.cache;
     const method = ex.method;
     if (method !== 'GET' && method !== 'HEAD') {
       st.result = 'bypass';
@@ -383,13 +388,13 @@ export class CachePhase implements HttpPhase {
     st.result = 'miss';
     st.status = 'fwd=miss; collapsed';
     ex.cacheStatus = st.status;
-    this.cache.count('miss');
+    st.cache.count('miss');
     const cl = head.headers['content-length'];
     let h = 'HTTP/1.1 ' + head.status + ' ' + reasonPhrase(head.status) + '\r\n';
     h += this.replayHeaders(ex, head.headers);
     if (cl !== undefined) h += 'content-length: ' + cl + '\r\n';
     h += 'Age: 0\r\nCache-Status: portico; ' + st.status + '\r\n';
-    return new JoinedAnswer(head.status, h, f, this.cache.spec.maxObjectSize, ex.method === 'HEAD', cl !== undefined);
+    return new JoinedAnswer(head.status, h, f, st.cache.spec.maxObjectSize, ex.method === 'HEAD', cl !== undefined);
   }
 
   upstreamHead(ex: Exchange): string {
@@ -416,7 +421,7 @@ export class CachePhase implements HttpPhase {
     if (st === undefined || ex.method !== 'GET') {
       return st === undefined || st.status === '' ? '' : 'Cache-Status: portico; ' + st.status + '\r\n';
     }
-    const cache = this.cache;
+    const cache = st.cache;
     const fields = responseFields(res);
     const stale = st.stale;
     if (stale !== undefined && res.status === 304) {
@@ -483,11 +488,11 @@ export class CachePhase implements HttpPhase {
     this.endFill(st);
     if (ex.cacheStatus === '' && st.status !== '') {
       ex.cacheStatus = st.status;
-      this.cache.count(st.result);
+      st.cache.count(st.result);
     }
     if (st.result === 'bypass' && ex.method !== 'GET' && ex.method !== 'HEAD' && ex.outcome === undefined && ex.response !== undefined) {
       for (const t of invalidatedTargets(ex.method, ex.status, st.req.url, responseFields(ex.response), ex.host)) {
-        this.cache.store.purgeKey(primaryKey(ex.host, t));
+        st.cache.store.purgeKey(primaryKey(ex.host, t));
       }
     }
   }
@@ -499,11 +504,11 @@ export class CachePhase implements HttpPhase {
     st.storing = false;
     if (f === undefined || policy === undefined) return;
     if (f.keeping && !f.aborted) {
-      const stored = this.cache.store.insert(st.key, st.req.headers, policy, f.chunks.slice(), f.length);
-      if (stored !== undefined && st.stale !== undefined && st.stale !== stored) this.cache.store.remove(st.stale);
+      const stored = st.cache.store.insert(st.key, st.req.headers, policy, f.chunks.slice(), f.length);
+      if (stored !== undefined && st.stale !== undefined && st.stale !== stored) st.cache.store.remove(st.stale);
     }
     f.end();
-    this.cache.fills.finish(f);
+    st.cache.fills.finish(f);
     st.fill = undefined;
   }
 
@@ -514,7 +519,7 @@ export class CachePhase implements HttpPhase {
     if (f === undefined) return;
     st.fill = undefined;
     if (!f.ended) f.abort();
-    this.cache.fills.finish(f);
+    st.cache.fills.finish(f);
   }
 
   /** Stored header fields as the client gets them: hop-by-hop and framing fields out, the route's edits applied. */
@@ -535,7 +540,7 @@ export class CachePhase implements HttpPhase {
     st.result = result;
     st.status = status;
     ex.cacheStatus = status;
-    this.cache.count(result);
+    st.cache.count(result);
     const policy = o.policy;
     const fields = policy.responseHeaders();
     const age = fields['age'] ?? '0';
@@ -577,7 +582,7 @@ export class CachePhase implements HttpPhase {
    * stored response. Plain HTTP toward the server; a failure leaves the stale object as it is.
    */
   private refresh(ex: Exchange, st: CacheState, o: CacheObject): void {
-    const cache = this.cache;
+    const cache = st.cache;
     const ph = ex.poolHandle;
     if (ph === undefined || cache.refreshing.has(st.key)) return;
     const server = ph.pool.pick({ path: ex.path });
