@@ -219,5 +219,9 @@ export function compilePhases(phases: readonly (HttpPhase | undefined)[]): Phase
 /** The phase's decision is an Answer (not continue, not a promise). */
 export function isAnswer(d: unknown): d is Answer {
   if (d === undefined || d === null || typeof (d as { then?: unknown }).then === 'function') return false;
-  return typeof (d as { render?: unknown }).render === 'function' || (d as { outcome?: unknown }).outcome instanceof Outcome;
+  return (
+    typeof (d as { render?: unknown }).render === 'function' ||
+    (d as { outcome?: unknown }).outcome instanceof Outcome ||
+    typeof (d as { start?: unknown }).start === 'function'
+  );
 }
