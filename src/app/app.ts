@@ -35,6 +35,8 @@ import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
 import { limitShare } from '../core/limit-share.js';
 import { Reuse } from '../core/reuse.js';
+import { CacheSet } from '../cache/cache.js';
+import { routePhaseFactories } from './route-phases.js';
 import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
@@ -176,8 +178,13 @@ class PorticoApp implements Portico, ConfigHost {
   /** When each store-error warning was last logged. */
   private readonly storeWarnedAt = new Map<string, number>();
 
+  /** The `caches:` of the configuration; each kept across a reload while its spec is unchanged. */
+  readonly caches = new CacheSet();
+  private readonly routePhases = routePhaseFactories(this.caches);
+
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
+    this.caches.update(config.caches);
     const clock = deps.clock ?? systemClock;
     const rng = deps.rng ?? new SeededRng((Date.now() ^ process.pid) >>> 0);
     this.clock = clock;
@@ -446,6 +453,10 @@ class PorticoApp implements Portico, ConfigHost {
     return this.workers <= 1 || kind.shareOf === undefined ? lc : kind.shareOf(lc, this.workers);
   }
 
+  prepare(next: Config): void {
+    this.caches.update(next.caches);
+  }
+
   /** One listener from its configuration, built by its kind. */
   private buildListener(config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): ListenerService {
     const kind = kindOf(config.protocol);
@@ -463,6 +474,7 @@ class PorticoApp implements Portico, ConfigHost {
       store: this.store,
       sharedStore: this.sharedStore,
       l4: this.tcpShared,
+      routePhases: this.routePhases,
       kept: <T>(key: string, spec: unknown, build: () => T): T => this.listenerKept.get(key, spec, build) as T,
       storeErrorWarning: (consequence) => this.storeErrorWarning(consequence),
     };

@@ -8,13 +8,14 @@ import type { ListenerService } from './service.js';
 import { dnsKind } from '../dns/kind.js';
 import type { BuildContext, ListenerKind } from '../listener/kind.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
+import type { RoutePhaseFactory } from '../proxy/http/router.js';
 import type { TcpShared } from '../proxy/tcp/build.js';
 import { httpKind, httpsKind } from '../proxy/http/kind.js';
 import { redirectKind } from '../proxy/redirect/kind.js';
 import { tcpKind } from '../proxy/tcp/kind.js';
 
 /** What the composition root gives every kind: what each of them builds from. */
-export type AppBuildContext = BuildContext<PoolHandle> & { readonly l4: TcpShared };
+export type AppBuildContext = BuildContext<PoolHandle> & { readonly l4: TcpShared; readonly routePhases: readonly RoutePhaseFactory[] };
 
 /** A registered kind, its configuration and listener types erased. */
 export type RegisteredKind = ListenerKind<any, any, AppBuildContext>;

@@ -193,6 +193,8 @@ export interface ReloadHost {
   readonly isStarted: boolean;
   readonly log: Logger;
   readonly shutdownGraceMs: number;
+  /** Apply what the listeners' routes share (the `caches:`), before listeners are built or updated. */
+  prepare?(next: Config): void;
   newPool(pc: PoolConfig): Pool;
   newHandle(pc: PoolConfig, pool: Pool): PoolHandle;
   newListener(lc: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): ListenerService;
@@ -232,6 +234,8 @@ export interface ApplyOptions {
  * was removed stops accepting and drains in the background.
  */
 export async function applyPlan(host: ReloadHost, next: Config, plan: ReloadPlan, options: ApplyOptions = {}): Promise<void> {
+  // 0. What routes share across listeners (the caches) follows `next` before any route is compiled.
+  host.prepare?.(next);
   const nextPools = byName(next.pools);
   // 1. Build (no I/O) the pools that are new and the handles of every pool of `next`.
   const built = new Map<string, Pool>();

@@ -23,10 +23,15 @@ export function checkAvailability(config: Config): PathIssue[] {
       if (r.match?.sni !== undefined && l.protocol === 'http') {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'sni'], message: 'matching on sni needs an https listener (plain HTTP carries no TLS server name)' });
       }
+      // The cache of SPEC §11 runs; compression is not in the data path yet.
+      if (r.compress !== undefined && r.compress !== false) out.push({ path: ['listeners', i, 'routes', j, 'compress'], message: 'compression does not run in this build yet' });
       if (r.match?.clientCert !== undefined && (l.protocol !== 'https' || l.tls.clientAuth === false)) {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'clientCert'], message: 'matching on clientCert needs an https listener with tls.clientAuth' });
       }
     });
+  });
+  config.caches.forEach((c, i) => {
+    if (c.shared) out.push({ path: ['caches', i, 'shared'], message: 'the shared tier of the cache (cluster.store) does not run in this build yet; each node and worker caches on its own' });
   });
   config.pools.forEach((p, i) => {
     if (p.health.type === 'icmp') {

@@ -1,5 +1,6 @@
 import type { PathIssue } from '../path.js';
 import { checkAdminExposure } from './admin.js';
+import { checkCacheReferences } from './cache.js';
 import { checkListenConflicts } from './listen-conflicts.js';
 import { checkL4Pools } from './l4.js';
 import { checkPoolOptions } from './pools.js';
@@ -21,5 +22,6 @@ export function crossCheck(raw: unknown): PathIssue[] {
     ...checkPoolOptions(root),
     ...checkAdminExposure(root),
     ...checkL4Pools(root),
+    ...checkCacheReferences(root),
   ];
 }

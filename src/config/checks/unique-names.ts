@@ -19,6 +19,7 @@ export function checkUniqueNames(root: RawMap): PathIssue[] {
   const out: PathIssue[] = [];
   duplicates('listener', root['listeners'], ['listeners'], out);
   duplicates('pool', root['pools'], ['pools'], out);
+  duplicates('cache', root['caches'], ['caches'], out);
   for (const [i, pool] of maps(root['pools'])) duplicates('server', pool['servers'], ['pools', i, 'servers'], out);
   for (const [i, listener] of maps(root['listeners'])) duplicates('route', listener['routes'], ['listeners', i, 'routes'], out);
   return out;

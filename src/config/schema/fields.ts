@@ -8,6 +8,7 @@ import { parseCidr } from '../values/cidr.js';
 import { parseDuration, formatDuration, TIMER_MAX_MS } from '../values/duration.js';
 import { fail, ok, show, type Parsed } from '../values/parsed.js';
 import { parseRate } from '../values/rate.js';
+import { parseSize } from '../values/size.js';
 import { parseStatusRanges } from '../values/status-ranges.js';
 import { parseDomain, parseHeaderName, parseHostPattern, parseHttpUrl, parseRegex, parseRequestKey } from '../values/text.js';
 import { isIp } from '../values/host.js';
@@ -50,6 +51,15 @@ export function duration(max: number = TIMER_MAX_MS) {
     }
     const r = parseDuration(v);
     if (r.ok && r.value > max) return fail(`duration ${show(v)} is too long: at most ${formatDuration(max)}`);
+    return r;
+  });
+}
+
+/** A size in bytes (`8MiB`, `512KiB`, or a whole number of bytes) between `min` and `max`. */
+export function size(min = 0, max: number = Number.MAX_SAFE_INTEGER) {
+  return leaf<string | number, number>('size', (v) => {
+    const r = parseSize(v);
+    if (r.ok && (r.value < min || r.value > max)) return fail(`size ${show(v)} is out of range: ${min} to ${max} bytes`);
     return r;
   });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { adminSchema } from './admin.js';
+import { cacheSchema } from './cache.js';
 import { clusterSchema } from './cluster.js';
 import { duration, text } from './fields.js';
 import { listenerSchema } from './listener.js';
@@ -22,5 +23,6 @@ export const configSchema = z
       .describe('Directory for state kept across restarts (runtime changes, secrets); a relative path is taken from the configuration file\'s directory, not the working directory'),
     listeners: z.array(listenerSchema).prefault([]).describe('Where clients connect'),
     pools: z.array(poolSchema).prefault([]).describe('Groups of servers'),
+    caches: z.array(cacheSchema).prefault([]).describe('HTTP caches (RFC 9111) that routes use with `cache:`'),
   })
   .describe('A Portico configuration');

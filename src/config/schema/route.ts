@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { compressSchema } from './cache.js';
 import { fail, ok, show } from '../values/parsed.js';
 import { parseHeaderName } from '../values/text.js';
 import { cidrList, flag, headerName, hostList, hostPattern, int, leaf, name, oneOf, regex, text } from './fields.js';
@@ -161,6 +162,8 @@ export const routeSchema = z
       })
       .prefault({})
       .describe('Header edits on requests that take this route'),
+    cache: name().optional().describe('Answer from this cache (a name under `caches:`) where RFC 9111 allows, and store what it allows'),
+    compress: compressSchema.optional(),
     priority: z
       .enum(['high', 'normal', 'low'])
       .prefault('normal')

@@ -69,6 +69,10 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
    * body phases return instead of relaying the server's bytes.
    */
   bodyReplaced = false;
+  /** The cache's verdict for this request (the Cache-Status value, for the access log); '' on routes without a cache. */
+  cacheStatus = '';
+  /** Per-request state of the route's cache phase; undefined on routes without one. */
+  cacheState: object | undefined = undefined;
 
   // ---- counters and timings (performance.now() ms) ----
   bytesIn = 0;
@@ -102,6 +106,8 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
     this.status = 0;
     this.outcome = undefined;
     this.bodyReplaced = false;
+    this.cacheStatus = '';
+    this.cacheState = undefined;
     this.queueMs = 0;
     this.connectMs = 0;
     this.firstByteMs = 0;

@@ -10,12 +10,12 @@ import { RateLimiter } from './rate-limit.js';
 import { buildHttpsListener, updateHttpsListener } from './https-build.js';
 import type { HttpsListener } from './https-listener.js';
 import { HttpListener, type HttpListenerSettings } from './listener.js';
-import { compileRoutes, hashKeyOf } from './router.js';
+import { compileRoutes, hashKeyOf, type RoutePhaseFactory } from './router.js';
 import type { InflightRequest } from '../../observability/live-stats.js';
 
 type HttpLike = HttpListenerConfig | HttpsListenerConfig;
-/** What an http or https listener builds from: the pools as its routes use them. */
-export type BuildContext = AnyBuildContext<PoolHandle>;
+/** What an http or https listener builds from: the pools as its routes use them, and the phases routes take from their keys (cache ...). */
+export type BuildContext = AnyBuildContext<PoolHandle> & { readonly routePhases?: readonly RoutePhaseFactory[] | undefined };
 
 /** The settings of an http or https listener: routes compiled against the pools of `ctx` (also what a reload gives a running one). */
 export function httpListenerSettings(lc: HttpLike, ctx: BuildContext): HttpListenerSettings {
@@ -44,7 +44,7 @@ export function httpListenerSettings(lc: HttpLike, ctx: BuildContext): HttpListe
     rateLimit: rateLimiterOf(lc, ctx),
     exposeServer: lc.exposeServer,
     noRouteStatus: lc.noRouteStatus,
-    routes: compileRoutes(lc.name, lc.routes, (name) => ctx.handles.get(name), { exposeServer: lc.exposeServer }),
+    routes: compileRoutes(lc.name, lc.routes, (name) => ctx.handles.get(name), { exposeServer: lc.exposeServer, routePhases: ctx.routePhases }),
   };
 }
 

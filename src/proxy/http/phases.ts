@@ -47,8 +47,47 @@ export interface ErrorAnswer {
   readonly rejected?: boolean | undefined;
 }
 
+/**
+ * Where a streamed answer's body goes. The session frames it (Content-Length from the head, or
+ * chunked to an HTTP/1.1 client, close-delimited to HTTP/1.0) and applies back-pressure.
+ */
+export interface AnswerSink {
+  /** Payload bytes; false when the client's buffer is full: send more after `resume()`. */
+  answerData(data: Buffer): boolean;
+  /** The body is complete. */
+  answerEnd(): void;
+  /** The body cannot be completed (its source failed): the client connection is cut. */
+  answerAbort(): void;
+}
+
+/**
+ * An answer whose body is sent as it becomes available (a cache hit, a request joined to a fetch
+ * in progress): the head at once, then bytes through an AnswerSink.
+ */
+export interface StreamedAnswer {
+  readonly status: number;
+  readonly render?: undefined;
+  /** Status line and header lines (each ending in CRLF), without Transfer-Encoding or Connection. */
+  head(): string;
+  /** The head carries Content-Length (the body's size is known); false: the session frames the body. */
+  readonly sized: boolean;
+  /** There is a body to send (false for HEAD, 304, 204). */
+  readonly hasBody: boolean;
+  /** Start sending into `sink` (after the head was written). */
+  start(sink: AnswerSink): void;
+  /** The client drained: send more. */
+  resume(): void;
+  /** The client left before the end: stop, release what was held. */
+  cancel(): void;
+}
+
 /** What a phase may answer with instead of forwarding (or instead of the server's response). */
-export type Answer = RenderedAnswer | ErrorAnswer;
+export type Answer = RenderedAnswer | ErrorAnswer | StreamedAnswer;
+
+/** The answer streams its body (a StreamedAnswer). */
+export function isStreamed(a: Answer): a is StreamedAnswer {
+  return typeof (a as StreamedAnswer).start === 'function';
+}
 
 /**
  * What `onRequest` decides: `undefined` continues, an Answer is sent in place of forwarding, a
@@ -103,6 +142,12 @@ export interface HttpPhase {
    * the status it gave (0 when none). Called once per try, retries included.
    */
   onAttemptDone?(ex: Exchange, rt: ServerRuntime, failure: FailureKind): void;
+  /**
+   * The request failed with `o` before anything was sent to the client (no server, connect
+   * failure, a timeout, a bad response head): an Answer is sent instead of the error page
+   * (a cache's stale-if-error), undefined lets the error stand.
+   */
+  onFailure?(ex: Exchange, o: Outcome): Answer | undefined;
   /** The exchange ended (answered, relayed or failed); the record is complete. */
   onDone?(ex: Exchange): void;
 }
@@ -116,6 +161,7 @@ export interface PhaseList {
   readonly responseHead: readonly HttpPhase[];
   readonly responseBody: readonly HttpPhase[];
   readonly attemptDone: readonly HttpPhase[];
+  readonly failure: readonly HttpPhase[];
   readonly done: readonly HttpPhase[];
   /** Request header names the phases write (for the route's drop set). */
   readonly requestHeaders: readonly string[];
@@ -134,6 +180,7 @@ export const NO_PHASES: PhaseList = Object.freeze({
   responseHead: NONE,
   responseBody: NONE,
   attemptDone: NONE,
+  failure: NONE,
   done: NONE,
   requestHeaders: NO_NAMES,
   responseHeaders: NO_NAMES,
@@ -162,6 +209,7 @@ export function compilePhases(phases: readonly (HttpPhase | undefined)[]): Phase
     responseHead: having(all, 'onResponseHead'),
     responseBody: having(all, 'onResponseBody'),
     attemptDone: having(all, 'onAttemptDone'),
+    failure: having(all, 'onFailure'),
     done: having(all, 'onDone'),
     requestHeaders: req.length === 0 ? NO_NAMES : req,
     responseHeaders: res.length === 0 ? NO_NAMES : res,
@@ -171,5 +219,9 @@ export function compilePhases(phases: readonly (HttpPhase | undefined)[]): Phase
 /** The phase's decision is an Answer (not continue, not a promise). */
 export function isAnswer(d: unknown): d is Answer {
   if (d === undefined || d === null || typeof (d as { then?: unknown }).then === 'function') return false;
-  return typeof (d as { render?: unknown }).render === 'function' || (d as { outcome?: unknown }).outcome instanceof Outcome;
+  return (
+    typeof (d as { render?: unknown }).render === 'function' ||
+    (d as { outcome?: unknown }).outcome instanceof Outcome ||
+    typeof (d as { start?: unknown }).start === 'function'
+  );
 }

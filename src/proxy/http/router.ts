@@ -10,7 +10,7 @@ import { linearRegExp } from '../../config/values/linear-regex.js';
 import { cookieValue as cookieOf, headerValue, queryValue as queryOf, type StickyRequest } from '../../persistence/request.js';
 import type { HttpRoute, PoolHandle } from './listener-runtime.js';
 import { compileEdits, compileRedirect, compileRespond, type HeaderEditsSpec, type RouteAnswer } from './route-actions.js';
-import { compilePhases, type PhaseList } from './phases.js';
+import { compilePhases, type HttpPhase, type PhaseList } from './phases.js';
 import { FORWARDING_PHASE } from './phases/forwarding.js';
 import { PassiveHealthPhase } from './phases/passive-health.js';
 import { PersistencePhase } from './phases/persistence.js';
@@ -147,7 +147,16 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
 export interface RouteOptions {
   /** `exposeServer`: X-Served-By on every forwarded response. */
   readonly exposeServer?: boolean | undefined;
+  /**
+   * Phases a route that forwards may take beyond the built-in ones (the cache, compression ...):
+   * each factory looks at the route's spec and gives its phase, or undefined when the route does not
+   * use it. They run first, in the order given (a cache answers before persistence pins a server).
+   */
+  readonly routePhases?: readonly RoutePhaseFactory[] | undefined;
 }
+
+/** Makes a route's phase from its spec (e.g. `cache: NAME`), or undefined when the route has none. */
+export type RoutePhaseFactory = (route: RouteSpec) => HttpPhase | undefined;
 
 /** A route as configured (the `routes[]` entries of an http listener, validated). */
 export interface RouteSpec {
@@ -158,6 +167,10 @@ export interface RouteSpec {
   readonly respond?: { readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> } | undefined;
   readonly headers?: { readonly request: HeaderEditsSpec; readonly response: HeaderEditsSpec } | undefined;
   readonly priority?: 'high' | 'normal' | 'low' | undefined;
+  /** `cache: NAME` (SPEC §11). */
+  readonly cache?: string | undefined;
+  /** `compress` (SPEC §11): true, false or its options. */
+  readonly compress?: boolean | { readonly algorithms: readonly ('br' | 'gzip')[]; readonly minSize: number; readonly types?: readonly string[] | undefined; readonly level: number } | undefined;
 }
 
 /**
@@ -185,7 +198,9 @@ export function compileRoutes(
       phases = compilePhases([new RouteAnswerPhase(answer)]);
     } else {
       const per = ph.persistence;
+      const extra = options.routePhases === undefined ? [] : options.routePhases.map((f) => f(r));
       phases = compilePhases([
+        ...extra,
         per === undefined ? undefined : new PersistencePhase(per),
         FORWARDING_PHASE,
         new PassiveHealthPhase(ph),

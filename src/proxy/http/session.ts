@@ -14,7 +14,7 @@ import { clockNow } from '../../net/deadlines.js';
 import { Exchange } from './exchange.js';
 import { answerHeaders, httpStatus, Outcome, refusal } from '../../core/outcome.js';
 import { UpstreamAttempt, type AttemptOwner } from '../upstream-attempt.js';
-import { isAnswer, type Answer, type HttpPhase } from './phases.js';
+import { isAnswer, isStreamed, type Answer, type AnswerSink, type HttpPhase, type StreamedAnswer } from './phases.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -34,6 +34,8 @@ const enum St {
   Exchange,
   /** After a 101: bytes relayed both ways. */
   Tunnel,
+  /** A phase's streamed answer is being sent (a cache hit, a joined fetch). */
+  Answer,
   Closed,
 }
 
@@ -73,7 +75,7 @@ const MAX_UNREAD_OUTPUT = 256 * 1024;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
+export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, AnswerSink {
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
   /** The request in progress on this connection (reset between requests): what phases, routing and observers read. */
@@ -107,6 +109,9 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   private headStr = '';
   /** Waiting for a request phase's promise: the list and the index of the phase that waits. */
   private waitList: readonly HttpPhase[] | undefined = undefined;
+  /** The streamed answer being sent (state Answer), and how its body is framed. */
+  private streamed: StreamedAnswer | undefined = undefined;
+  private streamChunked = false;
   private waitAt = 0;
   private waitBeforeRoute = false;
   /** Pick, queue, retries and release of the current request's server (one per connection, begun per request). */
@@ -185,6 +190,10 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
         if (!this.reqDone) this.pumpRequestBody();
         else this.pauseClient(); // a pipelined request: it waits until this exchange ends
         return;
+      case St.Answer:
+        this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+        this.pauseClient();
+        return;
       case St.Tunnel: {
         this.ex.bytesIn += chunk.length;
         const up = this.up;
@@ -208,6 +217,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
       else this.sock.end();
       return;
     }
+    if (this.state === St.Answer) return; // the answer goes on; the connection closes after it
     // The client closed its side while its request is in progress. Like HAProxy's
     // abortonclose: treat it as gone and cancel the server request, rather than keep a
     // server busy for a client that will most likely not read the answer.
@@ -227,6 +237,14 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
       this.own.destroy();
       this.own = undefined;
     }
+    if (was === St.Answer) {
+      const s = this.streamed;
+      this.streamed = undefined;
+      s?.cancel();
+      this.ex.outcome ??= Outcome.of('client-aborted');
+      this.finishRecord();
+      return;
+    }
     if (was === St.Connecting || was === St.Exchange || was === St.Tunnel) {
       if (was !== St.Tunnel) this.ex.outcome ??= Outcome.of('client-aborted');
       this.dropUpstream();
@@ -236,6 +254,10 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   };
 
   private readonly onClientDrain = (): void => {
+    if (this.state === St.Answer) {
+      this.streamed?.resume();
+      return;
+    }
     if (this.headWaits) {
       this.headWaits = false;
       if (this.state === St.Head) this.nextBuffered();
@@ -432,6 +454,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   /** A phase answers instead of the server: a rendered response (redirect, respond) or an error page. */
   private sendPhaseAnswer(a: Answer): void {
     const ex = this.ex;
+    if (isStreamed(a)) return this.sendStreamed(a);
     if (a.render === undefined) {
       const o = a.outcome;
       ex.outcome = o;
@@ -1047,6 +1070,71 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
     else this.closeClient();
   }
 
+  /**
+   * Send a phase's streamed answer: the head now, the body as the answer's source gives it
+   * (answerData / answerEnd), with back-pressure through the client's drain.
+   */
+  private sendStreamed(a: StreamedAnswer): void {
+    const ex = this.ex;
+    const http11 = ex.head!.minor === 1;
+    const keep = this.keepClient && this.reqMode === BodyMode.None && (http11 || a.sized || !a.hasBody);
+    this.keepClient = keep;
+    this.streamChunked = a.hasBody && !a.sized && http11;
+    let h = a.head();
+    if (this.streamChunked) h += 'Transfer-Encoding: chunked\r\n';
+    if (!keep) h += 'Connection: close\r\n';
+    else if (!http11) h += 'Connection: keep-alive\r\n';
+    h += '\r\n';
+    ex.status = a.status;
+    ex.firstByteMs = performance.now() - ex.startedAt;
+    ex.bytesOut += h.length;
+    this.sentToClient = true;
+    this.state = St.Answer;
+    this.deadline = 0;
+    this.sock.write(h, 'latin1');
+    if (!a.hasBody) return this.answerEnd();
+    this.streamed = a;
+    a.start(this);
+  }
+
+  /** AnswerSink: body bytes of the streamed answer. */
+  answerData(data: Buffer): boolean {
+    if (this.state !== St.Answer || data.length === 0) return this.state === St.Answer;
+    const sock = this.sock;
+    if (this.streamChunked) {
+      const size = data.length.toString(16) + '\r\n';
+      this.ex.bytesOut += size.length + data.length + 2;
+      sock.write(size, 'latin1');
+      sock.write(data);
+      return sock.write('\r\n', 'latin1');
+    }
+    this.ex.bytesOut += data.length;
+    return sock.write(data);
+  }
+
+  /** AnswerSink: the streamed answer is complete. */
+  answerEnd(): void {
+    if (this.state !== St.Answer) return;
+    this.streamed = undefined;
+    if (this.streamChunked) {
+      this.ex.bytesOut += 5;
+      this.sock.write('0\r\n\r\n', 'latin1');
+    }
+    this.finishRecord();
+    if (this.keepClient && !this.clientEnded) this.nextRequest();
+    else this.closeClient();
+  }
+
+  /** AnswerSink: the streamed answer's source failed midway: the client sees the body cut. */
+  answerAbort(): void {
+    if (this.state !== St.Answer) return;
+    this.streamed = undefined;
+    this.ex.outcome = Outcome.of('response-truncated');
+    this.finishRecord();
+    this.state = St.Closed;
+    this.sock.destroy();
+  }
+
   /** Portico answers the request itself (error or refusal) and ends or keeps the connection. */
   private respondError(status: number, extra: string): void {
     this.ex.status = status;
@@ -1057,6 +1145,13 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
 
   /** The request failed with `o` before anything was sent to the client: its status (and Retry-After) as the outcome says. */
   private answerFailure(o: Outcome): void {
+    const phases = this.ex.compiledRoute?.phases.failure;
+    if (phases !== undefined) {
+      for (let i = 0; i < phases.length; i++) {
+        const a = phases[i]!.onFailure!(this.ex, o);
+        if (a !== undefined) return this.sendPhaseAnswer(a);
+      }
+    }
     this.ex.outcome = o;
     this.respondError(httpStatus(o, this.lst.noRouteStatus), answerHeaders(o, this.ex.poolHandle?.retryAfterSec ?? 0));
   }
@@ -1135,6 +1230,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   /** Reset the per-request state and look at what the client already sent. */
   private nextRequest(): void {
     this.state = St.Head;
+    this.streamed = undefined;
     this.ex.reset();
     this.waitList = undefined;
     this.sentToClient = false;

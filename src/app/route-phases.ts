@@ -1,0 +1,13 @@
+/**
+ * The phases a route takes from its own keys, beyond the built-in ones (src/proxy/http/router.ts):
+ * one line each. A factory looks at the route's spec and gives its phase, or undefined.
+ */
+import type { CacheSet } from '../cache/cache.js';
+import { CachePhase } from '../proxy/http/phases/cache.js';
+import type { RoutePhaseFactory } from '../proxy/http/router.js';
+
+export function routePhaseFactories(caches: CacheSet): readonly RoutePhaseFactory[] {
+  return [
+    (r) => (r.cache === undefined ? undefined : new CachePhase(caches, r.cache)),
+  ];
+}

@@ -1,0 +1,224 @@
+/**
+ * The memory store of a cache: objects found by primary key and variant key, evicted least
+ * recently used first when the bytes they hold pass `maxBytes`, purged by URL (every variant),
+ * by path prefix or by tag (`Surrogate-Key`). Pure: no I/O, no timers; time comes from the
+ * policies (wall clock, since HTTP dates are) and the caller's monotonic clock for `keep`.
+ */
+import { keyPath, parseVary, variantKey } from './key.js';
+import type { Fields, StoredPolicy } from './policy.js';
+
+/** A stored response: its policy (head, freshness), its body as received, its tags. */
+export class CacheObject {
+  /** Position in the LRU order is the store's Map order; `size` counts body and head. */
+  size = 0;
+  /** Monotonic ms when the object was seen stale first (for `keep`); 0 while fresh. */
+  private staleAt = 0;
+  constructor(
+    readonly key: string,
+    readonly variant: string,
+    public policy: StoredPolicy,
+    /** The body in the chunks it arrived in (never concatenated). */
+    readonly body: readonly Buffer[],
+    readonly bodyLength: number,
+    readonly tags: readonly string[],
+  ) {
+    let head = 64;
+    const h = policy.storedHeaders();
+    for (const n in h) head += n.length + h[n]!.length + 4;
+    this.size = bodyLength + head;
+  }
+
+  /** How long (ms) the object has been stale, as first noticed at `nowMs`. */
+  staleSince(nowMs: number): number {
+    if (!this.policy.isStale()) {
+      this.staleAt = 0;
+      return 0;
+    }
+    if (this.staleAt === 0) this.staleAt = nowMs;
+    return nowMs - this.staleAt;
+  }
+}
+
+/** Every variant stored for one primary key, and the `Vary` names the newest response gave. */
+interface Group {
+  vary: string[];
+  variants: Map<string, CacheObject>;
+}
+
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+  stale: number;
+  evictions: number;
+}
+
+export interface MemoryStoreOptions {
+  maxBytes: number;
+  maxObjectSize: number;
+}
+
+export class MemoryStore {
+  private readonly groups = new Map<string, Group>();
+  /** Every object, least recently used first. */
+  private readonly lru = new Map<CacheObject, true>();
+  private readonly tags = new Map<string, Set<CacheObject>>();
+  private bytesHeld = 0;
+  readonly counters: CacheCounters = { hits: 0, misses: 0, stale: 0, evictions: 0 };
+
+  constructor(private readonly opts: MemoryStoreOptions) {}
+
+  get entries(): number {
+    return this.lru.size;
+  }
+  get bytes(): number {
+    return this.bytesHeld;
+  }
+  get maxObjectSize(): number {
+    return this.opts.maxObjectSize;
+  }
+
+  /** The variant of `key` that a request with these header fields selects, and marks it used. */
+  lookup(key: string, reqHeaders: Readonly<Record<string, string | undefined>>): CacheObject | undefined {
+    const g = this.groups.get(key);
+    if (g === undefined) return undefined;
+    const o = g.variants.get(variantKey(g.vary, reqHeaders));
+    if (o !== undefined) {
+      this.lru.delete(o);
+      this.lru.set(o, true);
+    }
+    return o;
+  }
+
+  /**
+   * Store an object (replacing the variant it selects); false when it is larger than
+   * `maxObjectSize` or than the whole store. Evicts least recently used objects to make room.
+   */
+  insert(key: string, reqHeaders: Readonly<Record<string, string | undefined>>, policy: StoredPolicy, body: readonly Buffer[], bodyLength: number): CacheObject | undefined {
+    if (bodyLength > this.opts.maxObjectSize) return undefined;
+    const res = policy.storedHeaders();
+    const vary = parseVary(res['vary']);
+    const o = new CacheObject(key, variantKey(vary, reqHeaders), policy, body, bodyLength, surrogateKeys(res));
+    if (o.size > this.opts.maxBytes) return undefined;
+    let g = this.groups.get(key);
+    if (g === undefined) {
+      g = { vary, variants: new Map() };
+      this.groups.set(key, g);
+    } else if (!sameList(g.vary, vary)) {
+      // The server now varies on other fields: the variants stored under the old ones cannot be selected.
+      for (const old of [...g.variants.values()]) this.remove(old);
+      g = this.groups.get(key) ?? { vary, variants: new Map() };
+      g.vary = vary;
+      this.groups.set(key, g);
+    }
+    const prev = g.variants.get(o.variant);
+    if (prev !== undefined) this.remove(prev);
+    g.variants.set(o.variant, o);
+    this.lru.set(o, true);
+    this.bytesHeld += o.size;
+    for (const t of o.tags) {
+      let s = this.tags.get(t);
+      if (s === undefined) this.tags.set(t, (s = new Set()));
+      s.add(o);
+    }
+    this.evict();
+    return this.lru.has(o) ? o : undefined;
+  }
+
+  /** Replace an object's policy after a revalidation (its body stays). */
+  refresh(o: CacheObject, policy: StoredPolicy): void {
+    if (!this.lru.has(o)) return;
+    o.policy = policy;
+    this.lru.delete(o);
+    this.lru.set(o, true);
+  }
+
+  remove(o: CacheObject): boolean {
+    if (!this.lru.delete(o)) return false;
+    this.bytesHeld -= o.size;
+    const g = this.groups.get(o.key);
+    if (g !== undefined && g.variants.get(o.variant) === o) {
+      g.variants.delete(o.variant);
+      if (g.variants.size === 0) this.groups.delete(o.key);
+    }
+    for (const t of o.tags) {
+      const s = this.tags.get(t);
+      if (s === undefined) continue;
+      s.delete(o);
+      if (s.size === 0) this.tags.delete(t);
+    }
+    return true;
+  }
+
+  /** Every variant of one primary key. */
+  purgeKey(key: string): number {
+    const g = this.groups.get(key);
+    if (g === undefined) return 0;
+    let n = 0;
+    for (const o of [...g.variants.values()]) if (this.remove(o)) n++;
+    return n;
+  }
+
+  /**
+   * Purge by URL: `/path?q` removes that target on every host, `http://host/path` (or
+   * `host/path`) that host's only. Every variant goes.
+   */
+  purgeUrl(url: string): number {
+    if (!url.startsWith('/')) {
+      const k = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+      const slash = k.indexOf('/');
+      return this.purgeKey(slash < 0 ? k.toLowerCase() + '/' : k.slice(0, slash).toLowerCase() + k.slice(slash));
+    }
+    let n = 0;
+    for (const key of [...this.groups.keys()]) if (keyPath(key) === url) n += this.purgeKey(key);
+    return n;
+  }
+
+  /** Every object whose target starts with `prefix` (a path), on every host. */
+  purgePrefix(prefix: string): number {
+    let n = 0;
+    for (const key of [...this.groups.keys()]) if (keyPath(key).startsWith(prefix)) n += this.purgeKey(key);
+    return n;
+  }
+
+  /** Every object whose `Surrogate-Key` lists `tag`. */
+  purgeTag(tag: string): number {
+    const s = this.tags.get(tag);
+    if (s === undefined) return 0;
+    let n = 0;
+    for (const o of [...s]) if (this.remove(o)) n++;
+    return n;
+  }
+
+  /** Remove every object for which `expired(o)` holds (a periodic sweep of what `keep` no longer allows). */
+  prune(expired: (o: CacheObject) => boolean): number {
+    let n = 0;
+    for (const o of [...this.lru.keys()]) if (expired(o) && this.remove(o)) n++;
+    return n;
+  }
+
+  clear(): void {
+    for (const o of [...this.lru.keys()]) this.remove(o);
+  }
+
+  private evict(): void {
+    while (this.bytesHeld > this.opts.maxBytes) {
+      const oldest = this.lru.keys().next();
+      if (oldest.done) return;
+      this.remove(oldest.value);
+      this.counters.evictions++;
+    }
+  }
+}
+
+/** `Surrogate-Key: a b c` (space-separated tags). */
+export function surrogateKeys(h: Fields): string[] {
+  const v = h['surrogate-key'];
+  if (v === undefined) return [];
+  return [...new Set(v.split(/[\s,]+/).filter((t) => t !== ''))];
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
