@@ -15,13 +15,13 @@ if (!(budgetMs > 0)) {
   process.exit(2);
 }
 
-/** The compiled *.fuzz.test.js files, and how many fuzz properties (fuzzParams calls) each holds. */
+/** The compiled *.fuzz.test.js files and the end-to-end fuzz test, and how many fuzz properties (fuzzParams calls) each holds. */
 function fuzzFiles(dir) {
   const out = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) out.push(...fuzzFiles(p));
-    else if (e.name.endsWith('.fuzz.test.js')) out.push({ file: p, properties: (readFileSync(p, 'utf8').match(/fuzzParams\(/g) ?? []).length });
+    else if (e.name.endsWith('.fuzz.test.js') || p === join(dist, 'test', 'integration', 'fuzz.test.js')) out.push({ file: p, properties: (readFileSync(p, 'utf8').match(/fuzzParams\(/g) ?? []).length });
   }
   return out;
 }
