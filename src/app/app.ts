@@ -38,7 +38,7 @@ import { DnsListener } from '../dns/listener.js';
 import { dnsQueriesMetric } from '../dns/metrics.js';
 import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
 import { AccessList } from '../net/access.js';
-import { RateLimiter } from '../proxy/rate-limit.js';
+import { RateLimiter } from '../proxy/http/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
 import type { ListenerService, Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
@@ -571,6 +571,7 @@ class PorticoApp implements Portico, ConfigHost {
         maxBodyBytes: l.maxBodyBytes,
         maxConnections: l.maxConnections,
         maxRequestsPerConnection: l.maxRequestsPerConnection,
+        upgrades: new Set(lc.upgrades),
       },
       upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
       trusted: new CidrSet(lc.trustedProxies),

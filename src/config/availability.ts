@@ -1,4 +1,4 @@
-import { icmpUnavailable } from '../health/icmp-check.js';
+import { icmpUnavailable } from '../net/icmp-support.js';
 import type { PathIssue } from './path.js';
 import type { Config } from './types.js';
 

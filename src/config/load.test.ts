@@ -264,3 +264,15 @@ test('aliases are followed, and a file that expands without bound is refused', (
     (err: unknown) => err instanceof ConfigError && /^bomb\.yaml:1:1 \(yaml\): /.test(err.lines()[0]!),
   );
 });
+
+test('listeners[].upgrades: websocket by default, lowercased tokens, h2c refused', () => {
+  const yaml = (up: string): string =>
+    `listeners:\n  - { name: web, protocol: http, listen: 127.0.0.1:8080, routes: [{ pool: web }]${up} }\npools:\n  - { name: web, servers: [{ name: a, address: 127.0.0.1:9101 }] }\n`;
+  assert.deepEqual((parseConfigText(yaml(''), 'a.yaml', {}, { runnable: false }).listeners[0] as HttpListenerConfig).upgrades, ['websocket']);
+  assert.deepEqual((parseConfigText(yaml(', upgrades: [WebSocket, TLS]'), 'a.yaml', {}, { runnable: false }).listeners[0] as HttpListenerConfig).upgrades, ['websocket', 'tls']);
+  assert.throws(
+    () => parseConfigText(yaml(', upgrades: [websocket, H2C]'), 'a.yaml', {}, { runnable: false }),
+    (err: unknown) => err instanceof ConfigError && err.lines().join().includes('h2c is never tunnelled'),
+  );
+  assert.throws(() => parseConfigText(yaml(', upgrades: ["web socket"]'), 'a.yaml', {}, { runnable: false }), ConfigError);
+});

@@ -89,6 +89,9 @@ export interface MetricsDeps {
 }
 
 /** The Prometheus view of Portico: SPEC §6 names, read from live counters at scrape time. */
+/** prom-client default metrics whose names break the Prometheus naming rules (gauges named `_total`). */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -187,7 +190,13 @@ export class Metrics {
         }
       }),
     );
-    if (deps.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (deps.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client exposes these three gauges with a `_total` suffix, which Prometheus reserves
+      // for counters (promtool check metrics refuses them). Each is the sum of its labelled
+      // sibling (nodejs_active_handles{type}, ...), so they are dropped.
+      for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** Add a metric (other parts of Portico: DNS queries, the access log ...). */

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { createHash, X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants, createHash, X509Certificate } from 'node:crypto';
 import { ocspTarget, type OcspTarget } from './ocsp.js';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 
@@ -120,14 +120,21 @@ function readText(file: string): string {
 }
 
 /**
+ * OpenSSL options every context takes: no renegotiation. A TLS 1.2 client that asks for one (a
+ * second handshake on the connection, each costing the server a private-key operation) is
+ * answered with a no_renegotiation alert, as HAProxy and NGINX do; TLS 1.3 has no renegotiation.
+ */
+export const SECURE_OPTIONS = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
+
+/**
  * The options every context of the listener takes. The session id context depends on the client
  * CA and CRL: a session verified under other ones (a certificate revoked since) is not resumed.
  */
 function sharedOptions(options: ContextOptions, sessionIdBase: string, client: ClientAuthTexts | undefined): SecureContextOptions {
   const sid = createHash('sha256').update(sessionIdBase);
-  if (client === undefined) return { ...options, sessionIdContext: sid.digest('hex').slice(0, 32) };
+  if (client === undefined) return { ...options, secureOptions: SECURE_OPTIONS, sessionIdContext: sid.digest('hex').slice(0, 32) };
   sid.update('\0').update(client.ca).update('\0').update(client.crl ?? '');
-  const shared: SecureContextOptions = { ...options, sessionIdContext: sid.digest('hex').slice(0, 32), ca: client.ca };
+  const shared: SecureContextOptions = { ...options, secureOptions: SECURE_OPTIONS, sessionIdContext: sid.digest('hex').slice(0, 32), ca: client.ca };
   if (client.crl !== undefined) shared.crl = client.crl;
   return shared;
 }

@@ -48,6 +48,15 @@ export const statusRanges = () =>
   });
 export const regex = () => leaf<string, string>('regex', parseRegex);
 export const headerName = () => leaf<string, string>('header name', parseHeaderName);
+/** An Upgrade protocol name a client may switch to (lowercased); h2c is refused, it is never tunnelled. */
+export const upgradeProtocol = () =>
+  leaf<string, string>('protocol', (v) => {
+    const r = parseHeaderName(v);
+    if (!r.ok) return fail(`bad upgrade protocol ${show(v)}: a token (letters, digits and !#$%&'*+.^_\`|~-)`);
+    const p = r.value.toLowerCase();
+    if (p === 'h2c') return fail('h2c is never tunnelled: its HTTP/2 requests would pass no route, limit or header rule');
+    return ok(p);
+  });
 export const hostPattern = () => leaf<string, string>('host', parseHostPattern);
 /** One host pattern or a non-empty list of them (exact, or *.example.com). */
 export const hostList = () =>

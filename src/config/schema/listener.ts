@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { accessSchema, rateLimitSchema } from './access.js';
 import { dnsListenerSchema } from './dns.js';
-import { cidrList, duration, flag, hostList, int, leaf, listenAddress, name, oneOf, orOff } from './fields.js';
+import { cidrList, duration, flag, hostList, int, leaf, listenAddress, name, oneOf, orOff, upgradeProtocol } from './fields.js';
 import { fail, ok, show } from '../values/parsed.js';
 import { httpLimitsSchema } from './http-limits.js';
 import { routeSchema } from './route.js';
@@ -32,6 +32,12 @@ const httpKeys = {
   ...base,
   ...proxyKeys,
   limits: httpLimitsSchema.prefault({}),
+  upgrades: z
+    .array(upgradeProtocol())
+    .prefault(['websocket'])
+    .describe(
+      'Protocols a client may switch to with Upgrade (the connection is tunnelled after the server answers 101); other protocols are removed from the request, h2c always',
+    ),
   exposeServer: flag().prefault(false).describe('Add X-Served-By with the name of the server that answered'),
   noRouteStatus: oneOf([404, 503]).prefault(503).describe('Status when no route matches'),
   trustedProxies: cidrList()

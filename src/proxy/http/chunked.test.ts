@@ -282,3 +282,42 @@ describe('ChunkedScanner: properties', () => {
     );
   });
 });
+
+describe('ChunkedScanner.relay: trailer fields that may not be forwarded are dropped', () => {
+  const DROP = new Set(['content-length', 'host', 'transfer-encoding']);
+
+  /** Feeds `raw` in pieces of `step` bytes and returns what relay gives back, joined. */
+  function relayed(raw: string, step: number): string {
+    const s = new ChunkedScanner({ dropTrailers: DROP });
+    const buf = Buffer.from(raw, 'latin1');
+    const out: Buffer[] = [];
+    for (let at = 0; at < buf.length; at += step) {
+      const piece = buf.subarray(at, Math.min(buf.length, at + step));
+      const r = s.feed(piece, 0, piece.length);
+      assert.ok(r !== -2, s.error);
+      out.push(s.relay(piece, 0, r === -1 ? piece.length : r));
+      if (r >= 0) break;
+    }
+    assert.ok(s.done);
+    return Buffer.concat(out).toString('latin1');
+  }
+
+  for (const step of [1, 2, 3, 7, 1000]) {
+    it(`in pieces of ${step} bytes`, () => {
+      assert.equal(relayed('5\r\nhello\r\n0\r\n\r\n', step), '5\r\nhello\r\n0\r\n\r\n');
+      assert.equal(relayed('5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n', step), '5\r\nhello\r\n0\r\n\r\n');
+      assert.equal(
+        relayed('1\r\na\r\n0\r\nX-A: 1\r\nHOST: evil\r\nTransfer-Encoding: chunked\r\nX-B: 2\r\n\r\n', step),
+        '1\r\na\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n',
+      );
+      assert.equal(relayed('0\r\nX-Checksum: abc\r\n\r\n', step), '0\r\nX-Checksum: abc\r\n\r\n');
+    });
+  }
+
+  it('a scanner without dropTrailers relays everything as fed', () => {
+    const s = new ChunkedScanner();
+    const buf = Buffer.from('0\r\nContent-Length: 5\r\n\r\n', 'latin1');
+    assert.equal(s.feed(buf, 0, buf.length), buf.length);
+    assert.equal(s.relay(buf, 0, buf.length), buf);
+  });
+});

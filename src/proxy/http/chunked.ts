@@ -36,7 +36,14 @@ export interface ChunkedLimits {
   maxTrailerBytes?: number;
   /** Most chunk-extension bytes over the whole message (they are not body bytes, so maxBodyBytes would not bound them). Default 16384. */
   maxExtensionBytes?: number;
+  /**
+   * Trailer fields (lowercase names) left out of what {@link ChunkedScanner.relay} returns. When
+   * set, a trailer section with fields is held back until it ends (at most maxTrailerBytes).
+   */
+  dropTrailers?: ReadonlySet<string>;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 // States.
 const SIZE_START = 0; // first hex digit of a chunk size
@@ -74,11 +81,24 @@ export class ChunkedScanner {
   private extensionBytes = 0;
   private data = 0;
   private err: string | undefined = undefined;
+  // Trailer filtering (dropTrailers): the held trailer bytes, kept lines only once each line ends.
+  private readonly dropTrailers: ReadonlySet<string> | undefined;
+  private hold: Buffer = EMPTY;
+  private holdLen = 0;
+  private holding = false;
+  /** Offset in the last feed's range from which its bytes were held; -1: none were. */
+  private holdFrom = -1;
+  /** The held bytes began in an earlier feed. */
+  private heldEarlier = false;
+  private lineStart = 0;
+  private dropLine = false;
+  private dropped = false;
 
   constructor(limits?: ChunkedLimits) {
     this.maxDigits = limits?.maxChunkSizeDigits ?? 16;
     this.maxTrailerBytes = limits?.maxTrailerBytes ?? 16384;
     this.maxExtensionBytes = limits?.maxExtensionBytes ?? 16384;
+    this.dropTrailers = limits?.dropTrailers;
   }
 
   /** Why the last feed returned -2. */
@@ -106,6 +126,37 @@ export class ChunkedScanner {
     this.extensionBytes = 0;
     this.data = 0;
     this.err = undefined;
+    this.holdLen = 0;
+    this.holding = false;
+    this.holdFrom = -1;
+    this.heldEarlier = false;
+    this.dropLine = false;
+    this.dropped = false;
+  }
+
+  /**
+   * What to pass on of buf[start..end), the range the last feed consumed (its result when it found
+   * the end, else the end it was given): the bytes as they are, except that with dropTrailers a
+   * trailer section is held back until it ends and then comes without the dropped fields.
+   */
+  relay(buf: Buffer, start: number, end: number): Buffer {
+    const from = this.holdFrom;
+    const whole = start === 0 && end === buf.length;
+    if (from < 0) return whole ? buf : buf.subarray(start, end);
+    if (this.state !== DONE) return buf.subarray(start, from);
+    this.holdFrom = -1;
+    this.holding = false;
+    if (!this.dropped && !this.heldEarlier) return whole ? buf : buf.subarray(start, end);
+    return Buffer.concat([buf.subarray(start, from), this.hold.subarray(0, this.holdLen)]);
+  }
+
+  private keep(c: number): void {
+    if (this.holdLen === this.hold.length) {
+      const next = Buffer.allocUnsafe(this.hold.length === 0 ? 256 : this.hold.length * 2);
+      this.hold.copy(next, 0, 0, this.holdLen);
+      this.hold = next;
+    }
+    this.hold[this.holdLen++] = c;
   }
 
   private fail(reason: string): number {
@@ -124,6 +175,11 @@ export class ChunkedScanner {
     if (state === FAILED) return -2;
     if (state === DONE) return this.fail('bytes fed after the end of the chunked message');
     let i = start;
+    this.holdFrom = -1;
+    if (this.holding) {
+      this.holdFrom = start;
+      this.heldEarlier = true;
+    }
     while (i < end) {
       if (state === DATA) {
         const avail = end - i;
@@ -186,23 +242,44 @@ export class ChunkedScanner {
         case TRAILER_LF:
         case END_LF: {
           if (++this.trailerBytes > this.maxTrailerBytes) return this.fail('trailer section too large');
+          let lineEnded = false;
           if (state === TRAILER_START) {
             if (c === CR) state = END_LF;
-            else if (TCHAR[c] === 1) state = TRAILER_NAME;
-            else return this.fail(trailerStartError(c));
+            else if (TCHAR[c] === 1) {
+              state = TRAILER_NAME;
+              if (this.dropTrailers !== undefined) {
+                if (!this.holding) {
+                  this.holding = true;
+                  this.holdFrom = i;
+                }
+                this.lineStart = this.holdLen;
+              }
+            } else return this.fail(trailerStartError(c));
           } else if (state === TRAILER_NAME) {
-            if (c === COLON) state = TRAILER_VALUE;
-            else if (TCHAR[c] !== 1) return this.fail(c === LF ? 'bare LF in trailer section' : 'invalid trailer field name');
+            if (c === COLON) {
+              state = TRAILER_VALUE;
+              if (this.holding) this.dropLine = this.dropTrailers!.has(this.hold.toString('latin1', this.lineStart, this.holdLen).toLowerCase());
+            } else if (TCHAR[c] !== 1) return this.fail(c === LF ? 'bare LF in trailer section' : 'invalid trailer field name');
           } else if (state === TRAILER_VALUE) {
             if (c === CR) state = TRAILER_LF;
             else if (FIELD_VALUE[c] !== 1) return this.fail(c === LF ? 'bare LF in trailer section' : 'invalid trailer field value');
           } else if (state === TRAILER_LF) {
             if (c !== LF) return this.fail('CR not followed by LF in trailer section');
             state = TRAILER_START;
+            lineEnded = true;
           } else {
             if (c !== LF) return this.fail('CR not followed by LF at the end of the chunked message');
+            if (this.holding) this.keep(c);
             this.state = DONE;
             return i + 1;
+          }
+          if (this.holding) {
+            this.keep(c);
+            if (lineEnded && this.dropLine) {
+              this.holdLen = this.lineStart;
+              this.dropLine = false;
+              this.dropped = true;
+            }
           }
           break;
         }

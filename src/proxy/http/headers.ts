@@ -11,6 +11,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
   'proxy-authorization',
   'proxy-authenticate',
+  // RFC 7540 §3.2.1: connection-specific, meaningful only with Upgrade: h2c, which is never tunnelled.
+  'http2-settings',
 ]);
 
 /** Forwarding headers Portico writes itself; a client's own are kept only from trusted proxies. */
@@ -20,12 +22,24 @@ export const FORWARDING: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-fo
 export const CLIENT_CERT: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-client-verify']);
 
 /**
+ * Fields a Connection header may not nominate for removal (the request is refused, as Envoy refuses
+ * a nominated X-Forwarded-* field): the ones that frame or route the message, and the forwarding
+ * and client-certificate fields Portico writes. Transfer-Encoding is hop-by-hop and Portico writes
+ * its own framing, so nominating it changes nothing and is not refused.
+ */
+export const PROTECTED_FROM_CONNECTION: ReadonlySet<string> = new Set(['content-length', 'host', ...FORWARDING, ...CLIENT_CERT]);
+
+/**
  * Fields that are not passed on as trailers (RFC 9110 §6.5.1, RFC 9113 §8.1): framing, routing,
  * request modifiers, authentication, response control data, and what decides how to process the
- * content. Pseudo-header fields cannot occur (trailer names are tokens).
+ * content, and the forwarding fields Portico writes. Pseudo-header fields cannot occur (trailer names are tokens).
  */
 export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   ...HOP_BY_HOP,
+  // what Portico writes about the client: a server that merges trailers into the header section
+  // would otherwise read a client's own X-Forwarded-For or client-certificate fields
+  ...FORWARDING,
+  ...CLIENT_CERT,
   'content-length',
   'content-type',
   'content-encoding',
@@ -52,7 +66,6 @@ export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   'if-modified-since',
   'if-unmodified-since',
   'if-range',
-  'http2-settings',
 ]);
 
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);

@@ -23,6 +23,8 @@ export interface HeadLimits {
   maxHeaderBytes: number;
   maxHeaders: number;
   maxUriBytes: number;
+  /** Request heads: the Upgrade protocols (lowercase names) a client may switch to; default websocket only. */
+  upgrades?: ReadonlySet<string> | undefined;
 }
 
 export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({

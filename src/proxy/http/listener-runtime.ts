@@ -1,39 +1,22 @@
 import type { CidrSet } from '../../core/cidr.js';
 import type { Server } from '../../core/server.js';
-import type { FailureKind } from '../../health/outlier.js';
-import type { Persistence } from '../../persistence/persistence.js';
-import type { Pool } from '../../pool/pool.js';
 import type { QueuePriority } from '../../pool/queue.js';
-import type { ServerRuntime } from '../../pool/server-runtime.js';
 import type { ProxyVersion } from '../../net/proxy-protocol.js';
-import type { RateLimiter } from '../rate-limit.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { RouteAnswer } from './route-actions.js';
 import type { Matcher, RequestView } from './router.js';
 import type { HttpSession } from './session.js';
 import type { ExchangeRecord } from '../../observability/records.js';
 import type { ServerConnections } from './upstream.js';
+import type { UpstreamPool } from '../upstream-pool.js';
 
-/** A pool as the HTTP data path uses it: the pool plus its timeouts and connection reuse. */
-export interface PoolHandle {
-  readonly pool: Pool;
-  readonly retries: number;
-  readonly connectTimeoutMs: number;
+/** A pool as the HTTP data path uses it: what every data path needs of it, plus the response timeout and connection reuse. */
+export interface PoolHandle extends UpstreamPool {
   readonly responseTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  readonly retryAfterSec: number;
   /** The hash key of a request, for `balance: hash`. */
   readonly hashKey?: ((req: RequestView) => string | undefined) | undefined;
   connections(server: Server): ServerConnections;
-  /** How long a request may wait in the pool's queue (every server at maxConnections); 0 = no limit. */
-  readonly queueTimeoutMs?: number | undefined;
-  /**
-   * Passive health: told of every finished request on a server, with how it failed ('' when the
-   * server answered) and the server's status (0 when it gave none).
-   */
-  onOutcome?: ((rt: ServerRuntime, failure: FailureKind, status: number) => void) | undefined;
-  /** Keeps clients on one server (the pool's `persistence`). */
-  readonly persistence?: Persistence | undefined;
 }
 
 /** A route compiled for the data path (router.ts compileRoutes). */

@@ -3,7 +3,7 @@ import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor }
 import type { ProxyInfo, ProxyVersion } from '../../net/proxy-protocol.js';
 import type { CidrSet } from '../../core/cidr.js';
 import type { AccessList } from '../../net/access.js';
-import type { RateLimiter } from '../rate-limit.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
 import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runtime.js';
 import { HttpSession } from './session.js';

@@ -98,7 +98,34 @@ describe('parseRequestHead: successes', () => {
     assert.deepEqual(ws.connection, ['upgrade']);
     assert.equal(ok(get('Upgrade: websocket\r\n')).upgrade, undefined);
     assert.equal(ok('GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n').upgrade, undefined);
-    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n')).upgrade, 'h2c, websocket');
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n')).upgrade, 'websocket');
+  });
+
+  it('reports only the configured Upgrade protocols, never h2c (websocket by default)', () => {
+    assert.equal(ok(get('Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n')).upgrade, undefined);
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: h2c, WebSocket/13\r\n')).upgrade, 'WebSocket/13');
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: TLS/1.2\r\n')).upgrade, undefined);
+    const custom = { ...LIMITS, upgrades: new Set(['tls', 'websocket']) };
+    assert.equal(ok(get('Connection: upgrade\r\nUpgrade: TLS/1.2, h2c\r\n'), custom).upgrade, 'TLS/1.2');
+  });
+
+  it('refuses a Connection header that nominates a field framing or routing the request', () => {
+    for (const f of ['Content-Length', 'content-length', 'Host', 'X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'Forwarded', 'X-Forwarded-Client-Cert', 'X-Client-Verify']) {
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nConnection: ${f}\r\nContent-Length: 0\r\n\r\n`, 400);
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, ${f}\r\nContent-Length: 0\r\n\r\n`, 400);
+    }
+    // Hop-by-hop fields and unknown ones may still be nominated.
+    assert.deepEqual(ok(get('Connection: te, transfer-encoding, x-trace\r\n')).connection, ['te', 'transfer-encoding', 'x-trace']);
+  });
+
+  it('takes the Host sent on from an absolute-form target (RFC 9112 §3.2.2)', () => {
+    const r = ok('GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\nX-A: 1\r\n\r\n');
+    assert.equal(r.host, 'b.example');
+    assert.deepEqual(r.values, ['b.example', '1']);
+    assert.deepEqual(r.lnames, ['host', 'x-a']);
+    const r10 = ok('GET http://b.example:8080/x HTTP/1.0\r\nX-A: 1\r\n\r\n');
+    assert.deepEqual(r10.names, ['X-A', 'Host']);
+    assert.deepEqual(r10.values, ['1', 'b.example:8080']);
   });
 
   it('detects Expect: 100-continue on HTTP/1.1 only', () => {

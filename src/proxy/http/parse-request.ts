@@ -35,6 +35,7 @@ import {
   persists,
   readFields,
 } from './parse-headers.js';
+import { PROTECTED_FROM_CONNECTION } from './headers.js';
 import type { HeadLimits, ParseFailure } from './http-chars.js';
 
 export type { HeadLimits, ParseFailure } from './http-chars.js';
@@ -93,6 +94,7 @@ const F_HOST_MISSING = failure(400, 'missing Host header');
 const F_TE_HTTP10 = failure(400, 'Transfer-Encoding on an HTTP/1.0 request');
 const F_TE_NOT_CHUNKED = failure(400, 'Transfer-Encoding does not end with chunked');
 const F_TE_UNKNOWN = failure(501, 'unsupported transfer coding');
+const F_CONNECTION_NOMINATES = failure(400, 'Connection nominates a field that frames or routes the request');
 
 const STANDARD_METHODS: ReadonlySet<string> = new Set([
   'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
@@ -194,6 +196,11 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
   const connection: string[] = [];
   const failed = readFields(buf, s, true, names, lnames, values, connection);
   if (failed !== null) return failed;
+  // RFC 9110 §7.6.1 lets Connection name any field for removal; one that frames or routes the
+  // message would make the server read a request other than the one Portico parsed and routed.
+  for (let t = 0; t < connection.length; t++) {
+    if (PROTECTED_FROM_CONNECTION.has(connection[t]!)) return F_CONNECTION_NOMINATES;
+  }
   const fields = headFields;
   let host = fields.host;
   const contentLength = fields.contentLength;
@@ -229,6 +236,14 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     }
     if (k === authorityStart || !isValidHost(buf, authorityStart, k)) return F_ABSOLUTE;
     host = s.substring(authorityStart, k);
+    // RFC 9112 §3.2.2: the Host sent on is generated from the target, which is also what routes.
+    const at = lnames.indexOf('host');
+    if (at >= 0) values[at] = host;
+    else {
+      names.push('Host');
+      lnames.push('host');
+      values.push(host);
+    }
     path = k === targetEnd ? '/' : s.charCodeAt(k) === 0x3f ? `/${s.substring(k, targetEnd)}` : s.substring(k, targetEnd);
     form = 'absolute';
   }
@@ -262,9 +277,37 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits): RequestHead |
     chunked,
     keepAlive: persists(options, minor),
     connection,
-    upgrade: (options & CONN_UPGRADE) !== 0 && minor === 1 ? upgradeValue : undefined,
+    upgrade: (options & CONN_UPGRADE) !== 0 && minor === 1 && upgradeValue !== undefined
+      ? allowedUpgrades(upgradeValue, limits.upgrades ?? DEFAULT_UPGRADES)
+      : undefined,
     expectContinue: expectContinue && minor === 1,
   };
+}
+
+/** The protocols a client may switch to when nothing is configured. */
+export const DEFAULT_UPGRADES: ReadonlySet<string> = new Set(['websocket']);
+
+/**
+ * The elements of an Upgrade value (RFC 9110 §7.8: protocol-name ["/" protocol-version], comma
+ * separated) whose protocol name is in `allowed` (lowercase), joined again; undefined when none is.
+ * h2c is never in `allowed` (the config refuses it): an HTTP/2 connection opened through a tunnel
+ * would carry requests that no route, limit or header rule sees.
+ */
+export function allowedUpgrades(value: string, allowed: ReadonlySet<string>): string | undefined {
+  let out: string | undefined;
+  let from = 0;
+  while (from <= value.length) {
+    let to = value.indexOf(',', from);
+    if (to < 0) to = value.length;
+    const el = value.substring(from, to).trim();
+    from = to + 1;
+    if (el === '') continue;
+    const slash = el.indexOf('/');
+    const name = (slash < 0 ? el : el.substring(0, slash)).toLowerCase();
+    if (!allowed.has(name)) continue;
+    out = out === undefined ? el : out + ', ' + el;
+  }
+  return out;
 }
 
 /** authority-form for CONNECT (RFC 9112 §3.2.3): uri-host ":" port, port not empty. */

@@ -7,7 +7,7 @@ import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { ChunkedScanner } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
 import type { ClientCertInfo, ClientCertState } from '../../tls/client-cert.js';
-import { CLIENT_CERT, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
@@ -103,7 +103,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   private reqBodyBytes = 0;
   private reqDone = false;
   private reqSentAny = false;
-  private readonly reqScanner = new ChunkedScanner();
+  private readonly reqScanner = new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS });
   private res: ResponseHead | undefined = undefined;
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
@@ -326,9 +326,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       if (t === '*') {
         if (r.method !== 'OPTIONS') return this.refuse(400, 'asterisk-form is for OPTIONS');
       } else {
-        const m = /^https?:\/\/[^/?#]+(.*)$/i.exec(t);
-        if (m === null) return this.refuse(400, 'invalid request target');
-        t = m[1] === '' ? '/' : m[1]!;
+        t = r.path; // absolute-form, checked by the parser: its origin-form, '/' for an empty path
       }
     }
     const q = t.indexOf('?');
@@ -627,7 +625,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       return this.failMidRequest(413);
     }
     this.bytesIn += n;
-    const part = n === buf.length ? buf : buf.subarray(0, n);
+    const part = this.reqMode === BodyMode.Chunked ? this.reqScanner.relay(buf, 0, n) : n === buf.length ? buf : buf.subarray(0, n);
     this.buf = n === buf.length ? EMPTY : buf.subarray(n);
     if (!up.socket.write(part)) this.pauseClient();
     if (this.reqDone) {

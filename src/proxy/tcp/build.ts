@@ -4,14 +4,14 @@ import { StickTable } from '../../persistence/stick-table.js';
 import type { StateStore } from '../../store/state-store.js';
 import { hostMatcher } from '../../tls/host-match.js';
 import { UpstreamTls } from '../../tls/upstream-tls.js';
-import type { PoolHandle } from '../http/listener-runtime.js';
+import type { UpstreamPool } from '../upstream-pool.js';
 import { AccessList } from '../../net/access.js';
 import { TcpListener, type TcpListenerSettings } from './tcp-listener.js';
 import type { TcpObserver } from '../../observability/records.js';
 import type { SessionIdTable, TcpRoute } from './tcp-runtime.js';
 
 export interface TcpBuildDeps {
-  readonly handles: ReadonlyMap<string, PoolHandle>;
+  readonly handles: ReadonlyMap<string, UpstreamPool>;
   readonly observer?: TcpObserver | undefined;
   /** Per-pool L4 state shared by every tcp listener of one Portico. */
   readonly shared: TcpShared;

@@ -1,5 +1,5 @@
 import type { UpstreamTls } from '../../tls/upstream-tls.js';
-import type { PoolHandle } from '../http/listener-runtime.js';
+import type { UpstreamPool } from '../upstream-pool.js';
 import type { ProxyVersion } from '../../net/proxy-protocol.js';
 import type { TcpConnection } from './tcp-connection.js';
 
@@ -22,7 +22,7 @@ export interface TcpRoute {
   readonly name: string;
   /** Matches the ClientHello's server name; undefined = every connection (with or without SNI). */
   readonly sni: ((serverName: string) => boolean) | undefined;
-  readonly pool: PoolHandle;
+  readonly pool: UpstreamPool;
   /** TLS toward the servers (`tls:` on the pool). */
   readonly tls: UpstreamTls | undefined;
   /** TLS session-id persistence of the pool, when configured. */

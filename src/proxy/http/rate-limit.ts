@@ -23,9 +23,9 @@
  * `onStoreError` is told.
  */
 import { createHash } from 'node:crypto';
-import type { Clock } from '../core/clock.js';
-import type { StateStore } from '../store/state-store.js';
-import type { RequestView } from './http/router.js';
+import type { Clock } from '../../core/clock.js';
+import type { StateStore } from '../../store/state-store.js';
+import type { RequestView } from './router.js';
 
 export interface RateLimitSettings {
   /** Part of the store keys: limits of different listeners are counted apart. */

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { ManualClock } from '../core/clock.js';
-import { MemoryStore } from '../store/memory-store.js';
-import type { StateStore } from '../store/state-store.js';
-import type { RequestView } from './http/router.js';
+import { ManualClock } from '../../core/clock.js';
+import { MemoryStore } from '../../store/memory-store.js';
+import type { StateStore } from '../../store/state-store.js';
+import type { RequestView } from './router.js';
 import { RateLimiter, type RateLimitSettings } from './rate-limit.js';
 
 const req = (clientAddress: string): RequestView => ({ method: 'GET', host: 'a', path: '/', query: '', lnames: [], values: [], clientAddress });
