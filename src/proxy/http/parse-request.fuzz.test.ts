@@ -47,7 +47,7 @@ describe('request-head parser: differential fuzzing against node:http', () => {
         const v = await judge.judge(buf);
         if (v.head === undefined && v.code === 'HPE_INVALID_METHOD' && !LLHTTP_METHODS.has(r.method)) return;
         // RFC 9112 §2.3: HTTP/1.2 and up are read as 1.1 (and forwarded as 1.1); llhttp refuses them.
-        if (v.head === undefined && v.code === 'HPE_INVALID_VERSION' && /^\S+ \S+ HTTP\/1\.[2-9]\r\n/.test(req.text)) return;
+        if (v.head === undefined && v.code === 'HPE_INVALID_VERSION' && /^[\r\n]*\S+ \S+ HTTP\/1\.[2-9]\r?\n/.test(req.text)) return;
         // RFC 9110 §5.5: OWS (SP or HTAB) around a value is not part of it; llhttp refuses a
         // Content-Length followed by HTAB (not by SP). Portico reads 'n\t' as n and forwards 'n'.
         if (v.head === undefined && v.code === 'HPE_INVALID_CONTENT_LENGTH' && /\ncontent-length:[ \t]*\d+[ \t]*\t[ \t]*\r\n/i.test(req.head)) return;
@@ -58,10 +58,15 @@ describe('request-head parser: differential fuzzing against node:http', () => {
         // RFC 9112 §2.3: a higher minor version (HTTP/1.2) is read as the highest one implemented, 1.1.
         const nodeMinor = Number(v.head.httpVersion.split('.')[1]);
         assert.equal(Math.min(nodeMinor, 1), r.minor, `version ${v.head.httpVersion}`);
-        const names = v.head.rawHeaders.filter((_, i) => i % 2 === 0);
-        const values = v.head.rawHeaders.filter((_, i) => i % 2 === 1);
-        assert.deepEqual(names, r.names, 'field names');
-        assert.deepEqual(values, r.values, 'field values');
+        // RFC 9112 §3.2.2: with an absolute-form target Portico generates Host from the target
+        // (replacing or adding it), so Host is left out of the comparison there.
+        const skipHost = (name: string): boolean => r.form === 'absolute' && name.toLowerCase() === 'host';
+        const pairs = (names: readonly string[], values: readonly string[]): string[][] => names.map((n, i) => [n, values[i]!]).filter(([n]) => !skipHost(n!));
+        const theirs = pairs(
+          v.head.rawHeaders.filter((_, i) => i % 2 === 0),
+          v.head.rawHeaders.filter((_, i) => i % 2 === 1),
+        );
+        assert.deepEqual(theirs, pairs(r.names, r.values), 'field names and values');
       }),
       fuzzParams(300),
     );
