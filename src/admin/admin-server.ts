@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { CertificateStore } from '../tls/cert-store.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { AdminError, badRequest } from './admin-error.js';
@@ -23,6 +23,30 @@ export interface AdminServerOptions {
   readonly protectReads?: boolean | undefined;
   /** Paths (exact) readable without the token when `protectReads` is on. */
   readonly openReads?: readonly string[] | undefined;
+  /** Deadlines on client connections; DEFAULT_ADMIN_TIMEOUTS when absent. */
+  readonly timeouts?: AdminTimeouts | undefined;
+}
+
+/**
+ * Deadlines on the admin API's client connections (ms), kept by Portico's own timers: Node.js's
+ * `headersTimeout` and `requestTimeout` are checked only every 30 s, so a client that never
+ * finished its head stayed 35 to 40 s.
+ */
+export interface AdminTimeouts {
+  /** To finish the TLS handshake, then each request head, from the connection's start or the end of the previous response. */
+  readonly headerMs: number;
+  /** To send a request's whole body once its head has arrived. */
+  readonly bodyMs: number;
+  /** Idle time between two requests on one connection. */
+  readonly keepAliveMs: number;
+}
+
+export const DEFAULT_ADMIN_TIMEOUTS: AdminTimeouts = { headerMs: 10_000, bodyMs: 30_000, keepAliveMs: 5_000 };
+
+/** A client connection's deadline: the timer for its next request head, and its requests not yet answered. */
+interface ConnectionDeadline {
+  timer: NodeJS.Timeout | undefined;
+  inflight: number;
 }
 
 /** The admin API's certificate: PEM files, and how often they are checked for changes (0 = never). */
@@ -73,7 +97,9 @@ export class AdminServer {
   readonly certificates: CertificateStore | undefined;
   private readonly tls: AdminTlsOptions | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
-  private readonly maxBodyBytes: number;
+  private maxBodyBytes: number;
+  private timeouts: AdminTimeouts;
+  private readonly deadlines = new WeakMap<Socket, ConnectionDeadline>();
   private readonly log: Logger;
   private server: HttpServer | undefined;
   /** The same server when it speaks HTTPS (its certificate is replaced on reload). */
@@ -85,6 +111,7 @@ export class AdminServer {
     this.host = options.host;
     this.port = options.port;
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+    this.timeouts = options.timeouts ?? DEFAULT_ADMIN_TIMEOUTS;
     this.log = options.logger ?? silentLogger;
     this.tokenDigest = digestOf(options.token);
     this.allowed = allowedSet(options.host, options.allowedHosts ?? []);
@@ -103,8 +130,20 @@ export class AdminServer {
     this.router.route(method, pattern, handler);
   }
 
-  /** Replace the token, the Host allowlist and what reads need (reload); the socket is kept. */
-  update(options: { token: string; allowedHosts?: readonly string[]; protectReads?: boolean; openReads?: readonly string[] }): void {
+  /** Replace the token, the Host allowlist, what reads need, the deadlines and the body limit (reload); the socket is kept. */
+  update(options: {
+    token: string;
+    allowedHosts?: readonly string[];
+    protectReads?: boolean;
+    openReads?: readonly string[];
+    timeouts?: AdminTimeouts | undefined;
+    maxBodyBytes?: number | undefined;
+  }): void {
+    if (options.timeouts !== undefined) {
+      this.timeouts = options.timeouts;
+      if (this.server !== undefined) this.server.keepAliveTimeout = options.timeouts.keepAliveMs;
+    }
+    if (options.maxBodyBytes !== undefined) this.maxBodyBytes = options.maxBodyBytes;
     this.tokenDigest = digestOf(options.token);
     this.allowed = allowedSet(this.host, options.allowedHosts ?? []);
     this.protectReads = options.protectReads === true;
@@ -130,26 +169,31 @@ export class AdminServer {
     if (this.server !== undefined) return;
     this.lifetime = new AbortController();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      this.onRequestDeadlines(req, res);
       void this.handle(req, res);
     };
     const store = this.certificates;
+    // Node.js's own head and request timeouts are off: they are checked only every 30 s. Portico's timers keep them (onConnection).
+    const own = { requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: this.timeouts.keepAliveMs };
     let server: HttpServer;
     if (store === undefined) {
-      server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, onRequest);
+      server = createServer(own, onRequest);
+      server.on('connection', this.onConnection);
     } else {
       await store.remember();
       const def = store.defaultCertificate;
       server = this.secure = createHttpsServer(
         {
-          requestTimeout: 30_000,
-          headersTimeout: 10_000,
+          ...own,
           ...store.sharedOptions,
           cert: def.cert,
           key: def.key,
-          handshakeTimeout: 10_000,
+          handshakeTimeout: this.timeouts.headerMs,
         },
         onRequest,
       );
+      // The head deadline starts once the handshake (under handshakeTimeout) is done.
+      server.on('secureConnection', this.onConnection);
       // A handshake that fails (plain HTTP on this port, a client that does not trust the certificate) closes the connection.
       server.on('tlsClientError', (_err, sock) => sock.destroy());
     }
@@ -210,9 +254,49 @@ export class AdminServer {
     clearTimeout(timer);
   }
 
+  /** A new client connection (after its handshake with TLS): it has `headerMs` to send a whole request head. */
+  private readonly onConnection = (sock: Socket): void => {
+    const d: ConnectionDeadline = { timer: undefined, inflight: 0 };
+    this.deadlines.set(sock, d);
+    this.armHead(sock, d);
+    sock.once('close', () => clearTimeout(d.timer));
+  };
+
+  private armHead(sock: Socket, d: ConnectionDeadline): void {
+    clearTimeout(d.timer);
+    d.timer = setTimeout(() => sock.destroy(), this.timeouts.headerMs);
+    d.timer.unref();
+  }
+
+  /**
+   * A request head arrived: the head deadline stops until its response (and those of requests
+   * pipelined behind it) are done; the body must arrive within `bodyMs`.
+   */
+  private onRequestDeadlines(req: IncomingMessage, res: ServerResponse): void {
+    const sock = req.socket;
+    const d = this.deadlines.get(sock);
+    if (d !== undefined) {
+      clearTimeout(d.timer);
+      d.timer = undefined;
+      d.inflight++;
+      res.once('close', () => {
+        d.inflight--;
+        if (d.inflight === 0 && !sock.destroyed) this.armHead(sock, d);
+      });
+    }
+    const body = setTimeout(() => {
+      if (!req.complete) sock.destroy();
+    }, this.timeouts.bodyMs);
+    body.unref();
+    res.once('close', () => clearTimeout(body));
+    req.once('end', () => clearTimeout(body));
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const method = req.method ?? 'GET';
+      const refused = refusedTarget(req.url ?? '');
+      if (refused !== undefined) throw badRequest(refused);
       const hostname = hostnameOf(req.headers.host);
       if (hostname === undefined) throw badRequest('the request has no valid Host header');
       if (!this.isAllowedHost(hostname)) {
@@ -314,6 +398,33 @@ export class AdminServer {
       throw badRequest(`the body is not valid JSON: ${(err as Error).message}`);
     }
   }
+}
+
+/**
+ * Why a request target is refused, or undefined when it is a plain path: the admin API takes
+ * origin-form targets only (not starting with `//`), and no dot segment (`.`, `..`, also percent-encoded as `%2e`), no
+ * encoded slash or backslash, no backslash and no NUL in any segment. The URL parser would
+ * otherwise resolve `/api/v1/%2e%2e/x` to `/api/x`, and a `{param}` would carry `../`.
+ */
+export function refusedTarget(target: string): string | undefined {
+  if (!target.startsWith('/')) return 'the request target must be a path starting with /';
+  // `//host/x` would be read as a network-path reference (another host) by the URL parser.
+  if (target.startsWith('//')) return 'the path must not start with //';
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  if (path.includes('\\')) return 'a backslash in the path';
+  for (const seg of path.split('/')) {
+    if (seg === '') continue;
+    let d: string;
+    try {
+      d = seg.includes('%') ? decodeURIComponent(seg) : seg;
+    } catch {
+      return 'malformed percent-encoding in the path';
+    }
+    if (d === '.' || d === '..') return 'a dot segment (. or ..) in the path';
+    if (d.includes('/') || d.includes('\\') || d.includes('\0')) return 'an encoded /, \\ or NUL in the path';
+  }
+  return undefined;
 }
 
 /**

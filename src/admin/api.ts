@@ -111,6 +111,7 @@ export function mountAdminApi(table: RouteTable, rt: AdminRuntime, info: ApiInfo
   table.route('POST', '/api/v1/pools/{pool}/servers', (_q, _s, ctx) => api.register(ctx));
   table.route('PATCH', '/api/v1/pools/{pool}/servers/{name}', (_q, _s, ctx) => api.patch(ctx));
   table.route('DELETE', '/api/v1/pools/{pool}/servers/{name}', (_q, _s, ctx) => api.deregister(ctx));
+  table.route('DELETE', '/api/v1/pools/{pool}/servers/{name}/runtime-change', (_q, _s, ctx) => api.reset(ctx));
   table.route('PUT', '/api/v1/pools/{pool}/health', (_q, _s, ctx) => api.setHealth(ctx));
   table.route('POST', '/api/v1/reload', () => api.reload());
 }
@@ -124,6 +125,7 @@ const ENDPOINTS = [
   'POST /api/v1/pools/{pool}/servers',
   'PATCH /api/v1/pools/{pool}/servers/{name}',
   'DELETE /api/v1/pools/{pool}/servers/{name}?now=true',
+  'DELETE /api/v1/pools/{pool}/servers/{name}/runtime-change',
   'PUT /api/v1/pools/{pool}/health',
   'POST /api/v1/reload',
   'GET /api/v1/events',
@@ -266,6 +268,8 @@ class AdminApi {
     if (probe === undefined) probe = this.rt.health.get(pool.name)?.monitor?.status().find((p) => p.server === s.server.name);
     if (frame === undefined) frame = this.rt.lastStats?.()?.pools.find((p) => p.name === pool.name)?.servers.find((f) => f.name === s.server.name);
     const stats = this.rt.lastStats?.();
+    // Without active checks a server is taken as up: said as HAProxy says it, not as a check's verdict.
+    const check = this.rt.config.pools.find((p) => p.name === pool.name)?.health.type ?? 'none';
     return {
       name: s.server.name,
       address: fmtAddress(s.server),
@@ -274,7 +278,8 @@ class AdminApi {
       backup: s.server.backup,
       maxConnections: s.server.maxConnections,
       state: s.removing ? 'removing' : s.admin,
-      health: s.op,
+      health: check === 'none' && s.op === 'up' ? 'no check' : s.op,
+      check,
       available: pool.current.set.available.some((x) => x.id === s.server.id),
       active: s.active,
       requests: s.requests,
@@ -366,6 +371,26 @@ class AdminApi {
     const still = pool.byName(name);
     if (still === undefined) return new JsonReply(200, { pool: pool.name, server: name, state: 'removed' });
     return new JsonReply(202, { pool: pool.name, server: name, state: 'removing', active: still.active });
+  }
+
+  /**
+   * Drop the runtime change of a server of the file (its weight, state or maxConnections set
+   * through the API, a registration replacing it, or its removal): the file's definition applies
+   * again. A server that exists only through the API has no file values to return to (409).
+   */
+  async reset(ctx: AdminContext): Promise<unknown> {
+    const pool = this.pool(ctx);
+    const name = ctx.params.name!;
+    await this.change((changes) => {
+      if (serverChange(changes, pool.name, name) === undefined) {
+        throw notFound(`server ${name} of pool ${pool.name} has no runtime change: it runs as the file says`);
+      }
+      if (!poolConfig(this.rt.runtime.fileConfig, pool.name).servers.some((s) => s.name === name)) {
+        throw conflict(`server ${name} is not in the file (it was registered through the API): remove it with DELETE /api/v1/pools/${pool.name}/servers/${name}`);
+      }
+      return withServerChange(changes, pool.name, name, undefined);
+    });
+    return this.serverView(pool, pool.byName(name)!);
   }
 
   async setHealth(ctx: AdminContext): Promise<unknown> {

@@ -1,4 +1,5 @@
 import { deepFreeze } from '../config/deep-freeze.js';
+import { deepEqual } from '../core/deep-equal.js';
 import { errorMap, toPathIssues } from '../config/issues.js';
 import { formatPath } from '../config/path.js';
 import { healthSchema } from '../config/schema/health.js';
@@ -98,4 +99,36 @@ export function parseHealth(raw: unknown): Parsed<HealthConfig> {
 
 function describe(issues: readonly AdminIssue[]): string {
   return issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+}
+
+/**
+ * What a new configuration file changes that the runtime changes hide: one line per value the
+ * file changed (from `before` to `after`) that a change made through the API overrides, and how
+ * to drop the override. Pure.
+ */
+export function hiddenByRuntime(before: Config, after: Config, changes: readonly RuntimeChange[]): string[] {
+  const out: string[] = [];
+  const serverOf = (c: Config, pool: string, name: string): ServerConfig | undefined => c.pools.find((p) => p.name === pool)?.servers.find((s) => s.name === name);
+  for (const c of changes) {
+    if (c.kind === 'health') {
+      const a = after.pools.find((p) => p.name === c.pool)?.health;
+      const b = before.pools.find((p) => p.name === c.pool)?.health;
+      if (a !== undefined && !deepEqual(a, b)) out.push(`pool ${c.pool}: the file's health check changed; the one set through the API stays in force (PUT the file's health section to drop it)`);
+      continue;
+    }
+    const a = serverOf(after, c.pool, c.server);
+    if (a === undefined) continue;
+    const b = serverOf(before, c.pool, c.server);
+    const reset = `portico ctl reset ${c.pool}/${c.server} drops it`;
+    if (c.removed === true || c.spec !== undefined) {
+      if (!deepEqual(a, b)) out.push(`${c.pool}/${c.server}: the file's server changed; it was ${c.removed === true ? 'removed' : 'registered again'} through the API, which stays in force (${reset})`);
+      continue;
+    }
+    for (const [k, v] of Object.entries(c.set ?? {})) {
+      const now = a[k as keyof ServerConfig];
+      if (deepEqual(now, b?.[k as keyof ServerConfig]) || deepEqual(now, v)) continue;
+      out.push(`${c.pool}/${c.server}: the file's ${k} ${JSON.stringify(now)} does not apply: ${k} ${JSON.stringify(v)} was set through the API (${reset})`);
+    }
+  }
+  return out;
 }

@@ -1,46 +1,41 @@
-import type { Config, HttpListenerConfig, HttpsListenerConfig, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
+import type { Config, ListenerConfig, PoolConfig, ServerConfig } from '../config/types.js';
 import { validateConfig } from '../config/load.js';
+import { balancerOptionsOf } from '../config/balancer-options.js';
 import { adminTlsBuildError } from '../tls/listener-tls.js';
 import { getBalancer } from '../balancer/registry.js';
 import '../balancer/index.js';
-import { CidrSet } from '../core/cidr.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { SeededRng, type Rng } from '../core/rng.js';
 import { serverId, type OpState, type Server, type ServerId } from '../core/server.js';
 import type { BalancerFactory } from '../balancer/balancer.js';
 import { Pool } from '../pool/pool.js';
+import { poolEventLine } from '../pool/event-log.js';
 import { createHealthMonitor, createOutlierDetector } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
 import type { OutlierDetector } from '../health/outlier.js';
-import { HttpListener, type HttpListenerSettings } from '../proxy/http/listener.js';
-import type { HttpObserver } from '../observability/records.js';
-import type { HttpRoute, PoolHandle } from '../proxy/http/listener-runtime.js';
-import { compileRoutes, cookieValue, headerValue, queryValue, type RequestView } from '../proxy/http/router.js';
+import type { PoolHandle } from '../proxy/http/listener-runtime.js';
+import { hashKeyOf } from '../proxy/http/router.js';
 import { createPersistence, loadOrCreateSecret, needsStateSecret, ServerTokens, type Persistence } from '../persistence/index.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { StateStore } from '../store/state-store.js';
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
-import { buildTcpListener, TcpShared, updateTcpListener } from '../proxy/tcp/build.js';
-import { mountTcpBindings } from './l4-admin.js';
-import { buildHttpsListener, updateHttpsListener } from '../proxy/http/https-build.js';
+import { TcpShared } from '../proxy/tcp/build.js';
+import type { ListenerKind } from '../listener/kind.js';
+import { kindOf, listenerKinds, type AppBuildContext } from './listener-kinds.js';
+import { AdminError } from '../admin/admin-error.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
 import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
-import { AdminServer } from '../admin/admin-server.js';
+import { AdminServer, type AdminTimeouts } from '../admin/admin-server.js';
 import { RuntimeJournal } from '../admin/journal.js';
 import { mountAdminApi, type StatsView } from '../admin/api.js';
 import { ConfigRuntime, type ConfigHost, type ReloadResult } from './config-runtime.js';
 import { mountObservability } from '../admin/dashboard/mount.js';
 import type { InflightRequest } from '../observability/live-stats.js';
 import { Observability } from '../observability/observability.js';
-import { buildDnsListener, dnsListenerSettings } from '../dns/build.js';
-import { DnsListener } from '../dns/listener.js';
-import { dnsQueriesMetric } from '../dns/metrics.js';
-import { buildRedirectListener, updateRedirectListener } from '../proxy/redirect/build.js';
-import { AccessList } from '../net/access.js';
-import { RateLimiter } from '../proxy/http/rate-limit.js';
 import { limitShare } from '../core/limit-share.js';
-import type { ListenerService, Service } from './service.js';
+import { Reuse } from '../core/reuse.js';
+import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
@@ -174,12 +169,12 @@ class PorticoApp implements Portico, ConfigHost {
   private readonly workers: number;
   /** Cookie tokens under the secret kept in stateDir (loaded at start, or when a reload first needs it). */
   private readonly stateTokens = new ServerTokens();
-  /** Each pool's persistence and the configuration it was built from: kept across reloads while unchanged. */
-  private readonly persistences = new Map<string, { readonly spec: string; readonly persistence: Persistence }>();
-  private lastStoreError = 0;
-  /** Each http/https listener's rate limiter and the configuration it was built from: kept across reloads while unchanged. */
-  private readonly rateLimiters = new Map<string, { readonly spec: string; readonly limiter: RateLimiter }>();
-  private lastRateStoreError = 0;
+  /** Each pool's persistence: kept across reloads while its `persistence` section is unchanged. */
+  private readonly persistences = Reuse.byName<Persistence>();
+  /** What listener kinds keep across reloads while its spec is unchanged (BuildContext.kept). */
+  private readonly listenerKept = Reuse.byName<unknown>();
+  /** When each store-error warning was last logged. */
+  private readonly storeWarnedAt = new Map<string, number>();
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -219,6 +214,8 @@ class PorticoApp implements Portico, ConfigHost {
           protectReads: a.protectReads,
           openReads: adminOpenReads(a),
           tls,
+          timeouts: adminTimeouts(a),
+          maxBodyBytes: a.maxBodyBytes,
           logger: this.log,
         });
       } catch (err) {
@@ -246,13 +243,13 @@ class PorticoApp implements Portico, ConfigHost {
         for (const m of cs.metrics()) this.observability.metrics.register(m);
       }
     }
-    this.observability.metrics.register(dnsQueriesMetric(() => this.listeners));
+    for (const k of listenerKinds) for (const m of k.metrics?.(() => this.listenersOf(k)) ?? []) this.observability.metrics.register(m);
     for (const m of discoveryMetrics(() => this.discoveryStatuses())) this.observability.metrics.register(m);
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
       mountAdminApi(admin, this, { node: config.cluster.node, store: cs === undefined ? undefined : () => cs.status() });
-      mountTcpBindings(admin, () => this.listeners);
+      this.mountListenerViews(admin);
     }
   }
 
@@ -272,7 +269,8 @@ class PorticoApp implements Portico, ConfigHost {
   newPool(pc: PoolConfig): Pool {
     const pool = buildPool(pc, this.clock, this.rng, this.workers);
     pool.onEvent((ev) => {
-      this.log.info(`server ${ev.pool}/${ev.server} ${ev.kind} ${ev.from} -> ${ev.to}`, { cause: ev.cause, detail: ev.detail });
+      const line = poolEventLine(ev);
+      this.log[line.level](line.msg, line.fields);
       if (ev.kind === 'removed') this.retireConnections(serverId(ev.pool, ev.server));
     });
     return pool;
@@ -325,22 +323,9 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   updateListener(l: ListenerService, config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): boolean {
-    const lc = this.shareOf(config);
-    if (lc.protocol === 'http' && l instanceof HttpListener) {
-      l.update(this.httpSettings(lc, handles));
-      return true;
-    }
-    if (lc.protocol === 'dns' && l instanceof DnsListener) {
-      l.update(dnsListenerSettings(lc, poolsOf(handles), { rng: this.rng, clock: this.clock }));
-      return true;
-    }
-    if (lc.protocol === 'redirect') {
-      const h = handles.get(lc.pool)!;
-      return updateRedirectListener(l, lc, h.pool, h.hashKey, h.persistence);
-    }
-    if (lc.protocol === 'tcp') return updateTcpListener(l, lc, { handles, observer: this.stats, shared: this.tcpShared });
-    if (lc.protocol === 'https') return updateHttpsListener(l, lc, this.httpSettings(lc, handles));
-    return false;
+    if (l.protocol !== config.protocol) return false;
+    const kind = kindOf(config.protocol);
+    return kind.update?.(l, this.shareOf(kind, config), this.buildContext(handles)) ?? false;
   }
 
   newServer(pool: string, sc: ServerConfig): Server {
@@ -364,7 +349,14 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   updateAdmin(admin: Config['admin']): void {
-    this.admin?.update({ token: admin.token, allowedHosts: admin.allowedHosts, protectReads: admin.protectReads, openReads: adminOpenReads(admin) });
+    this.admin?.update({
+      token: admin.token,
+      allowedHosts: admin.allowedHosts,
+      protectReads: admin.protectReads,
+      openReads: adminOpenReads(admin),
+      timeouts: adminTimeouts(admin),
+      maxBodyBytes: admin.maxBodyBytes,
+    });
   }
 
   async updateLog(log: Config['log']): Promise<void> {
@@ -391,7 +383,32 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** Requests in progress on the http listeners (Little's N in the live statistics). */
   private *inflightRequests(): IterableIterator<InflightRequest> {
-    for (const l of this.listeners) if (l instanceof HttpListener) yield* l.sessions;
+    for (const l of this.listeners) {
+      const inflight = kindOf(l.protocol).inflight;
+      if (inflight !== undefined) yield* inflight(l);
+    }
+  }
+
+  /** The running listeners of one kind. */
+  private *listenersOf<L extends ListenerService>(kind: ListenerKind<any, L>): IterableIterator<L> {
+    for (const l of this.listeners) if (l.protocol === kind.protocol) yield l as L;
+  }
+
+  /** `GET /api/v1/listeners/{listener}/{view}` for each view a listener kind offers (the tcp binding table ...). */
+  private mountListenerViews(admin: AdminServer): void {
+    const views = new Set(listenerKinds.flatMap((k) => Object.keys(k.adminViews ?? {})));
+    for (const view of views) {
+      const kinds = listenerKinds.filter((k) => k.adminViews?.[view] !== undefined);
+      admin.route('GET', `/api/v1/listeners/{listener}/${view}`, (_req, _res, ctx) => {
+        const name = ctx.params.listener;
+        const l = this.listeners.find((x) => x.name === name);
+        const read = l === undefined ? undefined : kindOf(l.protocol).adminViews?.[view];
+        if (l === undefined || read === undefined) {
+          throw new AdminError(404, 'LB_ADMIN_NOT_FOUND', `no ${kinds.map((k) => k.protocol).join(' or ')} listener named ${JSON.stringify(name)}`);
+        }
+        return read(l);
+      });
+    }
   }
 
   /** The pools' health monitors (their probe results feed the metrics and the event stream). */
@@ -418,44 +435,30 @@ class PorticoApp implements Portico, ConfigHost {
    * A listener's configuration with this process's share of its connection limit (as it is
    * built or updated, never per connection): with `cluster.workers` each worker counts its own.
    */
-  private shareOf(lc: ListenerConfig): ListenerConfig {
-    const n = this.workers;
-    if (n <= 1) return lc;
-    switch (lc.protocol) {
-      case 'http':
-      case 'https':
-        return { ...lc, limits: { ...lc.limits, maxConnections: limitShare(lc.limits.maxConnections, n) } };
-      case 'tcp':
-        return { ...lc, maxConnections: limitShare(lc.maxConnections, n) };
-      case 'dns':
-        return { ...lc, tcp: { ...lc.tcp, maxConnections: limitShare(lc.tcp.maxConnections, n) } };
-      default:
-        return lc;
-    }
+  private shareOf(kind: ListenerKind<ListenerConfig, ListenerService, AppBuildContext>, lc: ListenerConfig): ListenerConfig {
+    return this.workers <= 1 || kind.shareOf === undefined ? lc : kind.shareOf(lc, this.workers);
   }
 
-  /** One listener from its configuration; each protocol is built here. */
+  /** One listener from its configuration, built by its kind. */
   private buildListener(config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): ListenerService {
-    const lc = this.shareOf(config);
-    switch (lc.protocol) {
-      case 'http':
-        return new HttpListener(this.httpSettings(lc, handles), this.stats as HttpObserver);
-      case 'dns':
-        return buildDnsListener(lc, poolsOf(handles), { rng: this.rng, clock: this.clock });
-      case 'redirect': {
-        const h = handles.get(lc.pool)!;
-        return buildRedirectListener(lc, h.pool, h.hashKey, this.stats, h.persistence, { clock: this.clock, log: this.log, store: this.store });
-      }
-      case 'tcp':
-        return buildTcpListener(lc, { handles, observer: this.stats, shared: this.tcpShared });
-      case 'https':
-        return buildHttpsListener(lc, this.httpSettings(lc, handles), { observer: this.stats as HttpObserver, clock: this.clock, log: this.log, store: this.store });
-      default: {
-        // Every protocol of the schema is built above; reaching here is a bug.
-        const unknown = lc as ListenerConfig;
-        throw new Error(`listener ${unknown.name}: protocol ${unknown.protocol} is not available in this version`);
-      }
-    }
+    const kind = kindOf(config.protocol);
+    return kind.build(this.shareOf(kind, config), this.buildContext(handles));
+  }
+
+  /** What a listener kind builds from: the pools of `handles` and what every listener shares. */
+  private buildContext(handles: ReadonlyMap<string, PoolHandle>): AppBuildContext {
+    return {
+      handles,
+      observer: this.stats,
+      clock: this.clock,
+      rng: this.rng,
+      log: this.log,
+      store: this.store,
+      sharedStore: this.sharedStore,
+      l4: this.tcpShared,
+      kept: <T>(key: string, spec: unknown, build: () => T): T => this.listenerKept.get(key, spec, build) as T,
+      storeErrorWarning: (consequence) => this.storeErrorWarning(consequence),
+    };
   }
 
   private buildHandle(pc: PoolConfig, pool: Pool): PoolHandle {
@@ -466,7 +469,9 @@ class PorticoApp implements Portico, ConfigHost {
     };
     const upstreams = this.upstreams;
     const tls = pc.tls === false ? undefined : UpstreamTls.fromConfig(pc.name, pc.tls, ['http/1.1']);
-    this.tcpShared.define(pc);
+    const { factory, options } = balancerOf(pc);
+    const requestKey = factory.requestKey?.(options);
+    this.tcpShared.define(pc, requestKey !== undefined);
     return {
       pool,
       retries: pc.retries,
@@ -475,7 +480,7 @@ class PorticoApp implements Portico, ConfigHost {
       idleTimeoutMs: pc.timeouts.idle,
       retryAfterSec: 1,
       queueTimeoutMs: pc.queue.timeout,
-      hashKey: pc.balance === 'hash' && pc.hash !== undefined ? hashKeyOf(pc.hash.key) : undefined,
+      hashKey: requestKey === undefined ? undefined : hashKeyOf(requestKey),
       connections: (s: Server) => upstreams.of(s.id, limits, tls),
       persistence: this.persistenceOf(pc),
     };
@@ -488,19 +493,16 @@ class PorticoApp implements Portico, ConfigHost {
       this.persistences.delete(pc.name);
       return undefined;
     }
-    const key = JSON.stringify(spec);
-    const kept = this.persistences.get(pc.name);
-    if (kept !== undefined && kept.spec === key) return kept.persistence;
-    if (needsStateSecret(spec) && this.started) this.loadStateSecret();
-    const persistence = createPersistence(pc.name, spec, {
-      clock: this.clock,
-      store: this.store,
-      sharedStore: this.sharedStore,
-      stateTokens: this.stateTokens,
-      onStoreError: this.onStoreError,
+    return this.persistences.get(pc.name, spec, () => {
+      if (needsStateSecret(spec) && this.started) this.loadStateSecret();
+      return createPersistence(pc.name, spec, {
+        clock: this.clock,
+        store: this.store,
+        sharedStore: this.sharedStore,
+        stateTokens: this.stateTokens,
+        onStoreError: this.onStoreError,
+      });
     });
-    this.persistences.set(pc.name, { spec: key, persistence });
-    return persistence;
   }
 
   /** The cookie secret kept in stateDir, loaded once when a pool needs it. */
@@ -508,80 +510,20 @@ class PorticoApp implements Portico, ConfigHost {
     if (!this.stateTokens.hasSecret) this.stateTokens.setSecret(loadOrCreateSecret(this.config.stateDir));
   }
 
-  /** Stick tables carry on without their store; say so at most every 10 s. */
-  private readonly onStoreError = (err: unknown): void => {
-    const now = Date.now();
-    if (now - this.lastStoreError < 10_000) return;
-    this.lastStoreError = now;
-    this.log.warn('state store failed; stick tables use their local entries only', { error: err instanceof Error ? err.message : String(err) });
-  };
-
   /**
-   * The listener's rate limiter: the one it had while its `rateLimit` is unchanged (the buckets
-   * survive a reload). Counted across nodes through the store when the store is shared.
+   * What uses the store carries on without it; say so (with what that means) at most every 10 s
+   * per consequence.
    */
-  private rateLimiterOf(lc: HttpListenerConfig | HttpsListenerConfig): RateLimiter | undefined {
-    const rl = lc.rateLimit;
-    if (rl === false) {
-      this.rateLimiters.delete(lc.name);
-      return undefined;
-    }
-    const spec = JSON.stringify(rl);
-    const kept = this.rateLimiters.get(lc.name);
-    if (kept !== undefined && kept.spec === spec) return kept.limiter;
-    const limiter = new RateLimiter({
-      listener: lc.name,
-      count: rl.rate.count,
-      perMs: rl.rate.perMs,
-      burst: rl.burst,
-      key: hashKeyOf(rl.key),
-      clock: this.clock,
-      store: this.sharedStore ? this.store : undefined,
-      onStoreError: this.onRateStoreError,
-    });
-    this.rateLimiters.set(lc.name, { spec, limiter });
-    return limiter;
-  }
-
-  /** Rate limits carry on per node without their store; say so at most every 10 s. */
-  private readonly onRateStoreError = (err: unknown): void => {
-    const now = Date.now();
-    if (now - this.lastRateStoreError < 10_000) return;
-    this.lastRateStoreError = now;
-    this.log.warn('state store failed; rate limits count this node only', { error: err instanceof Error ? err.message : String(err) });
-  };
-
-  private httpSettings(lc: HttpListenerConfig | HttpsListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): HttpListenerSettings {
-    const routes: HttpRoute[] = compileRoutes(lc.name, lc.routes, (name) => handles.get(name));
-    const l = lc.limits;
-    return {
-      name: lc.name,
-      host: lc.listen.host,
-      port: lc.listen.port,
-      proto: lc.protocol,
-      acceptProxy: lc.acceptProxy,
-      sendProxy: lc.sendProxy,
-      limits: {
-        headerTimeoutMs: l.headerTimeout,
-        keepAliveTimeoutMs: l.keepAliveTimeout,
-        bodyTimeoutMs: l.bodyTimeout,
-        maxHeaderBytes: l.maxHeaderBytes,
-        maxHeaders: l.maxHeaders,
-        maxUriBytes: l.maxUriBytes,
-        maxBodyBytes: l.maxBodyBytes,
-        maxConnections: l.maxConnections,
-        maxRequestsPerConnection: l.maxRequestsPerConnection,
-        upgrades: new Set(lc.upgrades),
-      },
-      upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
-      trusted: new CidrSet(lc.trustedProxies),
-      access: AccessList.of(lc.access),
-      rateLimit: this.rateLimiterOf(lc),
-      exposeServer: lc.exposeServer,
-      noRouteStatus: lc.noRouteStatus,
-      routes,
+  private storeErrorWarning(consequence: string): (err: unknown) => void {
+    return (err) => {
+      const now = Date.now();
+      if (now - (this.storeWarnedAt.get(consequence) ?? -Infinity) < 10_000) return;
+      this.storeWarnedAt.set(consequence, now);
+      this.log.warn(`state store failed; ${consequence}`, { error: err instanceof Error ? err.message : String(err) });
     };
   }
+
+  private readonly onStoreError = this.storeErrorWarning('stick tables use their local entries only');
 
   async start(): Promise<void> {
     if (this.started) return;
@@ -597,7 +539,9 @@ class PorticoApp implements Portico, ConfigHost {
       if (this.admin !== undefined) this.log.info(`admin API on ${this.admin.url}/`);
       await this.runtime.settled(); // the first lists of discovery pools are in before the listeners accept
       for (const l of this.listeners) {
-        await l.start();
+        await l.start().catch((err: unknown) => {
+          throw listenFailure(`listener ${l.name}`, l.protocol, l.address, err);
+        });
         up.push(l);
         this.log.info(`listener ${l.name} on ${l.protocol}://${fmtHost(l.address.host)}:${l.address.port}`);
       }
@@ -667,8 +611,7 @@ export function buildPool(pc: PoolConfig, clock: Clock, rng: Rng, workers = 1): 
 function balancerOf(pc: PoolConfig): { factory: BalancerFactory<any>; options: unknown } {
   const factory = getBalancer(pc.balance);
   if (factory === undefined) throw new Error(`unknown balance ${pc.balance}`);
-  const raw = pc.balance === 'hash' ? pc.hash : pc.balance === 'lard' ? pc.lard : undefined;
-  return { factory, options: factory.parseOptions(raw) };
+  return { factory, options: factory.parseOptions(balancerOptionsOf(pc)) };
 }
 
 /** With active checks a server is `starting` (available) until its first probe decides. */
@@ -676,29 +619,13 @@ function initialOp(pc: PoolConfig): OpState {
   return pc.health.type === 'none' ? 'up' : 'starting';
 }
 
-/** The hash key of a request for `hash.key`: source-ip | uri | header:NAME | cookie:NAME | query:NAME. */
-export function hashKeyOf(key: string): (req: RequestView) => string | undefined {
-  if (key === 'source-ip') return (r) => r.clientAddress;
-  if (key === 'uri') return (r) => (r.query === '' ? r.path : r.path + '?' + r.query);
-  const colon = key.indexOf(':');
-  const kind = key.slice(0, colon);
-  const name = key.slice(colon + 1);
-  if (kind === 'header') {
-    const lname = name.toLowerCase();
-    return (r) => headerValue(r, lname);
-  }
-  if (kind === 'cookie') return (r) => cookieValue(r, name);
-  if (kind === 'query') return (r) => queryValue(r.query, name);
-  throw new Error(`unknown hash key ${key}`);
-}
-
-/** The pools behind a set of handles, by name. */
-function poolsOf(handles: ReadonlyMap<string, PoolHandle>): Map<string, Pool> {
-  return new Map([...handles].map(([name, h]) => [name, h.pool]));
-}
-
 function fmtHost(h: string): string {
   return h.includes(':') ? `[${h}]` : h;
+}
+
+/** admin.timeouts in the admin server's terms (durations in ms). */
+function adminTimeouts(a: Config['admin']): AdminTimeouts {
+  return { headerMs: a.timeouts.header, bodyMs: a.timeouts.body, keepAliveMs: a.timeouts.keepAlive };
 }
 
 /** Paths readable without the token besides the readiness check when admin.protectReads is on. */

@@ -2,7 +2,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile, validateConfig } from '../config/load.js';
 import type { Config, ServerConfig } from '../config/types.js';
 import type { RuntimeJournal, RuntimeChange } from '../admin/journal.js';
-import { overlay, type OverlayEntry } from '../admin/overlay.js';
+import { hiddenByRuntime, overlay, type OverlayEntry } from '../admin/overlay.js';
 import { applyPlan, describePlan, planReload, type ApplyOptions, type ReloadHost } from './reload.js';
 
 /** What a successful reload did. */
@@ -13,6 +13,8 @@ export interface ReloadResult {
   readonly changes: readonly string[];
   /** Keys that changed but take effect only at the next start. */
   readonly restartRequired: readonly string[];
+  /** Values the file changed that runtime changes (the admin API's) override: one line each, with how to drop it. */
+  readonly overridden: readonly string[];
 }
 
 /** The last reload attempt, kept for the status endpoint. */
@@ -118,13 +120,15 @@ export class ConfigRuntime {
           await this.host.updateLog(wasLog).catch(() => undefined);
           throw err;
         }
+        const overridden = hiddenByRuntime(this.fileConfig, next, this.journal.current);
         this.fileConfig = next;
         this.generation++;
         this.loadedAt = Date.now();
-        const result: ReloadResult = { generation: this.generation, changes: describePlan(plan), restartRequired: plan.restartRequired };
+        const result: ReloadResult = { generation: this.generation, changes: describePlan(plan), restartRequired: plan.restartRequired, overridden };
         this.lastReload = { at: this.loadedAt, ok: true, generation: this.generation, changes: result.changes };
         this.host.log.info(`reload: generation ${this.generation}${result.changes.length === 0 ? ', nothing changed' : ''}`);
         for (const line of result.changes) this.host.log.info(`reload: ${line}`);
+        for (const line of overridden) this.host.log.warn(`reload: ${line}`);
         return result;
       } catch (err) {
         const errors = err instanceof ConfigError ? err.lines() : [err instanceof Error ? err.message : String(err)];

@@ -5,11 +5,14 @@ import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
 import type { ListenerService, Service } from './service.js';
+import { kindOf } from './listener-kinds.js';
+import { getBalancer } from '../balancer/registry.js';
+import { balancerOptionsOf } from '../config/balancer-options.js';
 
 /** What happens to one pool on a reload. */
 export interface PoolChange {
   readonly name: string;
-  /** `balance`, `hash`, `lard` or `panicThreshold` changed: the balancer is rebuilt (carried state of the old one dropped). */
+  /** `balance`, its options or `panicThreshold` changed: the balancer is rebuilt (carried state of the old one dropped). */
   readonly balancer: boolean;
   /**
    * Something a pool's services read changed (health, passive checks, slow start,
@@ -46,19 +49,19 @@ export interface ReloadPlan {
   };
   /** Keys whose new value takes effect only at the next start (they are reported, not applied). */
   readonly restartRequired: readonly string[];
-  /** admin.token, allowedHosts, protectReads or metricsOpen changed (applied in place). */
+  /** admin.token, allowedHosts, protectReads, metricsOpen, timeouts or maxBodyBytes changed (applied in place). */
   readonly admin: boolean;
   /** `log.level` or `log.access` changed (applied in place). */
   readonly log: boolean;
 }
 
-/** Keys of a pool that its balancer is built from. */
-const BALANCER_KEYS = ['balance', 'hash', 'lard', 'panicThreshold'] as const;
+/** Keys of a pool that its balancer is built from, besides the options of its algorithm (balancerOptionsOf). */
+const BALANCER_KEYS = ['balance', 'panicThreshold'] as const;
 /** Keys of a pool that the request path reads through its handle (rebuilt on every reload anyway). */
 const HANDLE_KEYS = ['retries', 'timeouts', 'keepAlive', 'queue', 'tls'] as const;
 /** Keys of a pool that the pool itself applies in place. */
 const LIFECYCLE_KEYS = ['slowStart'] as const;
-/** Keys of a pool that are neither servers nor read through the balancer, the handle or the pool: its services read them. */
+/** Keys of a pool that are neither servers nor read through the balancer, the handle or the pool (nor an algorithm's options): its services read them. */
 const OWN_KEYS = new Set<string>(['name', 'servers', ...BALANCER_KEYS, ...HANDLE_KEYS, ...LIFECYCLE_KEYS]);
 
 /** Compute the plan. Pure: neither configuration is touched. */
@@ -76,7 +79,7 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     const was = oldL.get(name);
     if (was === undefined) listeners.added.push(name);
     else if (same(was, l)) listeners.unchanged.push(name);
-    else if (was.protocol !== l.protocol || !same(was.listen, l.listen)) listeners.rebound.push(name);
+    else if (needsNewSocket(was, l)) listeners.rebound.push(name);
     else listeners.updated.push(name);
   }
   for (const name of oldL.keys()) if (!nextL.has(name)) listeners.removed.push(name);
@@ -104,8 +107,17 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     old.admin.token !== next.admin.token ||
     !same(old.admin.allowedHosts, next.admin.allowedHosts) ||
     old.admin.protectReads !== next.admin.protectReads ||
-    old.admin.metricsOpen !== next.admin.metricsOpen;
+    old.admin.metricsOpen !== next.admin.metricsOpen ||
+    !same(old.admin.timeouts, next.admin.timeouts) ||
+    old.admin.maxBodyBytes !== next.admin.maxBodyBytes;
   return { listeners, pools, restartRequired, admin, log: !same(old.log, next.log) };
+}
+
+/** A listener whose protocol changed needs a new socket; otherwise its kind says (by default: its address changed). */
+function needsNewSocket(was: ListenerConfig, next: ListenerConfig): boolean {
+  if (was.protocol !== next.protocol) return true;
+  const rebind = kindOf(next.protocol).rebind;
+  return rebind === undefined ? !same(was.listen, next.listen) : rebind(was, next);
 }
 
 function poolChange(was: PoolConfig, p: PoolConfig): PoolChange {
@@ -122,12 +134,12 @@ function poolChange(was: PoolConfig, p: PoolConfig): PoolChange {
   const keys = new Set([...Object.keys(was), ...Object.keys(p)]);
   let services = false;
   for (const k of keys) {
-    if (OWN_KEYS.has(k)) continue;
+    if (OWN_KEYS.has(k) || getBalancer(k) !== undefined) continue;
     if (!same((was as Record<string, unknown>)[k], (p as Record<string, unknown>)[k])) services = true;
   }
   return {
     name: p.name,
-    balancer: BALANCER_KEYS.some((k) => !same(was[k], p[k])),
+    balancer: BALANCER_KEYS.some((k) => !same(was[k], p[k])) || !same(balancerOptionsOf(was), balancerOptionsOf(p)),
     services,
     keepAlive: !same(was.keepAlive, p.keepAlive),
     lifecycle: was.slowStart !== p.slowStart || was.queue.max !== p.queue.max,

@@ -56,8 +56,19 @@ export interface BalancerDeps {
 export interface BalancerFactory<O = unknown> {
   /** The name used in configuration (`balance:`), kebab-case and stable. */
   readonly name: string;
-  /** Validate and normalise the algorithm's options once, at config load. Throws with a clear message. */
+  /**
+   * Validate and normalise the algorithm's options once, at config load: the pool key named
+   * after the algorithm (`hash:` for `balance: hash`, `my-algo:` for `balance: my-algo`), or
+   * `undefined` when the pool has none. Throws with a clear message (a BalancerOptionsError names
+   * the option at fault).
+   */
   parseOptions(raw: unknown): O;
+  /**
+   * The part of a request this algorithm hashes on (`source-ip | uri | header:NAME | cookie:NAME |
+   * query:NAME`), when it hashes: the data path extracts it and passes it as `PickContext.hashKey`
+   * (a tcp listener hashes on the client address).
+   */
+  requestKey?(options: O): string | undefined;
   /** Build a balancer for one snapshot. */
   build(set: ServerSet, options: O, deps: BalancerDeps): Balancer;
 }

@@ -283,6 +283,7 @@ class JumpBalancer extends HashBalancer {
 export const hash: BalancerFactory<HashOptions> = {
   name: 'hash',
   parseOptions: parseHashOptions,
+  requestKey: (options) => options.key,
   build(set, options, deps) {
     const ws = weightedAvailable(set, deps, byName);
     switch (options.method) {

@@ -8,8 +8,10 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { runConfigCtl } from '../cluster/etcd-config-cli.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
 
-export const CTL_USAGE = `Usage: portico ctl [--admin URL] [--token T] [--cacert FILE | --insecure] [--json] COMMAND
+export const CTL_USAGE = `Usage: portico ctl [-c FILE | --admin URL] [--token T] [--cacert FILE | --insecure] [--json] COMMAND
 
 Commands:
   status                          node, version, uptime, listeners, configuration, runtime changes
@@ -23,12 +25,16 @@ Commands:
   add POOL NAME ADDRESS [--weight N] [--backup]
                                   register a server
   remove POOL/SERVER [--now]      deregister: drain, remove once idle (--now: at once)
+  reset POOL/SERVER               drop the server's runtime change (weight, state ... set through
+                                  the API): the file's values apply again
   reload                          re-read the configuration file; an invalid file is refused
   config push FILE [--etcd URL]   validate FILE and store it in etcd for every node (portico ctl config --help)
 
 Options:
-  --admin URL    the admin API (default: $PORTICO_ADMIN or http://127.0.0.1:9090)
-  --token T      bearer token (default: $PORTICO_ADMIN_TOKEN); sent with every request
+  -c FILE        the configuration Portico runs: the admin API at its admin.listen (https with
+                 admin.tls), with its admin.token
+  --admin URL    the admin API (default: -c FILE's, else $PORTICO_ADMIN or http://127.0.0.1:9090)
+  --token T      bearer token (default: -c FILE's, else $PORTICO_ADMIN_TOKEN); sent with every request
   --cacert FILE  with an https:// URL: PEM file of the CA (or the self-signed certificate)
                  that the admin certificate must chain to (default: $PORTICO_ADMIN_CACERT,
                  else the system CAs)
@@ -109,7 +115,7 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
 
 /** The index of the first word that is not an option or an option's value. */
 function firstWord(argv: readonly string[]): number | undefined {
-  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight']);
+  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight', '-c', '--config']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (withValue.has(a)) i++;
@@ -133,6 +139,9 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
   };
   let cacertFile = env.PORTICO_ADMIN_CACERT === '' ? undefined : env.PORTICO_ADMIN_CACERT;
   let cacertGiven = false;
+  let adminGiven = false;
+  let tokenGiven = false;
+  let configFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -147,9 +156,15 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     switch (flag) {
       case '--admin':
         o.admin = value();
+        adminGiven = true;
         break;
       case '--token':
         o.token = value();
+        tokenGiven = true;
+        break;
+      case '-c':
+      case '--config':
+        configFile = value();
         break;
       case '--cacert':
         cacertFile = value();
@@ -183,6 +198,11 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
         o.words.push(a);
     }
   }
+  if (configFile !== undefined) {
+    const a = adminOfConfig(configFile, env);
+    if (!adminGiven) o.admin = a.url;
+    if (!tokenGiven && a.token !== undefined) o.token = a.token;
+  }
   let url: URL;
   try {
     url = new URL(o.admin.includes('://') ? o.admin : `http://${o.admin}`);
@@ -206,6 +226,25 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     if (!o.cacert.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--cacert ${cacertFile}: holds no PEM certificate`);
   }
   return o;
+}
+
+/**
+ * `-c FILE`: the admin API of the Portico that runs FILE (as `keepalived -f` reads its own
+ * file): its URL from `admin.listen` (https with `admin.tls`; an any-address listen is reached
+ * on loopback) and its token. `--admin` and `--token` given on the command line win.
+ */
+function adminOfConfig(file: string, env: NodeJS.ProcessEnv): { url: string; token: string | undefined } {
+  let admin;
+  try {
+    admin = loadConfigFile(file, env, { files: false, runnable: false }).admin;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Error(`-c ${file}:\n${err.lines().join('\n')}`);
+    throw err;
+  }
+  if (!admin.enabled) throw new Error(`-c ${file}: admin.enabled is false: that Portico runs no admin API`);
+  const h = admin.listen.host;
+  const host = h === '0.0.0.0' || h === '' ? '127.0.0.1' : h === '::' ? '[::1]' : h.includes(':') ? `[${h}]` : h;
+  return { url: `${admin.tls === false ? 'http' : 'https'}://${host}:${admin.listen.port}`, token: admin.token === '' ? undefined : admin.token };
 }
 
 function positiveInt(v: string, what: string): number {
@@ -277,6 +316,15 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
         render: (b) => (b.state === 'removed' ? `${pool}/${b.server}: removed\n` : `${pool}/${b.server}: draining (${b.active} in flight); removed once idle\n`),
       };
     }
+    case 'reset': {
+      want(1, 'POOL/SERVER');
+      const [pool, server] = poolServer(args[0]!);
+      return {
+        method: 'DELETE',
+        path: `/api/v1/pools/${seg(pool)}/servers/${seg(server)}/runtime-change`,
+        render: (b) => `${pool}/${b.name}: runtime change dropped; weight ${b.weight}, ${b.state} as the file says\n`,
+      };
+    }
     case 'reload':
       want(0, 'no argument');
       return {
@@ -288,6 +336,7 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
           if (changes.length === 0) lines.push('  nothing changed');
           for (const c of changes) lines.push(`  ${c}`);
           for (const k of b.restartRequired as string[]) lines.push(`  ${k}: changed; takes effect at the next start`);
+          for (const o of (b.overridden as string[] | undefined) ?? []) lines.push(`  overridden: ${o}`);
           return lines.join('\n') + '\n';
         },
       };
@@ -424,8 +473,12 @@ function renderServers(p: Json): string {
   const servers = p.servers as Json[];
   const head = `pool ${p.name} (${p.balance}): ${p.available} of ${p.size} available${p.usingBackups ? ', on backups' : ''}\n` + renderDiscovery(p.discovery as Json | null | undefined);
   if (servers.length === 0) return head + 'no server\n';
+  const unchecked = servers.some((s) => s.health === 'no check')
+    ? 'no health check: servers are taken as up and only FAILURES shows a dead one (add a health section: docs/health.md)\n'
+    : '';
   return (
     head +
+    unchecked +
     table(
       ['SERVER', 'ADDRESS', 'STATE', 'HEALTH', 'WEIGHT', 'ACTIVE', 'REQUESTS', 'FAILURES', 'RPS', 'SOURCE'],
       servers.map((s) => [
@@ -433,15 +486,27 @@ function renderServers(p: Json): string {
         s.address,
         s.state,
         s.health,
-        s.effectiveWeight === s.weight ? s.weight : `${s.effectiveWeight}/${s.weight}`,
+        weightOf(s.effectiveWeight as number, s.weight as number),
         s.active,
         s.requests,
-        s.failures,
+        failureShare(s.failures as number, s.requests as number),
         rate(s.rates),
         s.source,
       ]),
     )
   );
+}
+
+/** The weight column: the configured weight, or `effective/configured` during slow start, rounded to two decimals. */
+export function weightOf(effective: number, configured: number): string {
+  if (effective === configured) return String(configured);
+  return `${Math.round(effective * 100) / 100}/${configured}`;
+}
+
+/** Failed requests, with their share of the requests when any failed (`6 (100%)`). */
+function failureShare(failures: number, requests: number): string {
+  if (failures === 0 || requests === 0) return String(failures);
+  return `${failures} (${Math.round((failures / requests) * 100)}%)`;
 }
 
 /** The discovery lines of a pool's view (nothing for a static pool). */

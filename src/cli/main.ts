@@ -9,12 +9,20 @@ import { runKeepalived } from '../cluster/keepalived-cli.js';
 import { isWorkerProcess, startPrimary, startWorker } from '../cluster/workers.js';
 import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js';
 import { runSimulate } from '../sim/cli.js';
+import { writePidFile } from './pid-file.js';
+import { notifyReady } from '../cluster/systemd-notify.js';
+import { useFileCheck } from '../config/load.js';
+import { checkFiles } from '../tls/config-files.js';
+
+// `check`, `start` and every reload read the certificates, keys and CAs a configuration names.
+useFileCheck(checkFiles);
 
 const USAGE = `Usage: portico <command> [options]
 
 Commands:
   start [-c FILE]     run with FILE (default ./portico.yaml)
-  check -c FILE       validate FILE; print every error as FILE:LINE:COL key: message
+  check [-c FILE]     validate FILE (default ./portico.yaml) and the files it names (certificates, keys,
+                      CAs) as start would; print every error as FILE:LINE:COL key: message
   demo                run the demo farm: three servers behind an http listener
   simulate ...        replay a trace through the balancing algorithms (portico simulate --help)
   ctl ...             the admin API from the shell: status, pools, servers, weight, drain ... (portico ctl --help)
@@ -83,8 +91,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
     case 'start':
       return start(args.config ?? 'portico.yaml');
     case 'check':
-      if (args.config === undefined && args.rest[0] === undefined) throw new Error('check needs -c FILE');
-      return runCheck(args.config ?? args.rest[0]!, (line) => process.stdout.write(line + '\n'));
+      // As start: ./portico.yaml unless -c names another file.
+      return runCheck(args.config ?? args.rest[0] ?? 'portico.yaml', (line) => process.stdout.write(line + '\n'));
     case 'demo':
       return runDemo();
     default:
@@ -97,7 +105,7 @@ async function start(file: string): Promise<number | undefined> {
   const deps = { createPortico: (c: Config, o: PorticoDeps) => createPortico(markValidated(c), o), buildPool, buildServer, runUntilSignal: (p: Portico) => runUntilSignal(p) };
   // cluster.workers above 1: this process is one of the workers (its configuration comes from the primary) ...
   if (isWorkerProcess()) {
-    await startWorker(file, deps);
+    await startWorker(file, deps, startFailureText);
     return undefined;
   }
   let portico: Portico;
@@ -105,6 +113,9 @@ async function start(file: string): Promise<number | undefined> {
   try {
     // The file, or the document in etcd that it points at (or its last good copy).
     boot = await loadStartConfig(file);
+    // The name ps, top and pidof show (the primary and its workers rename themselves).
+    process.title = 'portico';
+    if (boot.config.pidFile !== undefined) writePidFile(boot.config.pidFile);
     // ... or the primary of the workers.
     if (await startPrimary(file, boot, deps)) return undefined;
     const source = boot.source;
@@ -118,9 +129,27 @@ async function start(file: string): Promise<number | undefined> {
     throw err;
   }
   const etcd = boot.source;
-  await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
+  try {
+    await runUntilSignal(portico, etcd === undefined ? undefined : () => etcd.stop());
+    notifyReady(portico.log);
+  } catch (err) {
+    // A listener that cannot bind, a certificate that does not load: said once, and the process ends.
+    process.stderr.write(startFailureText(err));
+    process.exit(1);
+  }
   await etcd?.start();
   return undefined;
+}
+
+/** A signal Portico does not use: said in the log instead of ending the process (SIGUSR2's default). */
+export function ignoreSignal(sig: NodeJS.Signals, log: { warn(msg: string): void }): void {
+  process.on(sig, () => log.warn(`${sig} ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT`));
+}
+
+/** What a failed start prints: a ConfigError's lines, or `portico: MESSAGE`. */
+function startFailureText(err: unknown): string {
+  if (err instanceof ConfigError) return err.lines().join('\n') + '\n';
+  return `portico: ${err instanceof Error ? err.message : String(err)}\n`;
 }
 
 /** Start, then stop gracefully on SIGTERM/SIGINT (exit 0). A fault in one connection never ends the process. */
@@ -137,7 +166,12 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   // for instance): its primary validates the file once and passes the reload on.
   const worker = isWorkerProcess();
   process.on('SIGHUP', () => {
-    if (stopping || worker) return;
+    if (stopping) return;
+    if (worker) {
+      // Sent to the whole group, the primary has it too; sent to this worker alone, it says where to send it.
+      log.warn(`SIGHUP to worker ${process.pid} ignored: the primary reloads every worker (kill -HUP ${process.ppid})`);
+      return;
+    }
     if (!started) {
       log.warn('SIGHUP while starting: ignored (send it again once Portico is up)');
       return;
@@ -145,6 +179,7 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
     log.info('SIGHUP: reloading the configuration');
     portico.reload().catch(() => undefined);
   });
+  ignoreSignal('SIGUSR2', log);
   await portico.start();
   const stop = (sig: string): void => {
     if (stopping) return;

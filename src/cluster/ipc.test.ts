@@ -51,9 +51,11 @@ describe('Channel', () => {
     const { worker, primary } = pair();
     let answer: ((v: string) => void) | undefined;
     primary.handle('slow', () => new Promise<string>((resolve) => (answer = resolve)));
-    await assert.rejects(worker.call('slow', { ms: 0 }, 20), (err: unknown) => err instanceof IpcTimeoutError && /test slow: no answer within 20 ms/.test(err.message));
+    const late = worker.call('slow', { ms: 0 }, 20);
+    await assert.rejects(late, (err: unknown) => err instanceof IpcTimeoutError && /test slow: no answer within 20 ms/.test(err.message));
+    while (answer === undefined) await new Promise((r) => setImmediate(r));
     // The late answer reaches the worker and is dropped; the channel goes on.
-    answer!('late');
+    answer('late');
     primary.handle('add', ({ a, b }) => a + b);
     assert.equal(await worker.call('add', { a: 2, b: 2 }, 5000), 4);
   });

@@ -88,6 +88,8 @@ export class Channel<Out extends Direction, In extends Direction> {
   constructor(
     private readonly port: IpcPort,
     readonly name: string,
+    /** false: a request waiting for its answer does not hold the process open (its timer is unref'd). */
+    private readonly holdProcess = true,
   ) {
     this.offMessage = port.onMessage((raw) => this.receive(raw));
     this.offClose = port.onClose?.(() => this.close('the peer is gone'));
@@ -110,8 +112,7 @@ export class Channel<Out extends Direction, In extends Direction> {
         this.pending.delete(id);
         reject(new IpcTimeoutError(`${this.name} ${name}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      // A request in flight does not hold the process open.
-      timer.unref();
+      if (!this.holdProcess) timer.unref();
       this.pending.set(id, { resolve: (v) => resolve(v as Out['calls'][K]['res']), reject, timer });
       try {
         this.port.send({ ch: this.name, k: 'call', n: name, id, b: req } satisfies Envelope);

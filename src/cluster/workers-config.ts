@@ -9,8 +9,7 @@ import { DiscoveryWatcher } from '../discovery/watcher.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
 import { EtcdConfigSource } from './etcd-config.js';
-import type { IpcPort } from './workers-store.js';
-import { isObject } from '../core/guards.js';
+import { Channel, IpcTimeoutError, type IpcPort } from './ipc.js';
 
 /**
  * What the processes of `cluster.workers` run, decided once, in the primary:
@@ -55,62 +54,70 @@ export async function loadStartConfig(file: string): Promise<StartConfig> {
 // ---- messages -----------------------------------------------------------------------------
 
 /** A server's observed state, primary → workers (also sent by the health checks of workers.ts). */
-export interface OpMessage {
-  readonly t: 'op';
+export interface ServerOp {
   readonly pool: string;
   readonly server: string;
   readonly op: OpState;
   readonly detail?: string | undefined;
 }
-/** A worker asks for what it runs (worker → primary). */
-interface ConfigRequest {
-  readonly t: 'config?';
-}
 /** One discovery pool's servers and, where the primary probes them, their states. */
-interface ServersMessage {
-  readonly t: 'servers';
+interface ServerList {
   readonly pool: string;
   readonly servers: readonly ServerConfig[];
-  readonly ops: readonly OpMessage[];
+  readonly ops: readonly ServerOp[];
 }
 /**
- * What a worker runs (primary → worker): the etcd document (undefined: the worker reads the
- * file) and the list of every discovery pool. The answer to a ConfigRequest, and each new etcd version.
+ * What a worker runs: the etcd document (undefined: the worker reads the file) and the list of
+ * every discovery pool. The answer to the worker's `config` request, and each new etcd version.
  */
-interface ConfigMessage {
-  readonly t: 'config';
+interface RunWhat {
   readonly config: Config | undefined;
-  readonly lists: readonly ServersMessage[];
+  readonly lists: readonly ServerList[];
 }
-
 /**
- * Reload (primary → workers), on SIGHUP: the configuration the primary read and validated
- * (undefined: the primary's etcd document, sent before as a ConfigMessage, stays).
+ * Reload, on SIGHUP: the configuration the primary read and validated (undefined: the primary's
+ * etcd document, sent before, stays).
  */
-export interface ReloadMessage {
-  readonly t: 'reload';
+export interface ReloadNote {
   readonly config: Config | undefined;
-  /** The request of the worker that asked for this reload (ReloadRequest), in the message to that worker. */
-  readonly id?: number | undefined;
+  /** The `reload` request of the worker that asked for this reload, in the note to that worker. */
+  readonly ask?: number | undefined;
 }
-/** A reload the primary refused (primary → every worker but the one that asked): recorded as the last reload, not logged. */
-export interface RefusedMessage {
-  readonly t: 'refused';
-  readonly errors: readonly string[];
-}
-/** A reload through a worker's admin API, for every worker (worker → primary). */
-export interface ReloadRequest {
-  readonly t: 'reload?';
-  readonly id: number;
-}
-/** The primary refused a worker's ReloadRequest: the configuration's issues, or why it could not be applied (primary → that worker). */
-export interface ReloadRefused {
-  readonly t: 'reload!';
-  readonly id: number;
-  readonly issues?: readonly ConfigIssue[] | undefined;
-  readonly error?: string | undefined;
-}
+/** The primary's answer to a worker's `reload` request: the reload goes to every worker, or is refused with why. */
+export type ReloadReply = { readonly ok: true } | { readonly ok: false; readonly issues?: readonly ConfigIssue[] | undefined; readonly error?: string | undefined };
 
+/** What a worker asks the primary, and tells it. */
+export type ConfigUp = {
+  calls: {
+    /** What to run (asked once, at start). */
+    config: { req: undefined; res: RunWhat };
+    /** A reload through this worker's admin API, for every worker; `ask` comes back in the ReloadNote to this worker. */
+    reload: { req: { ask: number }; res: ReloadReply };
+    /** The worker could not start: the lines a single process would print; the primary ends the group. */
+    fatal: { req: { error: string }; res: void };
+  };
+  notes: {
+    /** The worker started, or reloaded: it wants every server's state. */
+    ready: undefined;
+  };
+};
+
+/** What the primary tells a worker, applied in the order sent. */
+export type ConfigDown = {
+  calls: Record<never, never>;
+  notes: {
+    /** A new etcd version. */
+    config: RunWhat;
+    servers: ServerList;
+    op: ServerOp;
+    reload: ReloadNote;
+    /** A reload the primary refused (told to every worker but the one that asked): recorded as the last reload, not logged. */
+    refused: { readonly errors: readonly string[] };
+  };
+};
+
+/** The channel's name on a worker's IPC port. */
+export const CONFIG_CHANNEL = 'config';
 
 // ---- the primary ------------------------------------------------------------------------------
 
@@ -123,7 +130,7 @@ interface Watched {
 
 /** The primary's side: the configuration and the server lists the workers run, and their changes. */
 export class PrimaryConfig {
-  private readonly ports = new Set<IpcPort>();
+  private readonly workers = new Set<Channel<ConfigDown, ConfigUp>>();
   /**
    * A valid new version from etcd (not called for a file): the primary applies it to its own
    * part (discovery, health checks) and resolves; then every worker gets it.
@@ -232,15 +239,10 @@ export class PrimaryConfig {
   }
 
   /** Answer one worker's requests for what it runs, and send it every change, until the returned function is called. */
-  serve(port: IpcPort): () => void {
-    this.ports.add(port);
-    const off = port.onMessage((m) => {
-      if (isObject(m) && m['t'] === 'config?') send(port, { t: 'config', config: this.start.source === undefined ? undefined : this.current, lists: this.listMessages() });
-    });
-    return () => {
-      off();
-      this.ports.delete(port);
-    };
+  serve(ch: Channel<ConfigDown, ConfigUp>): () => void {
+    this.workers.add(ch);
+    ch.handle('config', () => ({ config: this.start.source === undefined ? undefined : this.current, lists: this.listMessages() }));
+    return () => void this.workers.delete(ch);
   }
 
   private async newVersion(config: Config): Promise<void> {
@@ -249,20 +251,20 @@ export class PrimaryConfig {
     } catch (err) {
       this.log.error('etcd configuration: the primary could not apply the new version; the workers get it all the same', { error: err instanceof Error ? err.message : String(err) });
     }
-    const m: ConfigMessage = { t: 'config', config, lists: this.listMessages() };
-    for (const port of this.ports) send(port, m);
+    const m: RunWhat = { config, lists: this.listMessages() };
+    for (const ch of this.workers) ch.notify('config', m);
   }
 
-  private listMessages(): ServersMessage[] {
-    return [...this.lists].map(([pool, servers]) => ({ t: 'servers', pool, servers, ops: this.opsOf(pool) }));
+  private listMessages(): ServerList[] {
+    return [...this.lists].map(([pool, servers]) => ({ pool, servers, ops: this.opsOf(pool) }));
   }
 
   /** The states of a pool's servers as the checks see them (those not decided yet are left out). */
-  private opsOf(pool: string): OpMessage[] {
+  private opsOf(pool: string): ServerOp[] {
     const p = this.checks?.(pool);
     if (p === undefined) return [];
-    const out: OpMessage[] = [];
-    for (const rt of p) if (rt.op !== 'starting') out.push({ t: 'op', pool, server: rt.server.name, op: rt.op, detail: this.detailOf?.(pool, rt.server.name, rt.op) });
+    const out: ServerOp[] = [];
+    for (const rt of p) if (rt.op !== 'starting') out.push({ pool, server: rt.server.name, op: rt.op, detail: this.detailOf?.(pool, rt.server.name, rt.op) });
     return out;
   }
 
@@ -285,8 +287,8 @@ export class PrimaryConfig {
       const added = this.reconcile(p, servers);
       await decided(p, added, pc.health.timeout + 1000);
     }
-    const m: ServersMessage = { t: 'servers', pool, servers, ops: this.opsOf(pool) };
-    for (const port of this.ports) send(port, m);
+    const m: ServerList = { pool, servers, ops: this.opsOf(pool) };
+    for (const ch of this.workers) ch.notify('servers', m);
   }
 
   /** Make the checks' pool hold `servers` (kept servers keep their state); the names added. */
@@ -329,14 +331,6 @@ function decided(pool: Pool, names: readonly string[], ms: number): Promise<void
   });
 }
 
-function send(port: IpcPort, m: ConfigMessage | ServersMessage): void {
-  try {
-    port.send(m);
-  } catch {
-    // the worker is gone; its exit ends this service
-  }
-}
-
 // ---- a worker -------------------------------------------------------------------------------
 
 /** What a worker's link to the primary changes: its Portico. */
@@ -349,8 +343,8 @@ export interface LinkedPortico {
 }
 
 /**
- * A worker's side. Created first thing in the worker: it asks the primary for what to run and
- * keeps, in order, every message that follows; attach() applies them to the worker's Portico,
+ * A worker's side. Created first thing in the worker: it asks the primary for what to run
+ * (ready()) and keeps, in order, every message that comes; attach() applies them to the worker's Portico,
  * then each as it comes.
  */
 export class WorkerLink {
@@ -361,33 +355,39 @@ export class WorkerLink {
   /** The configuration of the reload being applied, as the primary validated it (SIGHUP). */
   private validated: Config | undefined;
   private readonly lists = new Map<string, readonly ServerConfig[]>();
-  private readonly queue: unknown[] = [];
+  /** What the primary sent, applied in order once attached. */
+  private readonly queue: ((portico: LinkedPortico) => Promise<void> | void)[] = [];
   private portico: LinkedPortico | undefined;
   private draining = false;
-  private first: ((m: ConfigMessage) => void) | undefined;
-  private readonly answered: Promise<ConfigMessage>;
+  private readonly ch: Channel<ConfigUp, ConfigDown>;
 
-  /** This worker's reloads for every worker (reloadAll), by request id. */
+  /** This worker's reloads for every worker (reloadAll), by their `ask` number. */
   private readonly asked = new Map<number, { resolve(r: unknown): void; reject(err: unknown): void; timer: NodeJS.Timeout }>();
-  private nextId = 1;
+  private nextAsk = 1;
 
-  constructor(private readonly port: IpcPort) {
-    this.answered = new Promise((resolve) => (this.first = resolve));
-    port.onMessage((m) => this.receive(m));
-    port.send({ t: 'config?' } satisfies ConfigRequest);
+  constructor(port: IpcPort) {
+    this.ch = new Channel<ConfigUp, ConfigDown>(port, CONFIG_CHANNEL);
+    this.ch
+      .on('op', (o) => this.enqueue((p) => applyOp(p, o)))
+      .on('servers', (s) => this.enqueue((p) => this.applyServers(p, s)))
+      .on('config', (c) => this.enqueue((p) => this.applyConfig(p, c)))
+      .on('refused', ({ errors }) => this.enqueue((p) => p.reloadRefused(errors)))
+      .on('reload', (r) => this.enqueue((p) => this.applyReload(p, r)));
   }
 
-  /** Wait for the primary's answer. Without one within `timeoutMs` the worker cannot run (throws). */
+  /**
+   * Ask the primary what to run and wait for its answer (what it sends meanwhile is kept, in
+   * order). Without an answer within `timeoutMs` the worker cannot run (throws).
+   */
   async ready(timeoutMs = 10_000): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the primary did not say what to run within ${timeoutMs} ms`)), timeoutMs);
-    });
+    let c: RunWhat;
     try {
-      await Promise.race([this.answered, late]);
-    } finally {
-      clearTimeout(timer);
+      c = await this.ch.call('config', undefined, timeoutMs);
+    } catch (err) {
+      throw err instanceof IpcTimeoutError ? new Error(`the primary did not say what to run within ${timeoutMs} ms`) : err;
     }
+    this.config = received(c.config);
+    this.takeLists(c.lists);
   }
 
   /** The configuration to start with: the primary's document, or the file. Throws the file's ConfigError. */
@@ -412,57 +412,51 @@ export class WorkerLink {
     await this.drain();
   }
 
+  /** Tell the primary this worker runs (its listeners accept): it answers with every server's state. */
+  started(): void {
+    this.ch.notify('ready', undefined);
+  }
+
+  /** This worker could not start: tell the primary why (it prints it once and ends the group). */
+  fatal(error: string): Promise<void> {
+    return this.ch.call('fatal', { error }, 2000);
+  }
+
   /**
    * A reload through this worker's admin API: the primary validates the configuration once and
    * has every worker apply it. Resolves with this worker's result (as reload() gives it); throws
    * the ConfigError the primary found (nothing reloads then), or why it could not be done.
    */
   reloadAll(timeoutMs = 30_000): Promise<unknown> {
-    const id = this.nextId++;
+    const ask = this.nextAsk++;
+    const late = (): Error => new Error(`the primary did not answer the reload within ${timeoutMs} ms`);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.asked.delete(id);
-        reject(new Error(`the primary did not answer the reload within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.asked.set(id, { resolve, reject, timer });
-      try {
-        this.port.send({ t: 'reload?', id } satisfies ReloadRequest);
-      } catch (err) {
-        this.answer(id, err, false);
-      }
+      const timer = setTimeout(() => this.answer(ask, late(), false), timeoutMs);
+      this.asked.set(ask, { resolve, reject, timer });
+      // Accepted: the ReloadNote to this worker came before this answer, and answers `ask` once applied.
+      this.ch.call('reload', { ask }, timeoutMs).then(
+        (r) => {
+          if (r.ok) return;
+          const err = r.issues !== undefined ? new ConfigError(r.issues) : new Error(r.error ?? 'reload refused');
+          this.portico?.reloadRefused(err instanceof ConfigError ? err.lines() : [err.message]);
+          this.answer(ask, err, false);
+        },
+        (err: unknown) => this.answer(ask, err instanceof IpcTimeoutError ? late() : err, false),
+      );
     });
   }
 
-  private answer(id: number | undefined, r: unknown, ok: boolean): void {
-    const a = id === undefined ? undefined : this.asked.get(id);
+  private answer(ask: number | undefined, r: unknown, ok: boolean): void {
+    const a = ask === undefined ? undefined : this.asked.get(ask);
     if (a === undefined) return;
-    this.asked.delete(id!);
+    this.asked.delete(ask!);
     clearTimeout(a.timer);
     if (ok) a.resolve(r);
     else a.reject(r);
   }
 
-  private receive(m: unknown): void {
-    if (!isObject(m)) return;
-    const t = m['t'];
-    if (t === 'reload!') {
-      const r = m as unknown as ReloadRefused;
-      const err = r.issues !== undefined ? new ConfigError(r.issues) : new Error(r.error ?? 'reload refused');
-      this.portico?.reloadRefused(err instanceof ConfigError ? err.lines() : [err.message]);
-      this.answer(r.id, err, false);
-      return;
-    }
-    if (t === 'config' && this.first !== undefined) {
-      const c = m as unknown as ConfigMessage;
-      this.config = received(c.config);
-      this.takeLists(c.lists);
-      const f = this.first;
-      this.first = undefined;
-      f(c);
-      return;
-    }
-    if (t !== 'config' && t !== 'servers' && t !== 'op' && t !== 'reload' && t !== 'refused') return;
-    this.queue.push(m);
+  private enqueue(apply: (portico: LinkedPortico) => Promise<void> | void): void {
+    this.queue.push(apply);
     void this.drain();
   }
 
@@ -470,48 +464,36 @@ export class WorkerLink {
     if (this.draining || this.portico === undefined) return;
     this.draining = true;
     try {
-      for (let m = this.queue.shift(); m !== undefined; m = this.queue.shift()) await this.apply(this.portico, m as Record<string, unknown>);
+      for (let apply = this.queue.shift(); apply !== undefined; apply = this.queue.shift()) await apply(this.portico);
     } finally {
       this.draining = false;
     }
   }
 
-  private async apply(portico: LinkedPortico, m: Record<string, unknown>): Promise<void> {
-    switch (m['t']) {
-      case 'op':
-        applyOp(portico, m as unknown as OpMessage);
-        return;
-      case 'servers': {
-        const s = m as unknown as ServersMessage;
-        this.lists.set(s.pool, s.servers);
-        await portico.setDiscovered(s.pool, s.servers);
-        for (const o of s.ops) applyOp(portico, o);
-        return;
-      }
-      case 'config': {
-        const c = m as unknown as ConfigMessage;
-        const next = received(c.config);
-        if (next !== undefined) this.config = next;
-        this.takeLists(c.lists);
-        await this.reload(portico);
-        return;
-      }
-      case 'refused':
-        portico.reloadRefused((m as unknown as RefusedMessage).errors);
-        return;
-      case 'reload': {
-        // The file as the primary read and validated it: every worker applies the same version,
-        // and an invalid file never reaches the workers (the primary alone refuses it).
-        const r = m as unknown as ReloadMessage;
-        this.validated = received(r.config);
-        try {
-          const [ok, result] = await this.reload(portico);
-          this.answer(r.id, result, ok);
-        } finally {
-          this.validated = undefined;
-        }
-        return;
-      }
+  private async applyServers(portico: LinkedPortico, s: ServerList): Promise<void> {
+    this.lists.set(s.pool, s.servers);
+    await portico.setDiscovered(s.pool, s.servers);
+    for (const o of s.ops) applyOp(portico, o);
+  }
+
+  private async applyConfig(portico: LinkedPortico, c: RunWhat): Promise<void> {
+    const next = received(c.config);
+    if (next !== undefined) this.config = next;
+    this.takeLists(c.lists);
+    await this.reload(portico);
+  }
+
+  /**
+   * The file as the primary read and validated it: every worker applies the same version, and an
+   * invalid file never reaches the workers (the primary alone refuses it).
+   */
+  private async applyReload(portico: LinkedPortico, r: ReloadNote): Promise<void> {
+    this.validated = received(r.config);
+    try {
+      const [ok, result] = await this.reload(portico);
+      this.answer(r.ask, result, ok);
+    } finally {
+      this.validated = undefined;
     }
   }
 
@@ -529,21 +511,18 @@ export class WorkerLink {
       out = [false, err];
     }
     await this.applyLists();
-    try {
-      this.port.send({ t: 'ready' });
-    } catch {
-      // the primary is gone; the worker stops
-    }
+    // false: the primary is gone; the worker stops
+    this.ch.notify('ready', undefined);
     return out;
   }
 
-  private takeLists(lists: readonly ServersMessage[]): void {
+  private takeLists(lists: readonly ServerList[]): void {
     this.lists.clear();
     for (const l of lists) this.lists.set(l.pool, l.servers);
     this.pendingOps = lists.flatMap((l) => l.ops);
   }
 
-  private pendingOps: OpMessage[] = [];
+  private pendingOps: ServerOp[] = [];
 
   private async applyLists(): Promise<void> {
     const portico = this.portico!;
@@ -554,7 +533,7 @@ export class WorkerLink {
 }
 
 /** A server's state from the primary. `starting` (not probed yet) never replaces a state the worker knows. */
-function applyOp(portico: LinkedPortico, o: OpMessage): void {
+function applyOp(portico: LinkedPortico, o: ServerOp): void {
   if (o.op === 'starting') return;
   portico.pools.get(o.pool)?.setOp(serverId(o.pool, o.server), o.op, 'probe', o.detail);
 }

@@ -1,27 +1,14 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import type { StatsFrame } from '../observability/live-stats.js';
-import type { IpcPort } from './workers-store.js';
+import { ipcPair } from '../test-helpers/ipc-pair.js';
+import type { IpcPort } from './ipc.js';
 import { WorkersStatsHub, WorkerStatsClient, type StatsWant } from './workers-stats.js';
 
-/** Two ends of an IPC channel: what one sends the other receives (later, as a copy); closed, send throws. */
+/** Two ends of an IPC channel: what one sends the other receives (later, as a copy); closed, send throws and both ends are told. */
 function channel(): { primary: IpcPort; worker: IpcPort; close(): void } {
-  const listeners = { primary: new Set<(m: unknown) => void>(), worker: new Set<(m: unknown) => void>() };
-  let closed = false;
-  const end = (self: 'primary' | 'worker'): IpcPort => ({
-    send(m) {
-      if (closed) throw new Error('channel closed');
-      const copy = structuredClone(m);
-      setImmediate(() => {
-        if (!closed) for (const fn of listeners[self === 'primary' ? 'worker' : 'primary']) fn(copy);
-      });
-    },
-    onMessage(fn) {
-      listeners[self].add(fn);
-      return () => void listeners[self].delete(fn);
-    },
-  });
-  return { primary: end('primary'), worker: end('worker'), close: () => void (closed = true) };
+  const p = ipcPair();
+  return { primary: p.primary, worker: p.worker, close: p.cut };
 }
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -118,7 +105,17 @@ describe('workers statistics over IPC', () => {
     hub.add(1, ch.primary);
     const client = new WorkerStatsClient(ch.worker, () => 100);
     client.serve(async () => ({}));
-    for (const m of [null, 7, { t: 'stats-ask' }, { t: 'stats-ask', id: 1, want: { kind: 'nothing' } }, { t: 'stats-frame', id: 2 }, { t: 'stats-frame', id: 3, frame: { frame: 1 } }, { t: 'stats-part', id: 99 }]) {
+    for (const m of [
+      null,
+      7,
+      { ch: 'stats' },
+      { ch: 'stats', k: 'call', n: 'ask', id: 1001 },
+      { ch: 'stats', k: 'call', n: 'ask', id: 1002, b: { want: { kind: 'nothing' }, timeoutMs: 10 } },
+      { ch: 'stats', k: 'call', n: 'frame', id: 1003 },
+      { ch: 'stats', k: 'call', n: 'frame', id: 1004, b: { frame: 1 } },
+      { ch: 'stats', k: 'ok', id: 1099, b: {} },
+    ]) {
+      // ids the client does not use: the primary's error answers to them are dropped
       ch.worker.send(m);
     }
     await tick(10);

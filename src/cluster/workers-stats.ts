@@ -8,7 +8,7 @@ import type { LiveStats, StatsFrame } from '../observability/live-stats.js';
 import { HealthCheckCounters, healthChecksMetric } from '../observability/metrics.js';
 import { healthEventData, type ProbeResult, type ProbeResultSource } from '../observability/observability.js';
 import { MERGED_VIEWS, mergeFrames, mergeMetrics, type Coverage, type MergedFrame, type MetricsPart, type ProbeFacts, type WorkerFrame } from './stats-merge.js';
-import type { IpcPort } from './workers-store.js';
+import { Channel, type IpcPort } from './ipc.js';
 import { isObject } from '../core/guards.js';
 
 /**
@@ -45,53 +45,37 @@ export interface StatsAnswer {
   readonly metrics?: MetricsPart;
 }
 
-interface AskMsg {
-  readonly t: 'stats-ask';
-  readonly id: number;
-  readonly want: StatsWant;
-  readonly timeoutMs: number;
-}
-interface CollectMsg {
-  readonly t: 'stats-collect';
-  readonly id: number;
-  readonly want: StatsWant;
-}
-interface PartMsg {
-  readonly t: 'stats-part';
-  readonly id: number;
-  readonly part: StatsPart;
-}
-interface AnswerMsg extends StatsAnswer {
-  readonly t: 'stats-answer';
-  readonly id: number;
-}
-interface FrameMsg {
-  readonly t: 'stats-frame';
-  readonly id: number;
-  readonly frame: WorkerFrame;
-}
-interface MergedMsg {
-  readonly t: 'stats-merged';
-  readonly id: number;
-  readonly frame: MergedFrame;
-}
-interface HealthMsg {
-  readonly t: 'stats-health';
-  readonly data: Record<string, unknown>;
-}
+/** What a worker asks the primary, and tells it. */
+export type StatsUp = {
+  calls: {
+    /** The other workers' parts of `want`, collected within `timeoutMs`. */
+    ask: { req: { want: StatsWant; timeoutMs: number }; res: StatsAnswer };
+    /** This worker's frame merged with the others' latest (undefined: nothing to merge). */
+    frame: { req: WorkerFrame; res: MergedFrame | undefined };
+  };
+  notes: {
+    /** The worker takes part from now on (its statistics are wired). */
+    hello: undefined;
+  };
+};
 
+/** What the primary asks a worker, and tells it. */
+export type StatsDown = {
+  calls: {
+    /** This worker's part of a collection. */
+    collect: { req: StatsWant; res: StatsPart };
+  };
+  notes: {
+    /** A probe result of the primary's health checks (the workers' `health` events). */
+    health: Record<string, unknown>;
+  };
+};
+
+/** The channel's name on a worker's IPC port. */
+const STATS = 'stats';
 
 function isWant(x: unknown): x is StatsWant {
   return isObject(x) && (x['kind'] === 'metrics' || (x['kind'] === 'view' && typeof x['path'] === 'string'));
-}
-
-function trySend(port: IpcPort, m: unknown): boolean {
-  try {
-    port.send(m);
-    return true;
-  } catch {
-    return false; // the worker is gone; its exit removes it
-  }
 }
 
 /** A frame older than this many intervals is left out of the merge (its worker has stalled). */
@@ -99,25 +83,13 @@ const STALE_INTERVALS = 3;
 /** Longest wait a worker may ask for. */
 const MAX_TIMEOUT_MS = 10_000;
 
-interface Collection {
-  readonly id: number;
-  readonly asker: number;
-  readonly askId: number;
-  readonly want: StatsWant;
-  readonly pending: Set<number>;
-  readonly parts: StatsPart[];
-  readonly timer: NodeJS.Timeout;
-}
-
 /**
  * The primary's side: the workers' IPC channels, the collections in progress, the latest frame
  * of each worker, and the counters of the health checks the primary runs.
  */
 export class WorkersStatsHub {
-  private readonly ports = new Map<number, { port: IpcPort; off: () => void; hello: boolean }>();
+  private readonly ports = new Map<number, { ch: Channel<StatsDown, StatsUp>; hello: boolean }>();
   private readonly frames = new Map<number, { frame: WorkerFrame; at: number }>();
-  private readonly collections = new Map<number, Collection>();
-  private nextId = 1;
   /** `portico_health_checks_total` of the probes run here. */
   readonly health = new HealthCheckCounters();
   private readonly registry = new Registry();
@@ -146,8 +118,18 @@ export class WorkersStatsHub {
 
   /** Serve the worker `id` over `port`; the returned function is called when it exits. */
   add(id: number, port: IpcPort): () => void {
-    const off = port.onMessage((m) => this.receive(id, m));
-    this.ports.set(id, { port, off, hello: false });
+    const ch = new Channel<StatsDown, StatsUp>(port, STATS);
+    const w = { ch, hello: false };
+    this.ports.set(id, w);
+    ch.on('hello', () => void (w.hello = true))
+      .handle('ask', ({ want, timeoutMs }) => {
+        if (!isWant(want)) throw new Error('not a statistics question');
+        return this.collect(id, want, timeoutMs);
+      })
+      .handle('frame', (frame) => {
+        if (!isObject(frame) || !isObject(frame.frame)) throw new Error('not a statistics frame');
+        return this.mergeFrame(id, frame);
+      });
     return () => this.remove(id);
   }
 
@@ -156,8 +138,8 @@ export class WorkersStatsHub {
     return source.onResult((ev: ProbeResult) => {
       const r = ev.result;
       this.health.add(ev.pool, ev.server, r.ok ? 'success' : r.reason);
-      const msg: HealthMsg = { t: 'stats-health', data: healthEventData(ev) };
-      for (const w of this.ports.values()) if (w.hello) trySend(w.port, msg);
+      const data = healthEventData(ev);
+      for (const w of this.ports.values()) if (w.hello) w.ch.notify('health', data);
     });
   }
 
@@ -165,78 +147,28 @@ export class WorkersStatsHub {
   remove(id: number): void {
     const w = this.ports.get(id);
     if (w === undefined) return;
-    w.off();
+    w.ch.close('the worker is gone');
     this.ports.delete(id);
     this.frames.delete(id);
-    for (const c of [...this.collections.values()]) {
-      if (c.asker === id) {
-        clearTimeout(c.timer);
-        this.collections.delete(c.id);
-      } else if (c.pending.delete(id) && c.pending.size === 0) void this.finish(c);
-    }
   }
 
-  private receive(from: number, m: unknown): void {
-    if (!isObject(m) || typeof m['t'] !== 'string' || !m['t'].startsWith('stats-')) return;
-    const w = this.ports.get(from);
-    if (w === undefined) return;
-    try {
-      this.handle(from, w, m);
-    } catch {
-      // a malformed message is dropped; the primary goes on
-    }
-  }
-
-  private handle(from: number, w: { hello: boolean }, m: Record<string, unknown>): void {
-    switch (m['t']) {
-      case 'stats-hello':
-        w.hello = true;
-        return;
-      case 'stats-ask':
-        if (isWant(m['want'])) this.collect(from, m as unknown as AskMsg);
-        return;
-      case 'stats-part': {
-        const p = m as unknown as PartMsg;
-        const c = this.collections.get(p.id);
-        if (c === undefined || !c.pending.delete(from)) return;
-        c.parts.push(p.part);
-        if (c.pending.size === 0) void this.finish(c);
-        return;
-      }
-      case 'stats-frame':
-        if (isObject(m['frame']) && isObject(m['frame']['frame'])) this.mergeFrame(from, m as unknown as FrameMsg);
-        return;
-    }
-  }
-
-  private collect(asker: number, ask: AskMsg): void {
-    const id = this.nextId++;
-    const timeoutMs = Math.min(Math.max(1, Number(ask.timeoutMs) || 0), MAX_TIMEOUT_MS);
-    const c: Collection = {
-      id,
-      asker,
-      askId: ask.id,
-      want: ask.want,
-      pending: new Set(),
-      parts: [],
-      timer: setTimeout(() => void this.finish(c), timeoutMs),
-    };
-    this.collections.set(id, c);
-    const msg: CollectMsg = { t: 'stats-collect', id, want: ask.want };
+  /**
+   * Ask every other worker that takes part for its part of `want`; answer with the parts that
+   * came within the timeout, the probes' status, and (for metrics) the primary's own metrics.
+   */
+  private async collect(asker: number, want: StatsWant, askedMs: number): Promise<StatsAnswer> {
+    const timeoutMs = Math.min(Math.max(1, Number(askedMs) || 0), MAX_TIMEOUT_MS);
+    const parts: StatsPart[] = [];
+    const asks: Promise<void>[] = [];
     for (const [wid, w] of this.ports) {
       if (wid === asker || !w.hello) continue;
-      if (trySend(w.port, msg)) c.pending.add(wid);
+      // A worker that dies or does not answer in time is left out.
+      asks.push(w.ch.call('collect', want, timeoutMs).then((part) => void parts.push(part), () => undefined));
     }
-    if (c.pending.size === 0) void this.finish(c);
-  }
-
-  private async finish(c: Collection): Promise<void> {
-    if (this.collections.get(c.id) !== c) return; // finished already
-    this.collections.delete(c.id);
-    clearTimeout(c.timer);
+    await Promise.all(asks);
     let metrics: MetricsPart | undefined;
     try {
-      if (c.want.kind === 'metrics') metrics = (await this.registry.getMetricsAsJSON()) as MetricsPart;
+      if (want.kind === 'metrics') metrics = (await this.registry.getMetricsAsJSON()) as MetricsPart;
     } catch {
       // the workers' figures without the primary's rather than no answer
     }
@@ -248,62 +180,65 @@ export class WorkersStatsHub {
     }
     let discovery: Record<string, DiscoveryStatus> | undefined;
     try {
-      if (c.want.kind === 'view') discovery = this.discovery?.();
+      if (want.kind === 'view') discovery = this.discovery?.();
     } catch {
       // no discovery details rather than no answer
     }
-    const w = this.ports.get(c.asker);
-    if (w === undefined) return; // the asker died meanwhile
-    const answer: AnswerMsg = {
-      t: 'stats-answer',
-      id: c.askId,
-      parts: c.parts,
+    return {
+      parts,
       running: this.running,
       probes,
       ...(discovery === undefined ? {} : { discovery }),
       ...(metrics === undefined ? {} : { metrics }),
     };
-    trySend(w.port, answer);
   }
 
-  private mergeFrame(from: number, m: FrameMsg): void {
+  private mergeFrame(from: number, frame: WorkerFrame): MergedFrame | undefined {
     const now = this.now();
-    this.frames.set(from, { frame: m.frame, at: now });
-    const staleMs = STALE_INTERVALS * Math.max(m.frame.frame.intervalMs, 100);
-    const parts: WorkerFrame[] = [m.frame];
+    this.frames.set(from, { frame, at: now });
+    const staleMs = STALE_INTERVALS * Math.max(frame.frame.intervalMs, 100);
+    const parts: WorkerFrame[] = [frame];
     for (const [wid, f] of this.frames) {
       if (wid === from) continue;
       if (now - f.at > staleMs) this.frames.delete(wid);
       else parts.push(f.frame);
     }
-    const merged = mergeFrames(parts, { reporting: parts.length, running: this.running });
-    const w = this.ports.get(from);
-    if (merged !== undefined && w !== undefined) trySend(w.port, { t: 'stats-merged', id: m.id, frame: merged } satisfies MergedMsg);
+    return mergeFrames(parts, { reporting: parts.length, running: this.running });
   }
 }
 
 /** A worker's side of the IPC: asks the primary, answers its collections. */
 export class WorkerStatsClient {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; timer: NodeJS.Timeout }>();
   private collector: ((want: StatsWant) => Promise<unknown>) | undefined;
   private healthFn: ((data: Record<string, unknown>) => void) | undefined;
-  private readonly off: () => void;
+  private readonly ch: Channel<StatsUp, StatsDown>;
   /** Workers running, as the primary last said (1 before it has). */
   running = 1;
 
   constructor(
-    private readonly port: IpcPort,
+    port: IpcPort,
     /** How long the primary waits for the other workers (ms); read at each question. */
     private readonly timeoutMs: () => number,
   ) {
-    this.off = port.onMessage((m) => this.receive(m));
+    // A question in flight does not keep a worker's process alive.
+    this.ch = new Channel<StatsUp, StatsDown>(port, STATS, false);
+    this.ch
+      .handle('collect', async (want) => {
+        const collect = this.collector;
+        if (collect === undefined) return { ok: false, pid: process.pid, error: 'not serving' };
+        try {
+          return { ok: true, pid: process.pid, value: await collect(want) };
+        } catch (err) {
+          return { ok: false, pid: process.pid, error: err instanceof Error ? err.message : String(err) };
+        }
+      })
+      .on('health', (data) => this.healthFn?.(data));
   }
 
   /** Answer the primary's collections with `collect`, and take part from now on. */
   serve(collect: (want: StatsWant) => Promise<unknown>): void {
     this.collector = collect;
-    trySend(this.port, { t: 'stats-hello' });
+    this.ch.notify('hello', undefined);
   }
 
   /** Told of every probe result of the primary's health checks. */
@@ -312,81 +247,30 @@ export class WorkerStatsClient {
   }
 
   /** The other workers' parts; undefined when the primary does not answer in time. */
-  ask(want: StatsWant): Promise<StatsAnswer | undefined> {
+  async ask(want: StatsWant): Promise<StatsAnswer | undefined> {
     const timeoutMs = this.timeoutMs();
-    return this.call({ t: 'stats-ask', want, timeoutMs }, timeoutMs + 1000) as Promise<StatsAnswer | undefined>;
+    try {
+      const a = await this.ch.call('ask', { want, timeoutMs }, timeoutMs + 1000);
+      this.running = a.running;
+      return a;
+    } catch {
+      return undefined; // the caller answers alone
+    }
   }
 
   /** This worker's frame merged with the others' latest; undefined when the primary does not answer in time. */
-  mergeFrame(frame: WorkerFrame): Promise<MergedFrame | undefined> {
-    return this.call({ t: 'stats-frame', frame }, this.timeoutMs() + 1000) as Promise<MergedFrame | undefined>;
+  async mergeFrame(frame: WorkerFrame): Promise<MergedFrame | undefined> {
+    try {
+      const f = await this.ch.call('frame', frame, this.timeoutMs() + 1000);
+      if (f !== undefined) this.running = f.workers.running;
+      return f;
+    } catch {
+      return undefined;
+    }
   }
 
   close(): void {
-    this.off();
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.resolve(undefined);
-    }
-    this.pending.clear();
-  }
-
-  private call(msg: Record<string, unknown>, waitMs: number): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(undefined);
-      }, waitMs);
-      timer.unref();
-      this.pending.set(id, { resolve, timer });
-      if (!trySend(this.port, { ...msg, id })) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        resolve(undefined);
-      }
-    });
-  }
-
-  private receive(m: unknown): void {
-    if (!isObject(m)) return;
-    switch (m['t']) {
-      case 'stats-collect': {
-        const c = m as unknown as CollectMsg;
-        const collect = this.collector;
-        const reply = (part: StatsPart): void => void trySend(this.port, { t: 'stats-part', id: c.id, part } satisfies PartMsg);
-        if (collect === undefined) return reply({ ok: false, pid: process.pid, error: 'not serving' });
-        collect(c.want).then(
-          (value) => reply({ ok: true, pid: process.pid, value }),
-          (err: unknown) => reply({ ok: false, pid: process.pid, error: String((err as Error)?.message ?? err) }),
-        );
-        return;
-      }
-      case 'stats-answer': {
-        const a = m as unknown as AnswerMsg;
-        if (typeof a.running === 'number') this.running = a.running;
-        this.settle(a.id, a);
-        return;
-      }
-      case 'stats-merged': {
-        const f = m as unknown as MergedMsg;
-        if (!isObject(f.frame) || !isObject(f.frame.workers)) return;
-        this.running = f.frame.workers.running;
-        this.settle(f.id, f.frame);
-        return;
-      }
-      case 'stats-health':
-        this.healthFn?.((m as unknown as HealthMsg).data);
-        return;
-    }
-  }
-
-  private settle(id: number, value: unknown): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    p.resolve(value);
+    this.ch.close();
   }
 }
 

@@ -2,30 +2,10 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { MemoryStore } from '../store/memory-store.js';
 import { stateStoreSuite } from '../store/state-store.suite.js';
-import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
+import { ipcPair } from '../test-helpers/ipc-pair.js';
+import { serveStore, WorkerStore } from './workers-store.js';
 
-/**
- * Two ends of a channel that behaves like a worker's IPC channel with `serialization: 'advanced'`:
- * messages are structured clones, delivered later, in order.
- */
-function channel(): { primary: IpcPort; worker: IpcPort; cut(): void } {
-  const to = { primary: new Set<(m: unknown) => void>(), worker: new Set<(m: unknown) => void>() };
-  let open = true;
-  const end = (mine: Set<(m: unknown) => void>, theirs: Set<(m: unknown) => void>): IpcPort => ({
-    send(msg) {
-      if (!open) throw new Error('channel closed');
-      const copy = structuredClone(msg);
-      setImmediate(() => {
-        if (open) for (const fn of theirs) fn(copy);
-      });
-    },
-    onMessage(fn) {
-      mine.add(fn);
-      return () => mine.delete(fn);
-    },
-  });
-  return { primary: end(to.primary, to.worker), worker: end(to.worker, to.primary), cut: () => (open = false) };
-}
+const channel = ipcPair;
 
 stateStoreSuite('WorkerStore (through the primary)', async () => {
   const ch = channel();

@@ -9,15 +9,16 @@ import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
-import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, setProcessTag, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { serveStore, WorkerStore, type IpcPort } from './workers-store.js';
+import { Channel, type IpcPort } from './ipc.js';
+import { serveStore, WorkerStore } from './workers-store.js';
+import { notifyReady } from './systemd-notify.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
-import { PrimaryConfig, WorkerLink, type LinkedPortico, type OpMessage, type RefusedMessage, type ReloadMessage, type ReloadRefused, type ReloadRequest, type StartConfig } from './workers-config.js';
-import { isObject } from '../core/guards.js';
+import { CONFIG_CHANNEL, PrimaryConfig, WorkerLink, type ConfigDown, type ConfigUp, type LinkedPortico, type ReloadNote, type ReloadReply, type ServerOp, type StartConfig } from './workers-config.js';
 
 /**
  * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
@@ -69,7 +70,7 @@ class HealthHub {
   onMonitor: ((m: HealthMonitor) => void) | undefined;
 
   constructor(
-    private readonly send: (m: OpMessage) => void,
+    private readonly send: (m: ServerOp) => void,
     private readonly buildPool: (pc: PoolConfig, clock: Clock, rng: Rng) => Pool,
   ) {}
 
@@ -93,7 +94,7 @@ class HealthHub {
       pool.onEvent((ev) => {
         if (ev.kind !== 'op') return;
         this.lastChange.set(`${ev.pool}/${ev.server}`, { op: ev.to, detail: ev.detail });
-        this.send({ t: 'op', pool: ev.pool, server: ev.server, op: ev.to as OpMessage['op'], detail: ev.detail });
+        this.send({ pool: ev.pool, server: ev.server, op: ev.to as ServerOp['op'], detail: ev.detail });
       });
       this.pools.push(pool);
       this.monitors.push(monitor);
@@ -114,12 +115,12 @@ class HealthHub {
   }
 
   /** Every probed server's state and its detail, for a worker that has just started. */
-  snapshot(): OpMessage[] {
-    const out: OpMessage[] = [];
+  snapshot(): ServerOp[] {
+    const out: ServerOp[] = [];
     for (const pool of this.pools) {
       for (const rt of pool) {
         const server = rt.server.id.slice(pool.name.length + 1);
-        out.push({ t: 'op', pool: pool.name, server, op: rt.op, detail: this.detailOf(pool.name, server, rt.op) });
+        out.push({ pool: pool.name, server, op: rt.op, detail: this.detailOf(pool.name, server, rt.op) });
       }
     }
     return out;
@@ -149,42 +150,47 @@ export async function runPrimary(
   // The cookie secret is made once, before the workers start, so that they all sign alike.
   if (config.pools.some((p) => p.persistence !== false && needsStateSecret(p.persistence))) loadOrCreateSecret(config.stateDir);
   const store = config.cluster.store === 'memory' ? new MemoryStore() : undefined;
-  const workers = new Set<Worker>();
+  /** Each live worker's configuration channel (server states, lists, versions, reloads). */
+  const workers = new Map<Worker, Channel<ConfigDown, ConfigUp>>();
   const hub = new HealthHub((m) => {
-    for (const w of workers) if (w.isConnected()) w.send(m);
+    for (const ch of workers.values()) ch.notify('op', m);
   }, buildPool);
   const stats = new WorkersStatsHub(() => hub.probes());
   stats.serveDiscovery(() => primaryConfig.discoveryStatus());
   hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
+  /** Set once every worker has started: before that, a worker that cannot start ends the group. */
+  let anyReady = false;
+  let readyAtStart = 0;
   const recentDeaths: number[] = [];
   cluster.setupPrimary({ serialization: 'advanced' });
 
   const fork = (): void => {
     // PORTICO_WORKERS: how many processes share the limits (each enforces its share, src/core/limit-share.ts).
     const w = cluster.fork({ PORTICO_WORKER: '1', PORTICO_WORKERS: String(n) });
-    workers.add(w);
-    const port: IpcPort = {
-      send: (m) => void w.send(m as never),
-      onMessage: (fn) => {
-        w.on('message', fn);
-        return () => void w.off('message', fn);
-      },
-    };
+    const port = primaryPort(w);
+    const ch = new Channel<ConfigDown, ConfigUp>(port, CONFIG_CHANNEL);
+    workers.set(w, ch);
     const unserve = store === undefined ? undefined : serveStore(store, port);
     const unstats = stats.add(w.id, port);
-    const unconfig = primaryConfig.serve(port);
-    w.on('message', (m: unknown) => {
-      if (!isObject(m)) return;
-      if (m['t'] === 'ready') for (const s of hub.snapshot()) w.send(s);
-      else if (m['t'] === 'reload?') reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, id: (m as unknown as ReloadRequest).id });
-    });
+    const unconfig = primaryConfig.serve(ch);
+    ch.on('ready', () => {
+      // The first time every worker of the group is up: systemd is told (Type=notify).
+      if (!anyReady && ++readyAtStart === n) notifyReady(log);
+      if (readyAtStart >= n) anyReady = true;
+      for (const s of hub.snapshot()) ch.notify('op', s);
+    })
+      .handle('reload', ({ ask }) => reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, ask }))
+      .handle('fatal', ({ error }) => startFailed(error));
     w.on('exit', (code, signal) => {
       workers.delete(w);
+      ch.close('the worker exited');
       unserve?.();
       unstats();
       unconfig();
       if (stopping) return;
+      // Before any worker has started, one that dies will die again: the group ends, as one process would.
+      if (!anyReady) return startFailed(`portico: worker ${w.process.pid} exited while starting (${signal ?? `code ${code}`})`);
       const now = Date.now();
       recentDeaths.push(now);
       while (recentDeaths.length > 0 && recentDeaths[0]! < now - 10_000) recentDeaths.shift();
@@ -216,16 +222,13 @@ export async function runPrimary(
    * to the discovery and the checks, then every worker applies the same version. `ask`: the
    * worker whose admin API asked, answered with its own result (or the refusal).
    */
-  const reloadAll = (why: string, ask?: { w: Worker; id: number }): void => {
-    if (stopping) return;
+  const reloadAll = async (why: string, asker?: { w: Worker; ask: number }): Promise<ReloadReply> => {
+    if (stopping) return { ok: false, error: 'Portico is stopping' };
     log.info(`${why}: reloading the configuration in the primary and every worker`);
-    // The asking worker is answered; every worker records the refusal (its status shows the last reload), without logging it.
-    const refuse = (r: Omit<ReloadRefused, 't' | 'id'>, errors: readonly string[]): void => {
-      for (const w of workers) {
-        if (!w.isConnected()) continue;
-        if (w === ask?.w) w.send({ t: 'reload!', id: ask.id, ...r } satisfies ReloadRefused);
-        else w.send({ t: 'refused', errors } satisfies RefusedMessage);
-      }
+    // The asking worker is answered (the reply); every other records the refusal (its status shows the last reload), without logging it.
+    const refuse = (r: ReloadReply & { ok: false }, errors: readonly string[]): ReloadReply => {
+      for (const [w, ch] of workers) if (w !== asker?.w) ch.notify('refused', { errors });
+      return r;
     };
     let next: Config;
     try {
@@ -234,43 +237,49 @@ export async function runPrimary(
       // Refused here, once: the workers are not told to reload, and keep what they run.
       const errors = err instanceof ConfigError ? err.lines() : [String(err)];
       log.error('reload refused; the running configuration stays in every worker', { errors });
-      refuse(err instanceof ConfigError ? { issues: err.issues } : { error: String(err) }, errors);
-      return;
+      return refuse(err instanceof ConfigError ? { ok: false, issues: err.issues } : { ok: false, error: String(err) }, errors);
     }
     // The primary's own lines follow log.level, as a single process's do.
     if (isLevelLogger(log)) log.setLevel(next.log.level);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     // The workers apply the version validated here (a file read once; from etcd, the document they hold).
-    const m: ReloadMessage = { t: 'reload', config: primaryConfig.fromEtcd ? undefined : next };
-    primaryConfig
-      .discover(next)
-      .then((c) => hub.apply(c))
-      .then(
-        () => {
-          for (const w of workers) if (w.isConnected()) w.send(w === ask?.w ? { ...m, id: ask.id } : m);
-        },
-        (err: unknown) => {
-          log.error('reload: the health checks could not be rebuilt', { error: String(err) });
-          const error = `the health checks could not be rebuilt: ${String(err)}`;
-          refuse({ error }, [error]);
-        },
-      );
+    const m: ReloadNote = { config: primaryConfig.fromEtcd ? undefined : next };
+    try {
+      await hub.apply(await primaryConfig.discover(next));
+    } catch (err) {
+      log.error('reload: the health checks could not be rebuilt', { error: String(err) });
+      const error = `the health checks could not be rebuilt: ${String(err)}`;
+      return refuse({ ok: false, error }, [error]);
+    }
+    // The note reaches the asker before this reply; it answers the worker's reloadAll once applied.
+    for (const [w, ch] of workers) ch.notify('reload', w === asker?.w ? { ...m, ask: asker.ask } : m);
+    return { ok: true };
   };
-  process.on('SIGHUP', () => reloadAll('SIGHUP'));
-  const stop = (sig: string): void => {
+  process.on('SIGHUP', () => void reloadAll('SIGHUP'));
+  /**
+   * A worker could not start (a listener that cannot bind, a certificate that does not load ...):
+   * its message, once, then the whole group ends with status 1, as a single process does.
+   */
+  const startFailed = (message: string): void => {
+    if (stopping) return;
+    process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+    stop(undefined, 1);
+  };
+  /** Stop every worker, then exit with `code`; `sig` (undefined: a failed start, already told) is logged. */
+  const stop = (sig: string | undefined, code = 0): void => {
     if (stopping) return;
     stopping = true;
-    log.info(`${sig}: stopping ${workers.size} workers; in-flight requests get up to ${config.shutdownGrace} ms`);
-    for (const w of workers) w.process.kill('SIGTERM');
+    if (sig !== undefined) log.info(`${sig}: stopping ${workers.size} workers; in-flight requests get up to ${config.shutdownGrace} ms`);
+    for (const w of workers.keys()) w.process.kill('SIGTERM');
     const deadline = setTimeout(() => {
-      for (const w of workers) w.process.kill('SIGKILL');
+      for (const w of workers.keys()) w.process.kill('SIGKILL');
     }, config.shutdownGrace + 5000);
     const done = (): void => {
       if (workers.size > 0) return;
       clearTimeout(deadline);
       void Promise.all([hub.stop(), primaryConfig.stop()]).then(() => {
-        log.info('stopped');
-        process.exit(0);
+        if (sig !== undefined) log.info('stopped');
+        process.exit(code);
       });
     };
     cluster.on('exit', done);
@@ -278,6 +287,8 @@ export async function runPrimary(
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGUSR2', () => log.warn('SIGUSR2 ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT'));
+  process.title = 'portico: primary';
   log.info(`primary ${process.pid}: ${n} workers`);
   for (let i = 0; i < n; i++) fork();
   await primaryConfig.watch();
@@ -314,6 +325,25 @@ function workerPort(): IpcPort {
       process.on('message', fn);
       return () => void process.off('message', fn);
     },
+    onClose: (fn) => {
+      process.once('disconnect', fn);
+      return () => void process.off('disconnect', fn);
+    },
+  };
+}
+
+/** The IPC channel to worker `w`, as the primary sees it; it closes when the worker exits. */
+function primaryPort(w: Worker): IpcPort {
+  return {
+    send: (m) => void w.send(m as Parameters<Worker['send']>[0]),
+    onMessage: (fn) => {
+      w.on('message', fn);
+      return () => void w.off('message', fn);
+    },
+    onClose: (fn) => {
+      w.once('exit', fn);
+      return () => void w.off('exit', fn);
+    },
   };
 }
 
@@ -322,14 +352,30 @@ export function isWorkerProcess(): boolean {
   return cluster.isWorker;
 }
 
-/** Run as a worker (see isWorkerProcess): the configuration is the primary's etcd document, or the file. */
-export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>): Promise<void> {
-  const link = new WorkerLink(workerPort());
-  await link.ready();
-  const portico = createWorkerPortico(configFile, link.load(configFile), deps, link);
-  await link.attach(portico); // the discovered servers are in before the listeners accept
-  await deps.runUntilSignal(portico);
-  process.send?.({ t: 'ready' });
+/**
+ * Run as a worker (see isWorkerProcess): the configuration is the primary's etcd document, or the
+ * file. A worker that cannot start tells its primary why (`report`: the lines a single process
+ * would print) and exits 1; the primary ends the group.
+ */
+export async function startWorker<P extends WorkerPortico>(configFile: string, deps: WorkersDeps<P>, report: (err: unknown) => string): Promise<void> {
+  const id = cluster.worker?.id ?? process.pid;
+  process.title = `portico: worker ${id}`;
+  // Every worker logs what it sees (a server's state, a listener): each line says which worker.
+  setProcessTag(`worker ${id}`);
+  let link: WorkerLink | undefined;
+  try {
+    link = new WorkerLink(workerPort());
+    await link.ready();
+    const portico = createWorkerPortico(configFile, link.load(configFile), deps, link);
+    await link.attach(portico); // the discovered servers are in before the listeners accept
+    await deps.runUntilSignal(portico);
+  } catch (err) {
+    // The primary answers once it has the message (or the call times out): then exit.
+    if (link !== undefined && process.connected) await link.fatal(report(err)).catch(() => undefined);
+    else process.stderr.write(report(err));
+    process.exit(1);
+  }
+  link.started();
 }
 
 /**

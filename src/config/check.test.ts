@@ -46,7 +46,8 @@ test('the example configuration: what this version cannot run yet is refused at 
   }
   assert.equal(r.code, 1);
   assert.ok(r.out.length > 0);
-  for (const line of r.out) assert.match(line, /^.+:\d+:\d+ \S+: .+ is not available in this version of Portico$/);
+  // The example's certificate files are not in the test's directory: check reads them as start would.
+  for (const line of r.out) assert.match(line, /^.+:\d+:\d+ \S+: (.+ is not available in this version of Portico|certs\/\S+: cannot be read \(ENOENT\))$/);
   assert.ok(r.out.every((l) => l.startsWith(`${file}:`)));
   // dns and redirect listeners, access lists, rate limits and persistence through a redirect listener run: none is refused
   assert.ok(!r.out.some((l) => /protocol (dns|redirect)|access|rateLimit|persistence/.test(l)));

@@ -129,8 +129,10 @@ class Renderer {
 const INTRO = `# Configuration reference
 
 Portico reads one YAML file (\`portico start -c portico.yaml\`); JSON is accepted too, as is the
-same tree passed as an object to \`createPortico()\`. \`portico check -c FILE\` validates a file
-and prints every problem as \`FILE:LINE:COL path.to.key: message\`.
+same tree passed as an object to \`createPortico()\`. \`portico check -c FILE\` (default
+\`./portico.yaml\`, as \`start\`) validates a file and the files it names as \`start\` loads them
+(certificates and keys readable, parsed and matching; CAs and CRLs readable; relative paths from
+the working directory), and prints every problem as \`FILE:LINE:COL path.to.key: message\`.
 
 This page is generated from the schema in \`src/config/schema/\` by \`npm run docs:config\`; a
 test fails when it is stale. Do not edit it by hand.
@@ -140,9 +142,11 @@ test fails when it is stale. Do not edit it by hand.
 - **Unknown keys are errors**, so typos are caught (with a suggestion when one is close).
 - **Paths** in messages and below name keys from the root with dots; list items by index in
   messages (\`pools.0.servers.1.address\`) and by \`[]\` on this page (\`pools[].servers[].address\`).
-- **Durations**: \`250ms\`, \`2s\`, \`1m\`, \`1h\`, \`1d\`, compounds such as \`1m30s\`, or a plain
-  number of milliseconds. Timers are capped at 24 days (Node.js's limit). In the parsed
-  configuration a duration is a number of milliseconds under the same key.
+- **Durations**: \`250ms\`, \`2s\`, \`1m\`, \`1h\`, \`1d\`, compounds such as \`1m30s\`. In a file a
+  duration needs its unit (\`interval: 2\` is refused and the message says so; only \`0\` needs
+  none); an object given to \`createPortico()\` may also give a number of milliseconds. Timers are
+  capped at 24 days (Node.js's limit). In the parsed configuration a duration is a number of
+  milliseconds under the same key.
 - **Addresses**: \`host:port\` or \`[ipv6]:port\`; the host is required (\`0.0.0.0\` binds every
   interface). Listener ports are 0-65535 (0 takes any free port), server ports 1-65535.
   Quote an IPv6 address in YAML (\`'[::1]:8080'\`): a bare \`[\` opens a list. Parsed: \`{ host, port }\`.

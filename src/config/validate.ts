@@ -20,6 +20,17 @@ export interface ValidateOptions {
    * On by default; schema tests turn it off to exercise keys of features still being built.
    */
   readonly runnable?: boolean;
+  /**
+   * Also check the files the configuration names as `start` loads them (certificates and keys,
+   * CAs, CRLs: src/tls/config-files.ts), with this check. Off by default; loadConfigFile takes
+   * the one given to useFileCheck; false turns it off.
+   */
+  readonly files?: ((config: Config) => readonly PathIssue[]) | false;
+  /**
+   * The directory of the configuration file: a relative `stateDir`, and its default `.portico`,
+   * are taken from there rather than from the working directory. loadConfigFile sets it.
+   */
+  readonly baseDir?: string;
 }
 
 export function validateTree(raw: unknown, options: ValidateOptions = {}): Validation {

@@ -6,6 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { Outcome } from '../core/outcome.js';
 import { admit, drain, listen } from '../net/accept.js';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
@@ -39,6 +40,9 @@ export interface QueryCount {
 }
 
 /** Unread response bytes a TCP client may leave queued before Portico stops reading its queries. */
+/** The label of a query response-rate limiting dropped. */
+const RATE_LIMITED = Outcome.of('dns-rate-limited').reason;
+
 const MAX_TCP_BACKLOG = 256 * 1024;
 /** Tries to find a port free for both UDP and TCP when the configured port is 0. */
 const PORT_TRIES = 20;
@@ -128,7 +132,7 @@ export class DnsListener {
     } else {
       const verdict = rrl.check(rinfo.address);
       if (verdict === 'drop') {
-        this.record('', 'RATE-LIMITED', 'udp');
+        this.record('', RATE_LIMITED, 'udp');
         return;
       }
       resp = verdict === 'slip' ? this.responder.truncatedFor(msg) : this.responder.handle(msg, 'udp', rinfo.address);
@@ -157,7 +161,11 @@ export class DnsListener {
     if (!admit(sock, this.name, undefined, this.conns.size, this.tcpLimits.maxConnections, undefined, false)) return;
     this.conns.add(sock);
     sock.on('close', () => this.conns.delete(sock));
-    sock.setTimeout(this.tcpLimits.idleTimeoutMs, () => sock.destroy());
+    // The idle deadline restarts on each answer, not on each byte: a client that drips the bytes
+    // of a query (or sends only messages that get no answer) is closed after idleTimeout all the same.
+    const idleMs = this.tcpLimits.idleTimeoutMs;
+    const idle = setTimeout(() => sock.destroy(), idleMs);
+    sock.once('close', () => clearTimeout(idle));
     const client = sock.remoteAddress ?? '';
     let buf: Buffer = Buffer.alloc(0);
     let answered = 0;
@@ -178,6 +186,7 @@ export class DnsListener {
           prefix.writeUInt16BE(resp.length, 0);
           sock.write(prefix);
           sock.write(resp);
+          idle.refresh();
         }
         const limit = this.tcpLimits.maxQueriesPerConnection;
         if (limit > 0 && ++answered >= limit) {

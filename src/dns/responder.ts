@@ -20,6 +20,7 @@
 import dnsPacket from 'dns-packet';
 import type { Answer, OptAnswer, Question } from 'dns-packet';
 import { parseIp, type Ip128 } from '../core/cidr.js';
+import { Outcome as Failure, dnsFailure } from '../core/outcome.js';
 import type { Rng } from '../core/rng.js';
 import type { ClientLocation, GeoMap } from './geo.js';
 import { AnswerCache, MAX_KEYED_QUERY } from './answer-cache.js';
@@ -31,6 +32,8 @@ export type Transport = 'udp' | 'tcp';
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'] as const;
 const BADVERS = 16;
+/** The label of a message that got no response. */
+const DROPPED = Failure.of('dns-dropped').reason;
 
 const QR = 0x8000;
 const AA = 0x0400;
@@ -165,9 +168,10 @@ export class Responder implements QueryInputs {
     this.drawn = 0;
     try {
       // A plain query (QUERY, one question, nothing in the answer and authority sections) may
-      // have its response in the cache.
+      // have its response in the cache. The key starts at ARCOUNT (offset 10): a query that
+      // claims an additional record it does not hold is not the valid query its bytes follow.
       const key = msg.length >= HEADER && msg.length <= MAX_KEYED_QUERY && (msg.readUInt16BE(2) & 0xf800) === 0 && msg.readUInt16BE(4) === 1 && msg.readUInt32BE(6) === 0
-        ? (transport === 'tcp' ? 'T' : 'U') + msg.toString('latin1', HEADER)
+        ? (transport === 'tcp' ? 'T' : 'U') + msg.toString('latin1', HEADER - 2)
         : undefined;
       if (key !== undefined) {
         const hit = this.cache.lookup(key, this.regionOfClient);
@@ -214,12 +218,12 @@ export class Responder implements QueryInputs {
   private respond(msg: Buffer, transport: Transport): Buffer | undefined {
     const out = this.outcome;
     if (msg.length < HEADER) {
-      out.rcode = 'DROPPED';
+      out.rcode = DROPPED;
       return undefined;
     }
     const flags = msg.readUInt16BE(2);
     if ((flags & QR) !== 0) {
-      out.rcode = 'DROPPED';
+      out.rcode = DROPPED;
       return undefined;
     }
     if (((flags >> 11) & 0xf) !== 0) return this.bare(msg, RCODE.NOTIMP);
@@ -347,7 +351,8 @@ export class Responder implements QueryInputs {
     buf.copy(buf, 0, qLen, qLen + HEADER);
     msg.copy(buf, HEADER, HEADER, qEnd);
     buf.writeUInt16BE(qLen > 0 ? 1 : 0, 4);
-    this.outcome.rcode = rcode >= BADVERS ? 'BADVERS' : (RCODE_NAMES[rcode] ?? String(rcode));
+    // A response that is not an answer takes its label from the outcome vocabulary.
+    this.outcome.rcode = dnsFailure(rcode)?.reason ?? RCODE_NAMES[rcode] ?? String(rcode);
     return answers.length + authorities.length + extra.length === 0 ? buf : compressMessage(buf);
   }
 

@@ -1,5 +1,6 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { Server } from '../core/server.js';
+import { linearRegExp } from '../config/values/linear-regex.js';
 import { errorText, failed, passed, type CheckResult, type HealthCheck } from './health-check.js';
 
 export interface HttpCheckOptions {
@@ -30,7 +31,7 @@ export class HttpHealthCheck implements HealthCheck {
 
   constructor(options: HttpCheckOptions) {
     this.options = options;
-    this.regex = options.bodyRegex === undefined ? undefined : new RegExp(options.bodyRegex);
+    this.regex = options.bodyRegex === undefined ? undefined : linearRegExp(options.bodyRegex);
     this.readsBody = options.method === 'GET' && (options.body !== undefined || this.regex !== undefined);
   }
 

@@ -5,6 +5,7 @@
  */
 import type { Server as NetServer, Socket } from 'node:net';
 import { holdClock, refreshClock } from './deadlines.js';
+import { Outcome } from '../core/outcome.js';
 import type { AccessList } from './access.js';
 import { readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 
@@ -50,11 +51,11 @@ export function admit(
   acceptProxy: boolean,
 ): boolean {
   sock.on('error', noop);
-  let refused: string | undefined;
-  if (max > 0 && live >= max) refused = 'max-connections';
-  else if (!acceptProxy && access !== undefined && !access.admits(sock.remoteAddress ?? '')) refused = 'access';
+  let refused: Outcome | undefined;
+  if (max > 0 && live >= max) refused = Outcome.of('max-connections');
+  else if (!acceptProxy && access !== undefined && !access.admits(sock.remoteAddress ?? '')) refused = Outcome.of('access-denied');
   if (refused !== undefined) {
-    observer?.rejected(name, refused);
+    observer?.rejected(name, refused.reason);
     sock.destroy();
     return false;
   }
@@ -86,7 +87,7 @@ export function readProxied(sock: Socket, timeoutMs: number, l: ProxyAcceptor): 
       l.handshaking--;
       if (!l.accepting) return void sock.destroy();
       if (l.access !== undefined && !l.access.admits(info.sourceAddress)) {
-        l.onRejected('access');
+        l.onRejected(Outcome.of('access-denied').reason);
         sock.destroy();
         return;
       }
@@ -94,7 +95,7 @@ export function readProxied(sock: Socket, timeoutMs: number, l: ProxyAcceptor): 
     },
     (reason: string) => {
       l.handshaking--;
-      l.onRejected(reason === 'PROXY header timeout' ? 'timeout' : 'bad-proxy-header');
+      l.onRejected(Outcome.of(reason === 'PROXY header timeout' ? 'proxy-header-timeout' : 'bad-proxy-header').reason);
     },
   );
 }

@@ -19,13 +19,21 @@ export function isLevelLogger(l: Logger): l is LevelLogger {
   return typeof (l as Partial<LevelLogger>).setLevel === 'function';
 }
 
+/** Put before every line of this process (a worker of cluster.workers: `worker 2: `). */
+let processTag = '';
+
+/** Name this process in every log line from now on (`worker 2`); every logger of the process takes it. */
+export function setProcessTag(tag: string): void {
+  processTag = tag === '' ? '' : `${tag}: `;
+}
+
 export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(l + '\n')): LevelLogger {
   let max = ORDER[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[lvl] > max) return;
-    let line = `${new Date().toISOString()} ${lvl.padEnd(5)} ${msg}`;
+    let line = `${new Date().toISOString()} ${lvl.padEnd(5)} ${processTag}${msg}`;
     if (fields !== undefined) {
-      for (const [k, v] of Object.entries(fields)) line += ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`;
+      for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`;
     }
     write(line);
   };

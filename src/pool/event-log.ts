@@ -31,3 +31,19 @@ export class EventLog<E> {
     return out;
   }
 }
+
+/** What the process log says of a pool event: its level (a server going down is a warning, as HAProxy logs it), the line and its fields. */
+export function poolEventLine(ev: {
+  readonly pool: string;
+  readonly server: string;
+  readonly kind: string;
+  readonly from: string;
+  readonly to: string;
+  readonly cause: string;
+  readonly detail?: string | undefined;
+}): { level: 'warn' | 'info'; msg: string; fields: Record<string, string> } {
+  const what = ev.kind === 'added' ? `added (${ev.to})` : ev.kind === 'removed' ? `removed (was ${ev.from})` : `${ev.kind} ${ev.from} -> ${ev.to}`;
+  const fields: Record<string, string> = { cause: ev.cause };
+  if (ev.detail !== undefined && ev.detail !== '') fields.detail = ev.detail;
+  return { level: ev.kind === 'op' && ev.to === 'down' ? 'warn' : 'info', msg: `server ${ev.pool}/${ev.server} ${what}`, fields };
+}

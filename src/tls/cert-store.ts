@@ -157,6 +157,31 @@ function checkClientAuth(files: ClientAuthFiles, t: ClientAuthTexts): void {
   }
 }
 
+/**
+ * What a store would refuse in one certificate and its key (unreadable, not PEM, not parsed, the
+ * key not matching, an OCSP target missing), without building a store: for `portico check`.
+ */
+export function certificateProblem(files: CertificateFiles, options: ContextOptions = {}): CertificateError | undefined {
+  try {
+    load(files, readText(files.cert), readText(files.key), { ...options });
+    return undefined;
+  } catch (err) {
+    if (err instanceof CertificateError) return err;
+    throw err;
+  }
+}
+
+/** What a store would refuse in the client CA and CRL files (unreadable, not PEM, not parsed). */
+export function clientAuthProblem(files: ClientAuthFiles): CertificateError | undefined {
+  try {
+    checkClientAuth(files, { ca: readText(files.ca), crl: files.crl === undefined ? undefined : readText(files.crl) });
+    return undefined;
+  } catch (err) {
+    if (err instanceof CertificateError) return err;
+    throw err;
+  }
+}
+
 function snapshot(certs: readonly LoadedCertificate[], shared: SecureContextOptions): Snapshot {
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { domain, duration, flag, listenAddress, orOff, text } from './fields.js';
+import { domain, duration, flag, int, listenAddress, orOff, text } from './fields.js';
 
 const adminTls = z
   .strictObject({
@@ -10,6 +10,16 @@ const adminTls = z
       .describe('How often the two files are checked for changes (a changed certificate is used for new connections without restart); 0 = never'),
   })
   .describe('HTTPS for the admin API');
+
+const adminTimeouts = z
+  .strictObject({
+    header: duration()
+      .prefault('10s')
+      .describe('Time a client has to finish its TLS handshake and then each request head, from the connection start or the end of the previous response; then the connection is closed'),
+    body: duration().prefault('30s').describe('Time a client has to send a whole request body once its head has arrived; then the connection is closed'),
+    keepAlive: duration().prefault('5s').describe('Idle time allowed on a connection between two requests'),
+  })
+  .describe("Deadlines on the admin API's client connections, kept by Portico's own timers");
 
 export const adminSchema = z
   .strictObject({
@@ -27,6 +37,8 @@ export const adminSchema = z
     metricsOpen: flag()
       .prefault(false)
       .describe('With `protectReads`: /metrics stays readable without the token (a Prometheus that cannot send one)'),
+    timeouts: adminTimeouts.prefault({}),
+    maxBodyBytes: int(1024, 64 * 1024 * 1024).prefault(1048576).describe('Largest request body (JSON) the admin API accepts, in bytes; 413 above it'),
     allowedHosts: z
       .array(domain())
       .prefault([])

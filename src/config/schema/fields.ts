@@ -25,9 +25,29 @@ export function leaf<I, O>(docType: string, parse: (v: unknown) => Parsed<O>) {
     .meta({ docType });
 }
 
+/** Set while a configuration file's text is validated (see {@link fileDurations}). */
+let inFile = false;
+
+/**
+ * Validate a configuration file's text with `fn`: there, a duration needs its unit (SPEC §3:
+ * `250ms`, `2s`, `1m`, `1h`), since `interval: 2` is 2 ms, hardly what was meant; only 0 needs
+ * none. An object given to createPortico keeps numbers as milliseconds (the parsed form).
+ */
+export function fileDurations<T>(fn: () => T): T {
+  inFile = true;
+  try {
+    return fn();
+  } finally {
+    inFile = false;
+  }
+}
+
 /** A duration in milliseconds; `max` defaults to the longest timer Node.js honours. */
 export function duration(max: number = TIMER_MAX_MS) {
   return leaf<string | number, number>('duration', (v) => {
+    if (inFile && (typeof v === 'number' || (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v))) && Number(v) !== 0) {
+      return fail(`duration ${show(v)} has no unit: write ${Number(v)}s for seconds or ${Number(v)}ms for milliseconds (units: ms, s, m, h, d)`);
+    }
     const r = parseDuration(v);
     if (r.ok && r.value > max) return fail(`duration ${show(v)} is too long: at most ${formatDuration(max)}`);
     return r;

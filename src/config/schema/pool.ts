@@ -82,7 +82,7 @@ const poolTls = z
   .transform((v): false | UpstreamTlsConfig => (v === true || v === 'true' ? { verify: true } : v === false || v === 'false' ? false : v))
   .meta({ docType: 'false | true | mapping' });
 
-export const poolSchema = z
+const pool = z
   .strictObject({
     name: name().describe('Unique name of the pool'),
     balance: balance
@@ -126,3 +126,20 @@ export const poolSchema = z
     discovery: discoverySchema.prefault({ type: 'static' }),
   })
   .describe('A named group of servers with one balancing algorithm');
+
+/** The keys a pool has besides the options of an algorithm (for the check of unknown keys). */
+export const poolKeys: readonly string[] = Object.keys(pool.shape);
+
+/**
+ * A pool. Besides its own keys it takes the options of its algorithm under the algorithm's name:
+ * `hash:` and `lard:` are described above; an algorithm registered with registerBalancer takes
+ * its own the same way (`balance: my-algo` with `my-algo: {...}`), validated by its factory's
+ * parseOptions (src/config/balancer-options.ts). Any other key is refused by checkPoolOptions
+ * (src/config/checks/pools.ts) with the message of an unknown key. The type is the strict object's:
+ * the options of registered algorithms are read through balancerOptionsOf only.
+ */
+export const poolSchema = pool
+  .catchall(z.unknown())
+  .describe(
+    "A named group of servers with one balancing algorithm; the algorithm's options go under its name (`hash`, `lard`, or the name of an algorithm registered with registerBalancer)",
+  ) as unknown as typeof pool;

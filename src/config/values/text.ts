@@ -1,7 +1,8 @@
 import { isHostname } from './host.js';
+import { checkLinearRegex } from './linear-regex.js';
 import { fail, ok, show, type Parsed } from './parsed.js';
 
-/** A JavaScript regular expression source; it must compile. */
+/** A JavaScript regular expression source; it must compile, and run in linear time (linear-regex.ts). */
 export function parseRegex(input: unknown): Parsed<string> {
   if (typeof input !== 'string') return fail(`expected a regular expression, got ${show(input)}`);
   try {
@@ -10,6 +11,8 @@ export function parseRegex(input: unknown): Parsed<string> {
     const why = err instanceof SyntaxError ? err.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(err);
     return fail(`bad regular expression ${show(input)}: ${why}`);
   }
+  const linear = checkLinearRegex(input);
+  if (linear !== undefined) return fail(`regular expression ${show(input)} ${linear}`);
   return ok(input);
 }
 

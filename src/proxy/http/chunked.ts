@@ -69,7 +69,14 @@ const END_LF = 19;
 const DONE = 20;
 const FAILED = 21;
 
+/** Told of each run of chunk data as the scanner passes it: the payload without its framing. */
+export interface ChunkSink {
+  chunkData(buf: Uint8Array, start: number, end: number): void;
+}
+
 export class ChunkedScanner {
+  /** Told of the chunk data scanned (a response body phase reads the payload); undefined: nothing is told. */
+  sink: ChunkSink | undefined = undefined;
   private readonly maxDigits: number;
   private readonly maxTrailerBytes: number;
   private readonly maxExtensionBytes: number;
@@ -184,6 +191,7 @@ export class ChunkedScanner {
       if (state === DATA) {
         const avail = end - i;
         const take = avail < this.remaining ? avail : this.remaining;
+        if (take > 0 && this.sink !== undefined) this.sink.chunkData(buf, i, i + take);
         i += take;
         this.remaining -= take;
         this.data += take;

@@ -1,5 +1,6 @@
 import type { HttpsListenerConfig } from '../../config/types.js';
 import { tlsBuildError, tlsTerminationSettings, type ListenerTlsDeps } from '../../tls/listener-tls.js';
+import { Reuse } from '../../core/reuse.js';
 import { HttpsListener } from './https-listener.js';
 import type { HttpListenerSettings } from './listener.js';
 import type { HttpObserver } from '../../observability/records.js';
@@ -16,21 +17,22 @@ export function buildHttpsListener(lc: HttpsListenerConfig, http: HttpListenerSe
   const t = lc.tls;
   try {
     const l = new HttpsListener({ ...http, proto: 'https', tls: { ...tlsTerminationSettings(lc.name, t, deps), http2: t.http2 } }, deps.observer, deps.log);
-    tlsSpecs.set(l, JSON.stringify(t));
+    builtFrom.set(l, t, true);
     return l;
   } catch (err) {
     throw tlsBuildError(lc.name, t, err);
   }
 }
 
-const tlsSpecs = new WeakMap<HttpsListener, string>();
+/** The `tls` section each https listener was built from. */
+const builtFrom = Reuse.byObject<HttpsListener, true>();
 
 /**
  * Reload: new routes and HTTP settings in place when the `tls` section is unchanged; false
  * otherwise (the listener is then rebuilt on a new socket and the old one drains).
  */
-export function updateHttpsListener(l: unknown, lc: HttpsListenerConfig, http: HttpListenerSettings): boolean {
-  if (!(l instanceof HttpsListener) || tlsSpecs.get(l) !== JSON.stringify(lc.tls)) return false;
+export function updateHttpsListener(l: HttpsListener, lc: HttpsListenerConfig, http: HttpListenerSettings): boolean {
+  if (!builtFrom.holds(l, lc.tls)) return false;
   l.update({ ...http, proto: 'https' });
   return true;
 }

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
-import { createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants as h2c, createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import { Outcome } from '../../core/outcome.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../../observability/logger.js';
 import type { CertificateStore, LoadedCertificate } from '../../tls/cert-store.js';
 import { clientCertInfo, type ClientCertInfo } from '../../tls/client-cert.js';
 import { OcspStapler } from '../../tls/ocsp.js';
 import { TlsTermination, type TlsTerminationSettings } from '../../tls/termination.js';
+import { H2GuardedSocket } from '../h2/guarded-socket.js';
+import type { H2FieldGuard } from '../h2/field-guard.js';
 import { H2StreamSocket } from '../h2/h2-stream-socket.js';
 import { socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
 import { HttpListener, type HttpListenerSettings } from './listener.js';
@@ -32,7 +35,6 @@ const H2_MAX_CONCURRENT_STREAMS = 128;
  * HttpSession over an H2StreamSocket, so both take the same routes, persistence and header rules.
  */
 export class HttpsListener extends HttpListener {
-  override readonly protocol = 'https';
   readonly certificates: CertificateStore;
   private readonly tlsSettings: HttpsTlsSettings;
   /** Certificates by SNI, reloaded from disk, handshakes, session resumption (shared with redirect listeners). */
@@ -61,7 +63,7 @@ export class HttpsListener extends HttpListener {
       alpn: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       handshakeTimeoutMs: settings.limits.headerTimeoutMs,
       onSecure: this.onSecure,
-      onHandshakeError: () => this.onRejected('tls-handshake'),
+      onHandshakeError: () => this.onRejected(Outcome.of('tls-handshake').reason),
       onReloaded: () => this.syncStaplers(),
       log,
     });
@@ -148,8 +150,10 @@ export class HttpsListener extends HttpListener {
     }
     const cert = this.tlsSettings.clientAuth === undefined ? undefined : clientCertInfo(s);
     if (s.alpnProtocol === 'h2') {
-      this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false, cert };
-      this.h2Server.emit('connection', s);
+      // nghttp2 drops malformed fields silently: the guard sees every header block first (RFC 9113 §8.2.1).
+      const guarded = new H2GuardedSocket(s);
+      this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false, cert, guard: guarded.guard };
+      this.h2Server.emit('connection', guarded);
       return;
     }
     this.sessions.add(new HttpSession(s, this, peer, cert));
@@ -168,6 +172,12 @@ export class HttpsListener extends HttpListener {
   private readonly onH2Stream = (stream: ServerHttp2Stream, _headers: unknown, _flags: number, rawHeaders: string[]): void => {
     stream.on('error', noop);
     const c = this.h2Clients.get(stream.session as ServerHttp2Session);
+    if (c?.guard.take(stream.id ?? 0) === true) {
+      // A malformed request (a field nghttp2 dropped): reset the stream, pass nothing on.
+      this.onRejected('h2-malformed');
+      stream.close(h2c.NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
     const sock = new H2StreamSocket(stream, rawHeaders, stream.endAfterHeaders, c?.peer.sourceAddress ?? '', c?.servername ?? false);
     this.sessions.add(new HttpSession(sock as unknown as Socket, this, c?.peer, c?.cert));
   };
@@ -191,6 +201,7 @@ interface H2Client {
   readonly peer: ProxyInfo;
   readonly servername: string | false;
   readonly cert: ClientCertInfo | undefined;
+  readonly guard: H2FieldGuard;
 }
 
 function noop(): void {}

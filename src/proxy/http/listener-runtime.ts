@@ -4,12 +4,13 @@ import type { QueuePriority } from '../../pool/queue.js';
 import type { ProxyVersion } from '../../net/proxy-protocol.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { HeadLimits } from './parse-request.js';
-import type { RouteAnswer } from './route-actions.js';
+import type { PhaseList } from './phases.js';
 import type { Matcher, RequestView } from './router.js';
 import type { HttpSession } from './session.js';
 import type { ExchangeRecord } from '../../observability/records.js';
 import type { ServerConnections } from './upstream.js';
 import type { UpstreamPool } from '../upstream-pool.js';
+import type { AttemptPool } from '../upstream-attempt.js';
 
 /** A pool as the HTTP data path uses it: what every data path needs of it, plus the response timeout and connection reuse. */
 export interface PoolHandle extends UpstreamPool {
@@ -24,8 +25,14 @@ export interface HttpRoute {
   readonly name: string;
   readonly match: Matcher;
   readonly pool: PoolHandle | undefined;
-  /** Set when Portico answers the route itself (redirect, respond) instead of forwarding. */
-  readonly answer: RouteAnswer | undefined;
+  /** The pool as the upstream attempt takes it (passive health goes through the route's phases instead). */
+  readonly upstream: AttemptPool | undefined;
+  /**
+   * The route's phases in order (phases.ts), compiled at load: its own answer (redirect, respond),
+   * persistence, forwarding headers, passive health, X-Served-By. A route with a pool always has
+   * the forwarding phase; one without a pool has a phase that answers.
+   */
+  readonly phases: PhaseList;
   /** Order in the pool's queue. */
   readonly priority: QueuePriority;
   /**
@@ -63,6 +70,8 @@ export interface HttpListenerRuntime {
   readonly sendProxy: false | ProxyVersion;
   /** The listener's rate limit; undefined: none (and nothing is checked). */
   readonly rateLimit: RateLimiter | undefined;
+  /** Phases run on every request before routing (the rate limit); NO_PHASES when none. */
+  readonly phases: PhaseList;
   readonly sessions: Set<HttpSession>;
   onDone(rec: ExchangeRecord): void;
   onRejected(reason: string): void;

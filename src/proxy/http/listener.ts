@@ -9,6 +9,8 @@ import type { HttpLimits, HttpListenerRuntime, HttpRoute } from './listener-runt
 import { HttpSession } from './session.js';
 import type { ExchangeRecord, HttpObserver } from '../../observability/records.js';
 import { TICK_MS } from '../../net/deadlines.js';
+import { compilePhases, NO_PHASES, type HttpPhase, type PhaseList } from './phases.js';
+import { RateLimitPhase } from './phases/rate-limit.js';
 
 /** The listener's address, and what its sessions read (HttpListenerRuntime) as the configuration gives it. */
 export interface HttpListenerSettings
@@ -23,6 +25,13 @@ export interface HttpListenerSettings
   readonly access?: AccessList | undefined;
   /** Requests over this limit get 429; undefined: no limit (and nothing is checked). */
   readonly rateLimit?: RateLimiter | undefined;
+  /** Phases every request runs before routing, ahead of the rate limit (a redirect listener's target check). */
+  readonly phases?: readonly HttpPhase[] | undefined;
+  /**
+   * The listener kind it serves as, when not `proto` itself: a `redirect` listener is an http (or,
+   * with TLS, https) listener whose one route answers with a redirect (src/proxy/redirect/).
+   */
+  readonly protocol?: 'redirect' | undefined;
 }
 
 /**
@@ -31,7 +40,7 @@ export interface HttpListenerSettings
  * up new routes on their next request.
  */
 export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
-  readonly protocol: 'http' | 'https' = 'http';
+  readonly protocol: 'http' | 'https' | 'redirect';
   name: string;
   // Set by update(), which the constructor calls.
   proto!: 'http' | 'https';
@@ -45,6 +54,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
   sendProxy!: false | ProxyVersion;
   access!: AccessList | undefined;
   rateLimit: RateLimiter | undefined = undefined;
+  phases: PhaseList = NO_PHASES;
   readonly sessions = new Set<HttpSession>();
   /** Connections still reading their PROXY header (acceptProxy). */
   handshaking = 0;
@@ -56,6 +66,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
 
   constructor(settings: HttpListenerSettings, observer?: HttpObserver) {
     this.name = settings.name;
+    this.protocol = settings.protocol ?? settings.proto;
     this.host = settings.host;
     this.port = settings.port;
     this.observer = observer;
@@ -76,6 +87,11 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
     this.access = settings.access;
     if (this.rateLimit !== settings.rateLimit) this.rateLimit?.close();
     this.rateLimit = settings.rateLimit;
+    const own = settings.phases;
+    this.phases =
+      settings.rateLimit === undefined && (own === undefined || own.length === 0)
+        ? NO_PHASES
+        : compilePhases([...(own ?? []), settings.rateLimit === undefined ? undefined : new RateLimitPhase(settings.rateLimit)]);
   }
 
   get address(): { host: string; port: number } {

@@ -52,6 +52,17 @@ describe('parseResponseHead: successes', () => {
     assert.equal(bare.reason, '');
   });
 
+  it('refuses a 1xx response that carries Content-Length above 0 or Transfer-Encoding', () => {
+    for (const f of ['Content-Length: 4\r\n', 'Transfer-Encoding: chunked\r\n']) {
+      for (const st of ['HTTP/1.1 100 Continue', 'HTTP/1.1 103 Early Hints', 'HTTP/1.1 101 Switching Protocols']) {
+        const r = parseResponseHead(Buffer.from(`${st}\r\n${f}\r\n`, 'latin1'), LIMITS);
+        assert.ok(r !== null && !r.ok, `${st} with ${f}`);
+        const zero = parseResponseHead(Buffer.from(`${st}\r\nContent-Length: 0\r\n\r\n`, 'latin1'), LIMITS);
+        assert.ok(zero !== null && zero.ok, `${st} with Content-Length: 0`);
+      }
+    }
+  });
+
   it('accepts any status from 100 to 999', () => {
     assert.equal(ok(res('', 'HTTP/1.1 100 Continue')).status, 100);
     assert.equal(ok(res('Content-Length: 0\r\n', 'HTTP/1.1 599 X')).status, 599);
@@ -206,7 +217,8 @@ describe('parseResponseHead: properties', () => {
         fc.constantFrom<0 | 1>(0, 1),
         fc.array(fc.record({ name, value }), { maxLength: 15 }),
         fc.nat(1_000_000),
-        (status, minor, fields, length) => {
+        (status, minor, fields, anyLength) => {
+          const length = status < 200 ? 0 : anyLength; // a 1xx may not carry a Content-Length above 0
           let raw = `HTTP/1.${minor} ${status} Reason Phrase\r\nContent-Length: ${length}\r\n`;
           for (const f of fields) raw += `${f.name}: ${f.value}\r\n`;
           raw += '\r\n';

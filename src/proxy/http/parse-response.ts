@@ -64,6 +64,7 @@ export type ResponseFraming = 'none' | 'length' | 'chunked' | 'close';
 const F_VERSION = failure(400, 'malformed status-line version');
 const F_VERSION_UNSUPPORTED = failure(505, 'HTTP version not supported');
 const F_STATUS = failure(400, 'status code is not 3 digits (100-999)');
+const F_1XX_FRAMING = failure(400, 'Content-Length above 0 or Transfer-Encoding on a 1xx response');
 const F_REASON = failure(400, 'invalid reason-phrase character');
 const F_TE_HTTP10 = failure(400, 'Transfer-Encoding on an HTTP/1.0 response');
 
@@ -138,6 +139,11 @@ export function parseResponseHead(buf: Buffer, limits: HeadLimits, requestMethod
   if (failed !== null) return failed;
   const contentLength = headFields.contentLength;
   const te = headFields.te;
+
+  // RFC 9110 §8.6, §6.1: a 1xx has no content and must not carry framing fields; a client that
+  // honoured them would take the next response's bytes as this one's body (Content-Length: 0 is
+  // harmless either way, and some servers send it).
+  if (status < 200 && (contentLength > 0 || te !== undefined)) return F_1XX_FRAMING;
 
   let chunked = false;
   if (te !== undefined) {

@@ -178,7 +178,38 @@ describe('compileRoutes', () => {
     assert.equal(r!.responseDrop, HOP_BY_HOP);
     assert.equal(r!.requestAdd, '');
     assert.equal(r!.responseAdd, '');
-    assert.equal(r!.answer, undefined);
+    // Phases: forwarding headers and passive health only; nothing on the response side.
+    assert.deepEqual(
+      r!.phases.all.map((p) => p.name),
+      ['forwarding', 'passive-health'],
+    );
+    assert.equal(r!.phases.request.length, 0);
+    assert.equal(r!.phases.responseHead.length, 0);
+    assert.equal(r!.phases.responseBody.length, 0);
+  });
+
+  it('phases in order: persistence, forwarding, passive health, X-Served-By with exposeServer', () => {
+    const per = { requestHeaders: ['cookie'], responseHeaders: ['set-cookie'] } as unknown as Persistence;
+    const [r] = compileRoutes('web', [{ pool: 'web' }], () => handle(per), { exposeServer: true });
+    assert.deepEqual(
+      r!.phases.all.map((p) => p.name),
+      ['persistence', 'forwarding', 'passive-health', 'served-by'],
+    );
+    assert.deepEqual(
+      r!.phases.responseHead.map((p) => p.name),
+      ['persistence', 'served-by'],
+    );
+  });
+
+  it('a route that answers by itself has one phase, which answers; no pool', () => {
+    const [r] = compileRoutes('web', [{ redirect: { status: 301, location: 'https://{host}{path}' } }], () => undefined);
+    assert.equal(r!.pool, undefined);
+    assert.deepEqual(
+      r!.phases.all.map((p) => p.name),
+      ['route-answer'],
+    );
+    const a = r!.phases.request[0]!.onRequest!({ method: 'GET', path: '/x', query: '', host: 'a.test' } as never);
+    assert.equal((a as { status: number }).status, 301);
   });
 
   it('header edits: removed and replaced names are dropped, set and add appended', () => {

@@ -6,9 +6,16 @@
  */
 import { CidrSet } from '../../core/cidr.js';
 import { hostMatcher } from '../../tls/host-match.js';
+import { linearRegExp } from '../../config/values/linear-regex.js';
 import { cookieValue as cookieOf, headerValue, queryValue as queryOf, type StickyRequest } from '../../persistence/request.js';
 import type { HttpRoute, PoolHandle } from './listener-runtime.js';
 import { compileEdits, compileRedirect, compileRespond, type HeaderEditsSpec, type RouteAnswer } from './route-actions.js';
+import { compilePhases, type PhaseList } from './phases.js';
+import { FORWARDING_PHASE } from './phases/forwarding.js';
+import { PassiveHealthPhase } from './phases/passive-health.js';
+import { PersistencePhase } from './phases/persistence.js';
+import { RouteAnswerPhase } from './phases/route-answer.js';
+import { SERVED_BY_PHASE } from './phases/served-by.js';
 
 export { cookieValue, headerValue, queryValue } from '../../persistence/request.js';
 
@@ -47,7 +54,7 @@ function valueTest(spec: { value?: string | undefined; regex?: string | undefine
     return (v) => v === want;
   }
   if (spec.regex !== undefined) {
-    const re = new RegExp(spec.regex);
+    const re = linearRegExp(spec.regex);
     return (v) => v !== undefined && re.test(v);
   }
   return (v) => v !== undefined;
@@ -81,7 +88,7 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
     tests.push((r) => r.path.startsWith(prefix));
   }
   if (spec.pathRegex !== undefined) {
-    const re = new RegExp(spec.pathRegex);
+    const re = linearRegExp(spec.pathRegex);
     tests.push((r) => re.test(r.path));
   }
   if (spec.method !== undefined) {
@@ -106,7 +113,7 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
     tests.push((r) => t(queryOf(r.query, q.name)));
   }
   if (spec.userAgent !== undefined) {
-    const re = new RegExp(spec.userAgent);
+    const re = linearRegExp(spec.userAgent);
     tests.push((r) => {
       const ua = headerValue(r, 'user-agent');
       return ua !== undefined && re.test(ua);
@@ -136,6 +143,12 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
   };
 }
 
+/** What a listener's settings add to each of its routes. */
+export interface RouteOptions {
+  /** `exposeServer`: X-Served-By on every forwarded response. */
+  readonly exposeServer?: boolean | undefined;
+}
+
 /** A route as configured (the `routes[]` entries of an http listener, validated). */
 export interface RouteSpec {
   readonly name?: string | undefined;
@@ -152,21 +165,42 @@ export interface RouteSpec {
  * adds the headers it rewrites to the route's edits, so the data path relays everything else
  * unchanged in one pass.
  */
-export function compileRoutes(listener: string, specs: readonly RouteSpec[], pool: (name: string) => PoolHandle | undefined): HttpRoute[] {
+export function compileRoutes(
+  listener: string,
+  specs: readonly RouteSpec[],
+  pool: (name: string) => PoolHandle | undefined,
+  options: RouteOptions = {},
+): HttpRoute[] {
   return specs.map((r, i): HttpRoute => {
     const ph = r.pool === undefined ? undefined : pool(r.pool);
     if (r.pool !== undefined && ph === undefined) throw new Error(`route ${listener}#${i}: unknown pool ${r.pool}`);
-    const per = ph?.persistence;
-    const request = compileEdits(r.headers?.request, per?.requestHeaders);
-    const response = compileEdits(r.headers?.response, per?.responseHeaders);
-    let answer: RouteAnswer | undefined;
-    if (r.redirect !== undefined) answer = compileRedirect(r.redirect.status, r.redirect.location, response.add);
-    else if (r.respond !== undefined) answer = compileRespond(r.respond.status, r.respond.body, r.respond.headers, response.add);
+    let phases: PhaseList;
+    if (ph === undefined) {
+      // Portico answers the route itself; the answer carries the route's response header edits.
+      const response = compileEdits(r.headers?.response);
+      let answer: RouteAnswer;
+      if (r.redirect !== undefined) answer = compileRedirect(r.redirect.status, r.redirect.location, response.add);
+      else if (r.respond !== undefined) answer = compileRespond(r.respond.status, r.respond.body, r.respond.headers, response.add);
+      else throw new Error(`route ${listener}#${i}: neither a pool nor an answer (redirect, respond)`);
+      phases = compilePhases([new RouteAnswerPhase(answer)]);
+    } else {
+      const per = ph.persistence;
+      phases = compilePhases([
+        per === undefined ? undefined : new PersistencePhase(per),
+        FORWARDING_PHASE,
+        new PassiveHealthPhase(ph),
+        options.exposeServer === true ? SERVED_BY_PHASE : undefined,
+      ]);
+    }
+    // The headers the phases write themselves are not relayed as received: one pass in the session.
+    const request = compileEdits(r.headers?.request, phases.requestHeaders);
+    const response = compileEdits(r.headers?.response, phases.responseHeaders);
     return {
       name: r.name ?? `${listener}#${i}`,
       match: compileMatch(r.match),
       pool: ph,
-      answer,
+      upstream: ph === undefined ? undefined : { pool: ph.pool, retries: ph.retries },
+      phases,
       priority: r.priority ?? 'normal',
       requestDrop: request.drop,
       requestAdd: request.add,
@@ -174,4 +208,20 @@ export function compileRoutes(listener: string, specs: readonly RouteSpec[], poo
       responseAdd: response.add,
     };
   });
+}
+
+/** The hash key of a request for `hash.key`: source-ip | uri | header:NAME | cookie:NAME | query:NAME. */
+export function hashKeyOf(key: string): (req: RequestView) => string | undefined {
+  if (key === 'source-ip') return (r) => r.clientAddress;
+  if (key === 'uri') return (r) => (r.query === '' ? r.path : r.path + '?' + r.query);
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  const name = key.slice(colon + 1);
+  if (kind === 'header') {
+    const lname = name.toLowerCase();
+    return (r) => headerValue(r, lname);
+  }
+  if (kind === 'cookie') return (r) => cookieOf(r, name);
+  if (kind === 'query') return (r) => queryOf(r.query, name);
+  throw new Error(`unknown hash key ${key}`);
 }

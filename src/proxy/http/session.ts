@@ -1,23 +1,20 @@
 import type { Socket } from 'node:net';
-import type { Server, ServerId } from '../../core/server.js';
-import type { FailureKind } from '../../health/outlier.js';
-import type { Pool } from '../../pool/pool.js';
-import type { QueueWaiter } from '../../pool/queue.js';
-import type { ServerRuntime } from '../../pool/server-runtime.js';
-import { ChunkedScanner } from './chunked.js';
+import type { Server } from '../../core/server.js';
+import { ChunkedScanner, type ChunkSink } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
-import type { ClientCertInfo, ClientCertState } from '../../tls/client-cert.js';
-import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, forwardedNode, forwardedValue, isIdempotent, xffAddress } from './headers.js';
+import type { ClientCertInfo } from '../../tls/client-cert.js';
+import { CLIENT_CERT, FORBIDDEN_TRAILERS, FORWARDING, HOP_BY_HOP, isIdempotent } from './headers.js';
 import { parseRequestHead, type RequestHead } from './parse-request.js';
 import { parseResponseHead, responseFraming, type ResponseHead } from './parse-response.js';
-import type { RequestView } from './router.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
 import { normalizeHost, normalizePath } from './normalize.js';
-import type { RouteAnswer } from './route-actions.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
 import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
 import { clockNow } from '../../net/deadlines.js';
-import type { ExchangeRecord } from '../../observability/records.js';
+import { Exchange } from './exchange.js';
+import { answerHeaders, httpStatus, Outcome, refusal } from '../../core/outcome.js';
+import { UpstreamAttempt, type AttemptOwner } from '../upstream-attempt.js';
+import { isAnswer, type Answer, type HttpPhase } from './phases.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -40,6 +37,18 @@ const enum St {
   Closed,
 }
 
+/** How the response body goes to the client. */
+const enum BodyOut {
+  /** The server's bytes, unchanged (no body phase). */
+  Relay,
+  /** The server's bytes, unchanged; body phases see the payload. */
+  Observe,
+  /** Body phases replace the body: Portico frames it as chunked (HTTP/1.1 client). */
+  Chunked,
+  /** Body phases replace the body: sent as it comes, the connection closes after (HTTP/1.0 client). */
+  Close,
+}
+
 const enum BodyMode {
   None,
   Length,
@@ -47,13 +56,16 @@ const enum BodyMode {
   Close,
 }
 
-let requestSeq = 0;
-const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
-
 const EMPTY: Buffer = Buffer.alloc(0);
 
 /** How long a closing connection may take to flush what is left to send before it is cut (ms). */
 const LINGER_MS = 5000;
+
+/**
+ * Answers Portico made itself (a redirect, a respond route, an error) that a pipelining client has
+ * not read yet; above this, its next buffered request waits until the socket drains.
+ */
+const MAX_UNREAD_OUTPUT = 256 * 1024;
 
 /**
  * One client connection and the exchange in progress on it. HTTP/1.1 keep-alive,
@@ -61,84 +73,63 @@ const LINGER_MS = 5000;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, QueueWaiter {
+export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink {
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
-  readonly clientAddress: string;
+  /** The request in progress on this connection (reset between requests): what phases, routing and observers read. */
+  readonly ex: Exchange;
   /** The client connection as a PROXY header names it, when it is not the socket's own. */
   private readonly peer: ProxyInfo | undefined;
   /** sendProxy: this client's own server connection, kept between its requests. */
   private own: UpstreamConn | undefined = undefined;
-  private readonly clientTrusted: boolean;
   private state: St = St.Head;
   /** Unconsumed bytes from the client. */
   private buf: Buffer = EMPTY;
   /** Deadline (clockNow ms) and what it guards; 0 = none. */
   deadline = 0;
   private deadlineKind: 'idle' | 'header' | 'body' | 'queue' | 'connect' | 'response' | 'tunnel' | 'linger' = 'idle';
-  /** Parked in the pool's queue (every available server at maxConnections). */
-  private queued = false;
   private requestsOnConn = 0;
   private clientEnded = false;
   private clientPaused = false;
   private upPaused = false;
+  /** tryHead is on the stack: a request answered at once loops there for the next, never recursing. */
+  private parsing = false;
+  /** An answered request left a further one in the buffer while tryHead was on the stack. */
+  private parseAgain = false;
+  /** The next buffered request waits for the client to read what was answered (MAX_UNREAD_OUTPUT). */
+  private headWaits = false;
+  /** The client certificate headers for the servers ('' without clientAuth). */
+  private readonly clientCertHead: string;
 
-  // ---- the current exchange ----
-  private req: RequestHead | undefined = undefined;
+  // ---- the transport of the current exchange: framing, the server connection ----
+  /** The request target toward the server: origin-form, normalised path. */
+  private serverTarget = '';
   private headStr = '';
-  private routeRef: HttpRoute | undefined = undefined;
-  /** The server persistence pinned this request to (undefined: not pinned). */
-  private pinned: Server | undefined = undefined;
-  /** Waiting for persistence to ask a shared store. */
-  private pinWait = false;
-  private ph: PoolHandle | undefined = undefined;
-  private srv: Server | undefined = undefined;
-  private rt: ServerRuntime | undefined = undefined;
+  /** Waiting for a request phase's promise: the list and the index of the phase that waits. */
+  private waitList: readonly HttpPhase[] | undefined = undefined;
+  private waitAt = 0;
+  /** Pick, queue, retries and release of the current request's server (one per connection, begun per request). */
+  private readonly attempt: UpstreamAttempt;
   private up: UpstreamConn | undefined = undefined;
-  private avoid: Set<ServerId> | undefined = undefined;
-  private freshOnly = false;
-  tries = 0;
+  /** The server connection of this try was an idle one, reused. */
+  private reusedConn = false;
   private reqMode: BodyMode = BodyMode.None;
   private reqLeft = 0;
   private reqBodyBytes = 0;
   private reqDone = false;
-  private reqSentAny = false;
   private readonly reqScanner = new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS });
-  private res: ResponseHead | undefined = undefined;
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
   private resLeft = 0;
   private resDone = false;
   private readonly resScanner = new ChunkedScanner();
+  private bodyOut: BodyOut = BodyOut.Relay;
+  /** A replaced body's write found the client's buffer full. */
+  private outFull = false;
   private sentToClient = false;
   private keepClient = true;
   private upReusable = true;
   private upstreamKeepAlive = true;
-
-  // ---- record fields (ExchangeRecord / RequestView) ----
-  method = '';
-  target = '';
-  path = '';
-  query = '';
-  host = '';
-  /** The TLS server name of the client connection (https listeners), for `match: { sni }`. */
-  readonly sni: string | undefined;
-  /** The client certificate of the connection (https listeners with clientAuth), for `match: { clientCert }`. */
-  readonly clientCert: ClientCertState | undefined;
-  /** The client certificate headers for the servers ('' without clientAuth). */
-  private readonly clientCertHead: string;
-  lnames: readonly string[] = [];
-  values: readonly string[] = [];
-  status = 0;
-  bytesIn = 0;
-  bytesOut = 0;
-  startedAt = 0;
-  queueMs = 0;
-  connectMs = 0;
-  firstByteMs = 0;
-  totalMs = 0;
-  error = '';
-  private rid = '';
 
   /**
    * `peer`: the client connection when it is not the socket's own (a PROXY protocol header named
@@ -149,13 +140,11 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.sock = sock;
     this.lst = lst;
     this.peer = peer;
-    this.clientCert = cert?.state;
     this.clientCertHead = cert?.head ?? '';
     const servername = (sock as { servername?: unknown }).servername;
-    this.sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
-    const addr = peer?.sourceAddress ?? sock.remoteAddress ?? '';
-    this.clientAddress = addr;
-    this.clientTrusted = lst.trusted.size > 0 && lst.trusted.has(addr);
+    const sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
+    this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state);
+    this.attempt = new UpstreamAttempt(this);
     sock.setNoDelay(true);
     sock.on('data', this.onClientData);
     sock.on('end', this.onClientEnd);
@@ -163,31 +152,6 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     sock.on('close', this.onClientClose);
     sock.on('drain', this.onClientDrain);
     this.setDeadline('header', lst.limits.headerTimeoutMs);
-  }
-
-  get listener(): string {
-    return this.lst.name;
-  }
-  get route(): string {
-    return this.routeRef?.name ?? '';
-  }
-  get pool(): string {
-    return this.ph?.pool.name ?? '';
-  }
-  get server(): string {
-    return this.srv?.name ?? '';
-  }
-  requestId(): string {
-    if (this.rid === '') this.rid = idPrefix + (++requestSeq).toString(36);
-    return this.rid;
-  }
-  get httpVersion(): string {
-    return this.req?.minor === 0 ? '1.0' : '1.1';
-  }
-  header(lname: string): string {
-    const names = this.lnames;
-    for (let i = 0; i < names.length; i++) if (names[i] === lname) return this.values[i]!;
-    return '';
   }
 
   /** True while no request is in progress (used by graceful shutdown). */
@@ -221,10 +185,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         else this.pauseClient(); // a pipelined request: it waits until this exchange ends
         return;
       case St.Tunnel: {
-        this.bytesIn += chunk.length;
+        this.ex.bytesIn += chunk.length;
         const up = this.up;
         if (up !== undefined && !up.socket.write(chunk)) this.pauseClient();
-        this.setDeadline('tunnel', this.ph?.idleTimeoutMs ?? 0);
+        this.setDeadline('tunnel', this.ex.poolHandle?.idleTimeoutMs ?? 0);
         return;
       }
       default:
@@ -239,14 +203,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       return;
     }
     if (this.state === St.Head) {
-      if (this.buf.length > 0) this.refuse(400, 'incomplete request head');
+      if (this.buf.length > 0) this.refuse(refusal(400, 'incomplete request head'));
       else this.sock.end();
       return;
     }
     // The client closed its side while its request is in progress. Like HAProxy's
     // abortonclose: treat it as gone and cancel the server request, rather than keep a
     // server busy for a client that will most likely not read the answer.
-    this.abort(this.reqDone ? 'client closed' : 'client closed during request body');
+    this.abort(Outcome.of(this.reqDone ? 'client-closed' : 'client-closed-body'));
   };
 
   private readonly onClientError = (): void => {
@@ -263,14 +227,19 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       this.own = undefined;
     }
     if (was === St.Connecting || was === St.Exchange || was === St.Tunnel) {
-      if (this.error === '') this.error = was === St.Tunnel ? '' : 'client aborted';
+      if (was !== St.Tunnel) this.ex.outcome ??= Outcome.of('client-aborted');
       this.dropUpstream();
-      if (this.status === 0) this.status = 499;
+      if (this.ex.status === 0) this.ex.status = 499;
       this.finishRecord();
     }
   };
 
   private readonly onClientDrain = (): void => {
+    if (this.headWaits) {
+      this.headWaits = false;
+      if (this.state === St.Head) this.nextBuffered();
+      return;
+    }
     if (this.upPaused) {
       this.upPaused = false;
       this.up?.socket.resume();
@@ -293,58 +262,73 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   /** Parse a request head from the buffer and start its exchange. */
   private tryHead(): void {
-    const lim = this.lst.limits;
-    const r = parseRequestHead(this.buf, lim);
-    if (r === null) return;
-    if (!r.ok) {
-      this.refuse(r.status, r.reason);
+    if (this.headWaits) return;
+    if (this.parsing) {
+      // Called back from an answer sent synchronously (nextRequest): the loop below goes on.
+      this.parseAgain = true;
       return;
     }
-    this.startExchange(r);
+    const lim = this.lst.limits;
+    this.parsing = true;
+    try {
+      do {
+        this.parseAgain = false;
+        const r = parseRequestHead(this.buf, lim);
+        if (r === null) return;
+        if (!r.ok) {
+          this.refuse(refusal(r.status, r.reason));
+          return;
+        }
+        this.startExchange(r);
+      } while (this.parseAgain && this.state === St.Head);
+    } finally {
+      this.parsing = false;
+    }
   }
 
   private startExchange(r: RequestHead): void {
     const lst = this.lst;
     const lim = lst.limits;
-    this.req = r;
-    this.startedAt = performance.now();
+    this.ex.head = r;
+    this.ex.startedAt = performance.now();
     this.requestsOnConn++;
-    this.method = r.method;
-    this.target = r.target;
-    this.lnames = r.lnames;
-    this.values = r.values;
+    this.ex.method = r.method;
+    this.ex.target = r.target;
+    this.ex.lnames = r.lnames;
+    this.ex.values = r.values;
     this.buf = r.headEnd === this.buf.length ? EMPTY : this.buf.subarray(r.headEnd);
-    this.bytesIn = r.headEnd;
-    this.bytesOut = 0;
+    this.ex.bytesIn = r.headEnd;
+    this.ex.bytesOut = 0;
     this.keepClient =
       r.keepAlive && !this.clientEnded && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
 
     // Target: origin-form (or absolute-form, turned into origin-form for the server).
     let t = r.target;
     if (t.charCodeAt(0) !== 47 /* / */) {
-      if (r.method === 'CONNECT') return this.refuse(405, 'CONNECT is not supported');
+      if (r.method === 'CONNECT') return this.refuse(Outcome.of('method-not-allowed', 'CONNECT is not supported'));
       if (t === '*') {
-        if (r.method !== 'OPTIONS') return this.refuse(400, 'asterisk-form is for OPTIONS');
+        if (r.method !== 'OPTIONS') return this.refuse(refusal(400, 'asterisk-form is for OPTIONS'));
       } else {
         t = r.path; // absolute-form, checked by the parser: its origin-form, '/' for an empty path
       }
     }
     const q = t.indexOf('?');
     const rawPath = q < 0 ? t : t.slice(0, q);
-    this.query = q < 0 ? '' : t.slice(q + 1);
+    this.ex.query = q < 0 ? '' : t.slice(q + 1);
     // Routes see the normalised path and the server gets it: the two cannot disagree.
     const path = t === '*' ? rawPath : normalizePath(rawPath);
-    if (path === undefined) return this.refuse(400, 'ambiguous path encoding');
+    if (path === undefined) return this.refuse(refusal(400, 'ambiguous path encoding'));
     if (path !== rawPath) t = q < 0 ? path : path + t.slice(q);
-    this.path = path;
-    this.host = normalizeHost(r.host ?? '');
+    this.serverTarget = t;
+    this.ex.path = path;
+    this.ex.host = normalizeHost(r.host ?? '');
 
     // Body framing and limits.
     if (r.chunked) {
       this.reqMode = BodyMode.Chunked;
       this.reqScanner.reset();
     } else if (r.contentLength > 0) {
-      if (lim.maxBodyBytes > 0 && r.contentLength > lim.maxBodyBytes) return this.refuse(413, 'body too large');
+      if (lim.maxBodyBytes > 0 && r.contentLength > lim.maxBodyBytes) return this.refuse(Outcome.of('body-too-large'));
       this.reqMode = BodyMode.Length;
       this.reqLeft = r.contentLength;
     } else {
@@ -353,79 +337,124 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.reqDone = this.reqMode === BodyMode.None;
     this.reqBodyBytes = 0;
 
-    // Rate limit (listeners with `rateLimit` only): the request's key takes a token, or 429.
-    const rl = lst.rateLimit;
-    if (rl !== undefined) {
-      const waitSec = rl.take(this);
-      if (waitSec > 0) return this.limited(waitSec);
-    }
+    // Phases before routing (the rate limit), then the route and its phases.
+    const before = lst.phases.request;
+    if (before.length > 0 && !this.runRequestPhases(before, 0)) return;
+    this.routeRequest();
+  }
 
-    // Route.
-    const routes = lst.routes;
+  /** The first matching route takes the request; its phases run, then it goes to its pool. */
+  private routeRequest(): void {
+    const ex = this.ex;
+    const routes = this.lst.routes;
     let route: HttpRoute | undefined;
     for (let i = 0; i < routes.length; i++) {
-      if (routes[i]!.match(this)) {
+      if (routes[i]!.match(ex)) {
         route = routes[i];
         break;
       }
     }
-    this.routeRef = route;
+    ex.compiledRoute = route;
     if (route === undefined) {
-      this.error = 'no route';
-      return this.respondError(lst.noRouteStatus, '');
+      return this.answerFailure(Outcome.of('no-route'));
     }
-    const ph = route.pool;
-    if (ph === undefined) return this.answer(route.answer!);
-    this.ph = ph;
-    this.headStr = this.buildRequestHead(t, r, route, ph);
-    this.state = St.Connecting;
-    const per = ph.persistence;
-    if (per !== undefined) {
-      const pin = per.lookup(this, ph.pool.current.set);
-      if (pin instanceof Promise) {
-        // A shared store is asked; it answers within its timeout and never rejects.
-        this.pinWait = true;
-        this.deadline = 0;
-        pin.then(this.onPinned);
-        return;
-      }
-      this.pinned = pin;
-    }
-    this.pickAndConnect();
+    ex.poolHandle = route.pool;
+    const phases = route.phases.request;
+    if (phases.length > 0 && !this.runRequestPhases(phases, 0)) return;
+    this.forward();
   }
 
-  private readonly onPinned = (s: Server | undefined): void => {
-    if (!this.pinWait) return;
-    this.pinWait = false;
-    if (this.state !== St.Connecting) return;
-    this.pinned = s;
-    this.pickAndConnect();
+  /** Every request phase let the request through: build its head for the server and pick one. */
+  private forward(): void {
+    const ph = this.ex.poolHandle;
+    if (ph === undefined) {
+      // compileRoutes gives a route without a pool a phase that answers; this is a bug if reached.
+      return this.answerFailure(Outcome.of('phase-failed', 'route has neither a pool nor an answer'));
+    }
+    const ex = this.ex;
+    const route = ex.compiledRoute!;
+    this.headStr = this.buildRequestHead(this.serverTarget, ex.head!, route);
+    this.state = St.Connecting;
+    const attempt = this.attempt;
+    attempt.begin(route.upstream!, ph.hashKey === undefined ? undefined : ph.hashKey(ex), ex.path, route.priority);
+    attempt.pin(ex.pinned);
+    attempt.run();
+  }
+
+  /**
+   * Run `phases[from..]`'s onRequest in order. True when all let the request through; false when
+   * one answered (sent) or made the exchange wait (it resumes in onPhaseSettled).
+   */
+  private runRequestPhases(phases: readonly HttpPhase[], from: number): boolean {
+    const ex = this.ex;
+    for (let i = from; i < phases.length; i++) {
+      const d = phases[i]!.onRequest!(ex);
+      if (d === undefined) continue;
+      if (isAnswer(d)) {
+        this.sendPhaseAnswer(d);
+        return false;
+      }
+      // Wait: the client's bytes are buffered (not parsed as a next request) and no deadline runs.
+      this.waitList = phases;
+      this.waitAt = i;
+      this.state = St.Connecting;
+      this.deadline = 0;
+      d.then(this.onPhaseSettled, this.onPhaseFailed);
+      return false;
+    }
+    return true;
+  }
+
+  private readonly onPhaseSettled = (value: unknown): void => {
+    const phases = this.waitList;
+    if (phases === undefined || this.state !== St.Connecting) return;
+    this.waitList = undefined;
+    const at = this.waitAt;
+    const resumed = phases[at]!.onResume?.(this.ex, value);
+    if (resumed !== undefined) return this.sendPhaseAnswer(resumed);
+    if (!this.runRequestPhases(phases, at + 1)) return;
+    if (phases === this.lst.phases.request) this.routeRequest();
+    else this.forward();
   };
 
-  /** The route answers by itself (redirect, respond): no server is involved. */
-  private answer(a: RouteAnswer): void {
+  private readonly onPhaseFailed = (err: unknown): void => {
+    const phases = this.waitList;
+    if (phases === undefined || this.state !== St.Connecting) return;
+    this.waitList = undefined;
+    this.keepClient = false;
+    this.answerFailure(Outcome.of('phase-failed', phases[this.waitAt]!.name + ': ' + (err instanceof Error ? err.message : String(err))));
+  };
+
+  /** A phase answers instead of the server: a rendered response (redirect, respond) or an error page. */
+  private sendPhaseAnswer(a: Answer): void {
+    const ex = this.ex;
+    if (a.render === undefined) {
+      const o = a.outcome;
+      ex.outcome = o;
+      if (a.rejected === true) this.lst.onRejected(o.reason);
+      return this.respondError(httpStatus(o, this.lst.noRouteStatus), a.headers);
+    }
     // An HTTP/1.0 client is answered with Connection: close (the answers are built for HTTP/1.1).
-    const keep = this.keepClient && this.reqMode === BodyMode.None && this.req!.minor === 1;
-    const text = a.render(this, this.lst.proto, keep);
-    this.status = a.status;
-    this.firstByteMs = performance.now() - this.startedAt;
+    const keep = this.keepClient && this.reqMode === BodyMode.None && ex.head!.minor === 1;
+    const text = a.render(ex, this.lst.proto, keep);
+    ex.status = a.status;
+    ex.firstByteMs = performance.now() - ex.startedAt;
     this.sendAnswer(text, keep);
   }
 
-  /** The request head as the server gets it: hop-by-hop removed, the route's edits and forwarding headers added. */
-  private buildRequestHead(target: string, r: RequestHead, route: HttpRoute, ph: PoolHandle): string {
+  /**
+   * The request head as the server gets it: hop-by-hop and the client's forwarding headers
+   * removed, the route's edits and the lines of its upstreamHead phases (persistence, forwarding
+   * headers ...) added.
+   */
+  private buildRequestHead(target: string, r: RequestHead, route: HttpRoute): string {
     const names = r.names;
     const drop = route.requestDrop;
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
-    const trusted = this.clientTrusted;
     const http10 = r.minor === 0;
     let h = r.method + ' ' + target + (http10 ? ' HTTP/1.0\r\n' : ' HTTP/1.1\r\n');
-    let xff: string | undefined;
-    let xfProto: string | undefined;
-    let xfHost: string | undefined;
-    let fwd: string | undefined;
     let teTrailers = false;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
@@ -433,29 +462,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         if (ln === 'te' && acceptsTrailers(values[i]!)) teTrailers = true;
         continue;
       }
-      if (FORWARDING.has(ln)) {
-        if (!trusted) continue;
-        const v = values[i]!;
-        if (ln === 'x-forwarded-for') xff = xff === undefined ? v : xff + ', ' + v;
-        else if (ln === 'x-forwarded-proto') xfProto ??= v;
-        else if (ln === 'x-forwarded-host') xfHost ??= v;
-        else fwd = fwd === undefined ? v : fwd + ', ' + v;
-        continue;
-      }
+      // A client's own forwarding headers never pass as received (the forwarding phase keeps a trusted proxy's).
+      if (FORWARDING.has(ln)) continue;
       if (conn.length > 0 && conn.includes(ln)) continue;
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
     h += route.requestAdd;
-    if (ph.persistence !== undefined) h += ph.persistence.forwardHeaders(this);
-    const proto = this.lst.proto;
-    const client = xffAddress(this.clientAddress);
-    const hostHdr = r.host ?? '';
-    h += 'X-Forwarded-For: ' + (xff === undefined ? client : xff + ', ' + client) + '\r\n';
-    h += 'X-Forwarded-Proto: ' + (xfProto ?? proto) + '\r\n';
-    if (hostHdr !== '') h += 'X-Forwarded-Host: ' + (xfHost ?? hostHdr) + '\r\n';
-    const mine =
-      'for=' + forwardedNode(this.clientAddress) + ';proto=' + proto + (hostHdr !== '' ? ';host=' + forwardedValue(hostHdr) : '');
-    h += 'Forwarded: ' + (fwd === undefined ? mine : fwd + ', ' + mine) + '\r\n';
+    const phases = route.phases.upstreamHead;
+    for (let i = 0; i < phases.length; i++) h += phases[i]!.upstreamHead!(this.ex);
     h += this.clientCertHead;
     if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
     if (r.upgrade !== undefined) {
@@ -476,67 +490,26 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   // server side
   // ======================================================================
 
-  private pickServer(ph: PoolHandle): Server | undefined {
-    const pin = this.pinned;
-    if (pin !== undefined && (this.avoid === undefined || !this.avoid.has(pin.id)) && ph.pool.acceptsPinned(pin.id)) {
-      // A pinned server at its maxConnections: the balancer places the request (and persistence re-pins).
-      const rt = ph.pool.runtime(pin.id);
-      if (rt !== undefined && (pin.maxConnections === 0 || rt.active < pin.maxConnections)) return pin;
-    }
-    const hashKey = ph.hashKey === undefined ? undefined : ph.hashKey(this);
-    return ph.pool.pick(this.avoid === undefined ? { hashKey, path: this.path } : { hashKey, path: this.path, avoid: this.avoid });
-  }
-
-  private pickAndConnect(): void {
-    const ph = this.ph!;
-    const s = this.pickServer(ph);
-    if (s === undefined) {
-      if (this.tries > 0) {
-        this.error ||= 'upstream failed';
-        return this.respondError(502, '');
+  /** AttemptOwner: the attempt picked `s` and acquired it; reuse an idle connection to it or open one. */
+  attemptConnect(s: Server): void {
+    const ex = this.ex;
+    const attempt = this.attempt;
+    ex.picked = s;
+    ex.tries = attempt.tries;
+    ex.queueMs = attempt.queueMs;
+    const picked = ex.compiledRoute!.phases.picked;
+    for (let i = 0; i < picked.length; i++) {
+      // A phase may answer instead of contacting the server (a redirect to it): the server is given back untouched.
+      const a = picked[i]!.onPicked!(ex);
+      if (a !== undefined) {
+        attempt.release(true, undefined, ex);
+        return this.sendPhaseAnswer(a);
       }
-      const saturated = ph.pool.current.set.available.length > 0;
-      if (saturated && ph.pool.enqueue(this, this.routeRef!.priority)) {
-        // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
-        this.queued = true;
-        this.setDeadline('queue', ph.queueTimeoutMs ?? 0);
-        return;
-      }
-      this.error = saturated ? 'queue full' : 'no available server';
-      return this.respondError(503, 'Retry-After: ' + ph.retryAfterSec + '\r\n');
     }
-    this.connectTo(ph, s);
-  }
-
-  /** The pool has a free slot: pick again. False when none could be had (we stay first in line). */
-  resumeFromQueue(): boolean {
-    if (!this.queued) return true;
-    const ph = this.ph!;
-    const s = this.pickServer(ph);
-    if (s === undefined) return false;
-    this.queued = false;
-    this.queueMs = performance.now() - this.startedAt;
-    this.connectTo(ph, s);
-    return true;
-  }
-
-  /** No server is available any more: 503 now. */
-  rejectFromQueue(): void {
-    if (!this.queued) return;
-    this.queued = false;
-    this.queueMs = performance.now() - this.startedAt;
-    this.error = 'no available server';
-    this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
-  }
-
-  private connectTo(ph: PoolHandle, s: Server): void {
-    const pool = ph.pool;
-    this.tries++;
-    this.srv = s;
-    this.rt = pool.acquire(s);
+    const ph = ex.poolHandle!;
     const conns = ph.connections(s);
     if (this.lst.sendProxy !== false) return this.connectOwn(ph, s, conns, this.lst.sendProxy);
-    const idle = this.freshOnly ? undefined : conns.take(clockNow());
+    const idle = this.ex.freshOnly ? undefined : conns.take(clockNow());
     if (idle !== undefined) {
       this.up = idle;
       idle.owner = this;
@@ -547,6 +520,18 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     this.up = new UpstreamConn(s, conns, this);
   }
 
+  /** AttemptOwner: every available server is full; the attempt waits in the pool's queue. */
+  attemptQueued(): void {
+    this.setDeadline('queue', this.ex.poolHandle!.queueTimeoutMs ?? 0);
+  }
+
+  /** AttemptOwner: no server could be had (none available, the queue full or closed, every try spent). */
+  attemptFailed(o: Outcome): void {
+    this.ex.queueMs = this.attempt.queueMs;
+    if (this.state === St.Closed) return;
+    this.answerFailure(o);
+  }
+
   /**
    * `sendProxy`: a server connection starts with a PROXY header naming this client, so it is never
    * shared with other clients; the session keeps its last one for its next request to that server.
@@ -555,7 +540,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const own = this.own;
     this.own = undefined;
     if (own !== undefined) {
-      if (own.server.id === s.id && !this.freshOnly && !own.dead && !own.socket.destroyed) {
+      if (own.server.id === s.id && !this.ex.freshOnly && !own.dead && !own.socket.destroyed) {
         this.up = own;
         own.owner = this;
         this.sendRequest(own, true);
@@ -574,10 +559,10 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   private sendRequest(up: UpstreamConn, reused: boolean): void {
     this.state = St.Exchange;
-    this.connectMs = performance.now() - this.startedAt;
+    this.ex.connectMs = performance.now() - this.ex.startedAt;
     this.reusedConn = reused;
     up.uses++;
-    this.res = undefined;
+    this.ex.response = undefined;
     this.resBuf = EMPTY;
     this.resDone = false;
     this.upReusable = true;
@@ -591,11 +576,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       sock.uncork();
       this.resumeClient();
     }
-    this.reqSentAny = true;
-    this.setDeadline('response', this.ph!.responseTimeoutMs);
+    this.setDeadline('response', this.ex.poolHandle!.responseTimeoutMs);
   }
-
-  private reusedConn = false;
 
   /** Relay request body bytes from the buffer to the server, as far as the framing allows. */
   private pumpRequestBody(): void {
@@ -612,8 +594,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     } else {
       const r = this.reqScanner.feed(buf, 0, buf.length);
       if (r === -2) {
-        this.error = 'bad chunked request body: ' + (this.reqScanner.error ?? '');
-        return this.failMidRequest(400);
+        return this.failMidRequest(Outcome.of('bad-request-body', this.reqScanner.error ?? ''));
       }
       n = r === -1 ? buf.length : r;
       this.reqBodyBytes = this.reqScanner.dataBytes;
@@ -621,17 +602,16 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
     const max = this.lst.limits.maxBodyBytes;
     if (max > 0 && this.reqBodyBytes > max) {
-      this.error = 'body too large';
-      return this.failMidRequest(413);
+      return this.failMidRequest(Outcome.of('body-too-large'));
     }
-    this.bytesIn += n;
+    this.ex.bytesIn += n;
     const part = this.reqMode === BodyMode.Chunked ? this.reqScanner.relay(buf, 0, n) : n === buf.length ? buf : buf.subarray(0, n);
     this.buf = n === buf.length ? EMPTY : buf.subarray(n);
     if (!up.socket.write(part)) this.pauseClient();
     if (this.reqDone) {
       if (this.buf.length > 0) this.pauseClient();
       if (this.resDone) this.finish();
-    } else if (this.deadlineKind !== 'response' || this.res === undefined) {
+    } else if (this.deadlineKind !== 'response' || this.ex.response === undefined) {
       this.setDeadline('body', this.lst.limits.bodyTimeoutMs);
     }
   }
@@ -644,13 +624,13 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
     if (up !== this.up) return;
     if (this.state === St.Tunnel) {
-      this.bytesOut += chunk.length;
+      this.ex.bytesOut += chunk.length;
       if (!this.sock.write(chunk)) this.pauseUp();
-      this.setDeadline('tunnel', this.ph?.idleTimeoutMs ?? 0);
+      this.setDeadline('tunnel', this.ex.poolHandle?.idleTimeoutMs ?? 0);
       return;
     }
     if (this.state !== St.Exchange) return;
-    if (this.res === undefined) {
+    if (this.ex.response === undefined) {
       this.resBuf = this.resBuf.length === 0 ? chunk : Buffer.concat([this.resBuf, chunk]);
       this.tryResponseHead();
       return;
@@ -667,41 +647,38 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   private tryResponseHead(): void {
     for (;;) {
-      const r = parseResponseHead(this.resBuf, this.lst.upstreamHeadLimits, this.method);
+      const r = parseResponseHead(this.resBuf, this.lst.upstreamHeadLimits, this.ex.method);
       if (r === null) return;
       if (!r.ok) {
-        this.error = 'bad response head: ' + r.reason;
-        return this.upstreamFailed(false);
+        return this.upstreamFailed(Outcome.of('bad-response', r.reason));
       }
       const rest = this.resBuf.subarray(r.headEnd);
       if (r.status < 200) {
         if (r.status === 101) {
-          if (this.req!.upgrade === undefined) {
-            this.error = 'unsolicited 101';
-            return this.upstreamFailed(false);
+          if (this.ex.head!.upgrade === undefined) {
+            return this.upstreamFailed(Outcome.of('unsolicited-upgrade'));
           }
-          this.res = r;
+          this.ex.response = r;
           return this.startTunnel(r, rest);
         }
         // 1xx informational: relay and keep waiting for the final response.
-        this.firstByteMs ||= performance.now() - this.startedAt;
+        this.ex.firstByteMs ||= performance.now() - this.ex.startedAt;
         this.writeClientHead(r, true);
         this.resBuf = rest;
         if (rest.length === 0) return;
         continue;
       }
-      this.res = r;
+      this.ex.response = r;
       this.resBuf = EMPTY;
-      this.firstByteMs = performance.now() - this.startedAt;
-      this.status = r.status;
-      const framing = responseFraming(r, this.method);
+      this.ex.firstByteMs = performance.now() - this.ex.startedAt;
+      this.ex.status = r.status;
+      const framing = responseFraming(r, this.ex.method);
       if (framing === 'length') {
         this.resMode = BodyMode.Length;
         this.resLeft = r.contentLength;
       } else if (framing === 'chunked') {
-        if (this.req!.minor === 0) {
-          this.error = 'chunked response to an HTTP/1.0 request';
-          return this.upstreamFailed(false);
+        if (this.ex.head!.minor === 0) {
+          return this.upstreamFailed(Outcome.of('chunked-to-http10'));
         }
         this.resMode = BodyMode.Chunked;
         this.resScanner.reset();
@@ -719,12 +696,32 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         this.keepClient = false;
         this.upReusable = false;
       }
+      // The route's response-head phases: header lines to add, or an answer instead.
+      const phases = this.ex.compiledRoute!.phases;
+      let added = '';
+      const rh = phases.responseHead;
+      for (let i = 0; i < rh.length; i++) {
+        const d = rh[i]!.onResponseHead!(this.ex, r);
+        if (typeof d === 'string') added += d;
+        else return this.answerInsteadOfResponse(d);
+      }
+      this.bodyOut = BodyOut.Relay;
+      if (phases.responseBody.length > 0 && this.resMode !== BodyMode.None) {
+        if (!this.ex.bodyReplaced) this.bodyOut = BodyOut.Observe;
+        else if (this.ex.head!.minor === 1) this.bodyOut = BodyOut.Chunked;
+        else {
+          this.bodyOut = BodyOut.Close;
+          this.keepClient = false;
+        }
+      }
+      if (this.resMode === BodyMode.Chunked) this.resScanner.sink = this.bodyOut === BodyOut.Relay ? undefined : this;
       const sock = this.sock;
       sock.cork();
-      this.writeClientHead(r, false);
-      this.setDeadline('response', this.ph!.idleTimeoutMs);
+      this.writeClientHead(r, false, added);
+      this.setDeadline('response', this.ex.poolHandle!.idleTimeoutMs);
       if (this.resMode === BodyMode.None || (this.resMode === BodyMode.Length && this.resLeft === 0)) {
         if (rest.length > 0) this.upReusable = false;
+        if (this.bodyOut !== BodyOut.Relay) this.bodyEnd();
         sock.uncork();
         this.resDone = true;
         if (this.reqDone) this.finish();
@@ -737,38 +734,54 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     }
   }
 
-  /** Write a response head to the client (final or 1xx). */
-  private writeClientHead(r: ResponseHead, informational: boolean): void {
+  /**
+   * A response-head phase answers instead of the server's response: the server connection is
+   * closed (its body is not read) and the server released as having answered.
+   */
+  private answerInsteadOfResponse(a: Answer): void {
+    const up = this.up;
+    this.up = undefined;
+    up?.destroy();
+    this.releaseServer(true, undefined);
+    this.resDone = true;
+    if (!this.reqDone) this.keepClient = false;
+    this.sendPhaseAnswer(a);
+  }
+
+  /** Write a response head to the client (final or 1xx); `added`: the response-head phases' lines. */
+  private writeClientHead(r: ResponseHead, informational: boolean, added = ''): void {
     let h = 'HTTP/1.1 ' + r.status + ' ' + (r.reason === '' ? reasonPhrase(r.status) : r.reason) + '\r\n';
     const names = r.names;
     const lnames = r.lnames;
     const values = r.values;
     const conn = r.connection;
-    const route = this.routeRef!;
+    const route = this.ex.compiledRoute!;
     const drop = informational ? HOP_BY_HOP : route.responseDrop;
+    // A replaced body has a length of its own: the server's Content-Length does not hold.
+    const replaced = !informational && this.bodyOut >= BodyOut.Chunked;
     for (let i = 0; i < names.length; i++) {
       const ln = lnames[i]!;
       if (drop.has(ln)) continue;
       if (conn.length > 0 && conn.includes(ln)) continue;
+      if (replaced && ln === 'content-length') continue;
       h += names[i]! + ': ' + values[i]! + '\r\n';
     }
     if (!informational) {
       h += route.responseAdd;
-      const per = this.ph!.persistence;
-      if (per !== undefined) h += per.commit(this, r, this.srv!, this.pinned, this.lst.proto === 'https');
-      if (r.chunked) h += 'Transfer-Encoding: chunked\r\n';
-      if (this.lst.exposeServer) h += 'X-Served-By: ' + this.srv!.name + '\r\n';
+      h += added;
+      if (replaced ? this.bodyOut === BodyOut.Chunked : r.chunked) h += 'Transfer-Encoding: chunked\r\n';
       if (!this.keepClient) h += 'Connection: close\r\n';
-      else if (this.req!.minor === 0) h += 'Connection: keep-alive\r\n';
+      else if (this.ex.head!.minor === 0) h += 'Connection: keep-alive\r\n';
     }
     h += '\r\n';
-    this.bytesOut += h.length;
+    this.ex.bytesOut += h.length;
     this.sentToClient = true;
     this.sock.write(h, 'latin1');
   }
 
   private relayResponseBody(chunk: Buffer, start: number): void {
     let end = chunk.length;
+    this.outFull = false;
     let done = false;
     switch (this.resMode) {
       case BodyMode.Length: {
@@ -786,7 +799,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       case BodyMode.Chunked: {
         const r = this.resScanner.feed(chunk, start, end);
         if (r === -2) {
-          this.error = 'bad chunked response: ' + (this.resScanner.error ?? '');
+          this.ex.outcome = Outcome.of('bad-response-body', this.resScanner.error ?? '');
           return this.truncate();
         }
         if (r >= 0) {
@@ -802,17 +815,83 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         return;
     }
     const n = end - start;
-    if (n > 0) {
-      this.bytesOut += n;
-      const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
-      if (!this.sock.write(part) && !done) this.pauseUp();
+    if (this.bodyOut === BodyOut.Relay) {
+      if (n > 0) {
+        this.ex.bytesOut += n;
+        const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+        if (!this.sock.write(part) && !done) this.pauseUp();
+      }
+    } else {
+      // Body phases: they see the payload (a chunked body's came through chunkData during feed).
+      if (n > 0) {
+        const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+        if (this.resMode !== BodyMode.Chunked) this.bodyData(part);
+        if (this.bodyOut === BodyOut.Observe) {
+          this.ex.bytesOut += n;
+          if (!this.sock.write(part)) this.outFull = true;
+        }
+      }
+      if (done) this.bodyEnd();
+      else if (this.outFull) this.pauseUp();
     }
     if (done) {
       this.resDone = true;
       if (this.reqDone) this.finish();
       else this.finishEarly();
     } else {
-      this.setDeadline('response', this.ph!.idleTimeoutMs);
+      this.setDeadline('response', this.ex.poolHandle!.idleTimeoutMs);
+    }
+  }
+
+  /** ChunkSink: a run of chunk data of the response, for the body phases. */
+  chunkData(buf: Uint8Array, start: number, end: number): void {
+    this.bodyData(Buffer.from(buf.buffer, buf.byteOffset + start, end - start));
+  }
+
+  /** Response payload through the body phases; when they replace the body, their output goes to the client. */
+  private bodyData(data: Buffer): void {
+    const phases = this.ex.compiledRoute!.phases.responseBody;
+    const ex = this.ex;
+    if (this.bodyOut === BodyOut.Observe) {
+      for (let i = 0; i < phases.length; i++) phases[i]!.onResponseBody!(ex, data, false);
+      return;
+    }
+    let d = data;
+    for (let i = 0; i < phases.length; i++) d = phases[i]!.onResponseBody!(ex, d, false);
+    this.writeReplaced(d);
+  }
+
+  /** The response body is complete: the body phases' last word, and a replaced chunked body's last chunk. */
+  private bodyEnd(): void {
+    const phases = this.ex.compiledRoute!.phases.responseBody;
+    const ex = this.ex;
+    let d: Buffer = EMPTY;
+    for (let i = 0; i < phases.length; i++) {
+      const out = phases[i]!.onResponseBody!(ex, d, true);
+      if (this.bodyOut !== BodyOut.Observe) d = out;
+    }
+    this.resScanner.sink = undefined;
+    if (this.bodyOut === BodyOut.Observe) return;
+    this.writeReplaced(d);
+    if (this.bodyOut === BodyOut.Chunked) {
+      this.ex.bytesOut += 5;
+      this.sock.write('0\r\n\r\n', 'latin1');
+    }
+  }
+
+  /** Bytes of a replaced body, framed as the client's head said (a chunk, or as they are before a close). */
+  private writeReplaced(d: Buffer): void {
+    if (d.length === 0) return;
+    const sock = this.sock;
+    if (this.bodyOut === BodyOut.Chunked) {
+      const size = d.length.toString(16) + '\r\n';
+      this.ex.bytesOut += size.length + d.length + 2;
+      sock.write(size, 'latin1');
+      sock.write(d);
+      if (!sock.write('\r\n', 'latin1')) this.outFull = true;
+    } else {
+      this.ex.bytesOut += d.length;
+      if (!sock.write(d)) this.outFull = true;
     }
   }
 
@@ -822,7 +901,8 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       this.sock.end();
       return;
     }
-    if (this.state === St.Exchange && this.res !== undefined && this.resMode === BodyMode.Close) {
+    if (this.state === St.Exchange && this.ex.response !== undefined && this.resMode === BodyMode.Close) {
+      if (this.bodyOut !== BodyOut.Relay) this.bodyEnd();
       this.resDone = true;
       this.upReusable = false;
       if (this.reqDone) this.finish();
@@ -840,16 +920,14 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
       return;
     }
     if (this.state === St.Connecting) {
-      this.error = 'connect: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
-      return this.connectFailed();
+      return this.connectFailed(Outcome.ofError('connect-failed', err));
     }
     if (this.state !== St.Exchange) return;
-    if (this.res === undefined) {
-      this.error ||= 'reset: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
-      return this.upstreamFailed(true);
+    if (this.ex.response === undefined) {
+      return this.upstreamFailed(this.ex.outcome ?? Outcome.ofError('upstream-reset', err));
     }
     if (!this.resDone) {
-      this.error ||= 'server closed mid-response';
+      this.ex.outcome ??= Outcome.of('response-truncated');
       this.truncate();
     }
   }
@@ -859,40 +937,43 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   // ======================================================================
 
   /** Connect error or timeout: nothing was sent, so another server may be tried. */
-  private connectFailed(): void {
+  private connectFailed(o: Outcome): void {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(false, 'connect');
-    if (this.tries <= this.ph!.retries && this.state !== St.Closed) {
-      (this.avoid ??= new Set()).add(this.srv!.id);
-      this.state = St.Connecting;
-      return this.pickAndConnect();
-    }
-    this.respondError(502, '');
+    this.ex.outcome = o;
+    this.releaseServer(false, o);
+    if (this.state === St.Closed) return;
+    this.state = St.Connecting;
+    // A retry calls attemptConnect (or attemptFailed when no server is left) at once.
+    if (this.attempt.retry(o, false, this.ex)) return;
+    this.answerFailure(o);
   }
 
   /**
-   * The server failed before a complete response head. Retry when nothing of the response
-   * reached the client and either the request never left Portico or it is idempotent with
-   * no body; otherwise 502.
+   * The server failed before a complete response head. SPEC §4: another server is tried when the
+   * outcome's retry rule allows it, nothing of the response reached the client and the request is
+   * idempotent with no body; a kept-alive connection the server had closed is not the server's
+   * failure (the request goes again on a new connection). Otherwise 502, or the cut connection
+   * when the response had started.
    */
-  private upstreamFailed(mayRetry: boolean): void {
+  private upstreamFailed(o: Outcome): void {
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    const stale = this.reusedConn && mayRetry;
-    this.releaseServer(false, stale ? '' : 'response');
-    const safe = mayRetry && !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(this.method);
-    if (safe && this.tries <= this.ph!.retries) {
-      if (stale) this.freshOnly = true;
-      else (this.avoid ??= new Set()).add(this.srv!.id);
-      if (stale) this.tries--; // a stale keep-alive connection is not a try against the server
-      this.state = St.Connecting;
-      return this.pickAndConnect();
-    }
+    const ex = this.ex;
+    ex.outcome = o;
+    const repeatable = !this.sentToClient && this.reqMode === BodyMode.None && isIdempotent(ex.method);
+    const stale = this.reusedConn && o.spec.retry !== 'never';
+    this.releaseServer(false, stale ? undefined : o);
+    this.state = St.Connecting;
+    if (stale) {
+      ex.freshOnly = true;
+      if (this.attempt.again(o, repeatable, ex)) return;
+    } else if (this.attempt.retry(o, repeatable, ex)) return;
+    this.state = St.Exchange;
     if (this.sentToClient) return this.truncate();
-    this.respondError(502, '');
+    this.answerFailure(o);
   }
 
   /** The response started and cannot complete: cut the client connection so it sees the truncation. */
@@ -900,7 +981,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
     const up = this.up;
     this.up = undefined;
     up?.destroy();
-    this.releaseServer(false, 'response');
+    this.releaseServer(false, this.ex.outcome ?? Outcome.of('response-truncated'));
     this.finishRecord();
     // What was relayed so far is flushed, then the connection closes before the framing
     // completes: the client sees an incomplete response, never a wrong one.
@@ -908,20 +989,21 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   }
 
   /** The request failed after being (partly) sent: answer if possible and close. */
-  private failMidRequest(status: number): void {
+  private failMidRequest(o: Outcome): void {
+    this.ex.outcome = o;
     this.dropUpstream();
     this.keepClient = false;
-    if (!this.sentToClient) this.respondError(status, '');
+    if (!this.sentToClient) this.respondError(httpStatus(o), '');
     else {
       this.finishRecord();
       this.closeClient();
     }
   }
 
-  private abort(why: string): void {
-    this.error ||= why;
+  private abort(o: Outcome): void {
+    this.ex.outcome ??= o;
     this.dropUpstream();
-    this.status ||= 499;
+    this.ex.status ||= 499;
     this.finishRecord();
     this.state = St.Closed;
     this.sock.destroy();
@@ -929,31 +1011,31 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   /** Let go of the upstream connection without reuse and release the server. */
   private dropUpstream(): void {
-    if (this.queued) {
-      this.queued = false;
-      this.ph!.pool.leaveQueue(this);
-    }
+    this.attempt.abandon();
     const up = this.up;
     this.up = undefined;
     if (up !== undefined) up.destroy();
-    this.releaseServer(true, '');
+    this.releaseServer(true, undefined);
   }
 
-  private releaseServer(ok: boolean, failure: FailureKind): void {
-    const rt = this.rt;
+  /**
+   * Give the current try's server back (the upstream attempt), then tell the route's phases how the
+   * try ended (passive health). `failure`: the outcome when the server failed, undefined when it answered.
+   */
+  private releaseServer(ok: boolean, failure: Outcome | undefined): void {
+    const attempt = this.attempt;
+    const rt = attempt.runtime;
     if (rt === undefined) return;
-    this.rt = undefined;
-    if (failure !== '') rt.failures++;
-    else if (this.status >= 500) rt.serverErrors++;
-    rt.bytesIn += this.bytesIn;
-    rt.bytesOut += this.bytesOut;
-    this.ph!.pool.release(rt, { ok, latencyMs: this.firstByteMs, bytes: this.bytesIn + this.bytesOut });
-    this.ph!.onOutcome?.(rt, failure, this.status);
+    const ex = this.ex;
+    attempt.release(ok, failure, ex);
+    const phases = ex.compiledRoute!.phases.attemptDone;
+    const kind = failure === undefined ? '' : failure.spec.server;
+    for (let i = 0; i < phases.length; i++) phases[i]!.onAttemptDone!(ex, rt, kind);
   }
 
   /** Sends a response Portico made (no server involved), records the exchange, then keeps or closes the connection. */
   private sendAnswer(text: string, keep: boolean): void {
-    this.bytesOut += text.length;
+    this.ex.bytesOut += text.length;
     this.sentToClient = true;
     this.sock.write(text, 'latin1');
     this.finishRecord();
@@ -963,29 +1045,29 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
 
   /** Portico answers the request itself (error or refusal) and ends or keeps the connection. */
   private respondError(status: number, extra: string): void {
-    this.status = status;
+    this.ex.status = status;
     const keep = this.keepClient && this.reqMode === BodyMode.None && this.buf.length === 0;
-    const text = errorResponse(status, this.requestId(), keep, extra);
+    const text = errorResponse(status, this.ex.requestId(), keep, extra);
     this.sendAnswer(text, keep);
   }
 
-  /** Over the listener's rate limit: 429 with the seconds until the key has a token again. */
-  private limited(waitSec: number): void {
-    this.error = 'rate limited';
-    this.lst.onRejected('rate-limit');
-    this.respondError(429, 'Retry-After: ' + waitSec + '\r\n');
+  /** The request failed with `o` before anything was sent to the client: its status (and Retry-After) as the outcome says. */
+  private answerFailure(o: Outcome): void {
+    this.ex.outcome = o;
+    this.respondError(httpStatus(o, this.lst.noRouteStatus), answerHeaders(o, this.ex.poolHandle?.retryAfterSec ?? 0));
   }
 
   /** A request refused before it had an exchange (malformed, too large ...): answer and close. */
-  private refuse(status: number, reason: string): void {
-    this.status = status;
-    this.error = reason;
-    this.lst.onRejected(reasonKey(status));
-    const text = errorResponse(status, this.requestId(), false);
+  private refuse(o: Outcome): void {
+    const status = httpStatus(o);
+    this.ex.status = status;
+    this.ex.outcome = o;
+    this.lst.onRejected(o.reason);
+    const text = errorResponse(status, this.ex.requestId(), false);
     this.sentToClient = true;
-    this.bytesOut += text.length;
+    this.ex.bytesOut += text.length;
     this.sock.write(text, 'latin1');
-    if (this.method !== '') this.finishRecord();
+    if (this.ex.method !== '') this.finishRecord();
     this.closeClient();
   }
 
@@ -1017,7 +1099,7 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         this.own = up;
       }
     }
-    this.releaseServer(true, '');
+    this.releaseServer(true, undefined);
     this.finishRecord();
     if (this.keepClient) this.nextRequest();
     else this.closeClient();
@@ -1032,68 +1114,70 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   }
 
   private finishRecord(): void {
-    if (this.startedAt === 0) return;
-    this.totalMs = performance.now() - this.startedAt;
-    this.lst.onDone(this);
-    this.startedAt = 0;
+    const ex = this.ex;
+    if (ex.startedAt === 0) return;
+    ex.totalMs = performance.now() - ex.startedAt;
+    const before = this.lst.phases.done;
+    for (let i = 0; i < before.length; i++) before[i]!.onDone!(ex);
+    const route = ex.compiledRoute;
+    if (route !== undefined) {
+      const phases = route.phases.done;
+      for (let i = 0; i < phases.length; i++) phases[i]!.onDone!(ex);
+    }
+    this.lst.onDone(ex);
+    ex.startedAt = 0;
   }
 
   /** Reset the per-request state and look at what the client already sent. */
   private nextRequest(): void {
     this.state = St.Head;
-    this.req = undefined;
-    this.res = undefined;
-    this.routeRef = undefined;
-    this.ph = undefined;
-    this.srv = undefined;
-    this.pinned = undefined;
-    this.pinWait = false;
-    this.avoid = undefined;
-    this.freshOnly = false;
-    this.tries = 0;
-    this.status = 0;
-    this.error = '';
-    this.rid = '';
+    this.ex.reset();
+    this.waitList = undefined;
     this.sentToClient = false;
-    this.reqSentAny = false;
-    this.queueMs = 0;
-    this.connectMs = 0;
-    this.firstByteMs = 0;
-    this.method = '';
     if (this.clientEnded) {
       this.closeClient();
       return;
     }
-    if (this.buf.length > 0) {
-      this.setDeadline('header', this.lst.limits.headerTimeoutMs);
-      this.tryHead();
-      if (this.state === St.Head) this.resumeClient();
-      return;
-    }
+    if (this.buf.length > 0) return this.nextBuffered();
     this.setDeadline('idle', this.lst.limits.keepAliveTimeoutMs);
     this.resumeClient();
   }
 
+  /**
+   * The client already sent (part of) its next request. A client that pipelines without reading
+   * what it was answered waits, paused, until its socket drains (or its header deadline passes).
+   */
+  private nextBuffered(): void {
+    this.setDeadline('header', this.lst.limits.headerTimeoutMs);
+    if (this.sock.writableLength > MAX_UNREAD_OUTPUT) {
+      this.headWaits = true;
+      this.pauseClient();
+      return;
+    }
+    this.tryHead();
+    if (this.state === St.Head && !this.headWaits) this.resumeClient();
+  }
+
   private startTunnel(r: ResponseHead, rest: Buffer): void {
     this.state = St.Tunnel;
-    this.status = 101;
-    this.firstByteMs = performance.now() - this.startedAt;
+    this.ex.status = 101;
+    this.ex.firstByteMs = performance.now() - this.ex.startedAt;
     let h = 'HTTP/1.1 101 ' + (r.reason === '' ? 'Switching Protocols' : r.reason) + '\r\n';
     for (let i = 0; i < r.names.length; i++) h += r.names[i]! + ': ' + r.values[i]! + '\r\n';
     h += '\r\n';
     this.sentToClient = true;
-    this.bytesOut += h.length + rest.length;
+    this.ex.bytesOut += h.length + rest.length;
     this.sock.write(h, 'latin1');
     if (rest.length > 0) this.sock.write(rest);
     if (this.buf.length > 0) {
       const b = this.buf;
       this.buf = EMPTY;
-      this.bytesIn += b.length;
+      this.ex.bytesIn += b.length;
       this.up!.socket.write(b);
     }
     this.reqDone = true;
     this.resumeClient();
-    this.setDeadline('tunnel', this.ph!.idleTimeoutMs);
+    this.setDeadline('tunnel', this.ex.poolHandle!.idleTimeoutMs);
   }
 
   /** Called by the listener's deadline sweep when `deadline` has passed. */
@@ -1105,45 +1189,37 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
         return;
       case 'header':
         if (this.buf.length === 0 && this.requestsOnConn > 0) this.closeClient();
-        else this.refuse(408, 'request head timeout');
+        else this.refuse(Outcome.of('request-timeout'));
         return;
       case 'body':
-        this.error = 'request body timeout';
-        this.failMidRequest(408);
+        this.failMidRequest(Outcome.of('body-timeout'));
         return;
       case 'queue':
-        if (this.queued) {
-          this.queued = false;
-          this.ph!.pool.leaveQueue(this);
-          this.queueMs = performance.now() - this.startedAt;
-          this.error = 'queue timeout';
-          this.respondError(503, 'Retry-After: ' + this.ph!.retryAfterSec + '\r\n');
-        }
+        this.attempt.expireQueue();
         return;
       case 'connect':
-        if (this.state === St.Connecting) {
-          this.error = 'connect timeout';
-          this.connectFailed();
-        }
+        if (this.state === St.Connecting) this.connectFailed(Outcome.of('connect-timeout'));
         return;
-      case 'response':
-        this.error = this.res === undefined ? 'response timeout' : 'idle timeout';
-        if (this.res === undefined && !this.sentToClient) {
+      case 'response': {
+        const o = Outcome.of(this.ex.response === undefined ? 'response-timeout' : 'idle-timeout');
+        this.ex.outcome = o;
+        if (this.ex.response === undefined && !this.sentToClient) {
           const up = this.up;
           this.up = undefined;
           up?.destroy();
-          this.releaseServer(false, 'response');
+          this.releaseServer(false, o);
           this.keepClient = false;
-          this.respondError(504, '');
+          this.answerFailure(o);
         } else {
           this.truncate();
         }
         return;
+      }
       case 'linger':
         this.sock.destroy();
         return;
       case 'tunnel':
-        this.error = 'tunnel idle timeout';
+        this.ex.outcome = Outcome.of('tunnel-idle-timeout');
         this.dropUpstream();
         this.finishRecord();
         this.state = St.Closed;
@@ -1156,22 +1232,5 @@ export class HttpSession implements UpstreamOwner, ExchangeRecord, RequestView, 
   shutdown(): void {
     if (this.idle) this.closeClient();
     else this.keepClient = false;
-  }
-}
-
-function reasonKey(status: number): string {
-  switch (status) {
-    case 400:
-      return 'bad-request';
-    case 408:
-      return 'timeout';
-    case 413:
-      return 'body-too-large';
-    case 414:
-      return 'uri-too-long';
-    case 431:
-      return 'header-too-large';
-    default:
-      return String(status);
   }
 }

@@ -1,39 +1,75 @@
-/** A `redirect` listener from its configuration. */
-import { AccessList } from '../../net/access.js';
+/**
+ * A `redirect` listener from its configuration: an http listener (an https one with `tls`, ALPN
+ * http/1.1 only) with one route to the pool whose phase answers with a redirect to the picked
+ * server (redirect-phase.ts). It is the http listener's own session, so requests are parsed,
+ * normalised, timed out (the listener's deadline sweep), lingered on and counted exactly as on
+ * an http listener.
+ */
+import { CidrSet } from '../../core/cidr.js';
+import { Reuse } from '../../core/reuse.js';
 import type { RedirectListenerConfig } from '../../config/types.js';
+import { AccessList } from '../../net/access.js';
+import type { HttpObserver } from '../../observability/records.js';
 import { tlsBuildError, tlsTerminationSettings, type ListenerTlsDeps } from '../../tls/listener-tls.js';
-import type { Persistence } from '../../persistence/index.js';
-import type { Pool } from '../../pool/pool.js';
-import type { RequestView } from '../http/router.js';
-import { RedirectListener, type RedirectListenerSettings, type RedirectObserver } from './listener.js';
+import { HOP_BY_HOP } from '../http/headers.js';
+import { HttpsListener } from '../http/https-listener.js';
+import { HttpListener, type HttpListenerSettings } from '../http/listener.js';
+import type { HttpRoute, PoolHandle } from '../http/listener-runtime.js';
+import { compilePhases } from '../http/phases.js';
+import { PersistencePhase } from '../http/phases/persistence.js';
+import { RedirectPhase, REDIRECT_TARGET_PHASE } from './redirect-phase.js';
 
-/** The settings of a redirect listener (also what a reload gives a running one). */
-export function redirectListenerSettings(
-  lc: RedirectListenerConfig,
-  pool: Pool,
-  hashKey: ((req: RequestView) => string | undefined) | undefined,
-  persistence?: Persistence,
-): RedirectListenerSettings {
+const EVERY_REQUEST = (): boolean => true;
+const LISTENER_PHASES = [REDIRECT_TARGET_PHASE];
+const NO_TRUSTED = new CidrSet([]);
+
+/** The route of a redirect listener: every request, to `pool`, answered by a redirect. */
+export function redirectRoute(lc: RedirectListenerConfig, pool: PoolHandle): HttpRoute {
+  const per = pool.persistence;
+  return {
+    name: '',
+    match: EVERY_REQUEST,
+    pool,
+    upstream: { pool: pool.pool, retries: pool.retries },
+    // Persistence pins the request (asking a shared store when it must); the redirect answers
+    // once the server is picked, with the headers persistence commits for it.
+    phases: compilePhases([per === undefined ? undefined : new PersistencePhase(per), new RedirectPhase(lc.status)]),
+    priority: 'normal',
+    requestDrop: HOP_BY_HOP,
+    requestAdd: '',
+    responseDrop: HOP_BY_HOP,
+    responseAdd: '',
+  };
+}
+
+/** The http listener settings of a redirect listener (also what a reload gives a running one). */
+export function redirectListenerSettings(lc: RedirectListenerConfig, pool: PoolHandle): HttpListenerSettings {
   const l = lc.limits;
   return {
     name: lc.name,
+    protocol: 'redirect',
     host: lc.listen.host,
     port: lc.listen.port,
-    pool,
-    status: lc.status,
+    proto: lc.tls === false ? 'http' : 'https',
     limits: {
       headerTimeoutMs: l.headerTimeout,
       keepAliveTimeoutMs: l.keepAliveTimeout,
+      bodyTimeoutMs: l.bodyTimeout,
       maxHeaderBytes: l.maxHeaderBytes,
       maxHeaders: l.maxHeaders,
       maxUriBytes: l.maxUriBytes,
+      maxBodyBytes: l.maxBodyBytes,
       maxConnections: l.maxConnections,
       maxRequestsPerConnection: l.maxRequestsPerConnection,
     },
+    // Nothing is forwarded: no server response head is ever read.
+    upstreamHeadLimits: { maxHeaderBytes: 0, maxHeaders: 0, maxUriBytes: 0 },
+    trusted: NO_TRUSTED,
     access: AccessList.of(lc.access),
-    hashKey,
-    retryAfterSec: 1,
-    persistence,
+    exposeServer: false,
+    noRouteStatus: 503,
+    routes: [redirectRoute(lc, pool)],
+    phases: LISTENER_PHASES,
   };
 }
 
@@ -43,41 +79,36 @@ export function redirectListenerSettings(
  */
 export function buildRedirectListener(
   lc: RedirectListenerConfig,
-  pool: Pool,
-  hashKey: ((req: RequestView) => string | undefined) | undefined,
-  observer: RedirectObserver | undefined,
-  persistence: Persistence | undefined,
+  pool: PoolHandle,
+  observer: HttpObserver | undefined,
   deps: ListenerTlsDeps,
-): RedirectListener {
-  const settings = redirectListenerSettings(lc, pool, hashKey, persistence);
+): HttpListener {
+  const settings = redirectListenerSettings(lc, pool);
   const t = lc.tls;
-  if (t === false) return new RedirectListener(settings, observer);
+  if (t === false) {
+    const l = new HttpListener(settings, observer);
+    builtFrom.set(l, t, true);
+    return l;
+  }
   try {
-    const l = new RedirectListener(settings, observer, tlsTerminationSettings(lc.name, t, deps), deps.log);
-    tlsSpecs.set(l, JSON.stringify(t));
+    const l = new HttpsListener({ ...settings, tls: { ...tlsTerminationSettings(lc.name, t, deps), http2: false } }, observer, deps.log);
+    builtFrom.set(l, t, true);
     return l;
   } catch (err) {
     throw tlsBuildError(lc.name, t, err);
   }
 }
 
-const tlsSpecs = new WeakMap<RedirectListener, string>();
+/** The `tls` section (or `false`) each redirect listener was built from. */
+const builtFrom = Reuse.byObject<HttpListener, true>();
 
 /**
  * Reload: a new pool, status, limits and access lists in place when the `tls` section is
  * unchanged (a plain listener stays plain); false otherwise (the listener is then rebuilt on a
  * new socket and the old one drains).
  */
-export function updateRedirectListener(
-  l: unknown,
-  lc: RedirectListenerConfig,
-  pool: Pool,
-  hashKey: ((req: RequestView) => string | undefined) | undefined,
-  persistence: Persistence | undefined,
-): boolean {
-  if (!(l instanceof RedirectListener)) return false;
-  const was = tlsSpecs.get(l);
-  if ((lc.tls === false ? undefined : JSON.stringify(lc.tls)) !== was) return false;
-  l.update(redirectListenerSettings(lc, pool, hashKey, persistence));
+export function updateRedirectListener(l: HttpListener, lc: RedirectListenerConfig, pool: PoolHandle): boolean {
+  if (!builtFrom.holds(l, lc.tls)) return false;
+  l.update(redirectListenerSettings(lc, pool));
   return true;
 }

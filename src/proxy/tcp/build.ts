@@ -19,6 +19,8 @@ export interface TcpBuildDeps {
 
 interface PoolL4 {
   readonly config: PoolConfig;
+  /** The pool's algorithm hashes a key of each request (`hash`): a connection gives it the client address. */
+  readonly hashes: boolean;
   /** `tls` and `persistence` as built, to keep the built state across reloads while unchanged. */
   readonly spec: string;
   sessions: SessionIdTable | undefined;
@@ -49,21 +51,29 @@ export class TcpShared {
     private readonly store?: TcpSharedStore | undefined,
   ) {}
 
-  /** Record a pool's configuration (called whenever its handle is built). */
-  define(pc: PoolConfig): void {
+  /**
+   * Record a pool's configuration (called whenever its handle is built); `hashes`: its algorithm
+   * hashes a request key (BalancerFactory.requestKey).
+   */
+  define(pc: PoolConfig, hashes = false): void {
     const spec = JSON.stringify([pc.tls, pc.persistence]);
     const was = this.pools.get(pc.name);
     if (was !== undefined && was.spec === spec) {
-      this.pools.set(pc.name, { ...was, config: pc });
+      this.pools.set(pc.name, { ...was, config: pc, hashes });
       return;
     }
-    this.pools.set(pc.name, { config: pc, spec, sessions: undefined, tls: undefined });
+    this.pools.set(pc.name, { config: pc, hashes, spec, sessions: undefined, tls: undefined });
   }
 
   private of(name: string): PoolL4 {
     const p = this.pools.get(name);
     if (p === undefined) throw new Error(`pool ${name} is not defined`);
     return p;
+  }
+
+  /** Whether the pool's algorithm hashes a request key: a connection gives it the client address. */
+  hashes(name: string): boolean {
+    return this.of(name).hashes;
   }
 
   config(name: string): PoolConfig {
@@ -104,7 +114,7 @@ export function tcpListenerSettings(lc: TcpListenerConfig, deps: TcpBuildDeps): 
       pool: handle,
       tls: deps.shared.upstreamTls(pool),
       sessions: lc.inspect === 'tls' ? deps.shared.sessionTable(pool) : undefined,
-      hashBySource: deps.shared.config(pool).balance === 'hash',
+      hashBySource: deps.shared.hashes(pool),
     };
   };
   const routes =
@@ -130,9 +140,7 @@ export function buildTcpListener(lc: TcpListenerConfig, deps: TcpBuildDeps): Tcp
   return new TcpListener(tcpListenerSettings(lc, deps), deps.observer);
 }
 
-/** Give a running tcp listener new settings (reload); false when `l` is not a tcp listener. */
-export function updateTcpListener(l: unknown, lc: TcpListenerConfig, deps: TcpBuildDeps): boolean {
-  if (!(l instanceof TcpListener)) return false;
+/** Give a running tcp listener new settings (reload). */
+export function updateTcpListener(l: TcpListener, lc: TcpListenerConfig, deps: TcpBuildDeps): void {
   l.update(tcpListenerSettings(lc, deps));
-  return true;
 }

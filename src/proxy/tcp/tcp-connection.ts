@@ -1,10 +1,10 @@
 import { Socket } from 'node:net';
+import { Outcome } from '../../core/outcome.js';
 import type { Server, ServerId } from '../../core/server.js';
-import type { QueueWaiter } from '../../pool/queue.js';
-import type { ServerRuntime } from '../../pool/server-runtime.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
 import { encodeProxyHeader, type ProxyInfo } from '../../net/proxy-protocol.js';
 import { clockNow } from '../../net/deadlines.js';
+import { UpstreamAttempt, type AttemptOwner, type ReleaseStats } from '../upstream-attempt.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 import type { TcpRecord } from '../../observability/records.js';
 
@@ -51,11 +51,12 @@ export interface TcpBinding {
 /**
  * One client connection of a `tcp` listener, bound to one server from connect to close
  * (the binding table's row). Client bytes that arrive before the server connection is open
- * are held and sent first; a failed connect is retried on another server (nothing was sent
- * yet); a connection that was established is never retried. Each direction is closed on its
- * own (half-close): the end of one side's stream is passed to the other with `end()`.
+ * are held and sent first. The server comes from the upstream attempt (upstream-attempt.ts:
+ * pin, pick, the pool's queue, a failed connect retried on another server since nothing was
+ * sent yet); a connection that was established is never retried. Each direction is closed on
+ * its own (half-close): the end of one side's stream is passed to the other with `end()`.
  */
-export class TcpConnection implements TcpRecord, QueueWaiter {
+export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
   readonly sock: Socket;
   readonly lst: TcpListenerRuntime;
   readonly clientAddress: string;
@@ -65,12 +66,8 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
   private st: St;
   private up: Socket | undefined = undefined;
   private routeRef: TcpRoute | undefined = undefined;
-  private srv: Server | undefined = undefined;
-  private rt: ServerRuntime | undefined = undefined;
-  private avoid: Set<ServerId> | undefined = undefined;
-  private pinned: Server | undefined = undefined;
-  /** In the pool's queue: every available server is at its maxConnections. */
-  private queued = false;
+  /** Pick, queue, retry and release of this connection's server. */
+  private readonly attempt: UpstreamAttempt;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private hello: Buffer | undefined = undefined;
@@ -84,12 +81,14 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
   private connectMs = 0;
   deadline = 0;
   private dl: Dl = Dl.None;
-  tries = 0;
   bytesIn = 0;
   bytesOut = 0;
   sni: string | undefined = undefined;
-  error = '';
+  /** How the connection failed; undefined while nothing failed. */
+  outcome: Outcome | undefined = undefined;
   durationMs = 0;
+  /** A server's status, for the release (there is none at L4). */
+  readonly status = 0;
 
   constructor(client: Socket, lst: TcpListenerRuntime, info: ProxyInfo) {
     this.sock = client;
@@ -98,6 +97,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     this.clientAddress = info.sourceAddress;
     this.clientPort = info.sourcePort;
     this.startedAt = Date.now();
+    this.attempt = new UpstreamAttempt(this);
     client.setNoDelay(true);
     client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
@@ -125,12 +125,22 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     return this.routeRef?.pool.pool.name ?? '';
   }
   get server(): string {
-    return this.srv?.name ?? '';
+    return this.attempt.server?.name ?? '';
+  }
+  get tries(): number {
+    return this.attempt.tries;
+  }
+  get error(): string {
+    return this.outcome === undefined ? '' : this.outcome.text;
+  }
+  /** Time to the server connection (the release's latency), once open. */
+  get latencyMs(): number | undefined {
+    return this.connectMs > 0 ? this.connectMs : undefined;
   }
 
   /** This connection as a row of the binding table. */
   binding(): TcpBinding {
-    const s = this.srv;
+    const s = this.attempt.server;
     const client = this.clientAddress.includes(':') ? `[${this.clientAddress}]:${this.clientPort}` : `${this.clientAddress}:${this.clientPort}`;
     return {
       listener: this.lst.name,
@@ -142,7 +152,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       ageMs: Date.now() - this.startedAt,
-      state: this.st === St.Inspect ? 'inspecting' : this.queued ? 'queued' : this.st === St.Connecting ? 'connecting' : 'open',
+      state: this.st === St.Inspect ? 'inspecting' : this.attempt.queued ? 'queued' : this.st === St.Connecting ? 'connecting' : 'open',
     };
   }
 
@@ -183,7 +193,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
     if (this.st === St.Open) this.up!.end();
-    else if (this.st === St.Inspect) this.reject('client closed before its ClientHello', 'bad-client-hello');
+    else if (this.st === St.Inspect) this.reject(Outcome.of('bad-client-hello', 'client closed before its ClientHello'));
     // Connecting: the end is passed on once the server connection is open.
   };
 
@@ -193,7 +203,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
 
   private readonly onClientClose = (hadError: boolean): void => {
     if (this.st === St.Closed) return;
-    if (hadError && this.error === '') this.error = 'client reset';
+    if (hadError) this.outcome ??= Outcome.of('client-reset');
     // Whatever the server still sends has no reader any more.
     this.close();
   };
@@ -211,7 +221,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     this.hello = buf;
     const r = parseClientHello(buf, this.lst.inspectMaxBytes);
     if (r.kind === 'more') return;
-    if (r.kind === 'error') return this.reject(r.reason, 'bad-client-hello');
+    if (r.kind === 'error') return this.reject(Outcome.of('bad-client-hello', r.reason));
     this.hello = undefined;
     this.hold(buf);
     this.sni = r.hello.serverName;
@@ -220,10 +230,13 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     this.routeBy(r.hello.serverName);
   }
 
-  /** Refuse the connection before any server was involved: nothing is sent, the socket is closed. */
-  private reject(why: string, reason: string): void {
-    this.error = why;
-    this.lst.onRejected(reason);
+  /**
+   * Refuse the connection (before any server was involved, or when none could be had): nothing
+   * is sent, the socket is closed, the refusal counted under the outcome's reason.
+   */
+  private reject(o: Outcome): void {
+    this.outcome = o;
+    this.lst.onRejected(o.reason);
     this.close();
   }
 
@@ -241,86 +254,44 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
         break;
       }
     }
-    if (route === undefined) return this.reject('no route', 'no-route');
+    if (route === undefined) return this.reject(Outcome.of('no-route'));
     this.routeRef = route;
+    this.attempt.begin(route.pool, route.hashBySource ? this.clientAddress : undefined, undefined);
     if (route.sessions !== undefined && this.offeredId !== '') {
       const id = route.sessions.get(this.offeredId);
       // Not known here: the shared store is asked; the client's bytes are held meanwhile.
       if (id instanceof Promise) return void id.then(this.onStoredPin);
       this.pin(id);
     }
-    this.pickAndConnect();
+    this.attempt.run();
   }
 
   private pin(id: string | undefined): void {
     const pool = this.routeRef!.pool.pool;
-    if (id !== undefined && pool.acceptsPinned(id as ServerId)) this.pinned = pool.current.set.byId.get(id as ServerId);
+    if (id !== undefined && pool.acceptsPinned(id as ServerId)) this.attempt.pin(pool.current.set.byId.get(id as ServerId));
   }
 
   private readonly onStoredPin = (id: string | undefined): void => {
     // The client may have gone, or a deadline closed the connection, while the store answered.
     if (this.st !== St.Connecting) return;
     this.pin(id);
-    this.pickAndConnect();
+    this.attempt.run();
   };
 
-  /** A server for this connection: the pinned one first (while it has a free slot), else the pool's pick. */
-  private pickServer(): Server | undefined {
-    const route = this.routeRef!;
-    const pool = route.pool.pool;
-    const pin = this.pinned;
-    if (pin !== undefined && this.tries === 0 && pool.acceptsPinned(pin.id)) {
-      const rt = pool.runtime(pin.id);
-      if (rt !== undefined && (pin.maxConnections === 0 || rt.active < pin.maxConnections)) return pin;
-    }
-    const hashKey = route.hashBySource ? this.clientAddress : undefined;
-    return pool.pick(this.avoid === undefined ? { hashKey } : { hashKey, avoid: this.avoid });
+  /** Every available server is full: wait in the pool's queue, up to its `queue.timeout`. */
+  attemptQueued(): void {
+    this.setDeadline(Dl.Queue, this.routeRef!.pool.queueTimeoutMs ?? 0);
   }
 
-  private pickAndConnect(): void {
-    const s = this.pickServer();
-    if (s === undefined) {
-      const ph = this.routeRef!.pool;
-      const saturated = ph.pool.current.set.available.length > 0;
-      if (this.tries === 0 && saturated && ph.pool.enqueue(this)) {
-        // Every available server is at maxConnections: wait for a slot (pool.release resumes us).
-        this.queued = true;
-        this.setDeadline(Dl.Queue, ph.queueTimeoutMs ?? 0);
-        return;
-      }
-      this.error = this.tries > 0 ? this.error || 'connect failed' : saturated ? 'queue full' : 'no available server';
-      this.lst.onRejected(this.tries > 0 ? 'connect-failed' : saturated ? 'queue-full' : 'no-server');
-      return this.close();
-    }
-    this.connectTo(s);
+  /** No server could be had (none available, the queue full or timed out, every try failed). */
+  attemptFailed(o: Outcome): void {
+    this.reject(o);
   }
 
-  /** The pool has a free slot: pick again. False when none could be had (we stay first in line). */
-  resumeFromQueue(): boolean {
-    if (!this.queued) return true;
-    const s = this.pickServer();
-    if (s === undefined) return false;
-    this.queued = false;
-    this.connectTo(s);
-    return true;
-  }
-
-  /** No server is available any more: the connection is closed now. */
-  rejectFromQueue(): void {
-    if (!this.queued) return;
-    this.queued = false;
-    this.error = 'no available server';
-    this.lst.onRejected('no-server');
-    this.close();
-  }
-
-  private connectTo(s: Server): void {
+  /** Open the connection to the server the attempt picked. */
+  attemptConnect(s: Server): void {
     const route = this.routeRef!;
     const ph = route.pool;
-    const pool = ph.pool;
-    this.tries++;
-    this.srv = s;
-    this.rt = pool.acquire(s);
     this.setDeadline(Dl.Connect, ph.connectTimeoutMs);
     this.connectStartedAt = performance.now();
     // The PROXY header goes first, before TLS when the pool talks TLS to its servers.
@@ -383,7 +354,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     // TLS 1.3 echoes the client's (random) legacy session id and resumes with encrypted tickets:
     // there is nothing to learn. A HelloRetryRequest is not a session either.
     if (h.isRetry || h.version >= 0x0304 || h.sessionId === '') return;
-    this.routeRef!.sessions!.set(h.sessionId, this.srv!.id);
+    this.routeRef!.sessions!.set(h.sessionId, this.attempt.server!.id);
   }
 
   private readonly onUpEnd = (): void => {
@@ -392,19 +363,12 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
   };
 
   private readonly onUpError = (err: Error): void => {
-    if (this.st === St.Connecting) {
-      this.error = 'connect: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
-      this.connectFailed();
-    } else if (this.error === '') {
-      this.error = 'server: ' + ((err as NodeJS.ErrnoException).code ?? err.message);
-    }
+    if (this.st === St.Connecting) this.connectFailed(Outcome.ofError('connect-failed', err));
+    else this.outcome ??= Outcome.ofError('server-reset', err);
   };
 
   private readonly onUpClose = (hadError: boolean): void => {
-    if (this.st === St.Connecting) {
-      if (this.error === '') this.error = 'connect: closed';
-      return this.connectFailed();
-    }
+    if (this.st === St.Connecting) return this.connectFailed(Outcome.of('connect-failed', 'closed'));
     if (this.st !== St.Open) return;
     if (hadError || !this.upEnded) {
       // A reset: the client must see it too rather than a clean end.
@@ -420,30 +384,13 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
   };
 
   /** The connect failed or timed out: nothing was sent, so another server may be tried. */
-  private connectFailed(): void {
+  private connectFailed(o: Outcome): void {
     const up = this.up;
     this.up = undefined;
     if (up !== undefined) discard(up);
-    this.releaseServer(false, true);
-    const ph = this.routeRef!.pool;
-    if (this.tries <= ph.retries && this.st === St.Connecting) {
-      (this.avoid ??= new Set()).add(this.srv!.id);
-      return this.pickAndConnect();
-    }
-    this.lst.onRejected('connect-failed');
-    this.close();
-  }
-
-  private releaseServer(ok: boolean, failure: boolean): void {
-    const rt = this.rt;
-    if (rt === undefined) return;
-    this.rt = undefined;
-    if (failure) rt.failures++;
-    rt.bytesIn += this.bytesIn;
-    rt.bytesOut += this.bytesOut;
-    const ph = this.routeRef!.pool;
-    ph.pool.release(rt, { ok, latencyMs: ok ? this.connectMs : undefined, bytes: this.bytesIn + this.bytesOut });
-    ph.onOutcome?.(rt, failure ? 'connect' : '', 0);
+    // A retry calls attemptConnect (or attemptFailed, when no other server is left) at once.
+    if (this.attempt.retry(o, false, this)) return;
+    this.reject(o);
   }
 
   /** Called by the listener's sweep when `deadline` has passed. */
@@ -453,22 +400,15 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     this.dl = Dl.None;
     switch (kind) {
       case Dl.Inspect:
-        return this.reject('ClientHello timeout', 'timeout');
+        return this.reject(Outcome.of('hello-timeout'));
       case Dl.Queue:
-        if (!this.queued) return;
-        this.routeRef!.pool.pool.leaveQueue(this);
-        this.queued = false;
-        this.error = 'queue timeout';
-        this.lst.onRejected('queue-timeout');
-        return this.close();
+        this.attempt.expireQueue();
+        return;
       case Dl.Connect:
-        if (this.st === St.Connecting) {
-          this.error = 'connect timeout';
-          this.connectFailed();
-        }
+        if (this.st === St.Connecting) this.connectFailed(Outcome.of('connect-timeout'));
         return;
       case Dl.Idle:
-        this.error = 'idle timeout';
+        this.outcome ??= Outcome.of('idle-timeout');
         return this.close();
       default:
         return;
@@ -481,10 +421,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     const was = this.st;
     this.st = St.Closed;
     this.deadline = 0;
-    if (this.queued) {
-      this.queued = false;
-      this.routeRef!.pool.pool.leaveQueue(this);
-    }
+    this.attempt.abandon();
     this.pending = [];
     this.hello = undefined;
     this.serverHello = undefined;
@@ -496,7 +433,7 @@ export class TcpConnection implements TcpRecord, QueueWaiter {
     }
     if (this.clientEnded && this.upEnded) this.sock.end();
     else this.sock.destroy();
-    this.releaseServer(was === St.Open, false);
+    this.attempt.release(was === St.Open, undefined, this);
     this.durationMs = Date.now() - this.startedAt;
     this.lst.onClosed(this);
   }

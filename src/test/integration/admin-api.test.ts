@@ -106,7 +106,8 @@ describe('admin API', () => {
     assert.equal(o1.name, 'o1');
     assert.equal(o1.address, origins[0]!.address);
     assert.equal(o1.state, 'ready');
-    assert.equal(o1.health, 'up');
+    assert.equal(o1.health, 'no check', 'no health section: no check, as HAProxy says');
+    assert.equal(o1.check, 'none');
     assert.equal(o1.weight, 1);
     assert.equal(o1.source, 'config');
     assert.ok(o1.requests >= 1);

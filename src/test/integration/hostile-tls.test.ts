@@ -365,3 +365,56 @@ describe('hostile TLS clients', { skip }, () => {
     await assertHealthy();
   });
 });
+
+describe('hostile TLS clients of the admin API over HTTPS', { skip }, () => {
+  let p: Portico;
+  let admin = 0;
+
+  before(async () => {
+    const cert = selfSigned(['lb.example.com', '127.0.0.1']);
+    p = createPortico({
+      log: { level: 'error' },
+      admin: { listen: '127.0.0.1:0', tls: { cert: cert.certFile, key: cert.keyFile }, timeouts: { header: '1s' } },
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
+      pools: [{ name: 'web', servers: [{ name: 'o1', address: '127.0.0.1:9' }] }],
+    });
+    await p.start();
+    admin = p.admin!.address.port;
+  });
+  after(async () => {
+    await p.stop(0);
+  });
+
+  async function assertReady(): Promise<void> {
+    const r = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: admin, path: '/api/v1/status/ready', rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(r, 200);
+  }
+
+  test('client renegotiation on the admin API is refused', async () => {
+    const r = await renegotiate(admin);
+    assert.equal(r.renegotiated, false);
+    assert.match(r.error, /no renegotiation|socket hang up|ECONNRESET/i);
+    await assertReady();
+  });
+
+  test('a stalled handshake on the admin API is cut at admin.timeouts.header', async () => {
+    const r = await exchange(admin, [hello().subarray(0, 40)]);
+    assert.ok(r.closed);
+    assert.equal(r.got.length, 0);
+    await assertReady();
+  });
+
+  test('garbage instead of a ClientHello on the admin API is refused', async () => {
+    const r = await exchange(admin, [Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')]);
+    assert.ok(r.closed);
+    assert.ok(noServerHello(r.got));
+    await assertReady();
+  });
+});

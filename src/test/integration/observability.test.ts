@@ -244,6 +244,6 @@ describe('observability on a running Portico', () => {
       assert.ok(r.body.length > 500, f);
     }
     assert.equal((await get(admin, '/dashboard/nope.js')).status, 404);
-    assert.equal((await get(admin, '/dashboard/..%2Fpackage.json')).status, 404);
+    assert.equal((await get(admin, '/dashboard/..%2Fpackage.json')).status, 400, 'an encoded slash and a dot segment are refused');
   });
 });

@@ -137,7 +137,7 @@ describe('redirect listener: requests in the metrics, the access log and the liv
       assert.equal(r.status, 302);
       await waitFor(() => readFileSync(logPath, 'utf8').includes('\n'), 15_000, 'the access log');
       const line = readFileSync(logPath, 'utf8').trim();
-      assert.match(line, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/a\?b=c HTTP\/1\.1" 302 \d+ "http:\/\/ref\.example\/" "fetcher\/1" r\S+ mirror - web only /);
+      assert.match(line, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/a\?b=c HTTP\/1\.1" 302 \d+ "http:\/\/ref\.example\/" "fetcher\/1" \S+ mirror - web only /);
       // Load for a few seconds: each stats frame gives the listener's rate and the server's.
       let seen = 0;
       const deadline = Date.now() + 8000;

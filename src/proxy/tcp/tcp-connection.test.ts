@@ -1,0 +1,281 @@
+import { strict as assert } from 'node:assert';
+import { once } from 'node:events';
+import { createServer, connect, type Server as NetServer, type Socket } from 'node:net';
+import { afterEach, describe, it } from 'node:test';
+import '../../balancer/index.js';
+import { getBalancer } from '../../balancer/registry.js';
+import { ManualClock } from '../../core/clock.js';
+import { SeededRng } from '../../core/rng.js';
+import { serverId, type Server } from '../../core/server.js';
+import { Pool } from '../../pool/pool.js';
+import type { PoolHandle } from '../http/listener-runtime.js';
+import { socketInfo } from '../../net/proxy-protocol.js';
+import { TcpConnection } from './tcp-connection.js';
+import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
+
+/**
+ * The tcp connection's state machine, driven directly: a fake listener runtime, a real pool,
+ * client and server sockets on loopback. Deadlines are fired by calling onDeadline, as the
+ * listener's sweep would, so nothing races the clock.
+ */
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  while (cleanup.length > 0) cleanup.pop()!();
+});
+
+async function listen(srv: NetServer): Promise<number> {
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  cleanup.push(() => srv.close());
+  return (srv.address() as { port: number }).port;
+}
+
+/** A port nothing listens on: a connect to it is refused. */
+async function deadPort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A server that hands each accepted socket to the test. */
+async function backend(): Promise<{ port: number; next: () => Promise<Socket> }> {
+  const waiting: ((s: Socket) => void)[] = [];
+  const ready: Socket[] = [];
+  const srv = createServer({ allowHalfOpen: true }, (s) => {
+    cleanup.push(() => s.destroy());
+    const w = waiting.shift();
+    if (w !== undefined) w(s);
+    else ready.push(s);
+  });
+  const port = await listen(srv);
+  return { port, next: () => (ready.length > 0 ? Promise.resolve(ready.shift()!) : new Promise((r) => waiting.push(r))) };
+}
+
+const srv = (name: string, port: number, extra: Partial<Server> = {}): Server => ({
+  id: serverId('p', name),
+  name,
+  host: '127.0.0.1',
+  port,
+  weight: 1,
+  backup: false,
+  maxConnections: 0,
+  meta: {},
+  ...extra,
+});
+
+interface Front {
+  readonly pool: Pool;
+  readonly rejected: string[];
+  readonly closed: TcpConnection[];
+  /** Connect a client (`halfOpen`: it may keep sending after the other side ended); resolves with it and the TcpConnection serving it. */
+  client(halfOpen?: boolean): Promise<{ sock: Socket; conn: TcpConnection }>;
+  /** Resolves when `conn` has closed. */
+  closedOf(conn: TcpConnection): Promise<void>;
+}
+
+async function front(servers: Server[], options: { retries?: number; queueMax?: number; idleMs?: number } = {}): Promise<Front> {
+  const factory = getBalancer('roundrobin')!;
+  const pool = new Pool(
+    { name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0), queueMax: options.queueMax },
+    servers.map((server) => ({ server })),
+  );
+  const handle: PoolHandle = {
+    pool,
+    retries: options.retries ?? 1,
+    connectTimeoutMs: 60_000,
+    responseTimeoutMs: 60_000,
+    idleTimeoutMs: options.idleMs ?? 60_000,
+    retryAfterSec: 1,
+    queueTimeoutMs: 60_000,
+    connections: () => {
+      throw new Error('not used at L4');
+    },
+  };
+  const route: TcpRoute = { name: 'r', sni: undefined, pool: handle, tls: undefined, sessions: undefined, hashBySource: false };
+  const rejected: string[] = [];
+  const closed: TcpConnection[] = [];
+  const closeWaiters = new Map<TcpConnection, () => void>();
+  const lst: TcpListenerRuntime = {
+    name: 't',
+    routes: [route],
+    inspectTls: false,
+    inspectTimeoutMs: 60_000,
+    inspectMaxBytes: 16384,
+    sendProxy: false,
+    onRejected: (reason) => void rejected.push(reason),
+    onClosed: (c) => {
+      closed.push(c);
+      closeWaiters.get(c)?.();
+    },
+  };
+  const accepted: ((c: TcpConnection) => void)[] = [];
+  const fs = createServer({ allowHalfOpen: true }, (sock) => {
+    cleanup.push(() => sock.destroy());
+    const c = new TcpConnection(sock, lst, socketInfo(sock));
+    cleanup.push(() => c.close());
+    accepted.shift()!(c);
+  });
+  const port = await listen(fs);
+  return {
+    pool,
+    rejected,
+    closed,
+    async client(halfOpen = false) {
+      const got = new Promise<TcpConnection>((r) => accepted.push(r));
+      const sock = connect({ host: '127.0.0.1', port, allowHalfOpen: halfOpen });
+      cleanup.push(() => sock.destroy());
+      sock.on('error', () => {});
+      return { sock, conn: await got };
+    },
+    closedOf(conn) {
+      if (closed.includes(conn)) return Promise.resolve();
+      return new Promise((r) => closeWaiters.set(conn, r));
+    },
+  };
+}
+
+async function read(s: Socket, n: number): Promise<string> {
+  let got = '';
+  while (got.length < n) {
+    const [chunk] = (await once(s, 'data')) as [Buffer];
+    got += chunk.toString('latin1');
+  }
+  return got;
+}
+
+describe('tcp connection', () => {
+  it('retries a refused connect on another server, sending the held client bytes there', async () => {
+    const dead = await deadPort();
+    const b = await backend();
+    const f = await front([srv('a', dead), srv('b', b.port)], { retries: 1 });
+    const { sock, conn } = await f.client();
+    sock.write('hello');
+    const up = await b.next();
+    assert.equal(await read(up, 5), 'hello');
+    up.write('world');
+    assert.equal(await read(sock, 5), 'world');
+    assert.equal(conn.tries, 2);
+    assert.equal(conn.server, 'b');
+    assert.equal(f.pool.byName('a')!.failures, 1);
+    assert.equal(f.pool.byName('a')!.active, 0);
+    assert.equal(f.pool.byName('b')!.active, 1);
+    assert.equal(conn.binding().state, 'open');
+    sock.end();
+    await once(up, 'end');
+    up.end();
+    await f.closedOf(conn);
+    assert.equal(conn.error, '');
+    assert.equal(f.pool.byName('b')!.active, 0);
+    assert.deepEqual(f.rejected, []);
+  });
+
+  it('closes with connect-failed when every try is refused', async () => {
+    const f = await front([srv('a', await deadPort()), srv('b', await deadPort())], { retries: 3 });
+    const { sock, conn } = await f.client();
+    await once(sock, 'close');
+    await f.closedOf(conn);
+    assert.equal(conn.tries, 2);
+    assert.match(conn.error, /^connect: ECONNREFUSED$/);
+    assert.deepEqual(f.rejected, ['connect-failed']);
+    assert.equal(f.pool.byName('a')!.failures + f.pool.byName('b')!.failures, 2);
+  });
+
+  it('passes a half-close from the client on, and the server still answers', async () => {
+    const b = await backend();
+    const f = await front([srv('a', b.port)]);
+    const { sock, conn } = await f.client();
+    sock.end('ping');
+    const up = await b.next();
+    const ended = once(up, 'end');
+    assert.equal(await read(up, 4), 'ping');
+    await ended;
+    up.end('pong');
+    assert.equal(await read(sock, 4), 'pong');
+    await f.closedOf(conn);
+    assert.equal(conn.error, '');
+    assert.equal(conn.bytesIn, 4);
+    assert.equal(conn.bytesOut, 4);
+  });
+
+  it('passes a half-close from the server on, and the client still sends', async () => {
+    const b = await backend();
+    const f = await front([srv('a', b.port)]);
+    const { sock, conn } = await f.client(true);
+    sock.write('x');
+    const up = await b.next();
+    assert.equal(await read(up, 1), 'x');
+    const clientEnded = once(sock, 'end');
+    up.end('bye');
+    assert.equal(await read(sock, 3), 'bye');
+    await clientEnded;
+    sock.write('more');
+    assert.equal(await read(up, 4), 'more');
+    const upEnded = once(up, 'end');
+    sock.end();
+    await upEnded;
+    await f.closedOf(conn);
+    assert.equal(conn.error, '');
+    assert.equal(conn.bytesIn, 5);
+  });
+
+  it('closes an idle connection when its deadline passes', async () => {
+    const b = await backend();
+    const f = await front([srv('a', b.port)], { idleMs: 30_000 });
+    const { sock, conn } = await f.client();
+    sock.write('x');
+    const up = await b.next();
+    await read(up, 1);
+    assert.ok(conn.deadline > 0, 'the idle deadline is armed');
+    const closed = once(sock, 'close');
+    const upClosed = once(up, 'end');
+    conn.onDeadline();
+    await Promise.all([closed, upClosed]);
+    await f.closedOf(conn);
+    assert.equal(conn.error, 'idle timeout');
+    assert.equal(f.pool.byName('a')!.active, 0);
+  });
+
+  it('waits in the queue while the server is full, connects when it frees, and times out there', async () => {
+    const b = await backend();
+    const f = await front([srv('a', b.port, { maxConnections: 1 })], { queueMax: 2 });
+    const first = await f.client();
+    const up1 = await b.next();
+    const second = await f.client();
+    assert.equal(second.conn.binding().state, 'queued');
+    assert.equal(f.pool.queued, 1);
+    second.sock.write('early');
+    // The first connection ends: its slot goes to the waiting one.
+    const up1Ended = once(up1, 'end');
+    first.sock.end();
+    await up1Ended;
+    up1.end();
+    await f.closedOf(first.conn);
+    const up2 = await b.next();
+    assert.equal(await read(up2, 5), 'early');
+    assert.equal(second.conn.binding().state, 'open');
+
+    // A third waits; its queue deadline passes.
+    const third = await f.client();
+    assert.equal(third.conn.binding().state, 'queued');
+    assert.ok(third.conn.deadline > 0);
+    const closed = once(third.sock, 'close');
+    third.conn.onDeadline();
+    await closed;
+    assert.equal(third.conn.error, 'queue timeout');
+    assert.deepEqual(f.rejected, ['queue-timeout']);
+    assert.equal(f.pool.queued, 0);
+  });
+
+  it('refuses at once when no server is available', async () => {
+    const f = await front([srv('a', 1)]);
+    f.pool.setAdmin('a', 'maint');
+    const { sock, conn } = await f.client();
+    await once(sock, 'close');
+    assert.equal(conn.error, 'no available server');
+    assert.deepEqual(f.rejected, ['no-server']);
+  });
+});
