@@ -32,8 +32,11 @@ export interface TestCert {
 }
 
 export interface TestCa extends TestCert {
-  /** A certificate for `names` signed by this CA. */
-  issue(names: readonly string[]): TestCert;
+  /**
+   * A certificate for `names` signed by this CA, valid `days` (default 3), with a CRL
+   * distribution point when `crlUrl` is given.
+   */
+  issue(names: readonly string[], opts?: { days?: number; crlUrl?: string }): TestCert;
 }
 
 const ossl = (args: string[], cwd: string): void => {
@@ -68,11 +71,13 @@ export function testCa(): TestCa {
   const ca = read(dir, 'ca');
   return {
     ...ca,
-    issue(names) {
+    issue(names, opts = {}) {
       const base = `s${++seq}`;
       ossl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`], dir);
-      writeFileSync(join(dir, `${base}.ext`), san(names) + '\n');
-      ossl(['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${base}.pem`, '-days', '3', '-extfile', `${base}.ext`], dir);
+      const ext = [san(names)];
+      if (opts.crlUrl !== undefined) ext.push(`crlDistributionPoints=URI:${opts.crlUrl}`);
+      writeFileSync(join(dir, `${base}.ext`), ext.join('\n') + '\n');
+      ossl(['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${base}.pem`, '-days', String(opts.days ?? 3), '-extfile', `${base}.ext`], dir);
       return read(dir, base);
     },
   };
