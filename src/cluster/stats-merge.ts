@@ -226,6 +226,7 @@ export const MERGED_VIEWS = {
   '/api/v1/pools/{pool}': mergePoolViews,
   '/api/v1/pools/{pool}/servers/{name}': mergeServerViewsOf,
   '/api/v1/listeners/{listener}/bindings': mergeBindingsViews,
+  '/api/v1/caches': mergeCachesViews,
 } as const satisfies Record<string, (views: readonly View[], ctx: ViewContext, params: Readonly<Record<string, string>>) => View>;
 
 export type MergedViewPattern = keyof typeof MERGED_VIEWS;
@@ -255,6 +256,19 @@ export function mergeBindingsViews(views: readonly View[], ctx: ViewContext): Vi
   const bindings: unknown[] = [];
   for (const v of views) if (Array.isArray(v['bindings'])) bindings.push(...(v['bindings'] as unknown[]));
   return { ...views[0], connections: bindings.length, bindings, workers: ctx.coverage };
+}
+
+const CACHE_SUMS = ['entries', 'bytes', 'hits', 'misses', 'stale', 'evictions'] as const;
+
+/** `GET /api/v1/caches`: each worker holds its own cache; the figures are their sums. */
+export function mergeCachesViews(views: readonly View[], ctx: ViewContext): View {
+  const lists = views.map((v) => (Array.isArray(v['caches']) ? (v['caches'] as View[]) : []));
+  const caches = byName(lists).map((list) => {
+    const out: View = { ...list[0] };
+    for (const k of CACHE_SUMS) out[k] = sumField(list, k);
+    return out;
+  });
+  return { caches, workers: ctx.coverage };
 }
 
 const POOL_SUMS = ['inflight'] as const;
