@@ -237,6 +237,7 @@ class PorticoApp implements Portico, ConfigHost {
       pools: this.pools,
       listeners: () => this.listeners,
       inflight: () => this.inflightRequests(),
+      caches: () => this.caches.all(),
       accessLog: config.log.access,
       logger: this.log,
       probes: () => this.probeSources(),

@@ -1,7 +1,7 @@
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { DiscoveryStatus } from '../discovery/status.js';
 import { FINE_BUCKETS, fineQuantile } from '../observability/latency.js';
-import type { IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
+import type { CacheFrame, IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
 import { CollectedMetric } from '../observability/metrics.js';
 
 /**
@@ -63,7 +63,17 @@ export function mergeFrames(parts: readonly WorkerFrame[], coverage: Coverage): 
   for (const p of parts) if (p.frame.time > time) time = p.frame.time;
   const listeners = byName(parts.map((p) => p.frame.listeners)).map(mergeListener);
   const pools = byName(parts.map((p) => p.frame.pools.map((f) => ({ f, fig: p.intervals[f.name] })))).map((list) => mergePool(list));
-  return { time, intervalMs: first.frame.intervalMs, listeners, pools, workers: coverage };
+  const cacheLists = parts.map((p) => p.frame.caches ?? []);
+  const caches = byName(cacheLists).map(
+    (list): CacheFrame => ({
+      name: list[0]!.name,
+      entries: sum(list, (c) => c.entries),
+      bytes: sum(list, (c) => c.bytes),
+      fromCache: sum(list, (c) => c.fromCache),
+      requests: sum(list, (c) => c.requests),
+    }),
+  );
+  return { time, intervalMs: first.frame.intervalMs, listeners, pools, ...(caches.length === 0 ? {} : { caches }), workers: coverage };
 }
 
 function mergeListener(list: readonly ListenerFrame[]): ListenerFrame {
