@@ -58,6 +58,7 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
       const headers: Record<string, string> = { 'content-type': 'text/plain', 'cache-control': 'max-age=600' };
       if (path.startsWith('/tagged/')) headers['surrogate-key'] = path.endsWith('/a') ? 'red blue' : 'blue';
       if (path.startsWith('/vary')) headers.vary = 'accept-language';
+      if (path.startsWith('/brief')) headers['cache-control'] = 'max-age=1';
       res.writeHead(200, headers);
       res.end(`body of ${path} ${req.headers['accept-language'] ?? ''}`);
     });
@@ -182,6 +183,15 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
     assert.equal(wrong.status, 401);
     const still = await send(port, '/guarded');
     assert.match(String(still.headers['cache-status']), /^portico; hit/, 'a refused purge dropped nothing');
+  });
+
+  it('an expired object without a validator is pruned by the app\'s timer, without a request for it', async () => {
+    await send(port, '/brief');
+    const held = (await cacheOf('main')).entries;
+    const brief = await send(port, '/brief');
+    assert.match(String(brief.headers['cache-status']), /^portico; hit/);
+    // max-age=1 and no ETag or Last-Modified: nothing to revalidate with, so it goes once expired.
+    await waitFor(async () => (await cacheOf('main')).entries === held - 1, 20_000, 'the expired object to be pruned');
   });
 
   it('portico ctl cache prints the table; ctl purge drops by --url, --prefix and --tag', async () => {
