@@ -1,0 +1,149 @@
+/**
+ * The compression phase (SPEC §11): a route's `compress:`. The rules are src/compress's
+ * (negotiate.ts: Accept-Encoding, the never-compress cases, the header edits; engine.ts: the
+ * streaming compressor); this module is the glue to the exchange:
+ *
+ *   onResponseHead  the response may be compressed (whyNotCompress) and the client accepts a coding
+ *                   the route offers: the body is replaced (ex.bodyReplaced), Content-Encoding,
+ *                   `Vary: Accept-Encoding` (merged with the server's) and a weakened ETag are
+ *                   added; otherwise the server's own ETag and Vary are re-added unchanged (the
+ *                   phase owns those names, so the session does not relay them), with
+ *                   Accept-Encoding added to Vary when the response is one that is compressed for
+ *                   clients that accept it
+ *   onResponseBody  each chunk compressed and flushed, the coding's trailer at the end
+ *   onDone          the compressor released (also when the response did not complete)
+ *
+ * On a route with `cache:` too, this phase runs after the cache's (route-phases.ts): the cache
+ * keeps the server's identity response, and a miss is compressed on its way to the client; an
+ * answer from the cache (a hit, a coalesced request) is sent as it was stored.
+ */
+import { Compressor } from '../../../compress/engine.js';
+import { chooseCoding, DEFAULT_COMPRESS, varyWithAcceptEncoding, weakenEtag, whyNotCompress, type Coding, type CompressOptions } from '../../../compress/negotiate.js';
+import type { Exchange } from '../exchange.js';
+import type { ResponseHead } from '../parse-response.js';
+import type { HttpPhase } from '../phases.js';
+import type { RouteSpec } from '../router.js';
+
+/** The route's `compress:` as options; undefined when it is off. */
+export function compressOptions(spec: RouteSpec['compress']): CompressOptions | undefined {
+  if (spec === undefined || spec === false) return undefined;
+  if (spec === true) return DEFAULT_COMPRESS;
+  return { algorithms: spec.algorithms, minSize: spec.minSize, types: spec.types ?? DEFAULT_COMPRESS.types, level: spec.level };
+}
+
+/** Totals per coding, for the metrics (bytes from the servers in, toward the clients out). */
+export interface CompressCounts {
+  responses: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** The response fields whyNotCompress and the header edits read (one pass over the head). */
+interface Fields {
+  'content-length'?: string;
+  'content-type'?: string;
+  'content-encoding'?: string;
+  'content-range'?: string;
+  'cache-control'?: string;
+  etag?: string;
+  vary?: string;
+}
+
+function fieldsOf(res: ResponseHead): Fields {
+  const out: Record<string, string> = {};
+  const n = res.lnames;
+  const v = res.values;
+  for (let i = 0; i < n.length; i++) {
+    const k = n[i]!;
+    switch (k) {
+      case 'content-length':
+      case 'content-type':
+      case 'content-encoding':
+      case 'content-range':
+      case 'cache-control':
+      case 'etag':
+      case 'vary': {
+        const prev = out[k];
+        out[k] = prev === undefined ? v[i]! : prev + ', ' + v[i]!;
+      }
+    }
+  }
+  return out as Fields;
+}
+
+/** The server's own lines of `lname`, as received. */
+function serverLines(res: ResponseHead, lname: string): string {
+  let h = '';
+  const n = res.lnames;
+  for (let i = 0; i < n.length; i++) if (n[i] === lname) h += res.names[i]! + ': ' + res.values[i]! + '\r\n';
+  return h;
+}
+
+function acceptEncoding(ex: Exchange): string | undefined {
+  const n = ex.lnames;
+  let out: string | undefined;
+  for (let i = 0; i < n.length; i++) if (n[i] === 'accept-encoding') out = out === undefined ? ex.values[i]! : out + ', ' + ex.values[i]!;
+  return out;
+}
+
+export class CompressPhase implements HttpPhase {
+  readonly name = 'compress';
+  /** Rewritten when the body is compressed (re-added as received when it is not). */
+  readonly responseHeaders: readonly string[] = ['etag', 'vary'];
+  /** Per coding: responses compressed, bytes in and out. */
+  readonly counts: Readonly<Record<Coding, CompressCounts>> = {
+    br: { responses: 0, bytesIn: 0, bytesOut: 0 },
+    gzip: { responses: 0, bytesIn: 0, bytesOut: 0 },
+  };
+
+  constructor(readonly opts: CompressOptions) {}
+
+  onResponseHead(ex: Exchange, res: ResponseHead): string {
+    const f = fieldsOf(res);
+    const why = whyNotCompress(ex.method, res.status, f as Record<string, string | undefined>, this.opts);
+    const coding = why === undefined ? chooseCoding(acceptEncoding(ex), this.opts.algorithms) : undefined;
+    let h = '';
+    if (coding === undefined) {
+      // Sent as the server sent it; a compressible response still varies with Accept-Encoding.
+      h += serverLines(res, 'etag');
+      if (why === undefined) h += 'Vary: ' + varyWithAcceptEncoding(f.vary) + '\r\n';
+      else h += serverLines(res, 'vary');
+      return h;
+    }
+    // Another body phase replaced it already: its length is not the server's.
+    const cl = f['content-length'];
+    const hint = cl === undefined || ex.bodyReplaced ? -1 : Number(cl);
+    ex.compressState = new Compressor(coding, this.opts.level, hint);
+    ex.bodyReplaced = true;
+    this.counts[coding].responses++;
+    h += 'Content-Encoding: ' + coding + '\r\n';
+    h += 'Vary: ' + varyWithAcceptEncoding(f.vary) + '\r\n';
+    if (f.etag !== undefined) h += 'ETag: ' + weakenEtag(f.etag) + '\r\n';
+    return h;
+  }
+
+  onResponseBody(ex: Exchange, data: Buffer, end: boolean): Buffer {
+    const c = ex.compressState as Compressor | undefined;
+    if (c === undefined) return data;
+    const out = c.push(data);
+    if (!end) return out;
+    ex.compressState = undefined;
+    const tail = c.end();
+    this.count(c);
+    return out.length === 0 ? tail : Buffer.concat([out, tail]);
+  }
+
+  onDone(ex: Exchange): void {
+    const c = ex.compressState as Compressor | undefined;
+    if (c === undefined) return;
+    ex.compressState = undefined;
+    c.close();
+    this.count(c);
+  }
+
+  private count(c: Compressor): void {
+    const t = this.counts[c.coding];
+    t.bytesIn += c.bytesIn;
+    t.bytesOut += c.bytesOut;
+  }
+}
