@@ -37,6 +37,8 @@ import { limitShare } from '../core/limit-share.js';
 import { Reuse } from '../core/reuse.js';
 import { CacheSet } from '../cache/cache.js';
 import { routePhaseFactories } from './route-phases.js';
+import { CompressCounters } from '../proxy/http/phases/compress.js';
+import { compressedBytesMetric } from '../observability/metrics.js';
 import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
@@ -180,7 +182,9 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** The `caches:` of the configuration; each kept across a reload while its spec is unchanged. */
   readonly caches = new CacheSet();
-  private readonly routePhases = routePhaseFactories(this.caches);
+  /** Bytes the compression phases compressed (portico_compressed_bytes_total), kept across reloads. */
+  readonly compressed = new CompressCounters();
+  private readonly routePhases = routePhaseFactories(this.caches, this.compressed);
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -252,6 +256,7 @@ class PorticoApp implements Portico, ConfigHost {
     }
     for (const k of listenerKinds) for (const m of k.metrics?.(() => this.listenersOf(k)) ?? []) this.observability.metrics.register(m);
     for (const m of discoveryMetrics(() => this.discoveryStatuses())) this.observability.metrics.register(m);
+    this.observability.metrics.register(compressedBytesMetric(this.compressed));
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });

@@ -94,6 +94,10 @@ test('gzip and br round trips: Content-Encoding, no Content-Length, Vary merged 
       assert.equal(r.headers['etag'], 'W/"v1"');
       assert.equal(r.text, TEXT);
       assert.ok(r.raw.length < TEXT.length / 5, `${coding}: ${r.raw.length} bytes`);
+      // Counted before the body's last bytes were sent.
+      const m = await f.p.observability.metrics.render();
+      assert.ok(m.includes(`portico_compressed_bytes_total{listener="web",algorithm="${coding}",direction="in"} ${TEXT.length}\n`), m);
+      assert.ok(m.includes(`portico_compressed_bytes_total{listener="web",algorithm="${coding}",direction="out"} ${r.raw.length}\n`), m);
     }
     // Without Accept-Encoding: the server's body and its own ETag, and Vary says why.
     const plain = await get(f.port, '/t');

@@ -31,11 +31,23 @@ export function compressOptions(spec: RouteSpec['compress']): CompressOptions | 
   return { algorithms: spec.algorithms, minSize: spec.minSize, types: spec.types ?? DEFAULT_COMPRESS.types, level: spec.level };
 }
 
-/** Totals per coding, for the metrics (bytes from the servers in, toward the clients out). */
-export interface CompressCounts {
-  responses: number;
-  bytesIn: number;
-  bytesOut: number;
+/**
+ * Bytes compressed, by listener and coding (in: the servers' bytes, out: toward the clients), for
+ * `portico_compressed_bytes_total`; one object for the process, kept across reloads.
+ */
+export class CompressCounters {
+  /** Keyed `listener \0 coding`. */
+  readonly bytes = new Map<string, { in: number; out: number }>();
+
+  add(listener: string, coding: Coding, bytesIn: number, bytesOut: number): void {
+    const k = listener + '\u0000' + coding;
+    const t = this.bytes.get(k);
+    if (t === undefined) this.bytes.set(k, { in: bytesIn, out: bytesOut });
+    else {
+      t.in += bytesIn;
+      t.out += bytesOut;
+    }
+  }
 }
 
 /** The response fields whyNotCompress and the header edits read (one pass over the head). */
@@ -90,13 +102,10 @@ export class CompressPhase implements HttpPhase {
   readonly name = 'compress';
   /** Rewritten when the body is compressed (re-added as received when it is not). */
   readonly responseHeaders: readonly string[] = ['etag', 'vary'];
-  /** Per coding: responses compressed, bytes in and out. */
-  readonly counts: Readonly<Record<Coding, CompressCounts>> = {
-    br: { responses: 0, bytesIn: 0, bytesOut: 0 },
-    gzip: { responses: 0, bytesIn: 0, bytesOut: 0 },
-  };
-
-  constructor(readonly opts: CompressOptions) {}
+  constructor(
+    readonly opts: CompressOptions,
+    private readonly counters: CompressCounters,
+  ) {}
 
   onResponseHead(ex: Exchange, res: ResponseHead): string {
     const f = fieldsOf(res);
@@ -115,7 +124,6 @@ export class CompressPhase implements HttpPhase {
     const hint = cl === undefined || ex.bodyReplaced ? -1 : Number(cl);
     ex.compressState = new Compressor(coding, this.opts.level, hint);
     ex.bodyReplaced = true;
-    this.counts[coding].responses++;
     h += 'Content-Encoding: ' + coding + '\r\n';
     h += 'Vary: ' + varyWithAcceptEncoding(f.vary) + '\r\n';
     if (f.etag !== undefined) h += 'ETag: ' + weakenEtag(f.etag) + '\r\n';
@@ -129,7 +137,7 @@ export class CompressPhase implements HttpPhase {
     if (!end) return out;
     ex.compressState = undefined;
     const tail = c.end();
-    this.count(c);
+    this.counters.add(ex.listener, c.coding, c.bytesIn, c.bytesOut);
     return out.length === 0 ? tail : Buffer.concat([out, tail]);
   }
 
@@ -138,12 +146,6 @@ export class CompressPhase implements HttpPhase {
     if (c === undefined) return;
     ex.compressState = undefined;
     c.close();
-    this.count(c);
-  }
-
-  private count(c: Compressor): void {
-    const t = this.counts[c.coding];
-    t.bytesIn += c.bytesIn;
-    t.bytesOut += c.bytesOut;
+    this.counters.add(ex.listener, c.coding, c.bytesIn, c.bytesOut);
   }
 }
