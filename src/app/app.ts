@@ -269,6 +269,8 @@ class PorticoApp implements Portico, ConfigHost {
 
   readonly runtime: ConfigRuntime;
   private readonly servicesByPool = new Map<string, readonly Service[]>();
+  /** Each pool's discovery watcher run by this process (one of its services). */
+  private readonly watchers = new Map<string, DiscoveryWatcher>();
 
   get isStarted(): boolean {
     return this.started;
@@ -305,10 +307,14 @@ class PorticoApp implements Portico, ConfigHost {
     if (monitor !== undefined) out.push(monitor);
     if (outlier !== undefined) out.push(outlier);
     const discovery = this.externalDiscovery ? undefined : createDiscovery(pc.discovery, { warn: (m) => this.log.warn(m) });
-    if (discovery !== undefined) {
+    if (discovery === undefined) {
+      this.watchers.delete(pc.name);
+    } else {
       // Each new list goes through the configuration runtime, like a reload of the pool's servers.
       const onServers = (servers: readonly ServerConfig[]): void => void this.runtime.setDiscovered(pc.name, servers);
-      out.push(new DiscoveryWatcher(discovery, { onServers, log: this.log }));
+      const watcher = new DiscoveryWatcher(discovery, { onServers, log: this.log });
+      this.watchers.set(pc.name, watcher);
+      out.push(watcher);
     }
     return out;
   }
@@ -327,6 +333,7 @@ class PorticoApp implements Portico, ConfigHost {
     if (!this.pools.has(pool)) {
       this.servicesByPool.delete(pool);
       this.health.delete(pool);
+      this.watchers.delete(pool);
     }
   }
 
@@ -423,13 +430,12 @@ class PorticoApp implements Portico, ConfigHost {
     }
   }
 
-  /** The pools' health monitors (their probe results feed the metrics and the event stream). */
   /** The status of a pool's discovery run by this process (undefined: a static pool, or discovery runs in the primary). */
   discovery(pool: string): DiscoveryStatus | undefined {
     const pc = this.config.pools.find((p) => p.name === pool);
     if (pc === undefined || pc.discovery.type === 'static') return undefined;
-    for (const s of this.servicesByPool.get(pool) ?? []) if (s instanceof DiscoveryWatcher) return discoveryStatus(pc.discovery, s.state);
-    return undefined;
+    const watcher = this.watchers.get(pool);
+    return watcher === undefined ? undefined : discoveryStatus(pc.discovery, watcher.state);
   }
 
   private *discoveryStatuses(): IterableIterator<readonly [string, DiscoveryStatus]> {
@@ -439,6 +445,7 @@ class PorticoApp implements Portico, ConfigHost {
     }
   }
 
+  /** The pools' health monitors (their probe results feed the metrics and the event stream). */
   private *probeSources(): IterableIterator<HealthMonitor> {
     for (const h of this.health.values()) if (h.monitor !== undefined) yield h.monitor;
   }

@@ -48,7 +48,8 @@ export interface BuildContext<H extends PoolOf = PoolOf> {
   readonly sharedStore: boolean;
   /**
    * Something kept across reloads while the spec it was built from is unchanged (a rate limiter's
-   * buckets ...), under a key the kind names (prefix it with the protocol). `spec: false` forgets it.
+   * buckets ...), under a key the kind names (prefix it with the protocol). A kind that no longer
+   * needs it keeps `undefined` under the key's new spec (the old value is let go).
    */
   kept<T>(key: string, spec: unknown, build: () => T): T;
   /** A store-error handler that logs `state store failed; <consequence>` at most every 10 s. */

@@ -219,6 +219,21 @@ export const K_TRANSFER_ENCODING = 3;
 export const K_CONNECTION = 4;
 export const K_UPGRADE = 5;
 export const K_EXPECT = 6;
+/**
+ * A name that reads as a framing or forwarding field once '_' is taken for '-' (CGI and WSGI
+ * servers map both to the same variable): Content_Length, Transfer_Encoding, X_Forwarded_For ...
+ */
+export const K_UNDERSCORE_ALIAS = 7;
+
+const UNDERSCORE_ALIASES: ReadonlySet<string> = new Set([
+  'content_length',
+  'transfer_encoding',
+  'x_forwarded_for',
+  'x_forwarded_proto',
+  'x_forwarded_host',
+  'x_forwarded_client_cert',
+  'x_client_verify',
+]);
 
 export function nameKind(lname: string): number {
   switch (lname) {
@@ -228,7 +243,7 @@ export function nameKind(lname: string): number {
     case 'connection': return K_CONNECTION;
     case 'upgrade': return K_UPGRADE;
     case 'expect': return K_EXPECT;
-    default: return K_OTHER;
+    default: return lname.includes('_') && UNDERSCORE_ALIASES.has(lname.replace(/-/g, '_')) ? K_UNDERSCORE_ALIAS : K_OTHER;
   }
 }
 

@@ -152,7 +152,7 @@ export class HttpsListener extends HttpListener {
     if (s.alpnProtocol === 'h2') {
       // nghttp2 drops malformed fields silently: the guard sees every header block first (RFC 9113 §8.2.1).
       const guarded = new H2GuardedSocket(s);
-      this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false, cert, guard: guarded.guard };
+      this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false, cert, guard: guarded.guard, tls: s };
       this.h2Server.emit('connection', guarded);
       return;
     }
@@ -160,11 +160,16 @@ export class HttpsListener extends HttpListener {
   };
 
   private readonly onH2Session = (session: ServerHttp2Session): void => {
-    if (this.nextH2Client !== undefined) this.h2Clients.set(session, this.nextH2Client);
+    const client = this.nextH2Client;
+    if (client !== undefined) this.h2Clients.set(session, client);
     this.nextH2Client = undefined;
     this.h2Sessions.add(session);
     session.on('close', () => this.h2Sessions.delete(session));
     session.on('error', noop);
+    // HTTP/2 has no half-closed connection: a client that ends its side is gone. Without this, a
+    // session that nghttp2 had ended with GOAWAY while a stream was in flight kept its TLS socket
+    // (half-open, allowHalfOpen) and the accepted socket under it open, and stop() waited forever.
+    client?.tls.once('end', () => session.destroy());
     const idle = this.limits.keepAliveTimeoutMs;
     if (idle > 0) session.setTimeout(idle, () => session.close());
   };
@@ -202,6 +207,8 @@ interface H2Client {
   readonly servername: string | false;
   readonly cert: ClientCertInfo | undefined;
   readonly guard: H2FieldGuard;
+  /** The TLS socket under the session. */
+  readonly tls: TLSSocket;
 }
 
 function noop(): void {}

@@ -17,6 +17,7 @@ import {
   K_HOST,
   K_OTHER,
   K_TRANSFER_ENCODING,
+  K_UNDERSCORE_ALIAS,
   K_UPGRADE,
   nameCache,
   parseConnection,
@@ -34,6 +35,7 @@ export const F_TE_MALFORMED = failure(400, 'malformed Transfer-Encoding');
 export const F_CONNECTION = failure(400, 'malformed Connection header');
 export const F_HOST_DUP = failure(400, 'more than one Host header');
 export const F_HOST_BAD = failure(400, 'invalid Host header');
+export const F_UNDERSCORE_ALIAS = failure(400, "field name reads as a framing or forwarding field with '_' for '-'");
 
 /** Incomplete head: wait for more bytes (null), unless the head can no longer fit in maxHeaderBytes. */
 export function incomplete(len: number, limits: HeadLimits): ParseFailure | null {
@@ -130,6 +132,9 @@ export function readFields(
         break;
       case K_EXPECT:
         if (request && value.length === 12 && value.toLowerCase() === '100-continue') expectContinue = true;
+        break;
+      case K_UNDERSCORE_ALIAS:
+        if (request) return F_UNDERSCORE_ALIAS;
         break;
       case K_UPGRADE:
         if (request) upgrade = upgrade === undefined ? value : `${upgrade}, ${value}`;

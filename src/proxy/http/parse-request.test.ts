@@ -118,6 +118,13 @@ describe('parseRequestHead: successes', () => {
     assert.deepEqual(ok(get('Connection: te, transfer-encoding, x-trace\r\n')).connection, ['te', 'transfer-encoding', 'x-trace']);
   });
 
+  it("refuses names that read as framing or forwarding fields with '_' for '-', and keeps other underscores", () => {
+    for (const f of ['Content_Length: 5', 'transfer_encoding: chunked', 'X_Forwarded_For: 1.2.3.4', 'x-forwarded_host: a', 'X_Forwarded_Proto: https', 'X_Forwarded_Client_Cert: x', 'x_client_verify: SUCCESS']) {
+      refused(get(`${f}\r\n`), 400);
+    }
+    assert.deepEqual(ok(get('X_Custom: 1\r\nMy_Header: 2\r\n')).values, ['example.com', '1', '2']);
+  });
+
   it('takes the Host sent on from an absolute-form target (RFC 9112 §3.2.2)', () => {
     const r = ok('GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\nX-A: 1\r\n\r\n');
     assert.equal(r.host, 'b.example');

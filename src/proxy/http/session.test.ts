@@ -318,6 +318,37 @@ describe('HttpSession: the upstream attempt and outcomes', () => {
     assert.equal(r.pool.runtime(r.server.id)!.active, 0);
   });
 
+  it('a kept-alive server connection the server drops unanswered: the request goes again on a new connection, not counted as a try', async () => {
+    const b = await backend();
+    const log: string[] = [];
+    const r = rig(b.port, { phases: [tracer(log)] });
+    const { client } = r.open();
+    client.send('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n');
+    const up = await b.next();
+    await readRequest(up);
+    up.write(OK);
+    await client.untilCount('hello', 1);
+    client.send('GET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
+    assert.match(await readRequest(up), /^GET \/2 /); // on the reused connection
+    up.destroy(); // dropped without an answer, as a server closing an idle connection does
+    const up2 = await b.next();
+    assert.match(await readRequest(up2), /^GET \/2 /);
+    up2.write(OK);
+    await client.untilCount('hello', 2);
+    assert.deepEqual(
+      r.records.map((x) => [x.status, x.tries]),
+      [
+        [200, 1],
+        [200, 1],
+      ],
+    );
+    // Not the server's failure: passive health hears no failure for the stale connection.
+    assert.deepEqual(
+      log.filter((l) => l.includes('attemptDone')),
+      ['t attemptDone ok 200', 't attemptDone ok 0', 't attemptDone ok 200'],
+    );
+  });
+
   it('no available server: 503 with the pool\'s Retry-After, and the connection is kept', async () => {
     const b = await backend();
     const r = rig(b.port, { admin: 'maint' });
@@ -459,6 +490,25 @@ describe('HttpSession: phases', () => {
       r.records.map((x) => x.status),
       [200, 403],
     );
+  });
+
+  it('a listener phase that waits: routing and the route\'s phases follow once it settles', async () => {
+    const b = await backend();
+    const log: string[] = [];
+    let release!: () => void;
+    const gate: HttpPhase = { name: 'gate', onRequest: () => new Promise<void>((res) => (release = res)), onResume: () => void log.push('gate resumed') };
+    const r = rig(b.port, { before: compilePhases([gate]), phases: [tracer(log)] });
+    const { client } = r.open();
+    client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((res) => setImmediate(res));
+    assert.deepEqual(log, []);
+    release();
+    const up = await b.next();
+    await readRequest(up);
+    up.write(OK);
+    await client.untilCount('hello', 1);
+    assert.deepEqual(log.slice(0, 2), ['gate resumed', 't request']);
+    assert.equal(r.records[0]!.route, 'r');
   });
 
   it('onPicked answering instead: a redirect to the picked server, which is never contacted nor counted busy', async () => {

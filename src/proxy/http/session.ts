@@ -113,6 +113,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private streamed: StreamedAnswer | undefined = undefined;
   private streamChunked = false;
   private waitAt = 0;
+  private waitBeforeRoute = false;
   /** Pick, queue, retries and release of the current request's server (one per connection, begun per request). */
   private readonly attempt: UpstreamAttempt;
   private up: UpstreamConn | undefined = undefined;
@@ -361,7 +362,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
 
     // Phases before routing (the rate limit), then the route and its phases.
     const before = lst.phases.request;
-    if (before.length > 0 && !this.runRequestPhases(before, 0)) return;
+    if (before.length > 0 && !this.runRequestPhases(before, 0, true)) return;
     this.routeRequest();
   }
 
@@ -382,7 +383,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     }
     ex.poolHandle = route.pool;
     const phases = route.phases.request;
-    if (phases.length > 0 && !this.runRequestPhases(phases, 0)) return;
+    if (phases.length > 0 && !this.runRequestPhases(phases, 0, false)) return;
     this.forward();
   }
 
@@ -405,9 +406,10 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
 
   /**
    * Run `phases[from..]`'s onRequest in order. True when all let the request through; false when
-   * one answered (sent) or made the exchange wait (it resumes in onPhaseSettled).
+   * one answered (sent) or made the exchange wait (it resumes in onPhaseSettled). `beforeRoute`:
+   * the listener's phases (routing follows them), else the route's (forwarding follows).
    */
-  private runRequestPhases(phases: readonly HttpPhase[], from: number): boolean {
+  private runRequestPhases(phases: readonly HttpPhase[], from: number, beforeRoute: boolean): boolean {
     const ex = this.ex;
     for (let i = from; i < phases.length; i++) {
       const d = phases[i]!.onRequest!(ex);
@@ -419,6 +421,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
       // Wait: the client's bytes are buffered (not parsed as a next request) and no deadline runs.
       this.waitList = phases;
       this.waitAt = i;
+      this.waitBeforeRoute = beforeRoute;
       this.state = St.Connecting;
       this.deadline = 0;
       d.then(this.onPhaseSettled, this.onPhaseFailed);
@@ -434,8 +437,9 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     const at = this.waitAt;
     const resumed = phases[at]!.onResume?.(this.ex, value);
     if (resumed !== undefined) return this.sendPhaseAnswer(resumed);
-    if (!this.runRequestPhases(phases, at + 1)) return;
-    if (phases === this.lst.phases.request) this.routeRequest();
+    const beforeRoute = this.waitBeforeRoute;
+    if (!this.runRequestPhases(phases, at + 1, beforeRoute)) return;
+    if (beforeRoute) this.routeRequest();
     else this.forward();
   };
 

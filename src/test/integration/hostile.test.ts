@@ -101,6 +101,12 @@ const CASES: [name: string, request: string | string[], status: number][] = [
   ['Transfer-Encoding: gzip only', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\n`, 400],
   ['Transfer-Encoding unknown coding before chunked', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n`, 501],
   ['Transfer-Encoding: chunked with Content-Length: 0', `POST / HTTP/1.1\r\n${H}Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  // names that CGI and WSGI servers read as framing or forwarding fields ('_' taken for '-')
+  ['Transfer_Encoding beside Content-Length', `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer_Encoding: chunked\r\n\r\nhello`, 400],
+  ['Content_Length on a GET', `GET / HTTP/1.1\r\n${H}Content_Length: 34\r\n\r\n`, 400],
+  ['X_Forwarded_For spoofing', `GET / HTTP/1.1\r\n${H}X_Forwarded_For: 10.6.6.6\r\n\r\n`, 400],
+  ['X-Forwarded_Proto spoofing', `GET / HTTP/1.1\r\n${H}X-Forwarded_Proto: https\r\n\r\n`, 400],
+  ['X_Client_Verify spoofing', `GET / HTTP/1.1\r\n${H}X_Client_Verify: SUCCESS\r\n\r\n`, 400],
   ['Transfer-Encoding on an HTTP/1.0 request with Content-Length', `POST / HTTP/1.0\r\n${H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello`, 400],
   // request line
   ['tab between method and target', `GET\t/ HTTP/1.1\r\n${H}\r\n`, 400],
@@ -380,9 +386,6 @@ const FORWARD_CASES: [name: string, request: string, check: Check][] = [
   ['chunk extensions relayed with the body', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;a=b;c="d e"\r\nhello\r\n0;x\r\n\r\n`, (raw, h) => {
     once(h);
     assert.ok(raw.endsWith('5;a=b;c="d e"\r\nhello\r\n0;x\r\n\r\n'));
-  }],
-  ['Transfer_Encoding with an underscore is not framing', `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer_Encoding: chunked\r\nConnection: close\r\n\r\nhello`, (_r, h) => {
-    assert.match(once(h), /\r\nContent-Length: 5\r\n/);
   }],
   // forwarding headers from an untrusted client are replaced
   ['client X-Forwarded-For replaced', `GET / HTTP/1.1\r\n${H}X-Forwarded-For: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\nX-Forwarded-Host: evil\r\nConnection: close\r\n\r\n`, (_r, h) => {
