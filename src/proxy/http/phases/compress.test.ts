@@ -60,6 +60,9 @@ describe('CompressPhase', () => {
     const ex = exchange(ae);
     assert.equal(p.onResponseHead(ex, response('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n')), '');
     assert.equal(ex.bodyReplaced, false);
+    // An already encoded body keeps its Content-Encoding; a server's `identity` gives way to the coding.
+    assert.equal(p.onResponseHead(exchange(ae), response(BIG + 'Content-Encoding: gzip\r\n')), 'Content-Encoding: gzip\r\nETag: "a"\r\nVary: Origin\r\n');
+    assert.equal(p.onResponseHead(exchange(ae), response(BIG + 'Content-Encoding: identity\r\n')), 'Content-Encoding: br\r\nVary: Origin, Accept-Encoding\r\nETag: W/"a"\r\n');
   });
 
   it('a response that does not complete: onDone releases the compressor and counts what went through', () => {

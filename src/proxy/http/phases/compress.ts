@@ -6,7 +6,7 @@
  *   onResponseHead  the response may be compressed (whyNotCompress) and the client accepts a coding
  *                   the route offers: the body is replaced (ex.bodyReplaced), Content-Encoding,
  *                   `Vary: Accept-Encoding` (merged with the server's) and a weakened ETag are
- *                   added; otherwise the server's own ETag and Vary are re-added unchanged (the
+ *                   added; otherwise the server's own Content-Encoding, ETag and Vary are re-added unchanged (the
  *                   phase owns those names, so the session does not relay them), with
  *                   Accept-Encoding added to Vary when the response is one that is compressed for
  *                   clients that accept it
@@ -100,8 +100,11 @@ function acceptEncoding(ex: Exchange): string | undefined {
 
 export class CompressPhase implements HttpPhase {
   readonly name = 'compress';
-  /** Rewritten when the body is compressed (re-added as received when it is not). */
-  readonly responseHeaders: readonly string[] = ['etag', 'vary'];
+  /**
+   * Rewritten when the body is compressed (re-added as received when it is not); Content-Encoding
+   * so that a server's `identity` does not stand next to the coding.
+   */
+  readonly responseHeaders: readonly string[] = ['etag', 'vary', 'content-encoding'];
   constructor(
     readonly opts: CompressOptions,
     private readonly counters: CompressCounters,
@@ -114,6 +117,7 @@ export class CompressPhase implements HttpPhase {
     let h = '';
     if (coding === undefined) {
       // Sent as the server sent it; a compressible response still varies with Accept-Encoding.
+      h += serverLines(res, 'content-encoding');
       h += serverLines(res, 'etag');
       if (why === undefined) h += 'Vary: ' + varyWithAcceptEncoding(f.vary) + '\r\n';
       else h += serverLines(res, 'vary');
