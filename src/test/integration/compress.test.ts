@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import zlib from 'node:zlib';
 import { startOrigin, type Origin } from '../../test-helpers/origins.js';
 import { startPortico, webConfig } from '../../test-helpers/portico.js';
-import type { Portico } from '../../app/app.js';
+import { createPortico, type Portico } from '../../app/app.js';
+import { missingBinary, selfSigned } from '../../test-helpers/certs.js';
 
 type Route = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -306,5 +308,46 @@ test('with cache: on the route a miss is compressed, the cache keeps the identit
     assert.equal(f.hits.get('/t'), 1);
   } finally {
     await f.close();
+  }
+});
+
+test('an h2 client on an https listener gets the compressed body as DATA frames', { skip: missingBinary('openssl') }, async () => {
+  const origin = await startOrigin('o', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', etag: '"h"' });
+    res.write(TEXT.slice(0, 3000));
+    res.end(TEXT.slice(3000));
+  });
+  const cert = selfSigned(['www.example.com']);
+  const p = createPortico({
+    log: { level: 'error' },
+    admin: { enabled: false },
+    listeners: [{ name: 's', protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: cert.certFile, key: cert.keyFile }] }, routes: [{ pool: 'web', compress: true }] }],
+    pools: [{ name: 'web', servers: [{ name: 'o', address: origin.address }] }],
+  });
+  let client: ClientHttp2Session | undefined;
+  try {
+    await p.start();
+    client = h2connect(`https://127.0.0.1:${p.address('s')!.port}`, { servername: 'www.example.com', rejectUnauthorized: false });
+    const c = client;
+    for (const coding of ['br', 'gzip']) {
+      const r = await new Promise<{ headers: Record<string, unknown>; raw: Buffer }>((resolve, reject) => {
+        const req = c.request({ ':path': '/', ':authority': 'www.example.com', 'accept-encoding': coding });
+        let headers: Record<string, unknown> = {};
+        const chunks: Buffer[] = [];
+        req.on('response', (h) => (headers = { ...h }));
+        req.on('data', (b: Buffer) => chunks.push(b));
+        req.on('end', () => resolve({ headers, raw: Buffer.concat(chunks) }));
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(r.headers[':status'], 200);
+      assert.equal(r.headers['content-encoding'], coding);
+      assert.equal(r.headers['etag'], 'W/"h"');
+      assert.equal(decode(coding, r.raw), TEXT);
+    }
+  } finally {
+    client?.destroy();
+    await p.stop(0);
+    await origin.close();
   }
 });
