@@ -68,7 +68,6 @@ function fieldsOf(res: ResponseHead): Fields {
   for (let i = 0; i < n.length; i++) {
     const k = n[i]!;
     switch (k) {
-      case 'content-length':
       case 'content-type':
       case 'content-encoding':
       case 'content-range':
@@ -80,6 +79,8 @@ function fieldsOf(res: ResponseHead): Fields {
       }
     }
   }
+  // The parsed length (repeated equal fields are one value there).
+  if (res.contentLength >= 0) out['content-length'] = String(res.contentLength);
   return out as Fields;
 }
 
@@ -124,8 +125,7 @@ export class CompressPhase implements HttpPhase {
       return h;
     }
     // Another body phase replaced it already: its length is not the server's.
-    const cl = f['content-length'];
-    const hint = cl === undefined || ex.bodyReplaced ? -1 : Number(cl);
+    const hint = ex.bodyReplaced ? -1 : res.contentLength;
     ex.compressState = new Compressor(coding, this.opts.level, hint);
     ex.bodyReplaced = true;
     h += 'Content-Encoding: ' + coding + '\r\n';
