@@ -67,6 +67,11 @@ export class Compressor {
     return out;
   }
 
+  /** The engine was released (end or close). */
+  get closed(): boolean {
+    return this.z._handle === null;
+  }
+
   /** Release the engine (a response that did not complete). */
   close(): void {
     const z = this.z;

@@ -286,26 +286,45 @@ test('server-sent events through a compressing route arrive one by one, before t
   }
 });
 
-test('with cache: on the route a miss is compressed, the cache keeps the identity body, a hit is not compressed again', async () => {
-  const f = await farm({ '/t': fixed({ 'cache-control': 'max-age=60', etag: '"v1"' }, TEXT) }, { cache: 'main', compress: true }, { caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB' }] });
+test('with cache: on the route the cache keeps the identity body; a miss and every hit are compressed on delivery by the client\'s Accept-Encoding', async () => {
+  const f = await farm({ '/t': fixed({ 'cache-control': 'max-age=60', etag: '"v1"', vary: 'Origin' }, TEXT) }, { cache: 'main', compress: true }, { caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB' }] });
   try {
     const miss = await get(f.port, '/t', { 'accept-encoding': 'gzip' });
     assert.equal(miss.headers['content-encoding'], 'gzip');
     assert.equal(miss.headers['etag'], 'W/"v1"');
     assert.match(String(miss.headers['cache-status']), /fwd=miss; stored/);
     assert.equal(miss.text, TEXT);
-    for (const ae of ['gzip', 'br', undefined]) {
-      const hit = await get(f.port, '/t', ae === undefined ? {} : { 'accept-encoding': ae });
+    for (const coding of ['gzip', 'br']) {
+      const hit = await get(f.port, '/t', { 'accept-encoding': coding });
       assert.match(String(hit.headers['cache-status']), /^portico; hit/);
-      assert.equal(hit.headers['content-encoding'], undefined);
-      assert.equal(hit.headers['content-length'], String(TEXT.length));
-      assert.equal(hit.headers['etag'], '"v1"'); // the stored head, ETag kept
+      assert.equal(hit.headers['content-encoding'], coding);
+      assert.equal(hit.headers['content-length'], undefined);
+      assert.equal(hit.headers['etag'], 'W/"v1"');
+      assert.equal(hit.headers['vary'], 'Origin, Accept-Encoding');
       assert.equal(hit.text, TEXT);
     }
-    // The client's weak validator from the compressed miss is satisfied by the stored response.
-    const cond = await get(f.port, '/t', { 'if-none-match': 'W/"v1"' });
+    // A client that takes no coding gets the stored bytes as they are, with the server's ETag.
+    const plain = await get(f.port, '/t');
+    assert.match(String(plain.headers['cache-status']), /^portico; hit/);
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(plain.headers['content-length'], String(TEXT.length));
+    assert.equal(plain.headers['etag'], '"v1"');
+    assert.equal(plain.headers['vary'], 'Origin, Accept-Encoding');
+    assert.equal(plain.text, TEXT);
+    // HEAD and a range are answered from the cache uncompressed.
+    const head = await get(f.port, '/t', { 'accept-encoding': 'gzip' }, 'HEAD');
+    assert.equal(head.headers['content-encoding'], undefined);
+    const range = await get(f.port, '/t', { 'accept-encoding': 'gzip', range: 'bytes=0-9' });
+    assert.equal(range.status, 206);
+    assert.equal(range.headers['content-encoding'], undefined);
+    assert.equal(range.text, TEXT.slice(0, 10));
+    // The client's weak validator from a compressed answer is satisfied by the stored response.
+    const cond = await get(f.port, '/t', { 'if-none-match': 'W/"v1"', 'accept-encoding': 'gzip' });
     assert.equal(cond.status, 304);
     assert.equal(f.hits.get('/t'), 1);
+    // Every compressed answer, miss and hits, was counted.
+    const m = await f.p.observability.metrics.render();
+    assert.match(m, /portico_compressed_bytes_total\{listener="web",algorithm="gzip",direction="in"\} 18000\n/);
   } finally {
     await f.close();
   }

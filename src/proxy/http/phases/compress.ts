@@ -13,15 +13,18 @@
  *   onResponseBody  each chunk compressed and flushed, the coding's trailer at the end
  *   onDone          the compressor released (also when the response did not complete)
  *
+ *   onStreamedAnswer an answer from the cache (stored identity: a hit, a request joined to a
+ *                   fetch) compressed on delivery by the same rules
+ *
  * On a route with `cache:` too, this phase runs after the cache's (route-phases.ts): the cache
- * keeps the server's identity response, and a miss is compressed on its way to the client; an
- * answer from the cache (a hit, a coalesced request) is sent as it was stored.
+ * keeps the server's identity response, and every client gets it compressed by its own
+ * Accept-Encoding, on a miss and on a hit alike.
  */
 import { Compressor } from '../../../compress/engine.js';
 import { chooseCoding, DEFAULT_COMPRESS, varyWithAcceptEncoding, weakenEtag, whyNotCompress, type Coding, type CompressOptions } from '../../../compress/negotiate.js';
 import type { Exchange } from '../exchange.js';
 import type { ResponseHead } from '../parse-response.js';
-import type { HttpPhase } from '../phases.js';
+import type { AnswerSink, HttpPhase, StreamedAnswer } from '../phases.js';
 import type { RouteSpec } from '../router.js';
 
 /** The route's `compress:` as options; undefined when it is off. */
@@ -99,6 +102,116 @@ function acceptEncoding(ex: Exchange): string | undefined {
   return out;
 }
 
+/** The header lines of a head text (status line first), split once: names lower-cased, values trimmed. */
+function headLines(head: string): { lines: string[]; lnames: string[]; values: string[] } {
+  const lines = head.split('\r\n');
+  const lnames: string[] = [];
+  const values: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    const c = l.indexOf(':');
+    lnames.push(c < 0 ? '' : l.slice(0, c).trim().toLowerCase());
+    values.push(c < 0 ? '' : l.slice(c + 1).trim());
+  }
+  return { lines, lnames, values };
+}
+
+/**
+ * A streamed answer (a cache hit, a request joined to a fetch) compressed on its way out: the
+ * inner answer writes into this sink, which compresses each piece (flushed) into the session's.
+ * Back-pressure passes through: the session's verdict on the compressed bytes is the inner
+ * answer's, and `resume` goes back to it.
+ */
+class CompressedAnswer implements StreamedAnswer, AnswerSink {
+  readonly sized = false;
+  readonly hasBody: boolean;
+  readonly status: number;
+  private sink: AnswerSink | undefined;
+
+  constructor(
+    private readonly inner: StreamedAnswer,
+    private readonly headText: string,
+    private readonly c: Compressor,
+    private readonly counters: CompressCounters,
+    private readonly listener: string,
+  ) {
+    this.status = inner.status;
+    this.hasBody = inner.hasBody;
+  }
+  head(): string {
+    return this.headText;
+  }
+  start(sink: AnswerSink): void {
+    this.sink = sink;
+    this.inner.start(this);
+  }
+  resume(): void {
+    this.inner.resume();
+  }
+  cancel(): void {
+    this.sink = undefined;
+    this.inner.cancel();
+    this.release();
+  }
+  answerData(data: Buffer): boolean {
+    const sink = this.sink;
+    if (sink === undefined) return false;
+    const out = this.c.push(data);
+    return out.length === 0 ? true : sink.answerData(out);
+  }
+  answerEnd(): void {
+    const sink = this.sink;
+    if (sink === undefined) return;
+    this.sink = undefined;
+    const tail = this.c.end();
+    this.counters.add(this.listener, this.c.coding, this.c.bytesIn, this.c.bytesOut);
+    if (tail.length > 0) sink.answerData(tail);
+    sink.answerEnd();
+  }
+  answerAbort(): void {
+    const sink = this.sink;
+    this.sink = undefined;
+    this.release();
+    sink?.answerAbort();
+  }
+  private release(): void {
+    if (this.c.closed) return;
+    this.c.close();
+    this.counters.add(this.listener, this.c.coding, this.c.bytesIn, this.c.bytesOut);
+  }
+}
+
+/** Header names a compressed answer replaces, and the one an identity answer that could have been compressed extends. */
+const REPLACED: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'etag', 'vary']);
+const VARY_ONLY: ReadonlySet<string> = new Set(['vary']);
+
+/** A streamed answer with another head (Vary extended), its body untouched. */
+class HeadOnly implements StreamedAnswer {
+  readonly sized: boolean;
+  readonly hasBody: boolean;
+  readonly status: number;
+  constructor(
+    private readonly inner: StreamedAnswer,
+    private readonly headText: string,
+  ) {
+    this.sized = inner.sized;
+    this.hasBody = inner.hasBody;
+    this.status = inner.status;
+  }
+  head(): string {
+    return this.headText;
+  }
+  start(sink: AnswerSink): void {
+    this.inner.start(sink);
+  }
+  resume(): void {
+    this.inner.resume();
+  }
+  cancel(): void {
+    this.inner.cancel();
+  }
+}
+
 export class CompressPhase implements HttpPhase {
   readonly name = 'compress';
   /**
@@ -143,6 +256,37 @@ export class CompressPhase implements HttpPhase {
     const tail = c.end();
     this.counters.add(ex.listener, c.coding, c.bytesIn, c.bytesOut);
     return out.length === 0 ? tail : Buffer.concat([out, tail]);
+  }
+
+  /**
+   * An answer from the cache (stored identity) is compressed on delivery by the same rules as a
+   * server's response; one that may not be compressed is sent as it is.
+   */
+  onStreamedAnswer(ex: Exchange, a: StreamedAnswer): StreamedAnswer {
+    const head = a.head();
+    const { lines, lnames, values } = headLines(head);
+    const f: Record<string, string | undefined> = {};
+    for (let i = 0; i < lnames.length; i++) {
+      const k = lnames[i]!;
+      if (k === '') continue;
+      const prev = f[k];
+      f[k] = prev === undefined ? values[i]! : prev + ', ' + values[i]!;
+    }
+    const why = whyNotCompress(ex.method, a.status, f, this.opts);
+    if (why !== undefined || !a.hasBody) return a;
+    const coding = chooseCoding(acceptEncoding(ex), this.opts.algorithms);
+    const drop = coding === undefined ? VARY_ONLY : REPLACED;
+    let h = lines[0]! + '\r\n';
+    for (let i = 0; i < lnames.length; i++) {
+      if (lnames[i] === '' || drop.has(lnames[i]!)) continue;
+      h += lines[i + 1]! + '\r\n';
+    }
+    h += 'Vary: ' + varyWithAcceptEncoding(f['vary']) + '\r\n';
+    if (coding === undefined) return new HeadOnly(a, h);
+    h += 'Content-Encoding: ' + coding + '\r\n';
+    if (f['etag'] !== undefined) h += 'ETag: ' + weakenEtag(f['etag']) + '\r\n';
+    const cl = f['content-length'];
+    return new CompressedAnswer(a, h, new Compressor(coding, this.opts.level, cl === undefined ? -1 : Number(cl) || -1), this.counters, ex.listener);
   }
 
   onDone(ex: Exchange): void {
