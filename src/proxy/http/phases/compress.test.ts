@@ -7,7 +7,58 @@ import { Exchange } from '../exchange.js';
 import type { HttpListenerRuntime } from '../listener-runtime.js';
 import type { RequestHead } from '../parse-request.js';
 import { parseResponseHead, type ResponseHead } from '../parse-response.js';
+import type { AnswerSink, StreamedAnswer } from '../phases.js';
 import { CompressCounters, CompressPhase, compressOptions } from './compress.js';
+
+/** A stored answer that sends its pieces while the sink takes them, and the rest on resume(). */
+class Pieces implements StreamedAnswer {
+  readonly sized = true;
+  readonly hasBody = true;
+  private sink: AnswerSink | undefined;
+  private i = 0;
+  cancelled = false;
+  constructor(
+    readonly status: number,
+    private readonly text: string,
+    private readonly pieces: Buffer[],
+  ) {}
+  head(): string {
+    return this.text;
+  }
+  start(sink: AnswerSink): void {
+    this.sink = sink;
+    this.pump();
+  }
+  resume(): void {
+    this.pump();
+  }
+  cancel(): void {
+    this.cancelled = true;
+  }
+  private pump(): void {
+    const sink = this.sink!;
+    while (this.i < this.pieces.length) if (!sink.answerData(this.pieces[this.i++]!)) return;
+    sink.answerEnd();
+  }
+}
+
+/** The session's side: takes `room` writes before it says it is full. */
+class Sink implements AnswerSink {
+  out: Buffer[] = [];
+  ended = false;
+  aborted = false;
+  constructor(public room: number) {}
+  answerData(d: Buffer): boolean {
+    this.out.push(d);
+    return --this.room > 0;
+  }
+  answerEnd(): void {
+    this.ended = true;
+  }
+  answerAbort(): void {
+    this.aborted = true;
+  }
+}
 
 function exchange(headers: [string, string][], method = 'GET'): Exchange {
   const lst = { name: 'web', proto: 'http', trusted: new CidrSet([]) } as unknown as HttpListenerRuntime;
@@ -81,5 +132,42 @@ describe('CompressPhase', () => {
     assert.equal(compressOptions(false), undefined);
     assert.equal(compressOptions(undefined), undefined);
     assert.deepEqual(compressOptions({ algorithms: ['gzip'], minSize: 10, level: 9 }), { algorithms: ['gzip'], minSize: 10, types: DEFAULT_COMPRESS.types, level: 9 });
+  });
+
+  it('onStreamedAnswer: a stored answer is compressed on delivery with back-pressure; identity clients get Vary only; HEAD and 304 untouched', () => {
+    const counters = new CompressCounters();
+    const p = new CompressPhase(DEFAULT_COMPRESS, counters);
+    const pieces = [Buffer.from('a'.repeat(3000)), Buffer.from('b'.repeat(3000)), Buffer.from('c'.repeat(3000))];
+    const head = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nETag: "s"\r\ncontent-length: 9000\r\nAge: 3\r\n';
+    const inner = new Pieces(200, head, pieces);
+    const a = p.onStreamedAnswer(exchange([['Accept-Encoding', 'gzip']]), inner);
+    assert.notEqual(a, inner);
+    assert.equal(a.sized, false);
+    assert.equal(a.head(), 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nAge: 3\r\nVary: Accept-Encoding\r\nContent-Encoding: gzip\r\nETag: W/"s"\r\n');
+    const sink = new Sink(1);
+    a.start(sink);
+    assert.equal(sink.out.length, 1, 'the full sink stopped the stored body');
+    sink.room = 100;
+    a.resume();
+    assert.equal(sink.ended, true);
+    assert.equal(zlib.gunzipSync(Buffer.concat(sink.out)).toString(), 'a'.repeat(3000) + 'b'.repeat(3000) + 'c'.repeat(3000));
+    assert.equal(counters.bytes.get('web\u0000gzip')!.in, 9000);
+
+    const plain = p.onStreamedAnswer(exchange([]), new Pieces(200, head, pieces));
+    assert.equal(plain.sized, true);
+    assert.equal(plain.head(), 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nETag: "s"\r\ncontent-length: 9000\r\nAge: 3\r\nVary: Accept-Encoding\r\n');
+    const nm = new Pieces(304, 'HTTP/1.1 304 Not Modified\r\netag: "s"\r\n', []);
+    assert.equal(p.onStreamedAnswer(exchange([['Accept-Encoding', 'gzip']]), nm), nm);
+    const h = new Pieces(200, head, pieces);
+    assert.equal(p.onStreamedAnswer(exchange([['Accept-Encoding', 'gzip']], 'HEAD'), h), h);
+
+    // The client leaves: the stored answer is cancelled and the compressor released.
+    const left = new Pieces(200, head, pieces);
+    const b = p.onStreamedAnswer(exchange([['Accept-Encoding', 'br']]), left);
+    const s2 = new Sink(1);
+    b.start(s2);
+    b.cancel();
+    assert.equal(left.cancelled, true);
+    assert.equal(counters.bytes.get('web\u0000br')!.in, 3000);
   });
 });
