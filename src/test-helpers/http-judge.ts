@@ -67,6 +67,14 @@ export class HttpJudge {
     };
     server.on('request', onRequest);
     server.on('checkExpectation', onRequest);
+    // CONNECT and upgrades come as their own events: the head was read; the rest is a tunnel.
+    const onTunnel = (req: IncomingMessage, s: Socket): void => {
+      const port = s.remotePort ?? -1;
+      j.settle(port, { head: { method: req.method ?? '', url: req.url ?? '', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }, body: Buffer.alloc(0), code: undefined });
+      s.destroy();
+    };
+    server.on('connect', onTunnel);
+    server.on('upgrade', onTunnel);
     server.on('clientError', (err: NodeJS.ErrnoException, s: Socket) => {
       const port = s.remotePort ?? -1;
       j.settle(port, { head: j.heads.get(port), body: undefined, code: err.code ?? 'ERROR' });

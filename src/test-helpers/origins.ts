@@ -141,6 +141,8 @@ export async function waitFor(fn: () => boolean | Promise<boolean>, ms = 5000, w
 export interface PorticoProcess {
   readonly pid: number;
   readonly output: () => string;
+  /** The exit code once the process has exited; null while it runs. */
+  exitCode(): number | null;
   /** Resident memory now and at its peak, in bytes (Linux /proc). */
   memory(): { rss: number; peak: number };
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -193,6 +195,7 @@ export async function spawnPortico(config: unknown, listeners = 1): Promise<Port
   return {
     pid: child.pid!,
     output: () => out,
+    exitCode: () => child.exitCode ?? (child.signalCode !== null ? -1 : null),
     memory: () => ({ rss: kb('VmRSS'), peak: kb('VmHWM') }),
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null) child.kill(signal);

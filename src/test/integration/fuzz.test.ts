@@ -4,6 +4,9 @@ import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { createPortico, type Portico } from '../../app/app.js';
 import { SeededRng } from '../../core/rng.js';
+import fc from 'fast-check';
+import { fuzzParams, fuzzTimeout } from '../../test-helpers/fuzz.js';
+import { request as grammarRequest } from '../../test-helpers/http-grammar.js';
 import { rawRequest } from '../../test-helpers/origins.js';
 
 /**
@@ -124,5 +127,19 @@ describe('mutation fuzzing of the request path', () => {
     assert.match(ok, /^HTTP\/1\.1 200 /);
     assert.ok(judged > 0, 'some mutated requests stay valid and reach the judge');
     assert.ok((statuses.get('400') ?? 0) > 0, 'some are refused');
+  });
+  it('grammar-generated requests (RFC 9112 edge cases): nothing malformed is forwarded, every answer is HTTP, Portico keeps serving', { timeout: fuzzTimeout(180_000) }, async () => {
+    judgeErrors = [];
+    const before = judged;
+    await fc.assert(
+      fc.asyncProperty(grammarRequest, async (req) => {
+        const out = await rawRequest(port, Buffer.from(req.text, 'latin1'), 1500);
+        assert.ok(out === '' || /^HTTP\/1\.1 \d{3} /.test(out), `not an HTTP answer: ${JSON.stringify(out.slice(0, 60))}`);
+        assert.deepEqual(judgeErrors, [], `forwarded something the judge refused: ${JSON.stringify(req.text)}`);
+      }),
+      fuzzParams(150),
+    );
+    assert.match(await rawRequest(port, CORPUS[0]!), /^HTTP\/1\.1 200 /);
+    assert.ok(judged > before, 'some generated requests are valid and reach the judge');
   });
 });
