@@ -25,7 +25,7 @@ const skip = missingBinary('testssl', 'openssl');
  * SWEET32, FREAK, DROWN, LOGJAM, LUCKY13, RC4 and the fallback SCSV need SSLv3, TLS 1.0/1.1, CBC,
  * 3DES, export, DH or RC4 suites, whose absence -p and -s establish (asserted below).
  * `--fast` tests each cipher category with one openssl call instead of one handshake per cipher.
- * Measured here (2 cores shared with other work): this set took 98 s when the machine was
+ * Measured here (2 cores shared with other work): this set took 78 to 98 s when the machine was
  * quieter and 165 to 172 s at load 6 to 8; all of -U with --fast took 111 to 152 s, and without
  * --fast 184 s. testssl is a shell script whose time is mostly process starts, so it slows with
  * the load; the guard and the test's timeout allow a machine twice as slow.
