@@ -10,6 +10,7 @@ import { deepEqual } from '../core/deep-equal.js';
 import { discoverySource, type DiscoveryStatus } from '../discovery/status.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerRuntime } from '../pool/server-runtime.js';
+import { CACHE_ENDPOINTS } from './cache-api.js';
 import { AdminError, badRequest, conflict, invalid, notFound, type AdminIssue } from './admin-error.js';
 import { JsonReply } from './admin-server.js';
 import { serverChange, withHealthChange, withServerChange, type RuntimeChange, type ServerChange, type ServerSettings } from './journal.js';
@@ -128,6 +129,7 @@ const ENDPOINTS = [
   'DELETE /api/v1/pools/{pool}/servers/{name}/runtime-change',
   'PUT /api/v1/pools/{pool}/health',
   'POST /api/v1/reload',
+  ...CACHE_ENDPOINTS,
   'GET /api/v1/events',
   'GET /metrics',
 ];

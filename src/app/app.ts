@@ -29,6 +29,7 @@ import { RequestStats } from '../observability/request-stats.js';
 import { AdminServer, type AdminTimeouts } from '../admin/admin-server.js';
 import { RuntimeJournal } from '../admin/journal.js';
 import { mountAdminApi, type StatsView } from '../admin/api.js';
+import { mountCacheApi } from '../admin/cache-api.js';
 import { ConfigRuntime, type ConfigHost, type ReloadResult } from './config-runtime.js';
 import { mountObservability } from '../admin/dashboard/mount.js';
 import type { InflightRequest } from '../observability/live-stats.js';
@@ -40,6 +41,7 @@ import { routePhaseFactories } from './route-phases.js';
 import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
+import { cacheMetrics } from '../observability/metrics.js';
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { ClusterStore } from '../cluster/cluster-store.js';
 import { RuntimeSync } from '../cluster/runtime-sync.js';
@@ -235,6 +237,7 @@ class PorticoApp implements Portico, ConfigHost {
       pools: this.pools,
       listeners: () => this.listeners,
       inflight: () => this.inflightRequests(),
+      caches: () => this.caches.all(),
       accessLog: config.log.access,
       logger: this.log,
       probes: () => this.probeSources(),
@@ -252,11 +255,13 @@ class PorticoApp implements Portico, ConfigHost {
     }
     for (const k of listenerKinds) for (const m of k.metrics?.(() => this.listenersOf(k)) ?? []) this.observability.metrics.register(m);
     for (const m of discoveryMetrics(() => this.discoveryStatuses())) this.observability.metrics.register(m);
+    for (const m of cacheMetrics(() => this.caches.all())) this.observability.metrics.register(m);
     if (this.admin !== undefined) {
       const admin = this.admin;
       mountObservability(admin, this.observability, { node: config.cluster.node, hasToken: () => admin.hasToken });
       mountAdminApi(admin, this, { node: config.cluster.node, store: cs === undefined ? undefined : () => cs.status() });
       this.mountListenerViews(admin);
+      mountCacheApi(admin, this.caches);
     }
   }
 
@@ -569,8 +574,15 @@ class PorticoApp implements Portico, ConfigHost {
       this.started = false;
       throw err;
     }
-    this.sweepTimer = setInterval(() => this.upstreams.sweep(performance.now()), 1000);
+    this.sweepTimer = setInterval(() => this.tick(), 1000);
     this.sweepTimer.unref();
+  }
+
+  /** Once a second while started: idle upstream connections, and what the caches may no longer serve. */
+  private tick(): void {
+    const now = performance.now();
+    this.upstreams.sweep(now);
+    for (const c of this.caches.all()) c.prune(now);
   }
 
   async stop(graceMs = this.config.shutdownGrace): Promise<void> {

@@ -28,6 +28,11 @@ Commands:
   reset POOL/SERVER               drop the server's runtime change (weight, state ... set through
                                   the API): the file's values apply again
   reload                          re-read the configuration file; an invalid file is refused
+  cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, evictions
+  purge CACHE --url PATH | --prefix PATH | --tag TAG
+                                  drop from CACHE every variant of a URL (/path?q on every host, or
+                                  host/path), every URL under a path prefix, or every object whose
+                                  Surrogate-Key lists TAG
   config push FILE [--etcd URL]   validate FILE and store it in etcd for every node (portico ctl config --help)
 
 Options:
@@ -68,6 +73,8 @@ interface CtlOptions {
   weight: number | undefined;
   backup: boolean;
   now: boolean;
+  /** `purge`: what to drop (--url, --prefix, --tag), in the order given. */
+  purge: { by: 'url' | 'prefix' | 'tag'; value: string }[];
   words: string[];
 }
 
@@ -115,7 +122,7 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
 
 /** The index of the first word that is not an option or an option's value. */
 function firstWord(argv: readonly string[]): number | undefined {
-  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight', '-c', '--config']);
+  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight', '-c', '--config', '--url', '--prefix', '--tag']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (withValue.has(a)) i++;
@@ -135,6 +142,7 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     weight: undefined,
     backup: false,
     now: false,
+    purge: [],
     words: [],
   };
   let cacertFile = env.PORTICO_ADMIN_CACERT === '' ? undefined : env.PORTICO_ADMIN_CACERT;
@@ -188,6 +196,11 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
         break;
       case '--now':
         o.now = true;
+        break;
+      case '--url':
+      case '--prefix':
+      case '--tag':
+        o.purge.push({ by: flag.slice(2) as 'url' | 'prefix' | 'tag', value: value() });
         break;
       case '-h':
       case '--help':
@@ -340,6 +353,20 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
           return lines.join('\n') + '\n';
         },
       };
+    case 'cache':
+      want(0, 'no argument');
+      return { method: 'GET', path: '/api/v1/caches', render: (b) => renderCaches(b.caches as Json[]) };
+    case 'purge': {
+      want(1, 'CACHE and one of --url PATH, --prefix PATH, --tag TAG');
+      if (o.purge.length !== 1) throw new UsageError(`purge takes one of --url, --prefix or --tag (got ${o.purge.length === 0 ? 'none' : o.purge.map((x) => '--' + x.by).join(', ')})`);
+      const { by, value } = o.purge[0]!;
+      const what = by === 'tag' ? `tagged ${value}` : by === 'prefix' ? `under ${value}` : value;
+      return {
+        method: 'DELETE',
+        path: `/api/v1/caches/${seg(args[0]!)}?${by}=${seg(value)}`,
+        render: (b) => `${args[0]}: ${b.purged} object${b.purged === 1 ? '' : 's'} purged (${what})\n`,
+      };
+    }
     default:
       throw new UsageError(`unknown command ${cmd}`);
   }
@@ -495,6 +522,20 @@ function renderServers(p: Json): string {
       ]),
     )
   );
+}
+
+function renderCaches(caches: readonly Json[]): string {
+  if (caches.length === 0) return 'no cache\n';
+  return table(
+    ['CACHE', 'ENTRIES', 'BYTES', 'HITS', 'MISSES', 'HIT RATIO', 'STALE', 'EVICTIONS'],
+    caches.map((c) => [c.name, c.entries, c.bytes, c.hits, c.misses, hitRatio(c.hits as number, c.misses as number, c.stale as number), c.stale, c.evictions]),
+  );
+}
+
+/** Answers from the cache (fresh or stale) over every answer counted, as a percentage; '-' before any. */
+function hitRatio(hits: number, misses: number, stale: number): string {
+  const total = hits + misses + stale;
+  return total === 0 ? '-' : `${Math.round(((hits + stale) / total) * 1000) / 10}%`;
 }
 
 /** The weight column: the configured weight, or `effective/configured` during slow start, rounded to two decimals. */

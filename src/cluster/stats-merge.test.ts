@@ -163,6 +163,37 @@ describe('merging the figures of several workers', () => {
     assert.equal(mergeFrames([], { reporting: 0, running: 0 }), undefined);
   });
 
+  it('frames: the workers\' caches are summed by name; no cache, no caches key', () => {
+    const w1 = worker([server('a')]);
+    const w2 = worker([server('a')]);
+    w1.setNow(1000);
+    w2.setNow(1000);
+    const f1 = w1.live.tick();
+    const f2 = w2.live.tick();
+    const bare = mergeFrames([{ frame: f1, intervals: {} }], { reporting: 1, running: 1 })!;
+    assert.equal('caches' in bare, false);
+    const merged = mergeFrames(
+      [
+        { frame: { ...f1, caches: [{ name: 'main', entries: 2, bytes: 100, fromCache: 5, requests: 9 }] }, intervals: {} },
+        {
+          frame: {
+            ...f2,
+            caches: [
+              { name: 'main', entries: 3, bytes: 50, fromCache: 1, requests: 4 },
+              { name: 'img', entries: 1, bytes: 10, fromCache: 0, requests: 1 },
+            ],
+          },
+          intervals: {},
+        },
+      ],
+      { reporting: 2, running: 2 },
+    )!;
+    assert.deepEqual(merged.caches, [
+      { name: 'main', entries: 5, bytes: 150, fromCache: 6, requests: 13 },
+      { name: 'img', entries: 1, bytes: 10, fromCache: 0, requests: 1 },
+    ]);
+  });
+
   it('admin views: counters summed, probe details from the primary, the rest from the answering worker', () => {
     const view = (requests: number, active: number, health: string) => ({
       name: 'web',

@@ -1,7 +1,7 @@
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { DiscoveryStatus } from '../discovery/status.js';
 import { FINE_BUCKETS, fineQuantile } from '../observability/latency.js';
-import type { IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
+import type { CacheFrame, IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
 import { CollectedMetric } from '../observability/metrics.js';
 
 /**
@@ -63,7 +63,17 @@ export function mergeFrames(parts: readonly WorkerFrame[], coverage: Coverage): 
   for (const p of parts) if (p.frame.time > time) time = p.frame.time;
   const listeners = byName(parts.map((p) => p.frame.listeners)).map(mergeListener);
   const pools = byName(parts.map((p) => p.frame.pools.map((f) => ({ f, fig: p.intervals[f.name] })))).map((list) => mergePool(list));
-  return { time, intervalMs: first.frame.intervalMs, listeners, pools, workers: coverage };
+  const cacheLists = parts.map((p) => p.frame.caches ?? []);
+  const caches = byName(cacheLists).map(
+    (list): CacheFrame => ({
+      name: list[0]!.name,
+      entries: sum(list, (c) => c.entries),
+      bytes: sum(list, (c) => c.bytes),
+      fromCache: sum(list, (c) => c.fromCache),
+      requests: sum(list, (c) => c.requests),
+    }),
+  );
+  return { time, intervalMs: first.frame.intervalMs, listeners, pools, ...(caches.length === 0 ? {} : { caches }), workers: coverage };
 }
 
 function mergeListener(list: readonly ListenerFrame[]): ListenerFrame {
@@ -226,6 +236,7 @@ export const MERGED_VIEWS = {
   '/api/v1/pools/{pool}': mergePoolViews,
   '/api/v1/pools/{pool}/servers/{name}': mergeServerViewsOf,
   '/api/v1/listeners/{listener}/bindings': mergeBindingsViews,
+  '/api/v1/caches': mergeCachesViews,
 } as const satisfies Record<string, (views: readonly View[], ctx: ViewContext, params: Readonly<Record<string, string>>) => View>;
 
 export type MergedViewPattern = keyof typeof MERGED_VIEWS;
@@ -255,6 +266,19 @@ export function mergeBindingsViews(views: readonly View[], ctx: ViewContext): Vi
   const bindings: unknown[] = [];
   for (const v of views) if (Array.isArray(v['bindings'])) bindings.push(...(v['bindings'] as unknown[]));
   return { ...views[0], connections: bindings.length, bindings, workers: ctx.coverage };
+}
+
+const CACHE_SUMS = ['entries', 'bytes', 'hits', 'misses', 'stale', 'evictions'] as const;
+
+/** `GET /api/v1/caches`: each worker holds its own cache; the figures are their sums. */
+export function mergeCachesViews(views: readonly View[], ctx: ViewContext): View {
+  const lists = views.map((v) => (Array.isArray(v['caches']) ? (v['caches'] as View[]) : []));
+  const caches = byName(lists).map((list) => {
+    const out: View = { ...list[0] };
+    for (const k of CACHE_SUMS) out[k] = sumField(list, k);
+    return out;
+  });
+  return { caches, workers: ctx.coverage };
 }
 
 const POOL_SUMS = ['inflight'] as const;

@@ -25,8 +25,11 @@ import { isObject } from '../core/guards.js';
  * with them merged, which the worker publishes. Nothing here runs per request.
  */
 
-/** What a worker is asked for: its metrics, or the body of one of the admin API reads. */
-export type StatsWant = { readonly kind: 'metrics' } | { readonly kind: 'view'; readonly path: string };
+/**
+ * What a worker is asked for: its metrics, the body of one of the admin API reads, or to purge
+ * its cache (`path`: the `DELETE /api/v1/caches/{cache}?...` path and query; each worker holds its own).
+ */
+export type StatsWant = { readonly kind: 'metrics' } | { readonly kind: 'view'; readonly path: string } | { readonly kind: 'purge'; readonly path: string };
 
 /** One worker's part of an answer. */
 export type StatsPart = { readonly ok: true; readonly pid: number; readonly value: unknown } | { readonly ok: false; readonly pid: number; readonly error: string };
@@ -71,11 +74,14 @@ export type StatsDown = {
   };
 };
 
+/** The cache purge every worker takes part in (src/admin/cache-api.ts). */
+const PURGE_PATTERN = '/api/v1/caches/{cache}';
+
 /** The channel's name on a worker's IPC port. */
 const STATS = 'stats';
 
 function isWant(x: unknown): x is StatsWant {
-  return isObject(x) && (x['kind'] === 'metrics' || (x['kind'] === 'view' && typeof x['path'] === 'string'));
+  return isObject(x) && (x['kind'] === 'metrics' || ((x['kind'] === 'view' || x['kind'] === 'purge') && typeof x['path'] === 'string'));
 }
 
 /** A frame older than this many intervals is left out of the merge (its worker has stalled). */
@@ -340,21 +346,38 @@ export function attachWorkerStats(portico: StatsPortico, client: WorkerStatsClie
       });
       if (own !== undefined) locals.route('GET', pattern, own);
     }
+    // A cache purge: this worker's own (which refuses bad input before anything is asked of the
+    // others), then every other worker's; the answer sums what they purged.
+    const purge = router.wrap('DELETE', PURGE_PATTERN, (handler) => async (req, res, ctx) => {
+      const mine = await handler(req, res, ctx);
+      if (!isObject(mine) || mine instanceof JsonReply || typeof mine['purged'] !== 'number') return mine;
+      const answer = await client.ask({ kind: 'purge', path: ctx.url.pathname + ctx.url.search });
+      let purged = mine['purged'];
+      let parts = 1;
+      for (const p of answer?.parts ?? []) {
+        if (!p.ok || !isObject(p.value) || typeof p.value['purged'] !== 'number') continue;
+        purged += p.value['purged'];
+        parts++;
+      }
+      return { purged, workers: coverage(answer, parts) };
+    });
+    if (purge !== undefined) locals.route('DELETE', PURGE_PATTERN, purge);
   }
 
   /** This worker's part of a collection. */
   const collect = async (want: StatsWant): Promise<unknown> => {
     if (want.kind === 'metrics') return obs.metrics.registry.getMetricsAsJSON();
-    const m = locals.match('GET', want.path);
+    const path = new URL(want.path, 'http://admin.invalid');
+    const m = locals.match(want.kind === 'purge' ? 'DELETE' : 'GET', path.pathname);
     if (m.kind !== 'found') throw new Error(`no merged view ${want.path}`);
     const ac = new AbortController();
     const ctx: AdminContext = {
-      url: new URL(want.path, 'http://admin.invalid'),
+      url: path,
       params: m.params,
       signal: ac.signal,
       body: () => Promise.resolve(undefined),
     };
-    // The read handlers of MERGED_VIEWS return their answer and do not touch the request or response.
+    // The read handlers of MERGED_VIEWS and the purge return their answer and do not touch the request or response.
     const out = await (m.handler as AdminHandler)(undefined as never, undefined as never, ctx);
     if (out instanceof JsonReply) {
       if (out.status !== 200) throw new Error(`status ${out.status}`);

@@ -53,10 +53,18 @@ describe('access log', () => {
       firstByteMs: 1.5,
       totalMs: 2.25,
       tries: 1,
+      cache: '',
       error: 'x',
     });
     assert.equal(log.written, 1);
     assert.equal(log.dropped, 0);
+  });
+
+  it('JSON lines carry the cache verdict (Cache-Status without the cache name), escaped like every string', () => {
+    const log = new AccessLog({ format: 'json', sink: heldSink().sink, timeOrigin: 0 });
+    const obj = JSON.parse(log.jsonLine(exchange({ cacheStatus: 'fwd=miss; stored' }))) as Record<string, unknown>;
+    assert.equal(obj['cache'], 'fwd=miss; stored');
+    assert.equal((JSON.parse(log.jsonLine(exchange({ cacheStatus: 'a"b' }))) as Record<string, unknown>)['cache'], 'a"b');
   });
 
   it('combined format: Apache fields first, then Portico fields', () => {

@@ -228,6 +228,8 @@ export class AccessLog {
       ms(r.totalMs) +
       ',"tries":' +
       r.tries +
+      ',"cache":' +
+      q(r.cacheStatus) +
       (r.error === '' ? '' : ',"error":' + q(r.error)) +
       '}\n'
     );

@@ -170,3 +170,23 @@ describe('live statistics', () => {
     }
   });
 });
+
+describe('live statistics: caches', () => {
+  it('a frame carries every cache: objects, bytes and answers from the cache (hit, stale, revalidated) over all its requests; none without caches', () => {
+    const base = {
+      traffic: new TrafficCounters(),
+      stats: new RequestStats(),
+      pools: new Map<string, Pool>(),
+      listeners: () => [],
+      inflight: () => [],
+      hub: new EventHub(),
+      now: () => 1000,
+      wallNow: () => 1_700_000_000_000,
+    };
+    const requests = { hit: 4, miss: 3, stale: 1, revalidated: 2, bypass: 5, uncacheable: 6 };
+    const live = new LiveStats({ ...base, caches: () => [{ name: 'main', requests, store: { entries: 7, bytes: 1234 } }] });
+    assert.deepEqual(live.tick().caches, [{ name: 'main', entries: 7, bytes: 1234, fromCache: 7, requests: 21 }]);
+    const none = new LiveStats({ ...base, caches: () => [] });
+    assert.equal('caches' in none.tick(), false);
+  });
+});

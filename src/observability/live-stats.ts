@@ -1,6 +1,7 @@
 import type { Pool, PoolEvent } from '../pool/pool.js';
 import type { ServerRuntime } from '../pool/server-runtime.js';
 import type { EventHub } from './events.js';
+import type { CacheFigures } from './metrics.js';
 import { FINE_BUCKETS, fineQuantile } from './latency.js';
 import type { RequestStats } from './request-stats.js';
 import type { ServerTraffic, TrafficCounters } from './traffic.js';
@@ -94,6 +95,19 @@ export interface StatsFrame {
   readonly intervalMs: number;
   readonly listeners: ListenerFrame[];
   readonly pools: PoolFrame[];
+  /** The configured caches (absent when there is none). */
+  readonly caches?: CacheFrame[];
+}
+
+/** One cache in a frame: what it holds, and its answers since it was created (the dashboard diffs two frames for a rate). */
+export interface CacheFrame {
+  readonly name: string;
+  readonly entries: number;
+  readonly bytes: number;
+  /** Requests answered from the cache: fresh hits, stale answers and revalidations. */
+  readonly fromCache: number;
+  /** Every request counted on routes with the cache (all results). */
+  readonly requests: number;
 }
 
 export interface LiveStatsDeps {
@@ -104,6 +118,8 @@ export interface LiveStatsDeps {
   readonly listeners: () => Iterable<ListenerInfo>;
   readonly inflight: () => Iterable<InflightRequest>;
   readonly hub: EventHub;
+  /** The configured caches (the app's CacheSet); none: frames carry no `caches`. */
+  readonly caches?: (() => Iterable<CacheFigures>) | undefined;
   /** Monotonic ms (default performance.now). */
   readonly now?: () => number;
   /** Wall-clock ms (default Date.now). */
@@ -234,6 +250,17 @@ export class LiveStats {
     });
   }
 
+  private cacheFrames(): CacheFrame[] {
+    const out: CacheFrame[] = [];
+    for (const c of this.d.caches?.() ?? []) {
+      const r = c.requests;
+      let requests = 0;
+      for (const k in r) requests += r[k]!;
+      out.push({ name: c.name, entries: c.store.entries, bytes: c.store.bytes, fromCache: (r['hit'] ?? 0) + (r['stale'] ?? 0) + (r['revalidated'] ?? 0), requests });
+    }
+    return out;
+  }
+
   /** Close the current interval: compute and publish its frame. Public for tests. */
   tick(): StatsFrame {
     const d = this.d;
@@ -261,7 +288,8 @@ export class LiveStats {
     }
     const listeners = this.listenerFrames(dtMs);
     d.traffic.intervalStart = t1;
-    const frame: StatsFrame = { time: this.wallNow(), intervalMs: Math.round(dtMs), listeners, pools };
+    const caches = this.cacheFrames();
+    const frame: StatsFrame = { time: this.wallNow(), intervalMs: Math.round(dtMs), listeners, pools, ...(caches.length === 0 ? {} : { caches }) };
     this.last = frame;
     this.publishFrame(frame);
     return frame;

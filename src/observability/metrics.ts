@@ -78,6 +78,28 @@ export function healthChecksMetric(health: HealthCheckCounters | undefined): Col
   });
 }
 
+/** What the cache metrics read of one cache at scrape time (src/cache/cache.ts's Cache fits). */
+export interface CacheFigures {
+  readonly name: string;
+  readonly requests: Readonly<Record<string, number>>;
+  readonly store: { readonly entries: number; readonly bytes: number };
+}
+
+/** `portico_cache_requests_total{cache,result}`, `portico_cache_bytes{cache}`, `portico_cache_entries{cache}` (SPEC §6). */
+export function cacheMetrics(caches: () => Iterable<CacheFigures>): CollectedMetric[] {
+  return [
+    new CollectedMetric('portico_cache_requests_total', 'Requests on routes with a cache, by cache and result (hit, miss, stale, revalidated, bypass, uncacheable)', 'counter', function* () {
+      for (const c of caches()) for (const [result, n] of Object.entries(c.requests)) yield { labels: { cache: c.name, result }, value: n };
+    }),
+    new CollectedMetric('portico_cache_bytes', 'Bytes of the objects held by the cache (bodies and heads)', 'gauge', function* () {
+      for (const c of caches()) yield { labels: { cache: c.name }, value: c.store.bytes };
+    }),
+    new CollectedMetric('portico_cache_entries', 'Objects held by the cache (each variant counts)', 'gauge', function* () {
+      for (const c of caches()) yield { labels: { cache: c.name }, value: c.store.entries };
+    }),
+  ];
+}
+
 export interface MetricsDeps {
   readonly traffic: TrafficCounters;
   readonly stats: RequestStats;

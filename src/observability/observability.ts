@@ -4,7 +4,7 @@ import { AccessLog, fileSink, stdoutSink, type AccessLogSink } from './access-lo
 import { EventHub } from './events.js';
 import { LiveStats, type InflightRequest, type ListenerInfo } from './live-stats.js';
 import { silentLogger, type Logger } from './logger.js';
-import { CollectedMetric, HealthCheckCounters, Metrics } from './metrics.js';
+import { CollectedMetric, HealthCheckCounters, Metrics, type CacheFigures } from './metrics.js';
 import type { RequestStats } from './request-stats.js';
 import { TrafficCounters } from './traffic.js';
 
@@ -12,6 +12,8 @@ export interface ObservabilityOptions {
   readonly stats: RequestStats;
   /** The live map of pools (a reload may change it). */
   readonly pools: ReadonlyMap<string, Pool>;
+  /** The configured caches, for the live statistics (the metrics are registered by the app). */
+  readonly caches?: (() => Iterable<CacheFigures>) | undefined;
   readonly listeners: () => Iterable<ListenerInfo>;
   /** Requests in progress on every listener (for Little's N). */
   readonly inflight: () => Iterable<InflightRequest>;
@@ -79,6 +81,7 @@ export class Observability {
       inflight: o.inflight,
       hub: this.hub,
       intervalMs: o.intervalMs,
+      caches: o.caches,
     });
     this.metrics = new Metrics({ traffic: this.traffic, stats: o.stats, pools: o.pools, health: this.health, processMetrics: o.processMetrics });
     this.hub.subscribe((ev) => {

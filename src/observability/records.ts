@@ -30,6 +30,8 @@ export interface ExchangeRecord {
   readonly error: string;
   /** `1.0` or `1.1`: the request's HTTP version. */
   readonly httpVersion: string;
+  /** The route cache's verdict (the Cache-Status value: `hit`, `fwd=miss`, ...), or '' on a route without a cache. */
+  readonly cacheStatus: string;
   requestId(): string;
   /** A request header by lower-case name ('' when absent); a scan, for sinks such as the access log. */
   header(lname: string): string;

@@ -23,6 +23,7 @@ export function exchange(over: Partial<Omit<ExchangeRecord, 'requestId' | 'heade
     tries: 1,
     error: '',
     httpVersion: '1.1',
+    cacheStatus: '',
     ...over,
     requestId: () => over.id ?? 'rid-1',
     header: (name: string) => headers[name] ?? '',

@@ -42,7 +42,9 @@ describe('the dashboard in a real browser (headless chromium)', () => {
       log: { level: 'error' },
       stateDir: state,
       admin: { listen: '127.0.0.1:0', token },
-      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
+      // The origins' answers carry no freshness: every request goes through to a server, counted by the cache.
+      caches: [{ name: 'main', memory: '1MiB', maxObjectSize: '64KiB' }],
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web', cache: 'main' }] }],
       pools: [
         {
           name: 'web',
@@ -92,6 +94,10 @@ describe('the dashboard in a real browser (headless chromium)', () => {
       await page.waitForSelector('tr[data-server="web/o3"]', { timeout: 10_000 });
       assert.equal(await page.locator('article.pool[data-pool="web"] table.servers tbody tr').count(), 3);
       await waitFor(async () => (await page.locator('tr[data-server="web/o1"] td.law-n').textContent()) !== '0.000', 10_000, 'traffic to show');
+      // The cache's row: its requests counted, none answered from it.
+      await waitFor(async () => Number(await page.locator('#caches tr[data-cache="main"] td:nth-child(6)').textContent()) > 0, 10_000, 'the cache row');
+      assert.equal(await page.locator('#caches').isVisible(), true);
+      assert.equal((await page.locator('#caches tr[data-cache="main"] td:nth-child(5)').textContent())?.trim(), '0.0%');
       assert.equal((await page.locator('tr[data-server="web/o1"] .admin').textContent())?.trim(), 'ready');
       assert.equal((await page.locator('tr[data-server="web/o1"] .op').textContent())?.trim(), 'up');
 

@@ -71,10 +71,11 @@ describe('promtool check metrics on a live /metrics', { skip }, () => {
       log: { level: 'error' },
       admin: { listen: '127.0.0.1:0' },
       listeners: [
-        { name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] },
+        { name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web', cache: 'main' }] },
         { name: 'dns', protocol: 'dns', listen: '127.0.0.1:0', responseRateLimit: false, zones: [{ name: 'example.com', records: [{ name: 'www', type: 'A', pool: 'web' }] }] },
       ],
       pools: [{ name: 'web', health: { type: 'http', path: '/', interval: '100ms', timeout: '1s', rise: 1, fall: 1 }, servers: [{ name: 'o1', address: origin.address }] }],
+      caches: [{ name: 'main', memory: '1MiB', maxObjectSize: '64KiB' }],
     }));
     const admin = p.admin!.address.port;
     for (let i = 0; i < 5; i++) assert.equal((await send(port, `/x${i}`)).status, 200);
@@ -83,7 +84,17 @@ describe('promtool check metrics on a live /metrics', { skip }, () => {
     await waitFor(async () => /portico_health_checks_total\{/.test((await send(admin, '/metrics')).body), 10_000, 'a health check to be counted');
     const m = await send(admin, '/metrics');
     assert.equal(m.status, 200);
-    for (const name of ['portico_requests_total', 'portico_request_duration_seconds_bucket', 'portico_rejected_total', 'portico_dns_queries_total', 'process_cpu_seconds_total', 'nodejs_active_handles']) {
+    for (const name of [
+      'portico_requests_total',
+      'portico_request_duration_seconds_bucket',
+      'portico_rejected_total',
+      'portico_dns_queries_total',
+      'portico_cache_requests_total',
+      'portico_cache_bytes',
+      'portico_cache_entries',
+      'process_cpu_seconds_total',
+      'nodejs_active_handles',
+    ]) {
       assert.match(m.body, new RegExp(`^${name}[{ ]`, 'm'), `${name} is exposed`);
     }
     const r = await promtool(m.body);
@@ -97,8 +108,9 @@ describe('promtool check metrics on a live /metrics', { skip }, () => {
       {
         cluster: { workers: 2 },
         admin: { listen: `127.0.0.1:${admin}` },
-        listeners: [{ name: 'web', protocol: 'http', listen: `127.0.0.1:${port}`, routes: [{ pool: 'web' }] }],
+        listeners: [{ name: 'web', protocol: 'http', listen: `127.0.0.1:${port}`, routes: [{ pool: 'web', cache: 'main' }] }],
         pools: [{ name: 'web', servers: [{ name: 'o1', address: origin.address }] }],
+        caches: [{ name: 'main', memory: '1MiB', maxObjectSize: '64KiB' }],
       },
       2,
     );
@@ -106,6 +118,9 @@ describe('promtool check metrics on a live /metrics', { skip }, () => {
     for (let i = 0; i < 5; i++) assert.equal((await send(port, `/y${i}`)).status, 200);
     const m = await send(admin, '/metrics');
     assert.match(m.body, /^portico_requests_total\{/m);
+    // Each worker counts the requests it served; the merged exposition sums them.
+    const counted = [...m.body.matchAll(/^portico_cache_requests_total\{cache="main",result="\w+"\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
+    assert.equal(counted, 5);
     const r = await promtool(m.body);
     assert.equal(r.out.trim(), '', `promtool found:\n${r.out}`);
     assert.equal(r.code, 0);

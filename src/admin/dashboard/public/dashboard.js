@@ -39,6 +39,12 @@
     while (x >= 1000 && i < u.length - 1) { x /= 1000; i++; }
     return (i === 0 ? x.toFixed(0) : x.toFixed(1)) + ' ' + u[i] + '/s';
   };
+  const size = (x) => {
+    const u = ['B', 'kB', 'MB', 'GB'];
+    let i = 0;
+    while (x >= 1000 && i < u.length - 1) { x /= 1000; i++; }
+    return (i === 0 ? x.toFixed(0) : x.toFixed(1)) + ' ' + u[i];
+  };
   const clock = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
   const fineUpper = (i) => 2 ** (-4 + i / 4); // ms; matches src/observability/latency.ts
 
@@ -135,6 +141,28 @@
           el('td', { text: l.name }), el('td', { text: l.protocol }), el('td', { text: l.address }),
           el('td', { class: 'num', text: rate(l.rps) }), el('td', { class: 'num', text: rate(l.connectionsPerSec) }),
           el('td', { class: 'num', text: rate(l.rejectedPerSec) }))),
+    );
+  }
+
+  // ---------------------------------------------------------------- rendering: caches
+  /** Share of the requests answered from the cache between two counts (null: none counted). */
+  const ratio = (fromCache, requests) => (requests > 0 ? fromCache / requests : null);
+  const CACHE_WINDOW = 10; // frames the recent hit ratio covers
+
+  function renderCaches(frame) {
+    const caches = frame.caches || [];
+    $('#caches').hidden = caches.length === 0;
+    const old = state.frames[Math.max(0, state.frames.length - 1 - CACHE_WINDOW)];
+    $('#caches tbody').replaceChildren(
+      ...caches.map((c) => {
+        const o = old && old !== frame ? (old.caches || []).find((x) => x.name === c.name) : undefined;
+        // A count that went down is a new cache (reload) or a worker left: no recent ratio then.
+        const recent = o && c.requests >= o.requests && c.fromCache >= o.fromCache ? ratio(c.fromCache - o.fromCache, c.requests - o.requests) : null;
+        return el('tr', { 'data-cache': c.name },
+          el('td', { text: c.name }), el('td', { class: 'num', text: String(c.entries) }), el('td', { class: 'num', text: size(c.bytes) }),
+          el('td', { class: 'num', text: pct(recent) }), el('td', { class: 'num', text: pct(ratio(c.fromCache, c.requests)) }),
+          el('td', { class: 'num', text: String(c.requests) }));
+      }),
     );
   }
 
@@ -380,6 +408,7 @@
     if (state.frames.length > MAX_FRAMES) state.frames.splice(0, state.frames.length - MAX_FRAMES);
     if (state.selected === null && frame.pools.length > 0) state.selected = { pool: frame.pools[0].name };
     renderListeners(frame);
+    renderCaches(frame);
     renderPools(frame);
     renderCharts();
     // Several worker processes (cluster.workers): how many the figures cover.
