@@ -38,10 +38,11 @@ import { limitShare } from '../core/limit-share.js';
 import { Reuse } from '../core/reuse.js';
 import { CacheSet } from '../cache/cache.js';
 import { routePhaseFactories } from './route-phases.js';
+import { CompressCounters } from '../proxy/http/phases/compress.js';
 import { listenFailure, type ListenerService, type Service } from './service.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
-import { cacheMetrics } from '../observability/metrics.js';
+import { cacheMetrics, compressedBytesMetric } from '../observability/metrics.js';
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { ClusterStore } from '../cluster/cluster-store.js';
 import { RuntimeSync } from '../cluster/runtime-sync.js';
@@ -182,7 +183,9 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** The `caches:` of the configuration; each kept across a reload while its spec is unchanged. */
   readonly caches = new CacheSet();
-  private readonly routePhases = routePhaseFactories(this.caches);
+  /** Bytes the compression phases compressed (portico_compressed_bytes_total), kept across reloads. */
+  readonly compressed = new CompressCounters();
+  private readonly routePhases = routePhaseFactories(this.caches, this.compressed);
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
@@ -255,6 +258,7 @@ class PorticoApp implements Portico, ConfigHost {
     }
     for (const k of listenerKinds) for (const m of k.metrics?.(() => this.listenersOf(k)) ?? []) this.observability.metrics.register(m);
     for (const m of discoveryMetrics(() => this.discoveryStatuses())) this.observability.metrics.register(m);
+    this.observability.metrics.register(compressedBytesMetric(this.compressed));
     for (const m of cacheMetrics(() => this.caches.all())) this.observability.metrics.register(m);
     if (this.admin !== undefined) {
       const admin = this.admin;

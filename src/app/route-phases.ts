@@ -4,10 +4,16 @@
  */
 import type { CacheSet } from '../cache/cache.js';
 import { CachePhase } from '../proxy/http/phases/cache.js';
+import { CompressPhase, compressOptions, type CompressCounters } from '../proxy/http/phases/compress.js';
 import type { RoutePhaseFactory } from '../proxy/http/router.js';
 
-export function routePhaseFactories(caches: CacheSet): readonly RoutePhaseFactory[] {
+export function routePhaseFactories(caches: CacheSet, compressed: CompressCounters): readonly RoutePhaseFactory[] {
   return [
     (r) => (r.cache === undefined ? undefined : new CachePhase(caches, r.cache)),
+    // After the cache: the cache keeps the server's identity body; misses and hits are compressed on delivery.
+    (r) => {
+      const o = compressOptions(r.compress);
+      return o === undefined ? undefined : new CompressPhase(o, compressed);
+    },
   ];
 }

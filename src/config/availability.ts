@@ -1,3 +1,4 @@
+import { compressionAvailable } from '../compress/engine.js';
 import { icmpUnavailable } from '../net/icmp-support.js';
 import type { PathIssue } from './path.js';
 import type { Config } from './types.js';
@@ -23,8 +24,11 @@ export function checkAvailability(config: Config): PathIssue[] {
       if (r.match?.sni !== undefined && l.protocol === 'http') {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'sni'], message: 'matching on sni needs an https listener (plain HTTP carries no TLS server name)' });
       }
-      // The cache of SPEC §11 runs; compression is not in the data path yet.
-      if (r.compress !== undefined && r.compress !== false) out.push({ path: ['listeners', i, 'routes', j, 'compress'], message: 'compression does not run in this build yet' });
+      // Streaming compression drives node:zlib's engine synchronously (src/compress/engine.ts).
+      if (r.compress !== undefined && r.compress !== false) {
+        const why = compressionAvailable();
+        if (why !== undefined) out.push({ path: ['listeners', i, 'routes', j, 'compress'], message: why });
+      }
       if (r.match?.clientCert !== undefined && (l.protocol !== 'https' || l.tls.clientAuth === false)) {
         out.push({ path: ['listeners', i, 'routes', j, 'match', 'clientCert'], message: 'matching on clientCert needs an https listener with tls.clientAuth' });
       }

@@ -78,6 +78,24 @@ export function healthChecksMetric(health: HealthCheckCounters | undefined): Col
   });
 }
 
+/** `portico_compressed_bytes_total` from the compression phases' counters (SPEC §6). */
+export function compressedBytesMetric(c: { readonly bytes: ReadonlyMap<string, { in: number; out: number }> }): CollectedMetric {
+  return new CollectedMetric(
+    'portico_compressed_bytes_total',
+    'Bytes through response compression, by listener and algorithm: from the servers (in) and toward the clients (out)',
+    'counter',
+    function* () {
+      for (const [k, t] of c.bytes) {
+        const at = k.indexOf('\u0000');
+        const listener = k.slice(0, at);
+        const algorithm = k.slice(at + 1);
+        yield { labels: { listener, algorithm, direction: 'in' }, value: t.in };
+        yield { labels: { listener, algorithm, direction: 'out' }, value: t.out };
+      }
+    },
+  );
+}
+
 /** What the cache metrics read of one cache at scrape time (src/cache/cache.ts's Cache fits). */
 export interface CacheFigures {
   readonly name: string;

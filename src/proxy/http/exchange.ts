@@ -73,6 +73,8 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
   cacheStatus = '';
   /** Per-request state of the route's cache phase; undefined on routes without one. */
   cacheState: object | undefined = undefined;
+  /** The compressor of the route's compression phase while it replaces this response's body. */
+  compressState: object | undefined = undefined;
 
   // ---- counters and timings (performance.now() ms) ----
   bytesIn = 0;
@@ -108,6 +110,7 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
     this.bodyReplaced = false;
     this.cacheStatus = '';
     this.cacheState = undefined;
+    this.compressState = undefined;
     this.queueMs = 0;
     this.connectMs = 0;
     this.firstByteMs = 0;

@@ -45,6 +45,12 @@ export interface HttpRoute {
   /** The same for the response. */
   readonly responseDrop: ReadonlySet<string>;
   readonly responseAdd: string;
+  /**
+   * Response headers not replayed when a phase answers from a stored response (a cache hit):
+   * hop-by-hop ones and those the route edits, but not those a response phase rewrites (that phase
+   * does not run on such an answer). responseDrop when absent.
+   */
+  readonly answerDrop?: ReadonlySet<string> | undefined;
 }
 
 export interface HttpLimits extends HeadLimits {

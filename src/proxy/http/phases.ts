@@ -15,6 +15,7 @@
  *                     onPicked         a server was picked (each try): go on to it, or answer instead
  *                     onResponseHead   header lines added to the response, or answer instead
  *                     onResponseBody   body bytes toward the client: observe or replace
+ *                     onStreamedAnswer a phase's streamed answer (a cache hit) on its way out: wrap it
  *                     onAttemptDone    a try on a server ended (passive health)
  *                     onDone           the exchange ended, answered or failed
  *
@@ -138,6 +139,12 @@ export interface HttpPhase {
    */
   onResponseBody?(ex: Exchange, data: Buffer, end: boolean): Buffer;
   /**
+   * A phase answers with a StreamedAnswer (a cache hit, a request joined to a fetch): the route's
+   * phases may wrap it before it is sent (compression on delivery), in their order. Returns the
+   * answer to send, `a` itself to leave it alone.
+   */
+  onStreamedAnswer?(ex: Exchange, a: StreamedAnswer): StreamedAnswer;
+  /**
    * A try on server `rt` ended: `failure` is how it failed ('' when the server answered), `ex.status`
    * the status it gave (0 when none). Called once per try, retries included.
    */
@@ -160,6 +167,7 @@ export interface PhaseList {
   readonly upstreamHead: readonly HttpPhase[];
   readonly responseHead: readonly HttpPhase[];
   readonly responseBody: readonly HttpPhase[];
+  readonly streamedAnswer: readonly HttpPhase[];
   readonly attemptDone: readonly HttpPhase[];
   readonly failure: readonly HttpPhase[];
   readonly done: readonly HttpPhase[];
@@ -179,6 +187,7 @@ export const NO_PHASES: PhaseList = Object.freeze({
   upstreamHead: NONE,
   responseHead: NONE,
   responseBody: NONE,
+  streamedAnswer: NONE,
   attemptDone: NONE,
   failure: NONE,
   done: NONE,
@@ -208,6 +217,7 @@ export function compilePhases(phases: readonly (HttpPhase | undefined)[]): Phase
     upstreamHead: having(all, 'upstreamHead'),
     responseHead: having(all, 'onResponseHead'),
     responseBody: having(all, 'onResponseBody'),
+    streamedAnswer: having(all, 'onStreamedAnswer'),
     attemptDone: having(all, 'onAttemptDone'),
     failure: having(all, 'onFailure'),
     done: having(all, 'onDone'),

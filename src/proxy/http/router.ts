@@ -221,6 +221,7 @@ export function compileRoutes(
       requestAdd: request.add,
       responseDrop: response.drop,
       responseAdd: response.add,
+      answerDrop: phases.responseHeaders.length === 0 ? response.drop : compileEdits(r.headers?.response).drop,
     };
   });
 }

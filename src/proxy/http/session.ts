@@ -464,7 +464,12 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   /** A phase answers instead of the server: a rendered response (redirect, respond) or an error page. */
   private sendPhaseAnswer(a: Answer): void {
     const ex = this.ex;
-    if (isStreamed(a)) return this.sendStreamed(a);
+    if (isStreamed(a)) {
+      const wrap = ex.compiledRoute?.phases.streamedAnswer;
+      let s = a;
+      if (wrap !== undefined) for (let i = 0; i < wrap.length; i++) s = wrap[i]!.onStreamedAnswer!(ex, s);
+      return this.sendStreamed(s);
+    }
     if (a.render === undefined) {
       const o = a.outcome;
       ex.outcome = o;

@@ -525,7 +525,7 @@ export class CachePhase implements HttpPhase {
   /** Stored header fields as the client gets them: hop-by-hop and framing fields out, the route's edits applied. */
   private replayHeaders(ex: Exchange, fields: Fields): string {
     const route = ex.compiledRoute!;
-    const drop = route.responseDrop;
+    const drop = route.answerDrop ?? route.responseDrop;
     let h = '';
     for (const k in fields) {
       if (NOT_REPLAYED.has(k) || drop.has(k)) continue;
