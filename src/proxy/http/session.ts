@@ -123,12 +123,14 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private reqLeft = 0;
   private reqBodyBytes = 0;
   private reqDone = false;
-  private readonly reqScanner = new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS });
+  /** Made on the first chunked request body (most connections never see one): see reqScanner. */
+  private reqScan: ChunkedScanner | undefined = undefined;
   private resBuf: Buffer = EMPTY;
   private resMode: BodyMode = BodyMode.None;
   private resLeft = 0;
   private resDone = false;
-  private readonly resScanner = new ChunkedScanner();
+  /** Made on the first chunked response body: see resScanner. */
+  private resScan: ChunkedScanner | undefined = undefined;
   private bodyOut: BodyOut = BodyOut.Relay;
   /** A replaced body's write found the client's buffer full. */
   private outFull = false;
@@ -158,6 +160,14 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     sock.on('close', this.onClientClose);
     sock.on('drain', this.onClientDrain);
     this.setDeadline('header', lst.limits.headerTimeoutMs);
+  }
+
+  private get reqScanner(): ChunkedScanner {
+    return (this.reqScan ??= new ChunkedScanner({ dropTrailers: FORBIDDEN_TRAILERS }));
+  }
+
+  private get resScanner(): ChunkedScanner {
+    return (this.resScan ??= new ChunkedScanner());
   }
 
   /** True while no request is in progress (used by graceful shutdown). */
@@ -902,7 +912,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
       const out = phases[i]!.onResponseBody!(ex, d, true);
       if (this.bodyOut !== BodyOut.Observe) d = out;
     }
-    this.resScanner.sink = undefined;
+    if (this.resScan !== undefined) this.resScan.sink = undefined;
     if (this.bodyOut === BodyOut.Observe) return;
     this.writeReplaced(d);
     if (this.bodyOut === BodyOut.Chunked) {
@@ -1238,6 +1248,9 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.streamed = undefined;
     this.ex.reset();
     this.waitList = undefined;
+    // An idle keep-alive connection holds nothing of the last exchange (the head sent, kept for a retry).
+    this.headStr = '';
+    this.serverTarget = '';
     this.sentToClient = false;
     if (this.clientEnded) {
       this.closeClient();
