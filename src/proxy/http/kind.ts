@@ -4,7 +4,7 @@ import { httpListenerSchema, httpsListenerSchema } from '../../config/schema/lis
 import { CidrSet } from '../../core/cidr.js';
 import { limitShare } from '../../core/limit-share.js';
 import { listenerKind, type BuildContext as AnyBuildContext } from '../../listener/kind.js';
-import type { PoolHandle } from './listener-runtime.js';
+import type { HttpLimits, PoolHandle } from './listener-runtime.js';
 import { AccessList } from '../../net/access.js';
 import { RateLimiter } from './rate-limit.js';
 import { buildHttpsListener, updateHttpsListener } from './https-build.js';
@@ -17,6 +17,21 @@ type HttpLike = HttpListenerConfig | HttpsListenerConfig;
 /** What an http or https listener builds from: the pools as its routes use them, and the phases routes take from their keys (cache ...). */
 export type BuildContext = AnyBuildContext<PoolHandle> & { readonly routePhases?: readonly RoutePhaseFactory[] | undefined };
 
+/** A listener's `limits` section as the session reads it (http, https and redirect listeners). */
+export function clientLimits(l: HttpLike['limits']): HttpLimits {
+  return {
+    headerTimeoutMs: l.headerTimeout,
+    keepAliveTimeoutMs: l.keepAliveTimeout,
+    bodyTimeoutMs: l.bodyTimeout,
+    maxHeaderBytes: l.maxHeaderBytes,
+    maxHeaders: l.maxHeaders,
+    maxUriBytes: l.maxUriBytes,
+    maxBodyBytes: l.maxBodyBytes,
+    maxConnections: l.maxConnections,
+    maxRequestsPerConnection: l.maxRequestsPerConnection,
+  };
+}
+
 /** The settings of an http or https listener: routes compiled against the pools of `ctx` (also what a reload gives a running one). */
 export function httpListenerSettings(lc: HttpLike, ctx: BuildContext): HttpListenerSettings {
   const l = lc.limits;
@@ -27,17 +42,7 @@ export function httpListenerSettings(lc: HttpLike, ctx: BuildContext): HttpListe
     proto: lc.protocol,
     acceptProxy: lc.acceptProxy,
     sendProxy: lc.sendProxy,
-    limits: {
-      headerTimeoutMs: l.headerTimeout,
-      keepAliveTimeoutMs: l.keepAliveTimeout,
-      bodyTimeoutMs: l.bodyTimeout,
-      maxHeaderBytes: l.maxHeaderBytes,
-      maxHeaders: l.maxHeaders,
-      maxUriBytes: l.maxUriBytes,
-      maxBodyBytes: l.maxBodyBytes,
-      maxConnections: l.maxConnections,
-      maxRequestsPerConnection: l.maxRequestsPerConnection,
-    },
+    limits: { ...clientLimits(l), upgrades: new Set(lc.upgrades) },
     upstreamHeadLimits: { maxHeaderBytes: 65536, maxHeaders: 256, maxUriBytes: 65536 },
     trusted: new CidrSet(lc.trustedProxies),
     access: AccessList.of(lc.access),

@@ -13,6 +13,7 @@ import type { HttpObserver } from '../../observability/records.js';
 import { tlsBuildError, tlsTerminationSettings, type ListenerTlsDeps } from '../../tls/listener-tls.js';
 import { HOP_BY_HOP } from '../http/headers.js';
 import { HttpsListener } from '../http/https-listener.js';
+import { clientLimits } from '../http/kind.js';
 import { HttpListener, type HttpListenerSettings } from '../http/listener.js';
 import type { HttpRoute, PoolHandle } from '../http/listener-runtime.js';
 import { compilePhases } from '../http/phases.js';
@@ -51,17 +52,7 @@ export function redirectListenerSettings(lc: RedirectListenerConfig, pool: PoolH
     host: lc.listen.host,
     port: lc.listen.port,
     proto: lc.tls === false ? 'http' : 'https',
-    limits: {
-      headerTimeoutMs: l.headerTimeout,
-      keepAliveTimeoutMs: l.keepAliveTimeout,
-      bodyTimeoutMs: l.bodyTimeout,
-      maxHeaderBytes: l.maxHeaderBytes,
-      maxHeaders: l.maxHeaders,
-      maxUriBytes: l.maxUriBytes,
-      maxBodyBytes: l.maxBodyBytes,
-      maxConnections: l.maxConnections,
-      maxRequestsPerConnection: l.maxRequestsPerConnection,
-    },
+    limits: clientLimits(l),
     // Nothing is forwarded: no server response head is ever read.
     upstreamHeadLimits: { maxHeaderBytes: 0, maxHeaders: 0, maxUriBytes: 0 },
     trusted: NO_TRUSTED,
