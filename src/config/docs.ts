@@ -134,8 +134,9 @@ same tree passed as an object to \`createPortico()\`. \`portico check -c FILE\` 
 (certificates and keys readable, parsed and matching; CAs and CRLs readable; relative paths from
 the working directory), and prints every problem as \`FILE:LINE:COL path.to.key: message\`.
 
-This page is generated from the schema in \`src/config/schema/\` by \`npm run docs:config\`; a
-test fails when it is stale. Do not edit it by hand.
+This page is generated from the schema in \`src/config/schema/\` and the listener kinds'
+\`schema.ts\` (\`src/proxy/http/\`, \`src/proxy/tcp/\`, \`src/proxy/redirect/\`, \`src/dns/\`) by
+\`npm run docs:config\`; a test fails when it is stale. Do not edit it by hand.
 
 ## Conventions
 
