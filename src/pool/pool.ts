@@ -159,6 +159,16 @@ export class Pool implements Iterable<ServerRuntime> {
     return rt;
   }
 
+  /**
+   * A request was sent to `server` without passing through it (a redirect to its own URL): its
+   * request counter only; not in flight, and the balancer is not told (no acquire, no release),
+   * so its latency and traffic statistics see only requests the server served.
+   */
+  placed(server: Server): void {
+    const rt = this.runtimes.get(server.id);
+    if (rt !== undefined) rt.requests++;
+  }
+
   release(rt: ServerRuntime, outcome: ReleaseOutcome): void {
     rt.active--;
     this.inflight--;

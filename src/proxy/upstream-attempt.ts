@@ -18,6 +18,12 @@ export interface AttemptPool {
  * the other way round through closures: the owner is bound once, when the attempt is made.
  */
 export interface AttemptOwner {
+  /**
+   * A server was picked, before it is acquired: true when the owner answers the client itself
+   * instead of contacting it (a redirect to it), having called `attempt.placed()`. Absent or
+   * false: the server is acquired and `attemptConnect` follows.
+   */
+  attemptPicked?(server: Server): boolean;
   /** A server was picked and acquired (`attempt.server`, `attempt.runtime`): open or reuse a connection to it. */
   attemptConnect(server: Server): void;
   /** Every available server is at its maxConnections: the attempt waits in the pool's queue (arm the queue deadline). */
@@ -128,6 +134,7 @@ export class UpstreamAttempt implements QueueWaiter {
   private connect(pool: Pool, s: Server): void {
     this.tries++;
     this.server = s;
+    if (this.owner.attemptPicked?.(s) === true) return;
     this.runtime = pool.acquire(s);
     this.owner.attemptConnect(s);
   }
@@ -194,6 +201,19 @@ export class UpstreamAttempt implements QueueWaiter {
     this.tries--;
     this.run();
     return true;
+  }
+
+  /**
+   * The owner answers for the picked server without contacting it (from `attemptPicked`): the
+   * server is counted as given the request (its request counter: the clients sent to it) but is
+   * never acquired, so its balancer hears neither onAcquire nor onRelease and passive health no
+   * outcome. An answer Portico makes itself in no time says nothing of the server's response
+   * time, traffic or health, and must not pull a least-time (EWMA) or least-traffic balancer
+   * toward it.
+   */
+  placed(): void {
+    const s = this.server;
+    if (s !== undefined) this.handle!.pool.placed(s);
   }
 
   /** Leave the queue, if in it (the client went away). */

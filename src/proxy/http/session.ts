@@ -532,8 +532,13 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   // server side
   // ======================================================================
 
-  /** AttemptOwner: the attempt picked `s` and acquired it; reuse an idle connection to it or open one. */
-  attemptConnect(s: Server): void {
+  /**
+   * AttemptOwner: the attempt picked `s`, not yet acquired. A phase may answer instead of
+   * contacting the server (a redirect to it): the server is then only counted as placed, never
+   * acquired, so the balancer's latency and traffic statistics and passive health see nothing of
+   * an answer Portico made itself.
+   */
+  attemptPicked(s: Server): boolean {
     const ex = this.ex;
     const attempt = this.attempt;
     ex.picked = s;
@@ -541,14 +546,19 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     ex.queueMs = attempt.queueMs;
     const picked = ex.compiledRoute!.phases.picked;
     for (let i = 0; i < picked.length; i++) {
-      // A phase may answer instead of contacting the server (a redirect to it): the server is given back untouched.
       const a = picked[i]!.onPicked!(ex);
       if (a !== undefined) {
-        attempt.release(true, undefined, ex);
-        return this.sendPhaseAnswer(a);
+        attempt.placed();
+        this.sendPhaseAnswer(a);
+        return true;
       }
     }
-    const ph = ex.poolHandle!;
+    return false;
+  }
+
+  /** AttemptOwner: the attempt picked `s` and acquired it; reuse an idle connection to it or open one. */
+  attemptConnect(s: Server): void {
+    const ph = this.ex.poolHandle!;
     const conns = ph.connections(s);
     if (this.lst.sendProxy !== false) return this.connectOwn(ph, s, conns, this.lst.sendProxy);
     const idle = this.ex.freshOnly ? undefined : conns.take(clockNow());

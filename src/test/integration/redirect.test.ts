@@ -2,9 +2,11 @@ import { strict as assert } from 'node:assert';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createPortico, type Portico } from '../../app/app.js';
+import { fastest, LatencyScore, type FastestOptions } from '../../balancer/fastest.js';
+import { registerBalancer, type BalancerFactory } from '../../balancer/index.js';
 import { serverId } from '../../core/server.js';
 import { send, type Reply } from '../../test-helpers/http.js';
-import { rawRequest, startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
+import { rawRequest, startOrigin, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
 
 function get(port: number, path: string, method = 'GET'): Promise<Reply> {
   return send(port, path, { method });
@@ -176,6 +178,74 @@ describe('redirect listener', () => {
       assert.equal((await get(port, '/')).status, 308);
     } finally {
       await p.stop(100);
+    }
+  });
+});
+
+describe('redirect listener and the balancer', () => {
+  it("a redirect answer is not fed to the balancer's latency and traffic statistics (fastest's peak-EWMA), nor to passive health; a proxied request is", async () => {
+    // `fastest` (peak-EWMA of response time) as registered, with its hooks and its scores watched.
+    const calls: { acquire: number; release: { latencyMs: number | undefined; ok: boolean }[] } = { acquire: 0, release: [] };
+    let carry: Map<string, unknown> | undefined;
+    const observed: BalancerFactory<FastestOptions> = {
+      name: 'fastest-observed',
+      parseOptions: (raw) => fastest.parseOptions(raw),
+      build(set, options, deps) {
+        carry = deps.carry;
+        const b = fastest.build(set, options, deps);
+        return {
+          name: 'fastest-observed',
+          pick: (ctx) => b.pick(ctx),
+          onAcquire(s) {
+            calls.acquire++;
+            b.onAcquire?.(s);
+          },
+          onRelease(s, o) {
+            calls.release.push({ latencyMs: o.latencyMs, ok: o.ok });
+            b.onRelease?.(s, o);
+          },
+        };
+      },
+    };
+    registerBalancer(observed);
+    const origins = await startOrigins(2);
+    const p = createPortico({
+      admin: { enabled: false },
+      log: { level: 'error' },
+      listeners: [
+        { name: 'mirror', protocol: 'redirect', listen: '127.0.0.1:0', pool: 'web' },
+        { name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] },
+      ],
+      pools: [
+        {
+          name: 'web',
+          balance: 'fastest-observed',
+          passive: { consecutiveErrors: 3, ejectFor: '30s' },
+          servers: origins.map((o) => ({ name: o.name, address: o.address, url: `http://${o.name}.example.com` })),
+        },
+      ],
+    });
+    await p.start();
+    try {
+      const scores = (): number[] => [...((carry!.get('fastest') as Map<unknown, LatencyScore>).values())].map((s) => s.costMs);
+      const pool = p.pools.get('web')!;
+      const requests = (): number => [...pool].reduce((n, rt) => n + rt.requests, 0);
+      for (let i = 0; i < 20; i++) assert.equal((await get(p.address('mirror')!.port, `/r${i}`)).status, 302);
+      assert.equal(calls.acquire, 0, 'a redirect acquires no server');
+      assert.equal(calls.release.length, 0, 'nor releases one: no ~0 ms sample');
+      assert.deepEqual(scores(), [0, 0], 'the peak-EWMA scores are untouched');
+      assert.equal(requests(), 20, "each server's request counter counts the clients sent to it");
+      assert.equal([...pool].reduce((n, rt) => n + rt.active, 0), 0);
+      // The same pool behind an http listener: each proxied request is acquired, released and measured.
+      for (let i = 0; i < 4; i++) assert.equal((await get(p.address('web')!.port, `/p${i}`)).status, 200);
+      assert.equal(calls.acquire, 4);
+      assert.equal(calls.release.length, 4);
+      assert.ok(calls.release.every((r) => r.ok && r.latencyMs !== undefined && r.latencyMs > 0), JSON.stringify(calls.release));
+      assert.ok(scores().some((c) => c > 0), 'a served request moves the scores');
+      assert.equal(requests(), 24);
+    } finally {
+      await p.stop(100);
+      await Promise.all(origins.map((o) => o.close()));
     }
   });
 });
