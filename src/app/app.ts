@@ -117,6 +117,11 @@ export interface Portico {
    * file): the status shows it as the last reload; nothing changes and nothing is logged.
    */
   reloadRefused(errors: readonly string[]): void;
+  /**
+   * Told of each new running configuration, once applied: a reload, a runtime change through the
+   * admin API (this node's or another's), a discovered server list. Returns the unsubscribe.
+   */
+  onConfig(fn: (config: Config) => void): () => void;
 }
 
 /** The health checking of one pool, for the admin API and metrics. */
@@ -145,8 +150,21 @@ function isValidated(x: unknown): x is Config {
 }
 
 class PorticoApp implements Portico, ConfigHost {
+  private running!: Config;
+  private readonly configListeners = new Set<(config: Config) => void>();
   /** What runs: the configuration with the runtime changes laid over it; replaced on reload. */
-  config: Config;
+  get config(): Config {
+    return this.running;
+  }
+  set config(c: Config) {
+    this.running = c;
+    for (const fn of this.configListeners) fn(c);
+  }
+
+  onConfig(fn: (config: Config) => void): () => void {
+    this.configListeners.add(fn);
+    return () => this.configListeners.delete(fn);
+  }
   readonly pools = new Map<string, Pool>();
   readonly health = new Map<string, PoolHealth>();
   readonly stats = new RequestStats();

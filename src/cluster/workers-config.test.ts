@@ -46,6 +46,8 @@ function portico(log: string[]): LinkedPortico {
       log.push(`servers ${pool} ${servers.map((s) => s.name).join(',')}`);
     },
     reloadRefused: (errors) => void log.push(`refused ${errors.join('; ')}`),
+    config: { pools: [] } as unknown as LinkedPortico['config'],
+    onConfig: () => () => undefined,
   };
 }
 

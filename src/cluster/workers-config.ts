@@ -60,6 +60,11 @@ export interface ServerOp {
   readonly op: OpState;
   readonly detail?: string | undefined;
 }
+/** The servers a worker runs in one pool. */
+interface RunningPool {
+  readonly pool: string;
+  readonly servers: readonly ServerConfig[];
+}
 /** One discovery pool's servers and, where the primary probes them, their states. */
 interface ServerList {
   readonly pool: string;
@@ -95,6 +100,12 @@ export type ConfigUp = {
     reload: { req: { ask: number }; res: ReloadReply };
     /** The worker could not start: the lines a single process would print; the primary ends the group. */
     fatal: { req: { error: string }; res: void };
+    /**
+     * The servers this worker runs in its static pools with active checks, after each change of
+     * its running configuration (servers registered through the admin API are in no file): the
+     * primary's checks probe them. Answered with the states the checks have decided for them.
+     */
+    running: { req: { pools: readonly RunningPool[] }; res: readonly ServerOp[] };
   };
   notes: {
     /** The worker started, or reloaded: it wants every server's state. */
@@ -242,7 +253,28 @@ export class PrimaryConfig {
   serve(ch: Channel<ConfigDown, ConfigUp>): () => void {
     this.workers.add(ch);
     ch.handle('config', () => ({ config: this.start.source === undefined ? undefined : this.current, lists: this.listMessages() }));
+    ch.handle('running', ({ pools }) => this.workerServers(pools));
     return () => void this.workers.delete(ch);
+  }
+
+  /**
+   * A worker's servers of its static pools with active checks (with those registered or
+   * deregistered through the admin API, which the file does not say): the checks' pools follow,
+   * so that every server is probed however it arrived. The workers share their runtime changes,
+   * so their lists agree once each has applied the same changes; the last one told is kept (a
+   * reload rebuilds the checks from the file, and every worker tells its lists again once it
+   * has reloaded). The states already decided are the answer.
+   */
+  private workerServers(pools: readonly RunningPool[]): ServerOp[] {
+    const out: ServerOp[] = [];
+    for (const { pool, servers } of pools) {
+      const pc = this.running?.pools.find((x) => x.name === pool);
+      const p = this.checks?.(pool);
+      if (pc === undefined || p === undefined || pc.discovery.type !== 'static' || pc.health.type === 'none') continue;
+      this.reconcile(p, servers, 'admin');
+      out.push(...this.opsOf(pool));
+    }
+    return out;
   }
 
   private async newVersion(config: Config): Promise<void> {
@@ -284,15 +316,18 @@ export class PrimaryConfig {
     const p = this.checks?.(pool);
     const pc = this.running?.pools.find((x) => x.name === pool);
     if (p !== undefined && pc !== undefined && pc.health.type !== 'none') {
-      const added = this.reconcile(p, servers);
+      const added = this.reconcile(p, servers, 'discovery');
       await decided(p, added, pc.health.timeout + 1000);
     }
     const m: ServerList = { pool, servers, ops: this.opsOf(pool) };
     for (const ch of this.workers) ch.notify('servers', m);
   }
 
-  /** Make the checks' pool hold `servers` (kept servers keep their state); the names added. */
-  private reconcile(p: Pool, servers: readonly ServerConfig[]): string[] {
+  /**
+   * Make the checks' pool hold `servers` (kept servers keep their state and take their admin
+   * state: one in maint is not probed); the names added.
+   */
+  private reconcile(p: Pool, servers: readonly ServerConfig[], cause: 'discovery' | 'admin'): string[] {
     const added: string[] = [];
     const wanted = new Set<string>();
     for (const sc of servers) {
@@ -300,16 +335,19 @@ export class PrimaryConfig {
       const server = this.buildServer(p.name, sc);
       const rt = p.byName(sc.name);
       if (rt === undefined) {
-        p.add(server, sc.state, 'starting', 'discovery');
+        p.add(server, sc.state, 'starting', cause);
         added.push(sc.name);
       } else if (rt.server.host !== server.host || rt.server.port !== server.port) {
         // Another address: another server as far as its health goes.
-        p.remove(sc.name, 'discovery');
-        p.add(server, sc.state, 'starting', 'discovery');
+        p.remove(sc.name, cause);
+        p.add(server, sc.state, 'starting', cause);
         added.push(sc.name);
-      } else p.update(server, 'discovery');
+      } else {
+        p.update(server, cause);
+        p.setAdmin(sc.name, sc.state, cause);
+      }
     }
-    for (const rt of [...p]) if (!wanted.has(rt.server.name)) p.remove(rt.server.name, 'discovery');
+    for (const rt of [...p]) if (!wanted.has(rt.server.name)) p.remove(rt.server.name, cause);
     return added;
   }
 }
@@ -336,6 +374,10 @@ function decided(pool: Pool, names: readonly string[], ms: number): Promise<void
 /** What a worker's link to the primary changes: its Portico. */
 export interface LinkedPortico {
   readonly pools: ReadonlyMap<string, Pick<Pool, 'setOp'>>;
+  /** What runs (the file or document, with the runtime changes and discovered lists). */
+  readonly config: Config;
+  /** Told of each new running configuration (app.ts: Portico.onConfig). */
+  onConfig(fn: (config: Config) => void): () => void;
   reload(): Promise<unknown>;
   /** A reload the primary refused: recorded as the last reload (the status shows it), not logged. */
   reloadRefused(errors: readonly string[]): void;
@@ -410,6 +452,26 @@ export class WorkerLink {
     this.portico = portico;
     await this.applyLists();
     await this.drain();
+    // The primary probes every server this worker runs, those registered through the admin API too.
+    portico.onConfig((c) => this.tellRunning(c));
+    this.tellRunning(portico.config);
+  }
+
+  /**
+   * Tell the primary the servers of each static pool with active checks (its checks follow them),
+   * and apply the states it has decided for them. A discovery pool's list comes from the primary.
+   */
+  private tellRunning(config: Config): void {
+    const pools: RunningPool[] = [];
+    for (const pc of config.pools) if (pc.discovery.type === 'static' && pc.health.type !== 'none') pools.push({ pool: pc.name, servers: pc.servers });
+    if (pools.length === 0) return;
+    this.ch.call('running', { pools }, 10_000).then(
+      (ops) => {
+        for (const o of ops) this.enqueue((p) => applyOp(p, o));
+      },
+      // The primary is gone (the worker stops) or slow: the next change tells it again.
+      () => undefined,
+    );
   }
 
   /** Tell the primary this worker runs (its listeners accept): it answers with every server's state. */
