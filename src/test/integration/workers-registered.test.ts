@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import { createPortico } from '../../app/app.js';
 import { freePort, startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
 import { bodies, startWorkersProcess, type WorkersProcess } from '../../test-helpers/workers.js';
 
@@ -65,6 +66,34 @@ it('cluster.workers: a server registered through the admin API into an empty poo
     assert.deepEqual(new Set(await bodies(port, 4)), new Set(['x']));
   } finally {
     await node?.stop();
+    await origin?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('one process: a server registered into an empty pool is probed likewise (down, then up)', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-registered-'));
+  const serverPort = await freePort();
+  const p = createPortico({
+    stateDir: dir,
+    log: { level: 'error' },
+    admin: { listen: '127.0.0.1:0' },
+    listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
+    pools: [{ name: 'web', health: { type: 'http', path: '/', interval: '200ms', timeout: '1s', rise: 1, fall: 1 }, servers: [] }],
+  });
+  let origin: Origin | undefined;
+  await p.start();
+  try {
+    const adminPort = p.admin!.address.port;
+    assert.equal((await api(adminPort, 'POST', '/api/v1/pools/web/servers', { name: 'x', address: `127.0.0.1:${serverPort}` })).status, 201);
+    const pool = p.pools.get('web')!;
+    await waitFor(() => pool.byName('x')?.op === 'down', 30_000, 'x down from its probes');
+    origin = await startOrigin('x', undefined, serverPort);
+    await waitFor(() => pool.byName('x')?.op === 'up', 30_000, 'x up from its probes');
+    const x = (await api(adminPort, 'GET', '/api/v1/pools/web/servers/x')).body;
+    assert.ok(x.probe.failed > 0 && x.probe.passed > 0, JSON.stringify(x.probe));
+  } finally {
+    await p.stop(100);
     await origin?.close();
     rmSync(dir, { recursive: true, force: true });
   }
