@@ -23,6 +23,30 @@ export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidated' | 'bypass' | 
 
 export const CACHE_RESULTS: readonly CacheResult[] = ['hit', 'miss', 'stale', 'revalidated', 'bypass', 'uncacheable'];
 
+/** One cache in `GET /api/v1/caches`. */
+export interface CacheView {
+  readonly name: string;
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly stale: number;
+  readonly revalidated: number;
+  /** Answers from the cache (fresh, stale or revalidated) over every request counted; null before any. */
+  readonly hitRatio: number | null;
+  readonly evictions: number;
+}
+
+/**
+ * The share of requests answered from the cache: fresh hits, stale answers and revalidations
+ * (the server said 304 and the stored body went out) over all of them, as
+ * `portico_cache_requests_total` counts them; null before any.
+ */
+export function cacheHitRatio(hits: number, misses: number, stale: number, revalidated: number): number | null {
+  const total = hits + misses + stale + revalidated;
+  return total === 0 ? null : (hits + stale + revalidated) / total;
+}
+
 export class Cache {
   readonly store: MemoryStore;
   readonly fills = new FillTable();
@@ -55,16 +79,25 @@ export class Cache {
     });
   }
 
-  /** The view of `GET /api/v1/caches`. */
-  view(): { name: string; entries: number; bytes: number; hits: number; misses: number; stale: number; evictions: number } {
+  /**
+   * The view of `GET /api/v1/caches`: every request `portico_cache_requests_total` counts is in
+   * one of hits (`hit`), misses (`miss`, `uncacheable`, `bypass`: the server answered), stale and
+   * revalidated (the server said 304, the stored body was sent), so the hit ratio (cacheHitRatio)
+   * is the one the metric gives.
+   */
+  view(): CacheView {
     const r = this.requests;
+    const hits = r.hit;
+    const misses = r.miss + r.uncacheable + r.bypass;
     return {
       name: this.name,
       entries: this.store.entries,
       bytes: this.store.bytes,
-      hits: r.hit,
-      misses: r.miss + r.uncacheable + r.bypass,
+      hits,
+      misses,
       stale: r.stale,
+      revalidated: r.revalidated,
+      hitRatio: cacheHitRatio(hits, misses, r.stale, r.revalidated),
       evictions: this.store.counters.evictions,
     };
   }

@@ -528,15 +528,14 @@ function renderServers(p: Json): string {
 function renderCaches(caches: readonly Json[]): string {
   if (caches.length === 0) return 'no cache\n';
   return table(
-    ['CACHE', 'ENTRIES', 'BYTES', 'HITS', 'MISSES', 'HIT RATIO', 'STALE', 'EVICTIONS'],
-    caches.map((c) => [c.name, c.entries, c.bytes, c.hits, c.misses, hitRatio(c.hits as number, c.misses as number, c.stale as number), c.stale, c.evictions]),
+    ['CACHE', 'ENTRIES', 'BYTES', 'HITS', 'MISSES', 'HIT RATIO', 'STALE', 'REVALIDATED', 'EVICTIONS'],
+    caches.map((c) => [c.name, c.entries, c.bytes, c.hits, c.misses, percent(c.hitRatio), c.stale, c.revalidated, c.evictions]),
   );
 }
 
-/** Answers from the cache (fresh or stale) over every answer counted, as a percentage; '-' before any. */
-function hitRatio(hits: number, misses: number, stale: number): string {
-  const total = hits + misses + stale;
-  return total === 0 ? '-' : `${Math.round(((hits + stale) / total) * 1000) / 10}%`;
+/** The view's hit ratio (answers from the cache, fresh, stale or revalidated, over every request counted) as a percentage; '-' before any. */
+function percent(ratio: unknown): string {
+  return typeof ratio === 'number' ? `${Math.round(ratio * 1000) / 10}%` : '-';
 }
 
 /** The weight column: the configured weight, or `effective/configured` during slow start, rounded to two decimals. */

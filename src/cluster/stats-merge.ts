@@ -1,4 +1,5 @@
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
+import { cacheHitRatio } from '../cache/cache.js';
 import type { DiscoveryStatus } from '../discovery/status.js';
 import { FINE_BUCKETS, fineQuantile } from '../observability/latency.js';
 import type { CacheFrame, IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
@@ -268,7 +269,7 @@ export function mergeBindingsViews(views: readonly View[], ctx: ViewContext): Vi
   return { ...views[0], connections: bindings.length, bindings, workers: ctx.coverage };
 }
 
-const CACHE_SUMS = ['entries', 'bytes', 'hits', 'misses', 'stale', 'evictions'] as const;
+const CACHE_SUMS = ['entries', 'bytes', 'hits', 'misses', 'stale', 'revalidated', 'evictions'] as const;
 
 /** `GET /api/v1/caches`: each worker holds its own cache; the figures are their sums. */
 export function mergeCachesViews(views: readonly View[], ctx: ViewContext): View {
@@ -276,6 +277,8 @@ export function mergeCachesViews(views: readonly View[], ctx: ViewContext): View
   const caches = byName(lists).map((list) => {
     const out: View = { ...list[0] };
     for (const k of CACHE_SUMS) out[k] = sumField(list, k);
+    // The group's ratio, from the summed counts (not a sum of ratios).
+    if ('hitRatio' in out) out['hitRatio'] = cacheHitRatio(out['hits'] as number, out['misses'] as number, out['stale'] as number, out['revalidated'] as number);
     return out;
   });
   return { caches, workers: ctx.coverage };

@@ -59,6 +59,16 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
       if (path.startsWith('/tagged/')) headers['surrogate-key'] = path.endsWith('/a') ? 'red blue' : 'blue';
       if (path.startsWith('/vary')) headers.vary = 'accept-language';
       if (path.startsWith('/brief')) headers['cache-control'] = 'max-age=1';
+      if (path.startsWith('/other/etag')) {
+        // Expired at once, with a validator: each request after the first is revalidated (304).
+        if (req.headers['if-none-match'] === '"v1"') {
+          res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=0' });
+          res.end();
+          return;
+        }
+        headers.etag = '"v1"';
+        headers['cache-control'] = 'max-age=0';
+      }
       res.writeHead(200, headers);
       res.end(`body of ${path} ${req.headers['accept-language'] ?? ''}`);
     });
@@ -70,13 +80,19 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
       caches: [
         { name: 'main', memory: '4MiB', maxObjectSize: '64KiB' },
         { name: 'other', memory: '1MiB', maxObjectSize: '64KiB' },
+        { name: 'third', memory: '1MiB', maxObjectSize: '64KiB' },
       ],
       listeners: [
         {
           name: 'web',
           protocol: 'http',
           listen: '127.0.0.1:0',
-          routes: [{ match: { path: '/plain' }, pool: 'web' }, { match: { path: '/elsewhere' }, pool: 'web', cache: 'other' }, { pool: 'web', cache: 'main' }],
+          routes: [
+            { match: { path: '/plain' }, pool: 'web' },
+            { match: { path: '/elsewhere' }, pool: 'web', cache: 'other' },
+            { match: { path: '/other/' }, pool: 'web', cache: 'third' },
+            { pool: 'web', cache: 'main' },
+          ],
         },
       ],
       pools: [{ name: 'web', servers: [{ name: 'o', address: origin.address }] }],
@@ -94,9 +110,9 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
     assert.equal(before.status, 200);
     assert.deepEqual(
       before.body.caches.map((c: { name: string }) => c.name),
-      ['main', 'other'],
+      ['main', 'other', 'third'],
     );
-    assert.deepEqual(before.body.caches[1], { name: 'other', entries: 0, bytes: 0, hits: 0, misses: 0, stale: 0, evictions: 0 });
+    assert.deepEqual(before.body.caches[1], { name: 'other', entries: 0, bytes: 0, hits: 0, misses: 0, stale: 0, revalidated: 0, hitRatio: null, evictions: 0 });
 
     await send(port, '/elsewhere');
     const hit = await send(port, '/elsewhere');
@@ -198,9 +214,9 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
     await fill('/ctl/one', '/ctl/two', '/tagged/a');
     const t = await ctl('cache');
     assert.equal(t.code, EXIT_OK, t.err);
-    assert.match(t.out, /^CACHE\s+ENTRIES\s+BYTES\s+HITS\s+MISSES\s+HIT RATIO\s+STALE\s+EVICTIONS\n/);
-    assert.match(t.out, /\nmain\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+(\.\d)?%\s+0\s+0\n/);
-    assert.match(t.out, /\nother\s+1\s+\d+\s+1\s+1\s+50%\s+0\s+0\n/);
+    assert.match(t.out, /^CACHE\s+ENTRIES\s+BYTES\s+HITS\s+MISSES\s+HIT RATIO\s+STALE\s+REVALIDATED\s+EVICTIONS\n/);
+    assert.match(t.out, /\nmain\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+(\.\d)?%\s+0\s+0\s+0\n/);
+    assert.match(t.out, /\nother\s+1\s+\d+\s+1\s+1\s+50%\s+0\s+0\s+0\n/);
 
     const one = await ctl('purge', 'main', '--url', '/ctl/one');
     assert.equal(one.code, EXIT_OK, one.err);
@@ -218,5 +234,34 @@ describe('cache operations: admin API, ctl, metrics, access log', () => {
     const unknown = await ctl('purge', 'nope', '--url', '/a');
     assert.equal(unknown.code, EXIT_REFUSED);
     assert.match(unknown.err, /no cache named "nope" \(LB_ADMIN_NOT_FOUND\)/);
+  });
+
+  it("the view's hits, misses, stale, revalidated and hit ratio agree with portico_cache_requests_total, revalidations included", async () => {
+    const statuses: string[] = [];
+    for (let i = 0; i < 4; i++) statuses.push(String((await send(port, '/other/etag')).headers['cache-status']));
+    assert.match(statuses[0]!, /fwd=miss; stored/);
+    for (const s of statuses.slice(1)) assert.match(s, /fwd=stale; fwd-status=304/, statuses.join(' | '));
+    assert.match(String((await send(port, '/other/plain')).headers['cache-status']), /fwd=miss/);
+    assert.match(String((await send(port, '/other/plain')).headers['cache-status']), /^portico; hit/);
+
+    const view = (await cacheOf('third')) as unknown as Record<string, number | null>;
+    const text = await (await fetch(`${admin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    const metric = (result: string): number => {
+      const m = new RegExp(`^portico_cache_requests_total\\{cache="third",result="${result}"\\} (\\d+)$`, 'm').exec(text);
+      assert.ok(m !== null, `portico_cache_requests_total for ${result}`);
+      return Number(m[1]);
+    };
+    const counts = Object.fromEntries(['hit', 'miss', 'stale', 'revalidated', 'bypass', 'uncacheable'].map((r) => [r, metric(r)]));
+    assert.deepEqual(counts, { hit: 1, miss: 2, stale: 0, revalidated: 3, bypass: 0, uncacheable: 0 });
+    assert.equal(view['hits'], counts['hit']);
+    assert.equal(view['misses'], counts['miss']! + counts['bypass']! + counts['uncacheable']!);
+    assert.equal(view['stale'], counts['stale']);
+    assert.equal(view['revalidated'], counts['revalidated']);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    assert.equal(view['hits']! + view['misses']! + view['stale']! + view['revalidated']!, total, 'every request the metric counts is in the view');
+    assert.equal(view['hitRatio'], (counts['hit']! + counts['stale']! + counts['revalidated']!) / total);
+    assert.equal(view['hitRatio'], 4 / 6);
+    const t = await ctl('cache');
+    assert.match(t.out, /\nthird\s+2\s+\d+\s+1\s+2\s+66\.7%\s+0\s+3\s+0\n/, t.out);
   });
 });
