@@ -29,7 +29,7 @@ Commands:
   reset POOL/SERVER               drop the server's runtime change (weight, state ... set through
                                   the API): the file's values apply again
   reload                          re-read the configuration file; an invalid file is refused
-  cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, evictions
+  cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, revalidated, evictions
   purge CACHE --url PATH | --prefix PATH | --tag TAG
                                   drop from CACHE every variant of a URL (/path?q on every host, or
                                   host/path), every URL under a path prefix, or every object whose
