@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { DiscoveryError, parseServerEntry, serverNameOf } from './discovery.js';
 import { parseEtcdUrl } from './etcd-url.js';
 import { FileDiscovery, parseServerList } from './file-discovery.js';
+import { parseZookeeperEntry } from './zookeeper-discovery.js';
 
 describe('parseEtcdUrl', () => {
   it('gives the endpoint and a prefix ending in /', () => {
@@ -66,6 +67,43 @@ describe('FileDiscovery', () => {
     } finally {
       ac.abort();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('zookeeper node data', () => {
+  it('host:port, {host, port, weight}, a server of the file, and Curator ServiceInstance JSON; named after the node', () => {
+    const a = parseZookeeperEntry('10.0.0.1:8080\n', 'app1');
+    assert.ok(a.ok && a.server !== null);
+    assert.deepEqual(a.server.address, { host: '10.0.0.1', port: 8080 });
+    assert.equal(a.server.name, 'app1');
+    const b = parseZookeeperEntry('{"host":"10.0.0.2","port":81,"weight":3}', 'app2');
+    assert.ok(b.ok && b.server !== null);
+    assert.deepEqual([b.server.address, b.server.weight], [{ host: '10.0.0.2', port: 81 }, 3]);
+    const c = parseZookeeperEntry('{"address":"10.0.0.3:82","backup":true}', 'app3');
+    assert.ok(c.ok && c.server !== null && c.server.backup);
+    const curator = { name: 'web', id: 'f81d4fae', address: '10.0.0.4', port: 8080, sslPort: null, payload: null, registrationTimeUTC: 1, serviceType: 'DYNAMIC' };
+    const d = parseZookeeperEntry(JSON.stringify(curator), 'f81d4fae');
+    assert.ok(d.ok && d.server !== null);
+    assert.deepEqual([d.server.name, d.server.address], ['f81d4fae', { host: '10.0.0.4', port: 8080 }]);
+    const ssl = parseZookeeperEntry(JSON.stringify({ ...curator, port: null, sslPort: 8443 }), 'x');
+    assert.ok(ssl.ok && ssl.server !== null && ssl.server.address.port === 8443);
+    const off = parseZookeeperEntry(JSON.stringify({ ...curator, enabled: false }), 'x');
+    assert.deepEqual(off, { ok: true, server: null });
+    const v6 = parseZookeeperEntry('{"host":"2001:db8::1","port":80}', 'v6');
+    assert.ok(v6.ok && v6.server !== null && v6.server.address.host === '2001:db8::1');
+  });
+
+  it('refuses what is not a server, saying why', () => {
+    for (const [data, why] of [
+      ['', /no data/],
+      ['{"host":"10.0.0.1"', /not JSON/],
+      ['{"host":"10.0.0.1"}', /address/],
+      ['nowhere', /address/],
+    ] as const) {
+      const r = parseZookeeperEntry(data, 'n');
+      assert.ok(!r.ok, data);
+      assert.match(r.message, why);
     }
   });
 });

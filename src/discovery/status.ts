@@ -39,6 +39,8 @@ export function discoverySource(dc: DiscoveryConfig): string {
       return dc.name;
     case 'dns':
       return `${dc.name}:${dc.port}`;
+    case 'zookeeper':
+      return `zookeeper://${dc.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)).join(',')}${dc.path}`;
     case 'etcd': {
       try {
         const loc = parseEtcdUrl(dc.url);

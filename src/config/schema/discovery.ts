@@ -9,6 +9,11 @@ const nameservers = () =>
     .meta({ docType: 'list of address' })
     .describe('Name servers to ask (host:port); default: those of the system');
 
+const znodePath = leaf<string, string>('znode path', (v) => {
+  if (typeof v === 'string' && /^\/(?:[^/\s]+(?:\/[^/\s]+)*)?$/.test(v)) return ok(v);
+  return fail(`expected an absolute znode path such as /services/web (no trailing /), got ${show(v)}`);
+});
+
 const etcdUrl = leaf<string, string>('URL', (v) => {
   if (typeof v === 'string' && /^etcd:\/\/[^/\s]+(\/\S*)?$/.test(v)) return ok(v);
   return fail(`expected etcd://HOST:PORT/PREFIX, got ${show(v)}`);
@@ -40,6 +45,19 @@ export const discoverySchema = z
         url: etcdUrl.describe('etcd://HOST:PORT/PREFIX under which servers register'),
       })
       .describe('Servers registered in etcd (with leases)'),
+    z
+      .strictObject({
+        type: z.literal('zookeeper'),
+        hosts: z
+          .array(serverAddress())
+          .min(1)
+          .meta({ docType: 'list of address' })
+          .describe('ZooKeeper servers (host:port), tried in order until one grants a session'),
+        path: znodePath.describe('The znode whose children are the servers (ephemeral nodes, data host:port or JSON)'),
+        sessionTimeout: duration().prefault('10s').describe('Session timeout asked of ZooKeeper (it bounds it between 2 and 20 ticks)'),
+        connectTimeout: duration().prefault('3s').describe('Time to connect to one ZooKeeper server and get a session'),
+      })
+      .describe('Servers registered in ZooKeeper as the children of a znode, watched'),
     z
       .strictObject({
         type: z.literal('file'),
