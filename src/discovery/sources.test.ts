@@ -7,6 +7,7 @@ import { DiscoveryError, parseServerEntry, serverNameOf } from './discovery.js';
 import { parseEtcdUrl } from './etcd-url.js';
 import { FileDiscovery, parseServerList } from './file-discovery.js';
 import { parseZookeeperEntry } from './zookeeper-discovery.js';
+import { ConsulDiscovery, consulSource } from './consul-discovery.js';
 
 describe('parseEtcdUrl', () => {
   it('gives the endpoint and a prefix ending in /', () => {
@@ -105,5 +106,36 @@ describe('zookeeper node data', () => {
       assert.ok(!r.ok, data);
       assert.match(r.message, why);
     }
+  });
+});
+
+describe('consul health entries', () => {
+  const entry = (id: string, node: string, over: { address?: string; port?: number; tags?: string[]; weight?: number; status?: string } = {}) => ({
+    Node: { Node: node, Address: '10.0.0.99' },
+    Service: { ID: id, Address: over.address ?? '', Port: over.port ?? 8080, Tags: over.tags ?? [], Weights: { Passing: over.weight ?? 1, Warning: 1 } },
+    Checks: [{ Status: 'passing' }, { Status: over.status ?? 'passing' }],
+  });
+  it('service address or the node address, the passing weight, names from the ID (with the node when IDs repeat), passing and tagged only', () => {
+    const d = new ConsulDiscovery({ url: 'http://127.0.0.1:8500', service: 'web', tags: ['prod'], waitMs: 60_000 });
+    const out = d.parse([
+      entry('web-1', 'n1', { address: '10.0.0.1', tags: ['prod'], weight: 5 }),
+      entry('web-2', 'n2', { tags: ['prod', 'x'] }),
+      entry('web', 'n3', { address: '10.0.0.3', tags: ['prod'] }),
+      entry('web', 'n4', { address: '10.0.0.4', tags: ['prod'] }),
+      entry('web-5', 'n5', { address: '10.0.0.5', tags: ['prod'], status: 'warning' }),
+      entry('web-6', 'n6', { address: '10.0.0.6' }),
+      entry('web-7', 'n7', { address: '10.0.0.7', tags: ['prod'], port: 0 }),
+      entry('web-8', 'n8', { address: '10.0.0.8', tags: ['prod'], weight: 1000 }),
+    ]);
+    assert.deepEqual(
+      out.map((s) => `${s.name} ${s.address.host}:${s.address.port} w${s.weight}`),
+      ['web-1 10.0.0.1:8080 w5', 'web-2 10.0.0.99:8080 w1', 'n3-web 10.0.0.3:8080 w1', 'n4-web 10.0.0.4:8080 w1', 'web-8 10.0.0.8:8080 w256'],
+    );
+    assert.throws(() => d.parse({ error: 'x' }), /not a list/);
+  });
+
+  it('the source shown has no credentials', () => {
+    assert.equal(consulSource('http://user:pw@consul.local:8500/', 'web', undefined), 'http://consul.local:8500/web');
+    assert.equal(consulSource('https://consul.local', 'web', 'east'), 'https://consul.local/web@east');
   });
 });

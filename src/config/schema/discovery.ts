@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { fail, ok, show } from '../values/parsed.js';
-import { domain, duration, int, leaf, serverAddress, text } from './fields.js';
+import { domain, duration, httpUrl, int, leaf, serverAddress, text } from './fields.js';
 
 const nameservers = () =>
   z
@@ -58,6 +58,17 @@ export const discoverySchema = z
         connectTimeout: duration().prefault('3s').describe('Time to connect to one ZooKeeper server and get a session'),
       })
       .describe('Servers registered in ZooKeeper as the children of a znode, watched'),
+    z
+      .strictObject({
+        type: z.literal('consul'),
+        url: httpUrl().prefault('http://127.0.0.1:8500').describe("The Consul agent's HTTP API"),
+        service: text({ nonEmpty: true }).describe('The service whose instances with passing checks are the servers'),
+        tags: z.array(text({ nonEmpty: true })).prefault([]).meta({ docType: 'list of text' }).describe('Only instances that carry every one of these tags'),
+        datacenter: text({ nonEmpty: true }).optional().describe("Another datacenter than the agent's (`dc`)"),
+        token: text({ nonEmpty: true }).optional().describe('ACL token, sent as X-Consul-Token (write ${CONSUL_TOKEN} to take it from the environment)'),
+        wait: duration(600_000).prefault('5m').describe('How long Consul may hold a blocking query before answering with no change (at most 10m)'),
+      })
+      .describe('Servers of a Consul service with passing checks, followed by blocking queries'),
     z
       .strictObject({
         type: z.literal('file'),
