@@ -31,6 +31,13 @@ describe('estimateService', () => {
     assert.equal(estimateService([iv(40, 20), iv(400, 60)], 3).c, 3);
   });
 
+  it('a time that grew while less than one slot was busy is not saturation (a busy Portico, a slower network); c is 1 at least', () => {
+    // 5 ms requests at 80 req/s (0.4 slots busy) measured at 9 ms: nothing waited for a slot.
+    const e = estimateService([iv(40, 5), iv(80, 9)], 0);
+    assert.equal(e.cSource, 'observed');
+    assert.equal(e.c, 1);
+  });
+
   it('intervals with too few requests do not count; no data gives nulls', () => {
     assert.deepEqual(estimateService([], 0), { S: null, T: null, c: null, cSource: null });
     const e = estimateService([iv(2, 1), iv(50, 20)], 0);
@@ -92,5 +99,16 @@ describe('poolLaws', () => {
     assert.deepEqual(u.unknown, ['b']);
     assert.equal(u.summary, 'no saturation bound yet: no service time measured for b');
     assert.equal(poolLaws({ X: 0, R: null, N: 0, servers: [] }).summary, 'no saturation bound yet: no server takes requests');
+  });
+});
+
+describe('estimateService, a slow second', () => {
+  it('a second when the server was slow for another reason does not lower the parallelism seen in its normal time', () => {
+    // 4 at the server in 57 ms (70 req/s), then one slow second: 72 ms, 50 req/s.
+    const e = estimateService([iv(18, 57), iv(70, 57.5), iv(70, 57), iv(50, 72)], 4);
+    assert.equal(e.c, 4);
+    const f = estimateService([iv(18, 57), iv(70, 57.5), iv(70, 57), iv(50, 72)], 0);
+    assert.equal(f.cSource, 'saturation');
+    assert.ok(Math.abs(f.c! - 70 * 0.0575) < 1e-9, String(f.c));
   });
 });

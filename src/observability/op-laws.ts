@@ -26,8 +26,9 @@
  *   so it bounds the slots the pool can use; without it, c_k is measured. By Little's law
  *   applied to the server alone, X_k·T_k requests are at the server (T_k its mean time over an
  *   interval); when T_k stays near S_k (within 25 %) nothing waited, so c_k >= X_k·T_k; when
- *   T_k is well above S_k requests waited for a slot, every slot was busy, and c_k = X_k·S_k
- *   (the utilization law at saturation). c_k is the largest of these over the long window; a
+ *   T_k is well above S_k while at least one slot was busy (X_k·S_k >= 0.9), requests waited
+ *   for a slot, every slot was busy, and c_k = X_k·S_k (the utilization law at saturation: the median over
+ *   the saturated intervals). A server has one slot at least. c_k is the largest of these over the long window; a
  *   server never seen saturated has only a lower bound (`cSource: 'observed'`); when that server
  *   is the bottleneck, the pool's saturation bound is a lower bound too (`exact: false`).
  */
@@ -61,6 +62,8 @@ export interface EstimateOptions {
   readonly minRequests?: number;
   /** T above S by more than this share means requests waited inside the server (default 0.25). */
   readonly queueingShare?: number;
+  /** ...provided at least this many slots were busy, X·S (default 0.9: a server has one slot at least). */
+  readonly saturatedBusy?: number;
 }
 
 /** S, T and c of one server from its intervals, oldest first (see the module's comment). */
@@ -68,6 +71,7 @@ export function estimateService(samples: readonly ServiceSample[], maxConnection
   const minRequests = opts.minRequests ?? 5;
   const share = opts.queueingShare ?? 0.25;
   const recent = opts.recent ?? 10;
+  const minBusy = opts.saturatedBusy ?? 0.9;
   let S = Infinity;
   for (const s of samples) if (s.svcN >= minRequests && s.svcN > 0) S = Math.min(S, s.svcSumMs / s.svcN);
   let tSum = 0;
@@ -78,19 +82,28 @@ export function estimateService(samples: readonly ServiceSample[], maxConnection
   }
   const T = tN > 0 ? tSum / tN : null;
   if (S === Infinity) return { S: null, T, c: maxConnections > 0 ? maxConnections : null, cSource: maxConnections > 0 ? 'maxConnections' : null };
-  let cSat = 0;
+  const sat: number[] = [];
   let cObs = 0;
   for (const s of samples) {
     if (s.svcN < minRequests || s.dtMs <= 0) continue;
     const x = (s.svcN * 1000) / s.dtMs;
     const t = s.svcSumMs / s.svcN;
-    if (t > S * (1 + share)) cSat = Math.max(cSat, (x * S) / 1000);
+    const busy = (x * S) / 1000;
+    // Saturated: the time grew past S (requests waited for a slot) with at least one slot busy
+    // nine tenths of the time. A time that grew while less than a slot was busy is not waiting
+    // for a slot (a slower network, a busy Portico): that interval only shows requests at once.
+    if (t > S * (1 + share) && busy >= minBusy) sat.push(busy);
     else cObs = Math.max(cObs, (x * t) / 1000);
   }
+  // The median of the saturated intervals: one noisy second, or one that the load entered or
+  // left half-way, does not move it.
+  const cSat = median(sat);
   let c: number;
   let cSource: ParallelismSource;
   if (cSat > 0) {
-    c = Math.max(cSat, cObs);
+    // A second when the server was slow for another reason (the machine busy) also looks like
+    // waiting, with fewer requests served: the most requests seen at once in its normal time win.
+    c = Math.max(1, cSat, cObs);
     cSource = 'saturation';
     if (maxConnections > 0 && maxConnections < c) {
       c = maxConnections;
@@ -104,6 +117,13 @@ export function estimateService(samples: readonly ServiceSample[], maxConnection
     cSource = 'observed';
   }
   return { S, T, c, cSource };
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  xs.sort((a, b) => a - b);
+  const m = xs.length >> 1;
+  return xs.length % 2 === 1 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2;
 }
 
 /** What the analysis of a pool needs of each server. */
