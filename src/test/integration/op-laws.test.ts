@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { describe, it } from 'node:test';
 import { createPortico, type Portico } from '../../app/app.js';
+import { runCtl } from '../../cli/ctl.js';
 import type { PoolFrame } from '../../observability/live-stats.js';
 import { silentLogger } from '../../observability/logger.js';
 import { waitFor } from '../../test-helpers/origins.js';
@@ -167,6 +168,15 @@ describe('operational laws against servers of known capacity', () => {
       t.diagnostic(`after: X ${after.X} req/s, N ${after.N}, X·R ${after.XR}, U ${after.servers[0]!.U} slots (${after.servers[0]!.utilization})`);
       assert.ok(Math.abs(after.N - after.XR) <= 0.15 * Math.max(after.N, after.XR), `Little: N ${after.N} vs X·R ${after.XR}`);
       assert.ok(after.X <= after.bounds.Xmax * 1.15, `X ${after.X} within its bound ${after.bounds.Xmax}`);
+
+      // The same through portico ctl.
+      let out = '';
+      const code = await runCtl(['--admin', q.admin!.url, 'laws', 'app', '--z', '100ms'], { out: (x) => (out += x), err: (x) => (out += x), env: {} });
+      t.diagnostic(out);
+      assert.equal(code, 0);
+      assert.match(out, /^pool app: this pool saturates near [\d,]+ req\/s; app is the bottleneck\n/);
+      assert.match(out, /and Z 100 ms: X <= /);
+      assert.match(out, /\napp \*\s+1\.000\s/);
     } finally {
       await p?.stop(100);
       await servers.close();
