@@ -202,7 +202,9 @@ describe('operational laws against servers of known capacity', () => {
             balance: 'roundrobin',
             health: { type: 'none' },
             servers: [
-              { name: 'web1', address: `127.0.0.1:${servers.ports['web1']}` },
+              // web1's 4 slots are known (maxConnections); web2's are measured. A 5 ms server measured
+              // on a starved machine may show tens of ms at low load, and would never be seen saturated.
+              { name: 'web1', address: `127.0.0.1:${servers.ports['web1']}`, maxConnections: 4 },
               { name: 'web2', address: `127.0.0.1:${servers.ports['web2']}` },
             ],
           },
