@@ -8,6 +8,9 @@ import { serverSchema } from '../config/schema/server.js';
 import type { Config, PoolConfig, ServerConfig } from '../config/types.js';
 import { deepEqual } from '../core/deep-equal.js';
 import { discoverySource, type DiscoveryStatus } from '../discovery/status.js';
+import type { PoolFrame } from '../observability/live-stats.js';
+import { lawsView } from '../observability/laws-view.js';
+import { parseDuration } from '../config/values/duration.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerRuntime } from '../pool/server-runtime.js';
 import { CACHE_ENDPOINTS } from './cache-api.js';
@@ -42,7 +45,7 @@ export interface RateFrame {
 export interface StatsView {
   readonly time: number;
   readonly intervalMs: number;
-  readonly pools: readonly (RateFrame & { readonly name: string; readonly servers: readonly (RateFrame & { readonly name: string })[] })[];
+  readonly pools: readonly (RateFrame & { readonly name: string; readonly servers: readonly (RateFrame & { readonly name: string })[] } & Partial<Pick<PoolFrame, 'laws' | 'operational'>>)[];
 }
 
 /** Where the running configuration comes from and how it changes (src/app/config-runtime.ts fits). */
@@ -108,6 +111,7 @@ export function mountAdminApi(table: RouteTable, rt: AdminRuntime, info: ApiInfo
   table.route('GET', '/api/v1/status/ready', () => api.ready());
   table.route('GET', '/api/v1/pools', () => ({ pools: [...rt.pools.values()].map((p) => api.poolView(p)) }));
   table.route('GET', '/api/v1/pools/{pool}', (_q, _s, ctx) => api.poolView(api.pool(ctx)));
+  table.route('GET', '/api/v1/pools/{pool}/laws', (_q, _s, ctx) => api.laws(ctx));
   table.route('GET', '/api/v1/pools/{pool}/servers/{name}', (_q, _s, ctx) => api.serverView(api.pool(ctx), api.server(api.pool(ctx), ctx)));
   table.route('POST', '/api/v1/pools/{pool}/servers', (_q, _s, ctx) => api.register(ctx));
   table.route('PATCH', '/api/v1/pools/{pool}/servers/{name}', (_q, _s, ctx) => api.patch(ctx));
@@ -122,6 +126,7 @@ const ENDPOINTS = [
   'GET /api/v1/status/ready',
   'GET /api/v1/pools',
   'GET /api/v1/pools/{pool}',
+  'GET /api/v1/pools/{pool}/laws?z=THINKTIME',
   'GET /api/v1/pools/{pool}/servers/{name}',
   'POST /api/v1/pools/{pool}/servers',
   'PATCH /api/v1/pools/{pool}/servers/{name}',
@@ -252,6 +257,19 @@ class AdminApi {
       rates: frame === undefined ? null : rates(frame, stats!.intervalMs),
       discovery: this.discoveryView(pool.name, pc),
     };
+  }
+
+  /** Every operational law of a pool over the last statistics frame; `z` (a duration, default 0) is the think time of the bounds. */
+  laws(ctx: AdminContext): Record<string, unknown> {
+    const pool = this.pool(ctx);
+    const Z = thinkTime(ctx.url.searchParams.get('z'));
+    const stats = this.rt.lastStats?.();
+    const frame = stats?.pools.find((p) => p.name === pool.name);
+    if (stats === undefined || frame === undefined || frame.operational === undefined) {
+      return { pool: pool.name, at: null, Z, summary: 'no statistics yet (the first frame comes a second after the start)' };
+    }
+    const available = new Set(pool.current.set.available.map((s) => s.name));
+    return lawsView(frame as unknown as PoolFrame, stats.time, (name) => available.has(name), Z);
   }
 
   /**
@@ -478,6 +496,14 @@ function issuesOf(issues: readonly z.core.$ZodIssue[]): AdminIssue[] {
 
 function fileServerView(s: ServerConfig): Record<string, unknown> {
   return { ...s, address: fmtAddress({ host: s.address.host, port: s.address.port }) };
+}
+
+/** The `z` query parameter: a duration (`500ms`, `2s`, or ms as a bare number), 0 when absent. */
+export function thinkTime(z: string | null): number {
+  if (z === null || z === '') return 0;
+  const r = parseDuration(/^\d+(\.\d+)?$/.test(z) ? `${z}ms` : z);
+  if (!r.ok || r.value < 0 || r.value > 3_600_000) throw badRequest(`z (think time) must be a duration from 0 to 1h, such as 500ms or 2s; got ${JSON.stringify(z)}`);
+  return r.value;
 }
 
 function rates(f: RateFrame, intervalMs: number): Record<string, unknown> {

@@ -19,6 +19,9 @@ Commands:
   pools                           every pool: algorithm, servers, available, requests per second
   servers POOL                    the servers of POOL: state, health, weight, connections, rates;
                                   its discovery (source, updates, failures, last error) if it has one
+  laws POOL [--z DURATION]        the operational laws of POOL: X, R, N against X·R, each server's
+                                  service time, parallelism, utilization and demand, the bottleneck,
+                                  where the pool saturates and the bounds (think time --z, default 0)
   weight POOL/SERVER N            set the weight (0-256)
   drain POOL/SERVER               no new sessions; traffic already pinned may continue
   ready POOL/SERVER               back in service
@@ -76,6 +79,8 @@ interface CtlOptions {
   now: boolean;
   /** `purge`: what to drop (--url, --prefix, --tag), in the order given. */
   purge: { by: 'url' | 'prefix' | 'tag'; value: string }[];
+  /** `laws`: the think time of the bounds (--z). */
+  z: string | undefined;
   words: string[];
 }
 
@@ -144,6 +149,7 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     backup: false,
     now: false,
     purge: [],
+    z: undefined,
     words: [],
   };
   let cacertFile = env.PORTICO_ADMIN_CACERT === '' ? undefined : env.PORTICO_ADMIN_CACERT;
@@ -197,6 +203,9 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
         break;
       case '--now':
         o.now = true;
+        break;
+      case '--z':
+        o.z = value();
         break;
       case '--url':
       case '--prefix':
@@ -293,6 +302,11 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
     case 'servers': {
       want(1, 'POOL');
       return { method: 'GET', path: `/api/v1/pools/${seg(args[0]!)}`, render: (b) => renderServers(b) };
+    }
+    case 'laws': {
+      want(1, 'POOL');
+      const q = o.z === undefined ? '' : `?z=${encodeURIComponent(o.z)}`;
+      return { method: 'GET', path: `/api/v1/pools/${seg(args[0]!)}/laws${q}`, render: renderLaws };
     }
     case 'weight': {
       want(2, 'POOL/SERVER N');
@@ -520,6 +534,36 @@ function renderServers(p: Json): string {
         failureShare(s.failures as number, s.requests as number),
         rate(s.rates),
         s.source,
+      ]),
+    )
+  );
+}
+
+function renderLaws(l: Json): string {
+  if (l.at === null || l.at === undefined) return `pool ${l.pool}: ${l.summary}\n`;
+  const f = (x: unknown, d = 2): string => (typeof x === 'number' ? x.toFixed(d) : '-');
+  let out = `pool ${l.pool}: ${l.summary}\n`;
+  out += `X ${f(l.X, 1)} req/s, R ${f(l.R)} ms, N ${f(l.N, 3)} (X·R ${f(l.XR, 3)}) over ${f(l.windowSec, 0)} s\n`;
+  if (l.saturation !== null) {
+    out += `D ${f(l.D, 3)} ms, Dmax ${f(l.Dmax, 4)} ms, knee N* ${f(l.knee)}; at N ${f(l.bounds.N, 3)} and Z ${l.Z} ms: X <= ${f(l.bounds.Xmax, 1)} req/s, R >= ${f(l.bounds.Rmin)} ms\n`;
+  }
+  return (
+    out +
+    table(
+      ['SERVER', 'V', 'X', 'R', 'N', 'X·R', 'T', 'S', 'C', 'U', 'D', 'CAPACITY'],
+      (l.servers as Json[]).map((s) => [
+        s.name + (s.name === l.bottleneck ? ' *' : ''),
+        f(s.V, 3),
+        f(s.X, 1),
+        f(s.R),
+        f(s.N, 3),
+        f(s.XR, 3),
+        f(s.T),
+        f(s.S),
+        s.c === null ? '-' : (s.cSource === 'observed' ? '>=' : '') + f(s.c) + ` (${s.cSource})`,
+        s.utilization === null ? '-' : `${(s.utilization * 100).toFixed(1)}%`,
+        f(s.D, 4),
+        f(s.capacity, 1),
       ]),
     )
   );

@@ -12,7 +12,7 @@ import { HealthCheckCounters, Metrics } from '../observability/metrics.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { exchange } from '../observability/testing.js';
 import { TrafficCounters } from '../observability/traffic.js';
-import { mergeBindingsViews, mergeFrames, mergeMetrics, mergePoolViews, mergeServerViews, type MetricsPart } from './stats-merge.js';
+import { mergeBindingsViews, mergeFrames, mergeMetrics, mergePoolViews, mergeServerViews, mergeService, type MetricsPart } from './stats-merge.js';
 
 function server(name: string, maxConnections = 0): Server {
   return { id: serverId('web', name), name, host: '127.0.0.1', port: 1, weight: 2, backup: false, maxConnections, meta: {} };
@@ -261,5 +261,21 @@ describe('merging the figures of several workers', () => {
     assert.deepEqual(mergePoolViews([partial, partial], { ...ctx, discovery: undefined })['discovery'], { type: 'file', source: '/s.json' });
     const fixed = { name: 'web', servers: [], inflight: 0, discovery: null };
     assert.equal(mergePoolViews([fixed], ctx)['discovery'], null);
+  });
+});
+
+describe('mergeService', () => {
+  const laws = (X: number) => ({ X, R: 20, N: 0, XR: 0, U: null, windowSec: 10 });
+  it('the lowest low-load time, the throughput-weighted recent time, parallelism summed, the weakest source', () => {
+    const m = mergeService([
+      { service: { S: 20, T: 80, c: 2, cSource: 'saturation' }, laws: laws(100) },
+      { service: { S: 21, T: 40, c: 2, cSource: 'maxConnections' }, laws: laws(300) },
+    ]);
+    assert.deepEqual(m, { S: 20, T: 50, c: 4, cSource: 'saturation' });
+    const o = mergeService([
+      { service: { S: null, T: null, c: null, cSource: null }, laws: laws(0) },
+      { service: { S: 20, T: 20, c: 1, cSource: 'observed' }, laws: laws(10) },
+    ]);
+    assert.deepEqual(o, { S: 20, T: 20, c: 1, cSource: 'observed' });
   });
 });

@@ -2,7 +2,9 @@ import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'p
 import { cacheHitRatio } from '../cache/cache.js';
 import type { DiscoveryStatus } from '../discovery/status.js';
 import { FINE_BUCKETS, fineQuantile } from '../observability/latency.js';
-import type { CacheFrame, IntervalFigures, Laws, ListenerFrame, PoolFrame, ServerFrame, StatsFrame, TrafficFrame } from '../observability/live-stats.js';
+import { operationalLaws, type CacheFrame, type IntervalFigures, type Laws, type ListenerFrame, type PoolFrame, type ServerFrame, type StatsFrame, type TrafficFrame } from '../observability/live-stats.js';
+import { lawsView } from '../observability/laws-view.js';
+import type { ServiceEstimate } from '../observability/op-laws.js';
 import { CollectedMetric } from '../observability/metrics.js';
 
 /**
@@ -99,6 +101,9 @@ function mergePool(list: readonly WithFigures<PoolFrame>[]): PoolFrame {
   const servers = byName(list.map(({ f: pf, fig }) => pf.servers.map((s) => ({ f: s, fig: (fig as { servers?: Record<string, IntervalFigures> } | undefined)?.servers?.[s.name] })))).map(
     mergeServer,
   );
+  const traffic = mergeTraffic(list);
+  // Which servers take requests: as the first part's laws counted them (a share, or a weight without traffic).
+  const inService = new Set(f.operational?.servers.filter((s) => s.V > 0).map((s) => s.name) ?? []);
   return {
     name: f.name,
     balance: f.balance,
@@ -106,8 +111,35 @@ function mergePool(list: readonly WithFigures<PoolFrame>[]): PoolFrame {
     queued: sum(list, (x) => x.f.queued),
     available: f.available,
     servers,
-    ...mergeTraffic(list),
+    ...traffic,
+    operational: operationalLaws(traffic.laws, servers, (name) => inService.has(name)),
   };
+}
+
+/**
+ * A server's service estimate over several workers: each sees the same server, so the low-load
+ * time is the lowest of theirs and the recent time their mean weighted by throughput; each
+ * worker's parallelism is the share of the server's slots its requests used (its share of
+ * maxConnections, or its busy slots at saturation), so the group's is their sum. One part whose
+ * parallelism is only a lower bound makes the sum one.
+ */
+export function mergeService(list: readonly { readonly service: ServiceEstimate; readonly laws: Laws }[]): ServiceEstimate {
+  let S: number | null = null;
+  let tw = 0;
+  let tx = 0;
+  let c: number | null = null;
+  let source: ServiceEstimate['cSource'] = null;
+  const rank = { maxConnections: 1, saturation: 2, observed: 3 } as const;
+  for (const { service: e, laws } of list) {
+    if (e.S !== null && (S === null || e.S < S)) S = e.S;
+    if (e.T !== null) {
+      tw += e.T * Math.max(laws.X, 1e-9);
+      tx += Math.max(laws.X, 1e-9);
+    }
+    if (e.c !== null) c = (c ?? 0) + e.c;
+    if (e.cSource !== null && (source === null || rank[e.cSource] > rank[source])) source = e.cSource;
+  }
+  return { S, T: tx > 0 ? tw / tx : null, c, cSource: source };
 }
 
 function mergeServer(list: readonly WithFigures<ServerFrame>[]): ServerFrame {
@@ -126,6 +158,7 @@ function mergeServer(list: readonly WithFigures<ServerFrame>[]): ServerFrame {
     failures: sum(list, (x) => x.f.failures),
     hist: sparse(addSparse(list.map((x) => x.f.hist))),
     ...mergeTraffic(list),
+    service: mergeService(list.map((x) => x.f)),
   };
 }
 
@@ -235,6 +268,7 @@ export const MERGED_VIEWS = {
   '/api/v1/status': mergeStatusViews,
   '/api/v1/pools': mergePoolsViews,
   '/api/v1/pools/{pool}': mergePoolViews,
+  '/api/v1/pools/{pool}/laws': mergeLawsViews,
   '/api/v1/pools/{pool}/servers/{name}': mergeServerViewsOf,
   '/api/v1/listeners/{listener}/bindings': mergeBindingsViews,
   '/api/v1/caches': mergeCachesViews,
@@ -256,6 +290,20 @@ export function mergePoolsViews(views: readonly View[], ctx: ViewContext): View 
 /** `GET /api/v1/pools/{pool}`. */
 export function mergePoolViews(views: readonly View[], ctx: ViewContext): View {
   return { ...poolView(views, ctx), workers: ctx.coverage };
+}
+
+/**
+ * `GET /api/v1/pools/{pool}/laws`: the laws computed again from the merged frame (the group's
+ * throughput and in-flight count, its servers' merged estimates), at the think time asked for.
+ */
+export function mergeLawsViews(views: readonly View[], ctx: ViewContext, params: Readonly<Record<string, string>>): View {
+  const first = views[0]!;
+  const frame = ctx.frame?.pools.find((p) => p.name === params['pool']);
+  if (frame === undefined || frame.operational === undefined) return { ...first, workers: ctx.coverage };
+  const servers = Array.isArray(first['servers']) ? (first['servers'] as View[]) : [];
+  const inService = new Set(servers.filter((s) => typeof s['V'] === 'number' && s['V'] > 0).map((s) => String(s['name'])));
+  const Z = typeof first['Z'] === 'number' ? first['Z'] : 0;
+  return { ...lawsView(frame, ctx.frame!.time, (name) => inService.has(name), Z), workers: ctx.coverage };
 }
 
 function mergeServerViewsOf(views: readonly View[], ctx: ViewContext, params: Readonly<Record<string, string>>): View {

@@ -277,3 +277,18 @@ test('listeners[].upgrades: websocket by default, lowercased tokens, h2c refused
   );
   assert.throws(() => parseConfigText(yaml(', upgrades: ["web socket"]'), 'a.yaml', {}, { runnable: false }), ConfigError);
 });
+
+test('zookeeper and consul discovery sections take their defaults; a bad znode path is refused with the reason', () => {
+  const c = parseConfigText('pools:\n  - name: p\n    discovery: { type: zookeeper, hosts: [127.0.0.1:2181], path: /services/p }\n', 'zk.yaml', {}, { runnable: false });
+  assert.deepEqual(c.pools[0]!.discovery, { type: 'zookeeper', hosts: [{ host: '127.0.0.1', port: 2181 }], path: '/services/p', sessionTimeout: 10_000, connectTimeout: 3000 });
+  assert.throws(
+    () => parseConfigText('pools:\n  - name: p\n    discovery: { type: zookeeper, hosts: [127.0.0.1:2181], path: services/ }\n', 'zk.yaml', {}, { runnable: false }),
+    (err: unknown) => err instanceof ConfigError && /absolute znode path/.test(err.message),
+  );
+  const k = parseConfigText('pools:\n  - name: p\n    discovery: { type: consul, service: web }\n', 'c.yaml', {}, { runnable: false });
+  assert.deepEqual(k.pools[0]!.discovery, { type: 'consul', url: 'http://127.0.0.1:8500', service: 'web', tags: [], wait: 300_000 });
+  assert.throws(
+    () => parseConfigText('pools:\n  - name: p\n    discovery: { type: consul, service: web, wait: 11m }\n', 'c.yaml', {}, { runnable: false }),
+    (err: unknown) => err instanceof ConfigError && /too long/.test(err.message),
+  );
+});

@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import { DiscoveryError, parseServerEntry, serverNameOf } from './discovery.js';
 import { parseEtcdUrl } from './etcd-url.js';
 import { FileDiscovery, parseServerList } from './file-discovery.js';
+import { parseZookeeperEntry } from './zookeeper-discovery.js';
+import { ConsulDiscovery, consulSource } from './consul-discovery.js';
 
 describe('parseEtcdUrl', () => {
   it('gives the endpoint and a prefix ending in /', () => {
@@ -67,5 +69,73 @@ describe('FileDiscovery', () => {
       ac.abort();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('zookeeper node data', () => {
+  it('host:port, {host, port, weight}, a server of the file, and Curator ServiceInstance JSON; named after the node', () => {
+    const a = parseZookeeperEntry('10.0.0.1:8080\n', 'app1');
+    assert.ok(a.ok && a.server !== null);
+    assert.deepEqual(a.server.address, { host: '10.0.0.1', port: 8080 });
+    assert.equal(a.server.name, 'app1');
+    const b = parseZookeeperEntry('{"host":"10.0.0.2","port":81,"weight":3}', 'app2');
+    assert.ok(b.ok && b.server !== null);
+    assert.deepEqual([b.server.address, b.server.weight], [{ host: '10.0.0.2', port: 81 }, 3]);
+    const c = parseZookeeperEntry('{"address":"10.0.0.3:82","backup":true}', 'app3');
+    assert.ok(c.ok && c.server !== null && c.server.backup);
+    const curator = { name: 'web', id: 'f81d4fae', address: '10.0.0.4', port: 8080, sslPort: null, payload: null, registrationTimeUTC: 1, serviceType: 'DYNAMIC' };
+    const d = parseZookeeperEntry(JSON.stringify(curator), 'f81d4fae');
+    assert.ok(d.ok && d.server !== null);
+    assert.deepEqual([d.server.name, d.server.address], ['f81d4fae', { host: '10.0.0.4', port: 8080 }]);
+    const ssl = parseZookeeperEntry(JSON.stringify({ ...curator, port: null, sslPort: 8443 }), 'x');
+    assert.ok(ssl.ok && ssl.server !== null && ssl.server.address.port === 8443);
+    const off = parseZookeeperEntry(JSON.stringify({ ...curator, enabled: false }), 'x');
+    assert.deepEqual(off, { ok: true, server: null });
+    const v6 = parseZookeeperEntry('{"host":"2001:db8::1","port":80}', 'v6');
+    assert.ok(v6.ok && v6.server !== null && v6.server.address.host === '2001:db8::1');
+  });
+
+  it('refuses what is not a server, saying why', () => {
+    for (const [data, why] of [
+      ['', /no data/],
+      ['{"host":"10.0.0.1"', /not JSON/],
+      ['{"host":"10.0.0.1"}', /address/],
+      ['nowhere', /address/],
+    ] as const) {
+      const r = parseZookeeperEntry(data, 'n');
+      assert.ok(!r.ok, data);
+      assert.match(r.message, why);
+    }
+  });
+});
+
+describe('consul health entries', () => {
+  const entry = (id: string, node: string, over: { address?: string; port?: number; tags?: string[]; weight?: number; status?: string } = {}) => ({
+    Node: { Node: node, Address: '10.0.0.99' },
+    Service: { ID: id, Address: over.address ?? '', Port: over.port ?? 8080, Tags: over.tags ?? [], Weights: { Passing: over.weight ?? 1, Warning: 1 } },
+    Checks: [{ Status: 'passing' }, { Status: over.status ?? 'passing' }],
+  });
+  it('service address or the node address, the passing weight, names from the ID (with the node when IDs repeat), passing and tagged only', () => {
+    const d = new ConsulDiscovery({ url: 'http://127.0.0.1:8500', service: 'web', tags: ['prod'], waitMs: 60_000 });
+    const out = d.parse([
+      entry('web-1', 'n1', { address: '10.0.0.1', tags: ['prod'], weight: 5 }),
+      entry('web-2', 'n2', { tags: ['prod', 'x'] }),
+      entry('web', 'n3', { address: '10.0.0.3', tags: ['prod'] }),
+      entry('web', 'n4', { address: '10.0.0.4', tags: ['prod'] }),
+      entry('web-5', 'n5', { address: '10.0.0.5', tags: ['prod'], status: 'warning' }),
+      entry('web-6', 'n6', { address: '10.0.0.6' }),
+      entry('web-7', 'n7', { address: '10.0.0.7', tags: ['prod'], port: 0 }),
+      entry('web-8', 'n8', { address: '10.0.0.8', tags: ['prod'], weight: 1000 }),
+    ]);
+    assert.deepEqual(
+      out.map((s) => `${s.name} ${s.address.host}:${s.address.port} w${s.weight}`),
+      ['web-1 10.0.0.1:8080 w5', 'web-2 10.0.0.99:8080 w1', 'n3-web 10.0.0.3:8080 w1', 'n4-web 10.0.0.4:8080 w1', 'web-8 10.0.0.8:8080 w256'],
+    );
+    assert.throws(() => d.parse({ error: 'x' }), /not a list/);
+  });
+
+  it('the source shown has no credentials', () => {
+    assert.equal(consulSource('http://user:pw@consul.local:8500/', 'web', undefined), 'http://consul.local:8500/web');
+    assert.equal(consulSource('https://consul.local', 'web', 'east'), 'https://consul.local/web@east');
   });
 });

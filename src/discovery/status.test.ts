@@ -28,6 +28,8 @@ describe('discovery status', () => {
     const etcd = discoverySource({ type: 'etcd', url: 'etcd://user:s3cret@10.0.0.5:2379/portico/pools/app' } as DiscoveryConfig);
     assert.equal(etcd, 'etcd://10.0.0.5:2379/portico/pools/app/');
     assert.doesNotMatch(etcd, /s3cret|user/);
+    const zk = { type: 'zookeeper', hosts: [{ host: '10.0.0.7', port: 2181 }, { host: '::1', port: 2181 }], path: '/services/web' };
+    assert.equal(discoverySource(zk as DiscoveryConfig), 'zookeeper://10.0.0.7:2181,[::1]:2181/services/web');
   });
 
   it('the list in force, the times as ISO, and the last known good only while failing with a list', () => {

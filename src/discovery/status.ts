@@ -1,5 +1,6 @@
 import type { DiscoveryConfig } from '../config/types.js';
 import { CollectedMetric } from '../observability/metrics.js';
+import { consulSource } from './consul-discovery.js';
 import { parseEtcdUrl } from './etcd-url.js';
 import type { WatcherState } from './watcher.js';
 
@@ -39,6 +40,10 @@ export function discoverySource(dc: DiscoveryConfig): string {
       return dc.name;
     case 'dns':
       return `${dc.name}:${dc.port}`;
+    case 'consul':
+      return consulSource(dc.url, dc.service, dc.datacenter);
+    case 'zookeeper':
+      return `zookeeper://${dc.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)).join(',')}${dc.path}`;
     case 'etcd': {
       try {
         const loc = parseEtcdUrl(dc.url);

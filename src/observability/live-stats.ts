@@ -3,6 +3,7 @@ import type { ServerRuntime } from '../pool/server-runtime.js';
 import type { EventHub } from './events.js';
 import type { CacheFigures } from './metrics.js';
 import { FINE_BUCKETS, fineQuantile } from './latency.js';
+import { estimateService, poolLaws, type PoolLaws, type ServiceEstimate, type ServiceSample } from './op-laws.js';
 import type { RequestStats } from './request-stats.js';
 import type { ServerTraffic, TrafficCounters } from './traffic.js';
 
@@ -67,6 +68,8 @@ export interface ServerFrame extends TrafficFrame {
   readonly failures: number;
   /** Latency histogram of the histogram window: [bucket, count, bucket, count ...] for non-empty fine buckets. */
   readonly hist: number[];
+  /** Service time and parallelism estimated from the server's own timing (src/observability/op-laws.ts). */
+  readonly service: ServiceEstimate;
 }
 
 export interface PoolFrame extends TrafficFrame {
@@ -77,6 +80,8 @@ export interface PoolFrame extends TrafficFrame {
   readonly queued: number;
   readonly available: number;
   readonly servers: ServerFrame[];
+  /** Every operational law of the pool: demands, bottleneck, saturation bound, bounds (think time 0). */
+  readonly operational: PoolLaws;
 }
 
 export interface ListenerFrame {
@@ -130,6 +135,8 @@ export interface LiveStatsDeps {
   readonly lawWindow?: number;
   /** Intervals the per-server histogram covers (default 60). */
   readonly histWindow?: number;
+  /** Intervals the service time and parallelism are estimated over (default 60). */
+  readonly serviceWindow?: number;
 }
 
 /** One interval of one server (or of a pool's unplaced requests). */
@@ -144,6 +151,8 @@ interface Sample {
 class ServerWindow {
   readonly samples: Sample[] = [];
   readonly hists: Float64Array[] = [];
+  /** The long window of the server's own times (estimateService). */
+  readonly service: ServiceSample[] = [];
   readonly histSum = new Float64Array(FINE_BUCKETS);
   last: { n: number; errs: number; bytes: number; dtMs: number; fine: Float64Array } = {
     n: 0,
@@ -153,9 +162,11 @@ class ServerWindow {
     fine: new Float64Array(FINE_BUCKETS),
   };
 
-  push(t: ServerTraffic, dtMs: number, lawWindow: number, histWindow: number): void {
+  push(t: ServerTraffic, dtMs: number, lawWindow: number, histWindow: number, serviceWindow: number): void {
     this.samples.push({ dtMs, n: t.n, sumMs: t.sumMs, areaMs: t.areaMs });
     if (this.samples.length > lawWindow) this.samples.shift();
+    this.service.push({ dtMs, svcN: t.svcN, svcSumMs: t.svcSumMs });
+    if (this.service.length > serviceWindow) this.service.shift();
     const h = this.hists.length >= histWindow ? this.hists.shift()! : new Float64Array(FINE_BUCKETS);
     const hs = this.histSum;
     for (let i = 0; i < FINE_BUCKETS; i++) {
@@ -181,6 +192,7 @@ export class LiveStats {
   readonly intervalMs: number;
   private readonly lawWindow: number;
   private readonly histWindow: number;
+  private readonly serviceWindow: number;
   private readonly windows = new Map<string, Map<string, ServerWindow>>();
   private subscribed = new WeakSet<Pool>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -202,6 +214,7 @@ export class LiveStats {
     this.intervalMs = deps.intervalMs ?? 1000;
     this.lawWindow = deps.lawWindow ?? 10;
     this.histWindow = deps.histWindow ?? 60;
+    this.serviceWindow = deps.serviceWindow ?? 60;
   }
 
   async start(): Promise<void> {
@@ -346,7 +359,7 @@ export class LiveStats {
       const name = rt.server.name;
       const t = traffic.serverTraffic(pool.name, name);
       const w = this.window(pool.name, name);
-      w.push(t, dtMs, this.lawWindow, this.histWindow);
+      w.push(t, dtMs, this.lawWindow, this.histWindow, this.serviceWindow);
       t.resetInterval();
       servers.push(this.serverFrame(rt, w));
       addSums(sums, w);
@@ -357,19 +370,21 @@ export class LiveStats {
     const unplaced = traffic.servers.get(pool.name)?.get('');
     if (unplaced !== undefined) {
       const w = this.window(pool.name, '');
-      w.push(unplaced, dtMs, this.lawWindow, this.histWindow);
+      w.push(unplaced, dtMs, this.lawWindow, this.histWindow, this.serviceWindow);
       unplaced.resetInterval();
       addSums(sums, w);
     }
     const frame = trafficFrame(sums.n, sums.errs, sums.bytes, dtMs, sums.fine, lawsOf(sums.samples, everyBounded && capacity > 0 ? capacity : 0));
+    const available = pool.current.set.available;
     return {
       name: pool.name,
       balance: pool.current.balancer.name,
       inflight: pool.inflight,
       queued: pool.queued,
-      available: pool.current.set.available.length,
+      available: available.length,
       servers,
       ...frame,
+      operational: operationalLaws(frame.laws, servers, (name) => available.some((s) => s.name === name)),
     };
   }
 
@@ -395,6 +410,7 @@ export class LiveStats {
       failures: rt.failures,
       hist,
       ...trafficFrame(l.n, l.errs, l.bytes, l.dtMs, l.fine, lawsOf(w.samples, s.maxConnections)),
+      service: estimateService(w.service, s.maxConnections, { recent: this.lawWindow }),
     };
   }
 
@@ -480,6 +496,19 @@ function addSums(s: Sums, w: ServerWindow): void {
     to.sumMs += from.sumMs;
     to.areaMs += from.areaMs;
   }
+}
+
+/** The operational laws of a pool from its frame's figures (also used on the frames merged from workers). */
+export function operationalLaws(laws: Laws, servers: readonly ServerFrame[], inService: (name: string) => boolean, Z = 0): PoolLaws {
+  return poolLaws(
+    {
+      X: laws.X,
+      R: laws.R,
+      N: laws.N,
+      servers: servers.map((f) => ({ name: f.name, X: f.laws.X, weight: f.weight, inService: inService(f.name), S: f.service.S, c: f.service.c, cSource: f.service.cSource })),
+    },
+    Z,
+  );
 }
 
 function lawsOf(samples: readonly Sample[], maxConnections: number): Laws {

@@ -21,6 +21,9 @@ export class ServerTraffic {
   /** Time integral of the requests in flight over the interval (ms x requests): Little's N times the interval. */
   areaMs = 0;
   bytes = 0;
+  /** Requests of the interval answered by the server, and the sum of their server times (time to first byte less connect time, ms). */
+  svcN = 0;
+  svcSumMs = 0;
   /** Fine latency histogram of the interval. */
   readonly fine = new Float64Array(FINE_BUCKETS);
 
@@ -36,6 +39,8 @@ export class ServerTraffic {
     this.sumMs = 0;
     this.areaMs = 0;
     this.bytes = 0;
+    this.svcN = 0;
+    this.svcSumMs = 0;
     this.fine.fill(0);
   }
 }
@@ -135,6 +140,12 @@ export class TrafficCounters {
     s.sumMs += ms;
     s.bytes += rec.bytesIn + rec.bytesOut;
     s.fine[fineBucket(ms)]!++;
+    // The server's own time: from the request sent on a ready connection to the first byte of its answer.
+    const connectMs = rec.connectMs;
+    if (rec.error === '' && connectMs > 0 && rec.firstByteMs >= connectMs) {
+      s.svcN++;
+      s.svcSumMs += rec.firstByteMs - connectMs;
+    }
     // The part of this request's life inside the current interval (the earlier part was
     // counted while it was in flight, at the previous tick).
     const start = rec.startedAt;

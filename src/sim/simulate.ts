@@ -42,6 +42,10 @@ export interface NodeStats {
   /** Fraction of the window the CPU / the disk was busy. */
   readonly cpuUtil: number;
   readonly diskUtil: number;
+  /** Mean time of its measured requests from admission to the last byte: what the balancer sees of the node. */
+  readonly residenceMs: number;
+  /** Mean time its measured requests were served (CPU and disk, queueing left out): the true service time. */
+  readonly serviceMs: number;
 }
 
 export interface SimResult {
@@ -167,6 +171,8 @@ export function simulate(trace: Trace, cfg: SimConfig): SimResult {
   const served = new Float64Array(n);
   const lookups = new Float64Array(n);
   const hits = new Float64Array(n);
+  const residence = new Float64Array(n);
+  const service = new Float64Array(n);
 
   const touch = (k: number, now: number): void => {
     if (windowOpen && !windowClosed) area[k] = area[k]! + runtimes[k]!.active * (now - lastT[k]!);
@@ -284,6 +290,12 @@ export function simulate(trace: Trace, cfg: SimConfig): SimResult {
         const k = node[r]!;
         const rt = runtimes[k]!;
         latency[r] = now - arrival[r]!;
+        if (r >= first) {
+          const res = now - admittedAt[r]!;
+          residence[k] = residence[k]! + res;
+          // wait[r] holds the front-end wait and then every CPU and disk queue's.
+          service[k] = service[k]! + res - (wait[r]! - (admittedAt[r]! - arrival[r]!));
+        }
         if (windowOpen && !windowClosed) completionsInWindow++;
         touch(k, now);
         outcome.latencyMs = now - admittedAt[r]!;
@@ -331,6 +343,8 @@ export function simulate(trace: Trace, cfg: SimConfig): SimResult {
       meanActive: tLast > tStart ? area[k]! / (tLast - tStart) : NaN,
       cpuUtil: Math.min(1, cpuBusy[k]! / span),
       diskUtil: Math.min(1, diskBusy[k]! / span),
+      residenceMs: served[k]! > 0 ? residence[k]! / served[k]! : NaN,
+      serviceMs: served[k]! > 0 ? service[k]! / served[k]! : NaN,
     });
   }
   return {

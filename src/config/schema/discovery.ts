@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { fail, ok, show } from '../values/parsed.js';
-import { domain, duration, int, leaf, serverAddress, text } from './fields.js';
+import { domain, duration, httpUrl, int, leaf, serverAddress, text } from './fields.js';
 
 const nameservers = () =>
   z
@@ -8,6 +8,11 @@ const nameservers = () =>
     .optional()
     .meta({ docType: 'list of address' })
     .describe('Name servers to ask (host:port); default: those of the system');
+
+const znodePath = leaf<string, string>('znode path', (v) => {
+  if (typeof v === 'string' && /^\/(?:[^/\s]+(?:\/[^/\s]+)*)?$/.test(v)) return ok(v);
+  return fail(`expected an absolute znode path such as /services/web (no trailing /), got ${show(v)}`);
+});
 
 const etcdUrl = leaf<string, string>('URL', (v) => {
   if (typeof v === 'string' && /^etcd:\/\/[^/\s]+(\/\S*)?$/.test(v)) return ok(v);
@@ -40,6 +45,30 @@ export const discoverySchema = z
         url: etcdUrl.describe('etcd://HOST:PORT/PREFIX under which servers register'),
       })
       .describe('Servers registered in etcd (with leases)'),
+    z
+      .strictObject({
+        type: z.literal('zookeeper'),
+        hosts: z
+          .array(serverAddress())
+          .min(1)
+          .meta({ docType: 'list of address' })
+          .describe('ZooKeeper servers (host:port), tried in order until one grants a session'),
+        path: znodePath.describe('The znode whose children are the servers (ephemeral nodes, data host:port or JSON)'),
+        sessionTimeout: duration().prefault('10s').describe('Session timeout asked of ZooKeeper (it bounds it between 2 and 20 ticks)'),
+        connectTimeout: duration().prefault('3s').describe('Time to connect to one ZooKeeper server and get a session'),
+      })
+      .describe('Servers registered in ZooKeeper as the children of a znode, watched'),
+    z
+      .strictObject({
+        type: z.literal('consul'),
+        url: httpUrl().prefault('http://127.0.0.1:8500').describe("The Consul agent's HTTP API"),
+        service: text({ nonEmpty: true }).describe('The service whose instances with passing checks are the servers'),
+        tags: z.array(text({ nonEmpty: true })).prefault([]).meta({ docType: 'list of text' }).describe('Only instances that carry every one of these tags'),
+        datacenter: text({ nonEmpty: true }).optional().describe("Another datacenter than the agent's (`dc`)"),
+        token: text({ nonEmpty: true }).optional().describe('ACL token, sent as X-Consul-Token (write ${CONSUL_TOKEN} to take it from the environment)'),
+        wait: duration(600_000).prefault('5m').describe('How long Consul may hold a blocking query before answering with no change (at most 10m)'),
+      })
+      .describe('Servers of a Consul service with passing checks, followed by blocking queries'),
     z
       .strictObject({
         type: z.literal('file'),

@@ -94,6 +94,11 @@ describe('the dashboard in a real browser (headless chromium)', () => {
       await page.waitForSelector('tr[data-server="web/o3"]', { timeout: 10_000 });
       assert.equal(await page.locator('article.pool[data-pool="web"] table.servers tbody tr').count(), 3);
       await waitFor(async () => (await page.locator('tr[data-server="web/o1"] td.law-n').textContent()) !== '0.000', 10_000, 'traffic to show');
+      // The operational laws: a service time per server, the parallelism (maxConnections 50), where the pool saturates.
+      await page.locator('article.pool[data-pool="web"] .laws-summary', { hasText: /^this pool saturates near [\d,]+ req\/s; o\d is the bottleneck · D = / }).waitFor({ timeout: 15_000 });
+      assert.match((await page.locator('tr[data-server="web/o1"] td.law-s').textContent()) ?? '', /ms$/);
+      assert.equal((await page.locator('tr[data-server="web/o1"] td.law-c').textContent())?.trim(), '50.00');
+      assert.equal(await page.locator('article.pool[data-pool="web"] td.law-d.bottleneck').count(), 1);
       // The cache's row: its requests counted, none answered from it.
       await waitFor(async () => Number(await page.locator('#caches tr[data-cache="main"] td:nth-child(6)').textContent()) > 0, 10_000, 'the cache row');
       assert.equal(await page.locator('#caches').isVisible(), true);

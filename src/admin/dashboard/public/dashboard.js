@@ -167,7 +167,8 @@
   }
 
   // ---------------------------------------------------------------- rendering: pools and servers
-  function lawCells(t) {
+  /** X, R, N, X·R (Little) and U: for a pool U = X·Dmax (its bottleneck's), for a server X·S/c. */
+  function lawCells(t, U) {
     const L = t.laws;
     const close = L.XR !== null && Math.abs(L.N - L.XR) <= Math.max(0.05, 0.1 * Math.max(L.N, L.XR));
     return [
@@ -175,8 +176,32 @@
       el('td', { class: 'num', text: ms(L.R) }),
       el('td', { class: 'num law-n', text: num(L.N, 3) }),
       el('td', { class: 'num law-xr ' + (L.XR === null ? '' : close ? 'law-ok' : 'law-off'), title: close ? 'N = X·R holds' : 'N and X·R differ (window edges, long requests)', text: num(L.XR, 3) }),
-      el('td', { class: 'num', text: L.U === null ? '–' : pct(L.U) }),
+      el('td', { class: 'num law-u', text: U === null || U === undefined ? '–' : pct(U) }),
     ];
+  }
+
+  /** A server's operational figures from its pool's laws: S, c and D (the bottleneck's D marked). */
+  function serviceCells(op, name) {
+    const s = op ? op.servers.find((x) => x.name === name) : undefined;
+    if (!s) return [el('td', { class: 'num', text: '–' }), el('td', { class: 'num', text: '–' }), el('td', { class: 'num', text: '–' })];
+    const c = s.c === null ? '–' : (s.cSource === 'observed' ? '≥' : '') + num(s.c, 2);
+    const bottleneck = op.bottleneck === name;
+    return [
+      el('td', { class: 'num law-s', text: ms(s.S) }),
+      el('td', { class: 'num law-c', title: s.cSource === null ? '' : 'from ' + s.cSource, text: c }),
+      el('td', { class: 'num law-d' + (bottleneck ? ' bottleneck' : ''), title: bottleneck ? 'the bottleneck: the largest demand' : '', text: s.D === null ? '–' : num(s.D, 3) + ' ms' }),
+    ];
+  }
+
+  /** The pool's line under its figures: where it saturates, its bottleneck, the bounds at its N. */
+  function lawsSummary(op) {
+    if (!op) return '';
+    let text = op.summary;
+    if (op.saturation !== null) {
+      text += ` · D = ${num(op.D, 2)} ms, Dmax = ${num(op.Dmax, 3)} ms, knee N* = ${num(op.knee, 1)}`;
+      text += ` · at N = ${num(op.bounds.N, 2)}: X ≤ ${rate(op.bounds.Xmax)} req/s, R ≥ ${ms(op.bounds.Rmin)}`;
+    }
+    return text;
   }
 
   function trafficCells(t) {
@@ -243,7 +268,10 @@
       const prow = $('.pool-row', art);
       prow.className = 'pool-row selectable' + (isSelected(p.name) ? ' selected' : '');
       prow.onclick = () => select({ pool: p.name });
-      prow.replaceChildren(el('td', { class: 'num', text: String(p.inflight) }), el('td', { class: 'num queued', text: String(p.queued) }), ...trafficCells(p), ...lawCells(p));
+      const op = p.operational;
+      const poolU = op && op.Dmax !== null ? (op.X * op.Dmax) / 1000 : null;
+      prow.replaceChildren(el('td', { class: 'num', text: String(p.inflight) }), el('td', { class: 'num queued', text: String(p.queued) }), ...trafficCells(p), ...lawCells(p, poolU));
+      $('.laws-summary', art).textContent = lawsSummary(op);
       if (art === editing) continue;
       $('table.servers tbody', art).replaceChildren(
         ...p.servers.map((s) => {
@@ -254,7 +282,7 @@
             el('td', {}, el('span', { class: `badge op op-${s.op}`, text: s.op })),
             weightCell(s),
             el('td', { class: 'num inflight', text: String(s.inflight) + (s.maxConnections > 0 ? ' / ' + s.maxConnections : '') }),
-            ...trafficCells(s), ...lawCells(s), actionsCell(p.name, s));
+            ...trafficCells(s), ...lawCells(s, op ? (op.servers.find((x) => x.name === s.name) || {}).utilization : null), ...serviceCells(op, s.name), actionsCell(p.name, s));
           return tr;
         }),
       );
