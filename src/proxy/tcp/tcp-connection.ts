@@ -488,12 +488,15 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     this.serverHello = undefined;
     const up = this.up;
     this.up = undefined;
+    // Both sides ended: each socket was ended already when the other's end arrived (end() again
+    // would only build an ERR_STREAM_ALREADY_FINISHED, stack trace and all, per connection).
+    const ended = this.upEnded && this.clientEnded;
     if (up !== undefined) {
-      if (this.upEnded && this.clientEnded) up.end();
-      else up.destroy();
+      if (!ended) up.destroy();
+      else if (!up.writableEnded) up.end();
     }
-    if (this.clientEnded && this.upEnded) this.sock.end();
-    else this.sock.destroy();
+    if (!ended) this.sock.destroy();
+    else if (!this.sock.writableEnded) this.sock.end();
     // The server side reads no more; the buffer is kept for another connection unless a write
     // to the client (ending gracefully) still reads from it.
     const relay = this.relay;
