@@ -21,8 +21,9 @@ import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortic
 import { CONFIG_CHANNEL, PrimaryConfig, WorkerLink, type ConfigDown, type ConfigUp, type LinkedPortico, type ReloadNote, type ReloadReply, type ServerOp, type StartConfig } from './workers-config.js';
 
 /**
- * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; the
- * primary accepts and hands connections to the workers in turn). The primary runs no listener:
+ * `cluster.workers: N`: N worker processes behind the same listening sockets (node:cluster; with
+ * `cluster.accept: primary` the primary accepts and hands connections to the workers in turn, with
+ * `shared` every worker accepts from the listening socket itself). The primary runs no listener:
  * it runs the active health checks once and sends every change of a server's state to every
  * worker, holds the StateStore of the workers (stick tables, rate-limit counters, runtime
  * changes; unless `cluster.store` is Redis, which each worker then uses itself), replaces a
@@ -163,6 +164,8 @@ export async function runPrimary(
   let anyReady = false;
   let readyAtStart = 0;
   const recentDeaths: number[] = [];
+  // Who accepts (cluster.accept): fixed by node:cluster at the first setupPrimary/fork.
+  cluster.schedulingPolicy = config.cluster.accept === 'shared' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   cluster.setupPrimary({ serialization: 'advanced' });
 
   const fork = (): void => {
@@ -214,6 +217,7 @@ export async function runPrimary(
   primaryConfig.onVersion = async (next) => {
     if (isLevelLogger(log)) log.setLevel(next.log.level);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
+    if (next.cluster.accept !== config.cluster.accept) log.warn(`cluster.accept changed: a restart applies it (connections accepted as '${config.cluster.accept}')`);
     await hub.apply(await primaryConfig.discover(next));
   };
   /**
@@ -242,6 +246,7 @@ export async function runPrimary(
     // The primary's own lines follow log.level, as a single process's do.
     if (isLevelLogger(log)) log.setLevel(next.log.level);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
+    if (next.cluster.accept !== config.cluster.accept) log.warn(`cluster.accept changed: a restart applies it (connections accepted as '${config.cluster.accept}')`);
     // The workers apply the version validated here (a file read once; from etcd, the document they hold).
     const m: ReloadNote = { config: primaryConfig.fromEtcd ? undefined : next };
     try {
@@ -289,7 +294,7 @@ export async function runPrimary(
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGUSR2', () => log.warn('SIGUSR2 ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT'));
   process.title = 'portico: primary';
-  log.info(`primary ${process.pid}: ${n} workers`);
+  log.info(`primary ${process.pid}: ${n} workers (connections accepted by ${config.cluster.accept === 'shared' ? 'the workers' : 'the primary'})`);
   for (let i = 0; i < n; i++) fork();
   await primaryConfig.watch();
 }

@@ -239,12 +239,37 @@ export function encodeProxyHeader(version: ProxyVersion, c: ProxyInfo): Buffer {
 
 /** The connection as a PROXY header describes it: the client side of an accepted socket. */
 export function socketInfo(sock: Socket): ProxyInfo {
-  return {
-    sourceAddress: sock.remoteAddress ?? '',
-    sourcePort: sock.remotePort ?? 0,
-    destAddress: sock.localAddress ?? '',
-    destPort: sock.localPort ?? 0,
-  };
+  return new SocketInfo(sock);
+}
+
+/**
+ * A socket's own addresses. The local one (a getsockname system call) is read when first asked
+ * for: only a PROXY header toward the servers uses it, so most connections never pay for it.
+ */
+class SocketInfo implements ProxyInfo {
+  readonly sourceAddress: string;
+  readonly sourcePort: number;
+  private readonly sock: Socket;
+  private local: { readonly address: string; readonly port: number } | undefined = undefined;
+
+  constructor(sock: Socket) {
+    this.sock = sock;
+    this.sourceAddress = sock.remoteAddress ?? '';
+    this.sourcePort = sock.remotePort ?? 0;
+  }
+
+  get destAddress(): string {
+    return this.localOf().address;
+  }
+
+  get destPort(): number {
+    return this.localOf().port;
+  }
+
+  private localOf(): { readonly address: string; readonly port: number } {
+    this.local ??= { address: this.sock.localAddress ?? '', port: this.sock.localPort ?? 0 };
+    return this.local;
+  }
 }
 
 /**

@@ -40,6 +40,12 @@ export const clusterSchema = z
     workers: workers
       .prefault('auto')
       .describe('Worker processes sharing the listening sockets: a number, or `auto` for one per CPU core (os.availableParallelism())'),
+    accept: z
+      .enum(['primary', 'shared'])
+      .prefault('primary')
+      .describe(
+        "With several workers, who accepts the connections: `primary` (node:cluster's round robin: the primary accepts each connection and hands it to the workers in turn over IPC; an even spread, but one process's work per new connection) or `shared` (every worker accepts from the listening socket itself and the kernel picks which; nothing passes through the primary, but on Linux the busiest workers tend to get more). Read at start",
+      ),
     statsTimeout: duration(10_000)
       .prefault('500ms')
       .describe('With several workers: how long the admin API and `/metrics` wait for the other workers\' figures (a worker that does not answer in time is left out)'),

@@ -132,6 +132,7 @@ export function tcpListenerSettings(lc: TcpListenerConfig, deps: TcpBuildDeps): 
     sendProxy: lc.sendProxy,
     acceptProxy: lc.acceptProxy,
     maxConnections: lc.maxConnections,
+    relayBuffer: lc.relayBuffer,
     access: AccessList.of(lc.access),
   };
 }

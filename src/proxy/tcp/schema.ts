@@ -47,6 +47,11 @@ export const tcpListenerSchema = z
       .prefault(16384)
       .describe('Largest ClientHello read (inspect: tls), across all its TLS records; a larger one closes the connection'),
     maxConnections: int(0).prefault(10000).describe('Most client connections open at once; 0 = unlimited'),
+    relayBuffer: int(0, 1_048_576)
+      .prefault(32768)
+      .describe(
+        "Bytes of the buffer a connection reads its server's bytes into, reused for every read (nothing allocated per read; taken when the server connection opens, kept for the next connection when it closes); 0 = a new buffer per read. Not used toward TLS servers",
+      ),
     access: accessSchema.prefault({}),
   })
   .superRefine((l, ctx) => {

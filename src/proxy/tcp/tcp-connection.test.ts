@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, connect, type Server as NetServer, type Socket } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
@@ -77,7 +78,7 @@ interface Front {
   closedOf(conn: TcpConnection): Promise<void>;
 }
 
-async function front(servers: Server[], options: { retries?: number; queueMax?: number; idleMs?: number } = {}): Promise<Front> {
+async function front(servers: Server[], options: { retries?: number; queueMax?: number; idleMs?: number; relayBuffer?: number } = {}): Promise<Front> {
   const factory = getBalancer('roundrobin')!;
   const pool = new Pool(
     { name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0), queueMax: options.queueMax },
@@ -106,6 +107,7 @@ async function front(servers: Server[], options: { retries?: number; queueMax?: 
     inspectTimeoutMs: 60_000,
     inspectMaxBytes: 16384,
     sendProxy: false,
+    relayBuffer: options.relayBuffer ?? 32768,
     onRejected: (reason) => void rejected.push(reason),
     onClosed: (c) => {
       closed.push(c);
@@ -137,6 +139,16 @@ async function front(servers: Server[], options: { retries?: number; queueMax?: 
     },
   };
 }
+
+/** Everything `s` sends until its end. */
+async function drainAll(s: Socket): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  s.on('data', (c: Buffer) => parts.push(c));
+  await once(s, 'end');
+  return Buffer.concat(parts);
+}
+
+const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 async function read(s: Socket, n: number): Promise<string> {
   let got = '';
@@ -221,6 +233,32 @@ describe('tcp connection', () => {
     assert.equal(conn.error, '');
     assert.equal(conn.bytesIn, 5);
   });
+
+  for (const relayBuffer of [32768, 1000, 0]) {
+    it(`relays bulk bytes intact both ways while the client reads slowly (relayBuffer ${relayBuffer})`, async () => {
+      const b = await backend();
+      const f = await front([srv('a', b.port)], { relayBuffer });
+      const { sock, conn } = await f.client(true);
+      sock.pause();
+      const upward = randomBytes(1 << 20);
+      sock.write(upward);
+      const up = await b.next();
+      const gotUpward = drainAll(up);
+      // More than loopback's socket buffers hold: the proxy's writes to the paused client stay pending.
+      const downward = randomBytes(24 << 20);
+      up.end(downward);
+      while (conn.sock.writableLength === 0) await new Promise((r) => setTimeout(r, 5));
+      const gotDownward = drainAll(sock);
+      sock.resume();
+      sock.end();
+      assert.equal(digest(await gotDownward), digest(downward));
+      assert.equal(digest(await gotUpward), digest(upward));
+      await f.closedOf(conn);
+      assert.equal(conn.error, '');
+      assert.equal(conn.bytesOut, downward.length);
+      assert.equal(conn.bytesIn, upward.length);
+    });
+  }
 
   it('closes an idle connection when its deadline passes', async () => {
     const b = await backend();

@@ -1,4 +1,4 @@
-import { Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import { Outcome } from '../../core/outcome.js';
 import type { Server, ServerId } from '../../core/server.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
@@ -30,6 +30,27 @@ const enum Dl {
 /** Client bytes held while the server connection opens; above this the client is paused. */
 const PENDING_MAX = 256 * 1024;
 
+/**
+ * Relay buffers (`relayBuffer`) of closed connections, kept for the next ones: a connection takes
+ * one when its server connection opens, so that opening many connections allocates few.
+ */
+const spareRelays: Buffer[] = [];
+/** At most this many spare relay buffers are kept. */
+const SPARE_RELAYS_MAX = 256;
+
+function takeRelay(size: number): Buffer {
+  while (spareRelays.length > 0) {
+    const b = spareRelays.pop()!;
+    // A reload may have changed the size: a buffer of another size is left to the collector.
+    if (b.length === size) return b;
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function giveRelay(b: Buffer): void {
+  if (spareRelays.length < SPARE_RELAYS_MAX) spareRelays.push(b);
+}
+
 /** One row of the binding table: a client connection and the server it is bound to. */
 export interface TcpBinding {
   readonly listener: string;
@@ -55,6 +76,13 @@ export interface TcpBinding {
  * pin, pick, the pool's queue, a failed connect retried on another server since nothing was
  * sent yet); a connection that was established is never retried. Each direction is closed on
  * its own (half-close): the end of one side's stream is passed to the other with `end()`.
+ *
+ * The server's bytes are read into one buffer per connection (`relayBuffer`, Node's `onread`) and
+ * written to the client from it: nothing is allocated per read (a stream's reads each allocate a
+ * buffer that lives until the next garbage collection, which on a bulk relay means collector
+ * work and freshly faulted memory for every chunk). A chunk the client socket cannot take at once
+ * stays referenced by the pending write, so the server side stops reading until that write is
+ * done (onClientWritten); the buffer is never overwritten under a write.
  */
 export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
   readonly sock: Socket;
@@ -69,6 +97,10 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
   /** Pick, queue, retry and release of this connection's server. */
   private readonly attempt: UpstreamAttempt;
   private pending: Buffer[] = [];
+  /** The buffer the server side reads into (relayBuffer > 0 and a plain TCP server); undefined otherwise. */
+  private relay: Buffer | undefined = undefined;
+  /** The server side stopped reading until the client socket has written what it was given. */
+  private upHeld = false;
   private pendingBytes = 0;
   private hello: Buffer | undefined = undefined;
   /** The client's offered session id while the server's answer is awaited (persistence). */
@@ -209,6 +241,14 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
   };
 
   private readonly onClientDrain = (): void => {
+    // With a relay buffer, reading resumes when the last write is done (onClientWritten).
+    if (this.relay === undefined) this.up?.resume();
+  };
+
+  /** A write from the relay buffer to the client is done: when none is left, the server side may read again. */
+  private readonly onClientWritten = (): void => {
+    if (!this.upHeld || this.sock.writableLength !== 0) return;
+    this.upHeld = false;
     this.up?.resume();
   };
 
@@ -296,18 +336,21 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     this.connectStartedAt = performance.now();
     // The PROXY header goes first, before TLS when the pool talks TLS to its servers.
     const preface = this.lst.sendProxy === false ? undefined : encodeProxyHeader(this.lst.sendProxy, this.info);
-    const up = route.tls === undefined ? new Socket({ allowHalfOpen: true }) : route.tls.connect(s.host, s.port, preface);
+    let up: Socket;
+    if (route.tls !== undefined) up = route.tls.connect(s.host, s.port, preface);
+    else if (this.lst.relayBuffer > 0) {
+      // A retried connect keeps the buffer: nothing was read into it.
+      this.relay ??= takeRelay(this.lst.relayBuffer);
+      up = connect({ host: s.host, port: s.port, allowHalfOpen: true, onread: { buffer: this.relay, callback: this.onUpRead } });
+    } else up = new Socket({ allowHalfOpen: true }).connect({ host: s.host, port: s.port });
     this.up = up;
     up.on(route.tls === undefined ? 'connect' : 'secureConnect', this.onUpConnect);
-    up.on('data', this.onUpData);
+    if (this.relay === undefined) up.on('data', this.onUpData);
     up.on('end', this.onUpEnd);
     up.on('error', this.onUpError);
     up.on('close', this.onUpClose);
     up.on('drain', this.onUpDrain);
-    if (route.tls === undefined) {
-      up.connect({ host: s.host, port: s.port });
-      if (preface !== undefined) up.write(preface);
-    }
+    if (route.tls === undefined && preface !== undefined) up.write(preface);
   }
 
   private readonly onUpConnect = (): void => {
@@ -340,12 +383,30 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
   };
 
+  /**
+   * `n` bytes of the server's arrived in the relay buffer: written to the client from there. When
+   * the client socket could not take them at once, reading stops (false) until it has.
+   */
+  private readonly onUpRead = (n: number, buf: Buffer): boolean => {
+    if (this.st !== St.Open) return false;
+    this.bytesOut += n;
+    const chunk = buf.subarray(0, n);
+    if (this.serverHello !== undefined) this.learn(chunk);
+    const sock = this.sock;
+    sock.write(chunk, this.onClientWritten);
+    if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
+    if (sock.writableLength === 0) return true;
+    this.upHeld = true;
+    return false;
+  };
+
   /** TLS session-id persistence: remember which server assigned the session id of its ServerHello. */
   private learn(chunk: Buffer): void {
     const buf = this.serverHello!.length === 0 ? chunk : Buffer.concat([this.serverHello!, chunk]);
     const r = parseServerHello(buf, this.lst.inspectMaxBytes);
     if (r.kind === 'more') {
-      this.serverHello = buf;
+      // A chunk in the relay buffer is overwritten by the next read: what is kept is a copy.
+      this.serverHello = buf === chunk ? Buffer.from(chunk) : buf;
       return;
     }
     this.serverHello = undefined;
@@ -427,12 +488,20 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     this.serverHello = undefined;
     const up = this.up;
     this.up = undefined;
+    // Both sides ended: each socket was ended already when the other's end arrived (end() again
+    // would only build an ERR_STREAM_ALREADY_FINISHED, stack trace and all, per connection).
+    const ended = this.upEnded && this.clientEnded;
     if (up !== undefined) {
-      if (this.upEnded && this.clientEnded) up.end();
-      else up.destroy();
+      if (!ended) up.destroy();
+      else if (!up.writableEnded) up.end();
     }
-    if (this.clientEnded && this.upEnded) this.sock.end();
-    else this.sock.destroy();
+    if (!ended) this.sock.destroy();
+    else if (!this.sock.writableEnded) this.sock.end();
+    // The server side reads no more; the buffer is kept for another connection unless a write
+    // to the client (ending gracefully) still reads from it.
+    const relay = this.relay;
+    this.relay = undefined;
+    if (relay !== undefined && (this.sock.destroyed || this.sock.writableLength === 0)) giveRelay(relay);
     this.attempt.release(was === St.Open, undefined, this);
     this.durationMs = Date.now() - this.startedAt;
     this.lst.onClosed(this);

@@ -18,6 +18,8 @@ export interface TcpListenerSettings {
   readonly acceptProxy: boolean;
   /** Most client connections at once; 0 = unlimited. */
   readonly maxConnections: number;
+  /** Bytes of the reused buffer each connection reads its server's bytes into; 0 = a new buffer per read. */
+  readonly relayBuffer: number;
   /** Who may connect; undefined admits every address (and checks nothing). */
   readonly access?: AccessList | undefined;
 }
@@ -41,6 +43,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
   sendProxy!: false | ProxyVersion;
   acceptProxy!: boolean;
   maxConnections!: number;
+  relayBuffer!: number;
   access!: AccessList | undefined;
   /** Live connections: the binding table. */
   readonly connections = new Set<TcpConnection>();
@@ -69,6 +72,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
     this.sendProxy = settings.sendProxy;
     this.acceptProxy = settings.acceptProxy;
     this.maxConnections = settings.maxConnections;
+    this.relayBuffer = settings.relayBuffer;
     this.access = settings.access;
   }
 

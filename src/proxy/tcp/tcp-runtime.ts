@@ -39,6 +39,8 @@ export interface TcpListenerRuntime {
   readonly inspectTimeoutMs: number;
   readonly inspectMaxBytes: number;
   readonly sendProxy: false | ProxyVersion;
+  /** Bytes of the reused buffer the server side reads into (`relayBuffer`); 0 = a new buffer per read. */
+  readonly relayBuffer: number;
   onRejected(reason: string): void;
   onClosed(c: TcpConnection): void;
 }
