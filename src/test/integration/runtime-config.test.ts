@@ -10,6 +10,7 @@ import { createPortico, markValidated, type Portico } from '../../app/app.js';
 import { loadConfigFile } from '../../config/load.js';
 import { missingBinary } from '../../test-helpers/certs.js';
 import { startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
+import { redisSkip, startRedis, type RedisServer } from '../../test-helpers/redis.js';
 
 const TOKEN = 'runtime-test-token';
 
@@ -232,5 +233,43 @@ describe('run-time configuration through the admin API', () => {
     assert.equal((await dig(dnsPort(), 'shop.lb.portico.test')).status, 'NXDOMAIN');
     // The file's own pool shop is what runs now.
     assert.deepEqual((await api(p, 'GET', '/api/v1/pools/shop')).body.servers.map((s: { name: string }) => s.name), ['f']);
+  });
+});
+
+describe('run-time configuration shared through cluster.store (a real redis-server)', { skip: redisSkip() ?? false }, () => {
+  let redis: RedisServer;
+  let origins: Origin[];
+  let dir: string;
+  const nodes: Portico[] = [];
+  before(async () => {
+    redis = await startRedis();
+    origins = await startOrigins(2);
+    dir = mkdtempSync(join(tmpdir(), 'portico-runtime-redis-'));
+    for (const name of ['lb1', 'lb2']) {
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(file, stringify({ ...fileConfig(join(dir, name), origins), cluster: { node: name, store: redis.url } }));
+      nodes.push(await startFrom(file));
+    }
+  });
+  after(async () => {
+    for (const n of nodes) await n.stop(0);
+    await Promise.all(origins.map((o) => o.close()));
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a load balancer created on one node runs on the other, and its deletion too', async () => {
+    const [a, b] = nodes as [Portico, Portico];
+    const created = await api(a, 'POST', '/api/v1/loadbalancers', { name: 'shared', listeners: [{ protocol: 'http', port: 0, serverPort: origins[1]!.port }], servers: ['127.0.0.1'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await waitFor(() => b.address('shared') !== undefined, 30_000, 'the load balancer on the second node');
+    const seen = await get(b.address('shared')!.port);
+    assert.equal(seen.body, origins[1]!.name);
+    const onB = await api(b, 'GET', '/api/v1/loadbalancers/shared');
+    assert.equal(onB.body.dnsName, 'shared.lb.portico.test');
+    // Its journal holds it too: it would survive a restart of the second node without the store.
+    assert.match(readFileSync(join(dir, 'lb2', 'state', 'runtime-changes.json'), 'utf8'), /"kind": "loadbalancer"/);
+    assert.equal((await api(b, 'DELETE', '/api/v1/loadbalancers/shared')).status, 200);
+    await waitFor(() => a.address('shared') === undefined, 30_000, 'the deletion on the first node');
   });
 });
