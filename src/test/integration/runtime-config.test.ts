@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { createPortico, markValidated, type Portico } from '../../app/app.js';
@@ -74,7 +75,20 @@ async function startFrom(file: string): Promise<Portico> {
   return p;
 }
 
-const portOf = (o: Origin): number => Number(o.address.split(':').pop());
+const portOf = (o: Origin): number => o.port;
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'portico');
+
+/** `portico ctl ARGS` as a child process against `p`'s admin API. */
+function ctl(p: Portico, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const admin = `http://127.0.0.1:${p.admin!.address.port}`;
+    execFile(process.execPath, [BIN, 'ctl', '--admin', admin, '--token', TOKEN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err !== null && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr });
+    });
+  });
+}
 
 describe('run-time configuration through the admin API', () => {
   const noDig = missingBinary('dig');
@@ -233,6 +247,59 @@ describe('run-time configuration through the admin API', () => {
     assert.equal((await dig(dnsPort(), 'shop.lb.portico.test')).status, 'NXDOMAIN');
     // The file's own pool shop is what runs now.
     assert.deepEqual((await api(p, 'GET', '/api/v1/pools/shop')).body.servers.map((s: { name: string }) => s.name), ['f']);
+  });
+});
+
+describe('the ELB steps with portico ctl', () => {
+  const noDig = missingBinary('dig');
+  let origins: Origin[];
+  let dir: string;
+  let p: Portico | undefined;
+  before(async () => {
+    origins = await startOrigins(3);
+    dir = mkdtempSync(join(tmpdir(), 'portico-ctl-lb-'));
+    const file = join(dir, 'portico.yaml');
+    writeFileSync(file, stringify(fileConfig(dir, origins)));
+    p = await startFrom(file);
+  });
+  after(async () => {
+    await p?.stop(0);
+    await Promise.all(origins.map((o) => o.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('create-lb, dig, register-instances, configure-healthcheck, health, traffic, delete-lb', { skip: noDig }, async () => {
+    const created = await ctl(p!, ['create-lb', 'books', '--listener', `http:0:${origins[1]!.port}`]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /^books: 127\.0\.0\.1:\d+  books\.lb\.portico\.test$/m);
+    const dnsPort = p!.address('dns')!.port;
+    assert.deepEqual((await dig(dnsPort, 'books.lb.portico.test')).answers, ['127.0.0.1']);
+    const reg = await ctl(p!, ['register-instances', 'books', '127.0.0.1', origins[2]!.address]);
+    assert.equal(reg.code, 0, reg.stderr);
+    assert.match(reg.stdout, new RegExp(`servers: ${origins[1]!.address}, ${origins[2]!.address}`));
+    const hc = await ctl(p!, ['configure-healthcheck', 'books', '--target', `HTTP:${origins[0]!.port}/ping`, '--interval', '30s', '--timeout', '3s', '--healthy-threshold', '2', '--unhealthy-threshold', '2']);
+    assert.equal(hc.code, 0, hc.stderr);
+    assert.match(hc.stdout, new RegExp(`health: http port ${origins[0]!.port} /ping every 30000 ms, timeout 3000 ms, rise 2, fall 2`));
+    await waitFor(() => origins[0]!.seen.filter((s) => s === 'GET /ping').length >= 2, 30_000, 'the first probes');
+    const health = await ctl(p!, ['health', 'books']);
+    assert.equal(health.code, 0, health.stderr);
+    assert.match(health.stdout, /passed [1-9]/);
+    // The existing pool endpoint through ctl health: a tcp check of pool web.
+    const tcp = await ctl(p!, ['health', 'web', 'tcp', '--interval', '1s', '--timeout', '500ms', '--rise', '1', '--fall', '2']);
+    assert.equal(tcp.code, 0, tcp.stderr);
+    assert.match(tcp.stdout, /"type":"tcp"/);
+    const port = p!.address('books')!.port;
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add((await get(port)).body);
+    assert.deepEqual([...seen].sort(), [origins[1]!.name, origins[2]!.name]);
+    const bad = await ctl(p!, ['create-lb', 'books2', '--listener', 'http:99999:0']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /listeners\[0\]\.port: expected a port 0-65535/);
+    assert.match(bad.stderr, /listeners\[0\]\.serverPort: expected a port 1-65535/);
+    const del = await ctl(p!, ['delete-lb', 'books']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.equal(p!.address('books'), undefined);
+    assert.equal((await dig(dnsPort, 'books.lb.portico.test')).status, 'NXDOMAIN');
   });
 });
 
