@@ -12,6 +12,8 @@ import { loadConfigFile } from '../../config/load.js';
 import { missingBinary } from '../../test-helpers/certs.js';
 import { startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
 import { redisSkip, startRedis, type RedisServer } from '../../test-helpers/redis.js';
+import { Etcd3 } from 'etcd3';
+import { skipWithoutEtcd, startEtcd, type EtcdProcess } from '../../test-helpers/etcd.js';
 
 const TOKEN = 'runtime-test-token';
 
@@ -338,5 +340,45 @@ describe('run-time configuration shared through cluster.store (a real redis-serv
     assert.match(readFileSync(join(dir, 'lb2', 'state', 'runtime-changes.json'), 'utf8'), /"kind": "loadbalancer"/);
     assert.equal((await api(b, 'DELETE', '/api/v1/loadbalancers/shared')).status, 200);
     await waitFor(() => a.address('shared') === undefined, 30_000, 'the deletion on the first node');
+  });
+});
+
+describe('run-time configuration written back to etcd (cluster.config: etcd, a real etcd)', { skip: skipWithoutEtcd() }, () => {
+  let etcd: EtcdProcess;
+  let origins: Origin[];
+  let dir: string;
+  const nodes: Portico[] = [];
+  before(async () => {
+    etcd = await startEtcd();
+    origins = await startOrigins(2);
+    dir = mkdtempSync(join(tmpdir(), 'portico-runtime-etcd-'));
+    for (const name of ['lb1', 'lb2']) {
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(file, stringify({ ...fileConfig(join(dir, name), origins), cluster: { node: name, config: `etcd://127.0.0.1:${etcd.port}/portico` } }));
+      nodes.push(await startFrom(file));
+    }
+  });
+  after(async () => {
+    for (const n of nodes) await n.stop(0);
+    await Promise.all((origins ?? []).map((o) => o.close()));
+    await etcd?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a load balancer created on one node is kept in etcd and runs on the other', async () => {
+    const [a, b] = nodes as [Portico, Portico];
+    const created = await api(a, 'POST', '/api/v1/loadbalancers', { name: 'etc', listeners: [{ protocol: 'tcp', port: 0, serverPort: origins[0]!.port }], servers: ['127.0.0.1'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await waitFor(() => b.address('etc') !== undefined, 30_000, 'the load balancer on the second node');
+    assert.equal((await get(b.address('etc')!.port)).body, origins[0]!.name);
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      const snap = await client.get('/portico/runtime/runtime-changes').string();
+      assert.match(snap ?? '', /"kind":"loadbalancer","name":"etc"/);
+    } finally {
+      client.close();
+    }
+    assert.equal((await api(b, 'DELETE', '/api/v1/loadbalancers/etc')).status, 200);
+    await waitFor(() => a.address('etc') === undefined, 30_000, 'the deletion on the first node');
   });
 });
