@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { createPortico, markValidated, type Portico } from '../../app/app.js';
 import { loadConfigFile } from '../../config/load.js';
 import { missingBinary } from '../../test-helpers/certs.js';
-import { startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
+import { startOrigin, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
 import { redisSkip, startRedis, type RedisServer } from '../../test-helpers/redis.js';
 import { Etcd3 } from 'etcd3';
 import { skipWithoutEtcd, startEtcd, type EtcdProcess } from '../../test-helpers/etcd.js';
@@ -249,6 +249,39 @@ describe('run-time configuration through the admin API', () => {
     assert.equal((await dig(dnsPort(), 'shop.lb.portico.test')).status, 'NXDOMAIN');
     // The file's own pool shop is what runs now.
     assert.deepEqual((await api(p, 'GET', '/api/v1/pools/shop')).body.servers.map((s: { name: string }) => s.name), ['f']);
+  });
+});
+
+describe('deleting a load balancer drains it', () => {
+  it('a request in flight when the load balancer is deleted is answered; new connections are refused', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    const slow = await startOrigin('slow', (_req, res) => void held.then(() => res.end('slow done')));
+    const origins = await startOrigins(1);
+    const dir = mkdtempSync(join(tmpdir(), 'portico-drain-'));
+    const file = join(dir, 'portico.yaml');
+    writeFileSync(file, stringify(fileConfig(dir, origins)));
+    const p = await startFrom(file);
+    try {
+      const created = await api(p, 'POST', '/api/v1/loadbalancers', { name: 'slow', listeners: [{ protocol: 'http', port: 0, serverPort: slow.port }], servers: ['127.0.0.1'] });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const port = p.address('slow')!.port;
+      const inFlight = get(port);
+      await waitFor(() => slow.seen.length === 1, 30_000, 'the request to reach the server');
+      const del = await api(p, 'DELETE', '/api/v1/loadbalancers/slow');
+      assert.equal(del.status, 200, JSON.stringify(del.body));
+      assert.equal(p.address('slow'), undefined);
+      await assert.rejects(get(port), /ECONNREFUSED/);
+      release();
+      const r = await inFlight;
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'slow done');
+    } finally {
+      release();
+      await p.stop(0);
+      await Promise.all([slow, ...origins].map((o) => o.close()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
