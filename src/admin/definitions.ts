@@ -229,7 +229,7 @@ export function documentItem(file: Config, key: 'pools' | 'listeners', name: str
 export function redacted(config: Config): unknown {
   const walk = (v: unknown, key: string): unknown => {
     if (typeof v === 'string') {
-      if (/^(token|password|passphrase|secret|secrets|key?Secret)$/i.test(key) && v !== '') return '(redacted)';
+      if (/^(token|password|passphrase|secret)$/i.test(key) && v !== '') return '(redacted)';
       return v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]+@/i, '$1(redacted)@');
     }
     if (Array.isArray(v)) return v.map((x) => walk(x, key));

@@ -206,6 +206,13 @@ describe('run-time configuration through the admin API', () => {
     const lbPort = p!.address('shop')!.port;
     assert.equal(created.body.address, `127.0.0.1:${lbPort}`);
     assert.deepEqual(await dig(dnsPort(), 'shop.lb.portico.test'), { status: 'NOERROR', answers: ['127.0.0.1'] });
+    // In the status among the runtime changes, and in the journal before the answer came.
+    const status = await api(p!, 'GET', '/api/v1/status');
+    assert.deepEqual(
+      status.body.runtimeChanges.inForce.map((c: { kind: string; loadbalancer?: string }) => [c.kind, c.loadbalancer]),
+      [['loadbalancer', 'shop']],
+    );
+    assert.match(readFileSync(join(dir, 'state', 'runtime-changes.json'), 'utf8'), /"kind": "loadbalancer",\s+"name": "shop"/);
     assert.equal((await get(lbPort)).status, 503, 'no instance yet');
 
     const reg = await api(p!, 'POST', '/api/v1/loadbalancers/shop/instances', { instances: ['127.0.0.1', origins[2]!.address] });
