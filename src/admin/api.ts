@@ -14,9 +14,10 @@ import { parseDuration } from '../config/values/duration.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerRuntime } from '../pool/server-runtime.js';
 import { CACHE_ENDPOINTS } from './cache-api.js';
+import { CONFIG_ENDPOINTS, definitionView, mountConfigApi } from './config-api.js';
 import { AdminError, badRequest, conflict, invalid, notFound, type AdminIssue } from './admin-error.js';
 import { JsonReply } from './admin-server.js';
-import { serverChange, withHealthChange, withServerChange, type RuntimeChange, type ServerChange, type ServerSettings } from './journal.js';
+import { isPoolLevel, serverChange, withHealthChange, withServerChange, type RuntimeChange, type ServerChange, type ServerSettings } from './journal.js';
 import { overlay, parseHealth, parseServer, type OverlayEntry } from './overlay.js';
 import type { AdminContext, AdminHandler, AdminMethod } from './router.js';
 
@@ -58,7 +59,9 @@ export interface ConfigSource {
     | { readonly at: number; readonly ok: boolean; readonly generation: number; readonly changes?: readonly string[] | undefined; readonly errors?: readonly string[] | undefined }
     | undefined;
   readonly entries: readonly OverlayEntry[];
-  readonly journal: { readonly path: string | undefined };
+  readonly journal: { readonly path: string | undefined; readonly current: readonly RuntimeChange[] };
+  /** The file with the pools, listeners and load balancers defined through the API laid over it (before their servers' changes). */
+  readonly definedConfig: Config;
   readonly journalProblem: string | undefined;
   reload(): Promise<{ readonly generation: number; readonly changes: readonly string[]; readonly restartRequired: readonly string[] }>;
   /**
@@ -119,6 +122,7 @@ export function mountAdminApi(table: RouteTable, rt: AdminRuntime, info: ApiInfo
   table.route('DELETE', '/api/v1/pools/{pool}/servers/{name}/runtime-change', (_q, _s, ctx) => api.reset(ctx));
   table.route('PUT', '/api/v1/pools/{pool}/health', (_q, _s, ctx) => api.setHealth(ctx));
   table.route('POST', '/api/v1/reload', () => api.reload());
+  mountConfigApi(table, rt);
 }
 
 const ENDPOINTS = [
@@ -134,6 +138,7 @@ const ENDPOINTS = [
   'DELETE /api/v1/pools/{pool}/servers/{name}/runtime-change',
   'PUT /api/v1/pools/{pool}/health',
   'POST /api/v1/reload',
+  ...CONFIG_ENDPOINTS,
   ...CACHE_ENDPOINTS,
   'GET /api/v1/events',
   'GET /metrics',
@@ -199,7 +204,8 @@ class AdminApi {
   /** One runtime change, with the file's values beside the runtime ones. */
   private changeView(e: OverlayEntry): Record<string, unknown> {
     const c = e.change;
-    const file = this.rt.runtime.fileConfig.pools.find((p) => p.name === c.pool);
+    if (!isPoolLevel(c)) return definitionView(e, this.rt.runtime.fileConfig);
+    const file = this.rt.runtime.definedConfig.pools.find((p) => p.name === c.pool);
     const base: Record<string, unknown> = { pool: c.pool };
     if (c.kind === 'health') {
       Object.assign(base, { kind: 'health', runtime: c.health, config: file?.health ?? null });
@@ -283,7 +289,7 @@ class AdminApi {
 
   serverView(pool: Pool, s: ServerRuntime, frame?: RateFrame, probe?: ReturnType<HealthView['status']>[number]): Record<string, unknown> {
     const src = this.rt.runtime;
-    const inFile = src.fileConfig.pools.find((p) => p.name === pool.name)?.servers.some((x) => x.name === s.server.name) === true;
+    const inFile = src.definedConfig.pools.find((p) => p.name === pool.name)?.servers.some((x) => x.name === s.server.name) === true;
     const change = serverChange(src.entries.map((e) => e.change), pool.name, s.server.name);
     if (probe === undefined) probe = this.rt.health.get(pool.name)?.monitor?.status().find((p) => p.server === s.server.name);
     if (frame === undefined) frame = this.rt.lastStats?.()?.pools.find((p) => p.name === pool.name)?.servers.find((f) => f.name === s.server.name);
@@ -336,7 +342,7 @@ class AdminApi {
         );
       }
       if (pc.discovery.type !== 'static') throw conflict(`the servers of pool ${pool.name} come from discovery (${pc.discovery.type})`);
-      const fileServer = poolConfig(this.rt.runtime.fileConfig, pool.name).servers.find((s) => s.name === sc.name);
+      const fileServer = poolConfig(this.rt.runtime.definedConfig, pool.name).servers.find((s) => s.name === sc.name);
       // Registering exactly the file's definition of a deregistered server undoes the deregistration.
       const next: ServerChange | undefined =
         fileServer !== undefined && deepEqual(fileServer, sc) ? undefined : { kind: 'server', pool: pool.name, server: sc.name, spec: body, at: now() };
@@ -382,7 +388,7 @@ class AdminApi {
     if (target.removing && !cut) return new JsonReply(202, { pool: pool.name, server: name, state: 'removing', active: target.active });
     await this.change(
       (changes) => {
-        const inFile = poolConfig(this.rt.runtime.fileConfig, pool.name).servers.some((s) => s.name === name);
+        const inFile = poolConfig(this.rt.runtime.definedConfig, pool.name).servers.some((s) => s.name === name);
         const next: ServerChange | undefined = inFile ? { kind: 'server', pool: pool.name, server: name, removed: true, at: now() } : undefined;
         return withServerChange(changes, pool.name, name, next);
       },
@@ -405,7 +411,7 @@ class AdminApi {
       if (serverChange(changes, pool.name, name) === undefined) {
         throw notFound(`server ${name} of pool ${pool.name} has no runtime change: it runs as the file says`);
       }
-      if (!poolConfig(this.rt.runtime.fileConfig, pool.name).servers.some((s) => s.name === name)) {
+      if (!poolConfig(this.rt.runtime.definedConfig, pool.name).servers.some((s) => s.name === name)) {
         throw conflict(`server ${name} is not in the file (it was registered through the API): remove it with DELETE /api/v1/pools/${pool.name}/servers/${name}`);
       }
       return withServerChange(changes, pool.name, name, undefined);
@@ -419,7 +425,7 @@ class AdminApi {
     const parsed = parseHealth(body);
     if (!parsed.ok) throw invalid('the health check is not valid', parsed.issues);
     await this.change((changes) => {
-      const fileHealth = poolConfig(this.rt.runtime.fileConfig, pool.name).health;
+      const fileHealth = poolConfig(this.rt.runtime.definedConfig, pool.name).health;
       const next = deepEqual(fileHealth, parsed.value) ? undefined : { kind: 'health' as const, pool: pool.name, health: body, at: now() };
       return this.checked(withHealthChange(changes, pool.name, next), pool.name);
     });
@@ -451,12 +457,12 @@ class AdminApi {
       const p = parseServer(prev.spec);
       if (p.ok) return p.value;
     }
-    return poolConfig(this.rt.runtime.fileConfig, pool).servers.find((s) => s.name === name);
+    return poolConfig(this.rt.runtime.definedConfig, pool).servers.find((s) => s.name === name);
   }
 
   /** Refuse changes that this version cannot run (the same check as the configuration file). */
   private checked(changes: readonly RuntimeChange[], pool: string): readonly RuntimeChange[] {
-    const o = overlay(this.rt.runtime.fileConfig, changes);
+    const o = overlay(this.rt.runtime.definedConfig, changes);
     const i = o.config.pools.findIndex((p) => p.name === pool);
     const issues: AdminIssue[] = checkAvailability(o.config)
       .filter((x) => x.path[0] === 'pools' && x.path[1] === i)

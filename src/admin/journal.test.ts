@@ -69,7 +69,7 @@ describe('RuntimeJournal', () => {
     let list = withServerChange([], 'p', 'a', a);
     list = withServerChange(list, 'p', 'b', b);
     list = withServerChange(list, 'p', 'a', { ...a, removed: undefined, set: { weight: 2 } });
-    assert.deepEqual(list.map((c) => (c.kind === 'server' ? c.server : c.pool)), ['a', 'b']);
+    assert.deepEqual(list.map((c) => (c.kind === 'server' ? c.server : c.kind === 'health' ? c.pool : c.name)), ['a', 'b']);
     assert.deepEqual(serverChange(list, 'p', 'a')?.set, { weight: 2 });
     list = withServerChange(list, 'p', 'a', undefined);
     assert.deepEqual(list, [b]);

@@ -34,7 +34,27 @@ export interface HealthChange {
   readonly at: string;
 }
 
-export type RuntimeChange = ServerChange | HealthChange;
+/**
+ * A pool, a listener or a load balancer defined at run time (POST /api/v1/pools, /listeners,
+ * /loadbalancers), in the form its POST body had: `spec` is validated again, with the whole
+ * document, whenever it is laid over a configuration. `removed` takes a pool or listener of
+ * the file out. A definition whose name the file also defines replaces the file's.
+ */
+export interface DefinitionChange {
+  readonly kind: 'pool' | 'listener' | 'loadbalancer';
+  readonly name: string;
+  readonly spec?: Readonly<Record<string, unknown>> | undefined;
+  readonly removed?: true | undefined;
+  readonly at: string;
+}
+
+export type RuntimeChange = ServerChange | HealthChange | DefinitionChange;
+
+/** A change of one pool's servers or health check. */
+export type PoolLevelChange = ServerChange | HealthChange;
+export const isPoolLevel = (c: RuntimeChange): c is PoolLevelChange => c.kind === 'server' || c.kind === 'health';
+
+export const isDefinition = (c: RuntimeChange): c is DefinitionChange => c.kind === 'pool' || c.kind === 'listener' || c.kind === 'loadbalancer';
 
 export const JOURNAL_FILE = 'runtime-changes.json';
 
@@ -134,6 +154,14 @@ export function parseJournal(text: string): RuntimeChange[] | string {
     const bad = (why: string): string => `changes[${i}]: ${why}`;
     if (typeof c !== 'object' || c === null) return bad('not an object');
     const e = c as Record<string, unknown>;
+    if (e.kind === 'pool' || e.kind === 'listener' || e.kind === 'loadbalancer') {
+      if (typeof e.name !== 'string' || typeof e.at !== 'string') return bad('name and at must be strings');
+      if ((e.spec === undefined) === (e.removed === undefined)) return bad('takes spec or removed');
+      if (e.spec !== undefined && !isRecord(e.spec)) return bad('spec must be an object');
+      if (e.removed !== undefined && (e.removed !== true || e.kind === 'loadbalancer')) return bad('removed must be true, and only for a pool or listener');
+      out.push(e.spec !== undefined ? { kind: e.kind, name: e.name, spec: e.spec, at: e.at } : { kind: e.kind, name: e.name, removed: true, at: e.at });
+      continue;
+    }
     if (typeof e.pool !== 'string' || typeof e.at !== 'string') return bad('pool and at must be strings');
     if (e.kind === 'health') {
       if (!isRecord(e.health)) return bad('health must be an object');
@@ -186,6 +214,25 @@ export function withServerChange(changes: readonly RuntimeChange[], pool: string
   let placed = false;
   for (const c of changes) {
     if (sameServer(c, pool, server)) {
+      if (next !== undefined && !placed) out.push(next);
+      placed = true;
+    } else out.push(c);
+  }
+  if (!placed && next !== undefined) out.push(next);
+  return out;
+}
+
+/** The definition of a pool, listener or load balancer, if any. */
+export function definitionChange(changes: readonly RuntimeChange[], kind: DefinitionChange['kind'], name: string): DefinitionChange | undefined {
+  return changes.find((c): c is DefinitionChange => c.kind === kind && c.name === name);
+}
+
+/** Replace (or drop, with `next` undefined) one definition; a new one goes last, the order of others is kept. */
+export function withDefinition(changes: readonly RuntimeChange[], kind: DefinitionChange['kind'], name: string, next: DefinitionChange | undefined): RuntimeChange[] {
+  const out: RuntimeChange[] = [];
+  let placed = false;
+  for (const c of changes) {
+    if (c.kind === kind && c.name === name) {
       if (next !== undefined && !placed) out.push(next);
       placed = true;
     } else out.push(c);

@@ -6,7 +6,7 @@ import { healthSchema } from '../config/schema/health.js';
 import { serverSchema } from '../config/schema/server.js';
 import type { Config, HealthConfig, PoolConfig, ServerConfig } from '../config/types.js';
 import type { AdminIssue } from './admin-error.js';
-import type { RuntimeChange } from './journal.js';
+import { isPoolLevel, type RuntimeChange } from './journal.js';
 
 /** One runtime change and whether it could be applied to the configuration it met. */
 export interface OverlayEntry {
@@ -28,7 +28,9 @@ export interface Overlay {
  * same name or is added after the file's servers; a removal takes a server out; settings
  * are laid over the server's own. Pure: the result is a new frozen Config.
  */
-export function overlay(file: Config, changes: readonly RuntimeChange[]): Overlay {
+export function overlay(file: Config, all: readonly RuntimeChange[]): Overlay {
+  // Definitions of pools and listeners are laid first, by definitions.ts; these are changes of their servers and health.
+  const changes = all.filter(isPoolLevel);
   const entries: OverlayEntry[] = [];
   const poolNames = new Set(file.pools.map((p) => p.name));
   for (const c of changes) {
@@ -106,7 +108,8 @@ function describe(issues: readonly AdminIssue[]): string {
  * file changed (from `before` to `after`) that a change made through the API overrides, and how
  * to drop the override. Pure.
  */
-export function hiddenByRuntime(before: Config, after: Config, changes: readonly RuntimeChange[]): string[] {
+export function hiddenByRuntime(before: Config, after: Config, all: readonly RuntimeChange[]): string[] {
+  const changes = all.filter(isPoolLevel);
   const out: string[] = [];
   const serverOf = (c: Config, pool: string, name: string): ServerConfig | undefined => c.pools.find((p) => p.name === pool)?.servers.find((s) => s.name === name);
   for (const c of changes) {

@@ -46,6 +46,7 @@ import { cacheMetrics, compressedBytesMetric } from '../observability/metrics.js
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { ClusterStore } from '../cluster/cluster-store.js';
 import { RuntimeSync } from '../cluster/runtime-sync.js';
+import { EtcdStateStore } from '../cluster/etcd-store.js';
 
 export interface PorticoDeps {
   /** The file the configuration came from: `reload()` and SIGHUP re-read it. */
@@ -264,7 +265,12 @@ class PorticoApp implements Portico, ConfigHost {
       probes: () => this.probeSources(),
     });
     this.services.unshift(...this.observability.services);
-    if (this.sharedStore) {
+    if (config.cluster.config.startsWith('etcd:')) {
+      // cluster.config: etcd: the runtime changes are written back to the etcd of the document (src/cluster/etcd-store.ts).
+      const etcd = new EtcdStateStore(config.cluster.config);
+      const sync = new RuntimeSync({ store: etcd, runtime: this.runtime, node: config.cluster.node, log: this.log, timeoutMs: 3000 });
+      this.services.unshift({ name: 'runtime-sync (etcd)', start: () => sync.start(), stop: async () => (await sync.stop(), await etcd.close()) });
+    } else if (this.sharedStore) {
       // Started first (the store, then the runtime changes of the cluster), stopped last.
       const sync = new RuntimeSync({ store: this.store, runtime: this.runtime, node: config.cluster.node, log: this.log });
       this.services.unshift(sync);

@@ -3,6 +3,7 @@ import { loadConfigFile, validateConfig } from '../config/load.js';
 import type { Config, ServerConfig } from '../config/types.js';
 import type { RuntimeJournal, RuntimeChange } from '../admin/journal.js';
 import { hiddenByRuntime, overlay, type OverlayEntry } from '../admin/overlay.js';
+import { defineOver, definitionsOverriding } from '../admin/definitions.js';
 import { applyPlan, describePlan, planReload, type ApplyOptions, type ReloadHost } from './reload.js';
 
 /** What a successful reload did. */
@@ -48,6 +49,8 @@ export interface ConfigHost extends ReloadHost {
  */
 export class ConfigRuntime {
   fileConfig: Config;
+  /** The file with the pools, listeners and load balancers defined through the API laid over it (before server and health changes). */
+  definedConfig: Config;
   readonly file: string | undefined;
   readonly journal: RuntimeJournal;
   generation = 1;
@@ -83,6 +86,7 @@ export class ConfigRuntime {
   constructor(host: ConfigHost, fileConfig: Config, file: string | undefined, journal: RuntimeJournal, env: NodeJS.ProcessEnv = process.env) {
     this.host = host;
     this.fileConfig = fileConfig;
+    this.definedConfig = fileConfig;
     this.file = file;
     this.journal = journal;
     this.env = env;
@@ -120,7 +124,7 @@ export class ConfigRuntime {
           await this.host.updateLog(wasLog).catch(() => undefined);
           throw err;
         }
-        const overridden = hiddenByRuntime(this.fileConfig, next, this.journal.current);
+        const overridden = [...definitionsOverriding(this.fileConfig, next, this.journal.current), ...hiddenByRuntime(this.fileConfig, next, this.journal.current)];
         this.fileConfig = next;
         this.generation++;
         this.loadedAt = Date.now();
@@ -206,7 +210,7 @@ export class ConfigRuntime {
    */
   setDiscovered(pool: string, servers: readonly ServerConfig[]): Promise<void> {
     return this.exclusive(async () => {
-      const pc = this.fileConfig.pools.find((p) => p.name === pool);
+      const pc = this.definedConfig.pools.find((p) => p.name === pool);
       if (pc === undefined || pc.discovery.type === 'static') return;
       this.discovered.set(pool, servers);
       try {
@@ -249,12 +253,15 @@ export class ConfigRuntime {
   }
 
   private async applyOver(file: Config, changes: readonly RuntimeChange[], options: ApplyOptions) {
-    const o = overlay(this.withDiscovered(file), changes);
+    // Pools and listeners defined through the API first (validated with the file as one document), then their servers' changes.
+    const defined = defineOver(file, changes);
+    const o = overlay(this.withDiscovered(defined.config), changes);
     const plan = planReload(this.host.config, o.config);
     await applyPlan(this.host, o.config, plan, options);
     if (plan.admin) this.host.updateAdmin(o.config.admin);
     this.host.config = o.config;
-    this.entries = o.entries;
+    this.definedConfig = defined.config;
+    this.entries = [...defined.entries, ...o.entries];
     return plan;
   }
 

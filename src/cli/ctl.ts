@@ -11,6 +11,7 @@ import '../app/listener-kinds.js'; // the listener kinds a configuration may nam
 import { runConfigCtl } from '../cluster/etcd-config-cli.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
+import { LB_USAGE, LB_VALUE_FLAGS, planLbCall } from './ctl-lb.js';
 
 export const CTL_USAGE = `Usage: portico ctl [-c FILE | --admin URL] [--token T] [--cacert FILE | --insecure] [--json] COMMAND
 
@@ -37,7 +38,7 @@ Commands:
                                   drop from CACHE every variant of a URL (/path?q on every host, or
                                   host/path), every URL under a path prefix, or every object whose
                                   Surrogate-Key lists TAG
-  config push FILE [--etcd URL]   validate FILE and store it in etcd for every node (portico ctl config --help)
+${LB_USAGE}  config push FILE [--etcd URL]   validate FILE and store it in etcd for every node (portico ctl config --help)
 
 Options:
   -c FILE        the configuration Portico runs: the admin API at its admin.listen (https with
@@ -50,7 +51,8 @@ Options:
   --insecure     with an https:// URL: do not verify the certificate at all (anyone on the
                  path can read the token and the answers); for tests only
   --json         print the API's JSON instead of tables
-  --timeout MS   give up after MS milliseconds (default 10000)
+  --timeout MS   give up after MS milliseconds (default 10000); for configure-healthcheck and
+                 health, --timeout D is the check's timeout
 
 Exit codes: 0 done, 1 refused by the API, 2 usage error, 3 admin API unreachable.
 `;
@@ -81,8 +83,15 @@ interface CtlOptions {
   purge: { by: 'url' | 'prefix' | 'tag'; value: string }[];
   /** `laws`: the think time of the bounds (--z). */
   z: string | undefined;
+  /** The options of the load-balancer and health commands (ctl-lb.ts), every value given. */
+  flags: Map<string, string[]>;
+  /** `--timeout D` of configure-healthcheck and health: the check's timeout. */
+  checkTimeout: string | undefined;
   words: string[];
 }
+
+/** Commands whose `--timeout` is a health check's, not the request's. */
+const CHECK_TIMEOUT = new Set(['configure-healthcheck', 'health']);
 
 class UsageError extends Error {}
 
@@ -128,7 +137,7 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
 
 /** The index of the first word that is not an option or an option's value. */
 function firstWord(argv: readonly string[]): number | undefined {
-  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight', '-c', '--config', '--url', '--prefix', '--tag']);
+  const withValue = new Set(['--admin', '--token', '--cacert', '--timeout', '--weight', '-c', '--config', '--url', '--prefix', '--tag', ...LB_VALUE_FLAGS]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (withValue.has(a)) i++;
@@ -150,8 +159,11 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
     now: false,
     purge: [],
     z: undefined,
+    flags: new Map(),
+    checkTimeout: undefined,
     words: [],
   };
+  let timeout: string | undefined;
   let cacertFile = env.PORTICO_ADMIN_CACERT === '' ? undefined : env.PORTICO_ADMIN_CACERT;
   let cacertGiven = false;
   let adminGiven = false;
@@ -192,7 +204,7 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
         o.json = true;
         break;
       case '--timeout':
-        o.timeoutMs = positiveInt(value(), '--timeout');
+        timeout = value();
         break;
       case '--weight':
         o.weight = Number(value());
@@ -217,9 +229,18 @@ function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CtlOptio
         o.words = ['help'];
         return o;
       default:
+        if ((LB_VALUE_FLAGS as readonly string[]).includes(flag)) {
+          const v = value();
+          o.flags.set(flag, [...(o.flags.get(flag) ?? []), v]);
+          break;
+        }
         if (a.startsWith('-') && a !== '-' && !/^-\d/.test(a)) throw new Error(`unknown option ${a}`);
         o.words.push(a);
     }
+  }
+  if (timeout !== undefined) {
+    if (CHECK_TIMEOUT.has(o.words[0] ?? '')) o.checkTimeout = timeout;
+    else o.timeoutMs = positiveInt(timeout, '--timeout');
   }
   if (configFile !== undefined) {
     const a = adminOfConfig(configFile, env);
@@ -382,8 +403,11 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
         render: (b) => `${args[0]}: ${b.purged} object${b.purged === 1 ? '' : 's'} purged (${what})\n`,
       };
     }
-    default:
+    default: {
+      const lb = planLbCall(cmd, args, o.flags, (m) => new UsageError(m), o.checkTimeout);
+      if (lb !== undefined) return lb;
       throw new UsageError(`unknown command ${cmd}`);
+    }
   }
 }
 

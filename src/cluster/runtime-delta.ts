@@ -1,4 +1,4 @@
-import { parseJournal, serverChange, withHealthChange, withServerChange, type RuntimeChange, type ServerChange } from '../admin/journal.js';
+import { definitionChange, isDefinition, parseJournal, serverChange, withDefinition, withHealthChange, withServerChange, type DefinitionChange, type RuntimeChange, type ServerChange } from '../admin/journal.js';
 import { deepEqual } from '../core/deep-equal.js';
 
 /**
@@ -9,7 +9,7 @@ import { deepEqual } from '../core/deep-equal.js';
  * (a drain of one server and a weight of another; even a weight and a state of the same
  * server); only the same part changed by both keeps the later one.
  */
-export type EntryDelta = ServerDelta | HealthDelta;
+export type EntryDelta = ServerDelta | HealthDelta | DefinitionDelta;
 export type ChangeDelta = readonly EntryDelta[];
 
 export interface ServerDelta {
@@ -30,6 +30,15 @@ export interface HealthDelta {
   readonly health: Readonly<Record<string, unknown>> | null;
 }
 
+/** A pool, listener or load balancer defined through the API: its whole entry, or null when it is gone. */
+export interface DefinitionDelta {
+  readonly kind: 'definition';
+  readonly of: DefinitionChange['kind'];
+  readonly name: string;
+  readonly at: string;
+  readonly entry: DefinitionChange | null;
+}
+
 /** What turned `before` into `after` (both lists of runtime changes). */
 export function diffChanges(before: readonly RuntimeChange[], after: readonly RuntimeChange[]): EntryDelta[] {
   const out: EntryDelta[] = [];
@@ -39,6 +48,10 @@ export function diffChanges(before: readonly RuntimeChange[], after: readonly Ru
   for (const { b, a } of keys.values()) {
     const one = (a ?? b)!;
     const at = a?.at ?? new Date().toISOString();
+    if (isDefinition(one)) {
+      if (!deepEqual(a, b)) out.push({ kind: 'definition', of: one.kind, name: one.name, at, entry: (a as DefinitionChange | undefined) ?? null });
+      continue;
+    }
     if (one.kind === 'health') {
       const bh = b?.kind === 'health' ? b.health : undefined;
       const ah = a?.kind === 'health' ? a.health : undefined;
@@ -76,6 +89,12 @@ export function diffChanges(before: readonly RuntimeChange[], after: readonly Ru
 export function applyDelta(list: readonly RuntimeChange[], delta: ChangeDelta): readonly RuntimeChange[] {
   let out = list;
   for (const d of delta) {
+    if (d.kind === 'definition') {
+      const cur = definitionChange(out, d.of, d.name);
+      if (deepEqual(cur ?? null, d.entry)) continue;
+      out = withDefinition(out, d.of, d.name, d.entry ?? undefined);
+      continue;
+    }
     if (d.kind === 'health') {
       const cur = out.find((c) => c.kind === 'health' && c.pool === d.pool);
       const next = d.health === null ? undefined : { kind: 'health' as const, pool: d.pool, health: d.health, at: d.at };
@@ -112,6 +131,15 @@ export function parseDelta(raw: unknown): ChangeDelta | undefined {
   for (const x of raw as unknown[]) {
     if (typeof x !== 'object' || x === null) return undefined;
     const e = x as Record<string, unknown>;
+    if (e.kind === 'definition') {
+      if ((e.of !== 'pool' && e.of !== 'listener' && e.of !== 'loadbalancer') || typeof e.name !== 'string' || typeof e.at !== 'string') return undefined;
+      if (e.entry !== null) {
+        const entry = e.entry as Record<string, unknown> | undefined;
+        if (!accepted(entry) || entry?.kind !== e.of || entry?.name !== e.name) return undefined;
+      }
+      out.push({ kind: 'definition', of: e.of, name: e.name, at: e.at, entry: e.entry as DefinitionChange | null });
+      continue;
+    }
     if (typeof e.pool !== 'string' || typeof e.at !== 'string') return undefined;
     if (e.kind === 'health') {
       if (e.health !== null && !accepted({ kind: 'health', pool: e.pool, at: e.at, health: e.health })) return undefined;
@@ -141,5 +169,6 @@ function accepted(entry: unknown): boolean {
 }
 
 function keyOf(c: RuntimeChange): string {
+  if (isDefinition(c)) return `${c.kind}\u0000${c.name}`;
   return c.kind === 'health' ? `health\u0000${c.pool}` : `server\u0000${c.pool}\u0000${c.server}`;
 }

@@ -6,6 +6,7 @@ import { ConfigError, OBJECT_FILE } from './errors.js';
 import { errorMap, toPathIssues } from './issues.js';
 import { formatPath, type PathIssue } from './path.js';
 import { configSchema } from './schema/root.js';
+import { durationsNeedUnits } from './schema/fields.js';
 import type { Config } from './types.js';
 
 export type Validation = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly issues: readonly PathIssue[] };
@@ -39,7 +40,27 @@ export function validateTree(raw: unknown, options: ValidateOptions = {}): Valid
   if (!parsed.success || issues.length > 0) return { ok: false, issues };
   const config = deepFreeze(parsed.data) as Config;
   const late = [...checkBalancerOptions(config), ...(options.runnable === false ? [] : checkAvailability(config))];
-  return late.length > 0 ? { ok: false, issues: late } : { ok: true, config };
+  if (late.length > 0) return { ok: false, issues: late };
+  documents.set(config, { raw: structuredClone(raw), file: durationsNeedUnits() });
+  return { ok: true, config };
+}
+
+/** The document each valid configuration was validated from (see documentOf). */
+const documents = new WeakMap<object, ConfigDocument>();
+
+/** The document a configuration was validated from, and whether it was a file's text (durations with units). */
+export interface ConfigDocument {
+  readonly raw: unknown;
+  readonly file: boolean;
+}
+
+/**
+ * The document (after `${VAR}` substitution) that `config` was validated from, so that a change
+ * made at run time can be validated with it as one whole document, exactly as a file is.
+ * Undefined for a configuration that did not come out of validateTree.
+ */
+export function documentOf(config: Config): ConfigDocument | undefined {
+  return documents.get(config);
 }
 
 function dedupe(issues: readonly PathIssue[]): PathIssue[] {

@@ -10,6 +10,14 @@ import { TcpHealthCheck } from './tcp-check.js';
 
 /** The probe of a pool's `health` section; undefined for `type: none`. */
 export function healthCheckFor(h: HealthConfig): HealthCheck | undefined {
+  const check = probeOf(h);
+  if (check === undefined || (h.type !== 'http' && h.type !== 'tcp') || h.port === undefined) return check;
+  const port = h.port;
+  // Another port of the same host: the probe sees the server with that port.
+  return { kind: check.kind, check: (server, signal) => check.check({ ...server, port }, signal) };
+}
+
+function probeOf(h: HealthConfig): HealthCheck | undefined {
   switch (h.type) {
     case 'none':
       return undefined;

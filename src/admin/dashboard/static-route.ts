@@ -27,6 +27,7 @@ function sources(): Record<string, string> {
   return {
     'index.html': PUBLIC_DIR + 'index.html',
     'dashboard.js': PUBLIC_DIR + 'dashboard.js',
+    'loadbalancers.js': PUBLIC_DIR + 'loadbalancers.js',
     'dashboard.css': PUBLIC_DIR + 'dashboard.css',
     'uplot.js': require.resolve('uplot/dist/uPlot.iife.min.js'),
     'uplot.css': require.resolve('uplot/dist/uPlot.min.css'),

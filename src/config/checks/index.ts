@@ -3,6 +3,7 @@ import { listenerConfigKinds } from '../schema/listener.js';
 import { checkAdminExposure } from './admin.js';
 import { checkCacheReferences } from './cache.js';
 import { checkListenConflicts } from './listen-conflicts.js';
+import { checkLoadBalancerZone } from './load-balancers.js';
 import { checkPoolOptions } from './pools.js';
 import { asMap } from './raw.js';
 import { checkPoolReferences } from './references.js';
@@ -23,5 +24,6 @@ export function crossCheck(raw: unknown): PathIssue[] {
     ...checkAdminExposure(root),
     ...listenerConfigKinds().flatMap((k) => k.checks?.(root) ?? []),
     ...checkCacheReferences(root),
+    ...checkLoadBalancerZone(root),
   ];
 }

@@ -43,6 +43,9 @@ export function fileDurations<T>(fn: () => T): T {
   }
 }
 
+/** True while a configuration file's text is validated (durations need their unit). */
+export const durationsNeedUnits = (): boolean => inFile;
+
 /** A duration in milliseconds; `max` defaults to the longest timer Node.js honours. */
 export function duration(max: number = TIMER_MAX_MS) {
   return leaf<string | number, number>('duration', (v) => {

@@ -14,9 +14,13 @@ const probeKeys = {
   downInterval: duration().optional().meta({ docDefault: 'interval' }).describe('Time between probes while the server is down'),
 };
 
+/** The port probed on each server's host, when it is not the port traffic goes to (ELB's `HTTP:8080/ping`). */
+const probePort = () => int(1, 65535).optional().meta({ docDefault: "the server's port" }).describe("Port probed on each server's host");
+
 const httpCheck = z
   .strictObject({
     type: z.literal('http'),
+    port: probePort(),
     path: text({ nonEmpty: true }).prefault('/').describe('Request path'),
     method: z.enum(['GET', 'HEAD']).prefault('GET').describe('Request method'),
     host: text({ nonEmpty: true }).optional().describe("Host header (default: the server's address)"),
@@ -38,6 +42,7 @@ export const healthSchema = z
     z
       .strictObject({
         type: z.literal('tcp'),
+        port: probePort(),
         send: text().optional().describe('Text written once the connection is open'),
         expect: text().optional().describe('Text the reply must contain (read until it comes, the server closes, or the timeout)'),
         ...probeKeys,

@@ -4,6 +4,7 @@ import { cacheSchema } from './cache.js';
 import { clusterSchema } from './cluster.js';
 import { duration, text } from './fields.js';
 import { listenerSchema } from './listener.js';
+import { loadBalancersSchema } from './load-balancers.js';
 import { logSchema } from './log.js';
 import { poolSchema } from './pool.js';
 
@@ -24,5 +25,6 @@ export const configSchema = z
     listeners: z.array(listenerSchema).prefault([]).describe('Where clients connect'),
     pools: z.array(poolSchema).prefault([]).describe('Groups of servers'),
     caches: z.array(cacheSchema).prefault([]).describe('HTTP caches (RFC 9111) that routes use with `cache:`'),
+    loadBalancers: loadBalancersSchema.prefault({}),
   })
   .describe('A Portico configuration');

@@ -120,7 +120,7 @@ describe('configuration from etcd', { skip: skipWithoutEtcd() }, () => {
 
     let node = startNode(nodeDir, env);
     try {
-      await waitFor(async () => (await body(port)) === 'o1', 10_000, 'the node to serve the etcd document').catch((err: Error) => {
+      await waitFor(async () => (await body(port)) === 'o1', 60_000, 'the node to serve the etcd document').catch((err: Error) => {
         throw new Error(`${err.message}; node output:\n${node.output()}`);
       });
       assert.ok(existsSync(join(nodeDir, 'state', 'etcd-config.yaml')));
@@ -151,7 +151,7 @@ describe('configuration from etcd', { skip: skipWithoutEtcd() }, () => {
     const t1 = performance.now();
     node = startNode(nodeDir, env);
     try {
-      await waitFor(async () => (await body(port)) === 'o2', 20_000, 'the node to start from its cache').catch((err: Error) => {
+      await waitFor(async () => (await body(port)) === 'o2', 60_000, 'the node to start from its cache').catch((err: Error) => {
         throw new Error(`${err.message}; node output:\n${node.output()}`);
       });
       assert.match(node.output(), /starting from the last good configuration/);

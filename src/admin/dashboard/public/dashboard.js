@@ -82,6 +82,7 @@
     });
   }
 
+  let lastError = null;
   /** Call the admin API; asks for the token once (kept in sessionStorage) when one is needed. */
   async function api(method, path, body) {
     if (state.tokenRequired && token() === '') {
@@ -107,6 +108,7 @@
         continue;
       }
       if (!res.ok) {
+        lastError = json && json.error ? json.error : { code: String(res.status), message: res.statusText };
         const msg = json && json.error ? `${json.error.code}: ${json.error.message}` : `${res.status} ${res.statusText}`;
         notice(`${method} ${path} failed: ${msg}`, true);
         return null;
@@ -549,6 +551,9 @@
   window.addEventListener('resize', () => {
     for (const [k, c] of Object.entries(state.charts)) c.setSize({ width: chartWidth('#chart-' + k), height: 200 });
   });
+
+  // What the page's other scripts (loadbalancers.js) call: the API with the token, notices, the last refusal.
+  window.portico = { api, notice, lastError: () => lastError };
 
   updateTokenButton();
   renderTimeline();
