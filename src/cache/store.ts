@@ -163,11 +163,7 @@ export class MemoryStore {
    * `host/path`) that host's only. Every variant goes.
    */
   purgeUrl(url: string): number {
-    if (!url.startsWith('/')) {
-      const k = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-      const slash = k.indexOf('/');
-      return this.purgeKey(slash < 0 ? k.toLowerCase() + '/' : k.slice(0, slash).toLowerCase() + k.slice(slash));
-    }
+    if (!url.startsWith('/')) return this.purgeKey(urlKey(url));
     let n = 0;
     for (const key of [...this.groups.keys()]) if (keyPath(key) === url) n += this.purgeKey(key);
     return n;
@@ -208,6 +204,13 @@ export class MemoryStore {
       this.counters.evictions++;
     }
   }
+}
+
+/** The primary key of a purge's `http://host/path` or `host/path` (the host lower-cased, `/` when there is no path). */
+export function urlKey(url: string): string {
+  const k = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const slash = k.indexOf('/');
+  return slash < 0 ? k.toLowerCase() + '/' : k.slice(0, slash).toLowerCase() + k.slice(slash);
 }
 
 /** `Surrogate-Key: a b c` (space-separated tags). */

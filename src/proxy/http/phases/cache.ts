@@ -22,6 +22,7 @@ import type { Cache, CacheResult, CacheSet } from '../../../cache/cache.js';
 import type { Fill, FillWatcher } from '../../../cache/fill.js';
 import { parseVary, primaryKey, variantKey } from '../../../cache/key.js';
 import { invalidatedTargets, storeDecision, type Fields, type RequestHead as CacheRequest, type StoredPolicy } from '../../../cache/policy.js';
+import type { SharedObject } from '../../../cache/shared.js';
 import type { CacheObject } from '../../../cache/store.js';
 import type { Outcome } from '../../../core/outcome.js';
 import { reasonPhrase } from '../error-response.js';
@@ -57,6 +58,8 @@ class CacheState {
   fill: Fill | undefined = undefined;
   policy: StoredPolicy | undefined = undefined;
   storing = false;
+  /** The object came from the shared tier on this request. */
+  fromShared = false;
 
   constructor(cache: Cache, req: CacheRequest) {
     this.cache = cache;
@@ -270,6 +273,11 @@ class JoinedAnswer implements StreamedAnswer, FillWatcher {
   }
 }
 
+/** What a lookup in the shared tier found, as the value a waiting request resumes with. */
+class SharedAnswer {
+  constructor(readonly found: SharedObject | undefined) {}
+}
+
 /** Resolves when a fill's head is known (or the fill failed): a coalesced request then decides. */
 class FillWaiter implements FillWatcher {
   readonly promise: Promise<Fill | undefined>;
@@ -335,13 +343,8 @@ export class CachePhase implements HttpPhase {
     }
     const o = cache.store.lookup(st.key, st.req.headers);
     if (o !== undefined) {
-      const use = o.policy.evaluate(st.req);
-      if (use === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()));
-      if (use === 'stale-while-revalidate') {
-        this.refresh(ex, st, o);
-        return this.answerFrom(ex, st, o, 'stale', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + '; detail=stale-while-revalidate');
-      }
-      st.stale = o;
+      const a = this.fromStored(ex, st, o);
+      if (a !== undefined) return a;
     }
     if (method === 'HEAD') {
       st.result = 'miss';
@@ -363,12 +366,51 @@ export class CachePhase implements HttpPhase {
     st.fill = cache.fills.begin(st.key, cache.spec.maxObjectSize);
     st.result = 'miss';
     st.status = st.stale === undefined ? 'fwd=miss' : 'fwd=stale';
+    // Not in memory: the shared tier may have it. The fill is begun first, so that the requests for
+    // this key that come meanwhile wait for this one lookup (and then find the object in memory).
+    const shared = cache.shared;
+    if (shared !== undefined && o === undefined) return shared.find(st.key, st.req.headers).then((found) => new SharedAnswer(found));
+    return undefined;
+  }
+
+  /**
+   * A stored object found for the request: the answer when it may be used as it is (fresh, or
+   * stale while it is refreshed); undefined when it must be revalidated first (it is kept in
+   * `st.stale`).
+   */
+  private fromStored(ex: Exchange, st: CacheState, o: CacheObject): Answer | undefined {
+    const use = o.policy.evaluate(st.req);
+    if (use === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + (st.fromShared ? '; detail=shared' : ''));
+    if (use === 'stale-while-revalidate') {
+      this.refresh(ex, st, o);
+      return this.answerFrom(ex, st, o, 'stale', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + '; detail=stale-while-revalidate');
+    }
+    st.stale = o;
     return undefined;
   }
 
   onResume(ex: Exchange, value: unknown): Answer | undefined {
     const st = ex.cacheState as CacheState;
+    const cache = st.cache;
+    if (value instanceof SharedAnswer) {
+      // This request's lookup in the shared tier: a copy found there is kept in memory, then used like a memory hit.
+      const found = value.found;
+      if (found === undefined) return undefined;
+      const o = cache.store.insert(st.key, st.req.headers, found.policy, [found.body], found.body.length);
+      if (o === undefined) return undefined;
+      st.fromShared = true;
+      const a = this.fromStored(ex, st, o);
+      if (a !== undefined) return a;
+      st.status = 'fwd=stale';
+      return undefined;
+    }
+    // The fetch this request waited for has its head, or was given up: when a lookup in the shared
+    // tier found the object instead (it is in memory now), answer from there.
     const f = value as Fill | undefined;
+    if (f === undefined) {
+      const o = cache.store.lookup(st.key, st.req.headers);
+      if (o !== undefined && o.policy.evaluate(st.req) === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()));
+    }
     if (f === undefined || !f.joinable || f.head === undefined) {
       st.result = 'miss';
       st.status = 'fwd=miss';
@@ -427,7 +469,7 @@ export class CachePhase implements HttpPhase {
     if (stale !== undefined && res.status === 304) {
       const r = stale.policy.revalidated(st.req, { status: 304, headers: fields });
       if (!r.modified) {
-        cache.store.refresh(stale, r.policy);
+        cache.refresh(stale, r.policy);
         this.endFill(st);
         return this.answerFrom(ex, st, stale, 'revalidated', 'fwd=stale; fwd-status=304');
       }
@@ -491,9 +533,7 @@ export class CachePhase implements HttpPhase {
       st.cache.count(st.result);
     }
     if (st.result === 'bypass' && ex.method !== 'GET' && ex.method !== 'HEAD' && ex.outcome === undefined && ex.response !== undefined) {
-      for (const t of invalidatedTargets(ex.method, ex.status, st.req.url, responseFields(ex.response), ex.host)) {
-        st.cache.store.purgeKey(primaryKey(ex.host, t));
-      }
+      for (const t of invalidatedTargets(ex.method, ex.status, st.req.url, responseFields(ex.response), ex.host)) st.cache.invalidate(ex.host, t);
     }
   }
 
@@ -504,7 +544,7 @@ export class CachePhase implements HttpPhase {
     st.storing = false;
     if (f === undefined || policy === undefined) return;
     if (f.keeping && !f.aborted) {
-      const stored = st.cache.store.insert(st.key, st.req.headers, policy, f.chunks.slice(), f.length);
+      const stored = st.cache.insert(st.key, st.req.headers, policy, f.chunks.slice(), f.length);
       if (stored !== undefined && st.stale !== undefined && st.stale !== stored) st.cache.store.remove(st.stale);
     }
     f.end();
@@ -599,7 +639,7 @@ export class CachePhase implements HttpPhase {
       const status = res.statusCode ?? 0;
       if (status === 304) {
         const next = o.policy.revalidated(req, { status, headers: fields });
-        if (!next.modified) cache.store.refresh(o, next.policy);
+        if (!next.modified) cache.refresh(o, next.policy);
         res.resume();
         res.on('end', done).on('error', done);
         return;
@@ -618,7 +658,7 @@ export class CachePhase implements HttpPhase {
       });
       res.on('end', () => {
         done();
-        if (length <= cache.spec.maxObjectSize) cache.store.insert(key, req.headers, d.policy, chunks, length);
+        if (length <= cache.spec.maxObjectSize) cache.insert(key, req.headers, d.policy, chunks, length);
       });
       res.on('error', done);
     });
