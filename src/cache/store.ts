@@ -13,6 +13,8 @@ export class CacheObject {
   size = 0;
   /** Monotonic ms when the object was seen stale first (for `keep`); 0 while fresh. */
   private staleAt = 0;
+  /** The body in other forms, by name (compressed variants: `gzip/5`), counted in `size`. */
+  variants: Map<string, Buffer> | undefined = undefined;
   constructor(
     readonly key: string,
     readonly variant: string,
@@ -130,6 +132,21 @@ export class MemoryStore {
     o.policy = policy;
     this.lru.delete(o);
     this.lru.set(o, true);
+  }
+
+  /**
+   * Keep the body of a stored object in another form (a compressed variant, by coding and
+   * level), counted in the object's size and the store's bytes; false when it is not kept (the
+   * object is no longer stored, has it already, or the variant is larger than `maxObjectSize`).
+   */
+  addVariant(o: CacheObject, name: string, body: Buffer): boolean {
+    if (!this.lru.has(o) || body.length > this.opts.maxObjectSize || o.variants?.has(name) === true) return false;
+    (o.variants ??= new Map()).set(name, body);
+    const n = body.length + name.length + 32;
+    o.size += n;
+    this.bytesHeld += n;
+    this.evict();
+    return this.lru.has(o);
   }
 
   remove(o: CacheObject): boolean {

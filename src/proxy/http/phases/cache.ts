@@ -23,12 +23,12 @@ import type { Fill, FillWatcher } from '../../../cache/fill.js';
 import { parseVary, primaryKey, variantKey } from '../../../cache/key.js';
 import { invalidatedTargets, storeDecision, type Fields, type RequestHead as CacheRequest, type StoredPolicy } from '../../../cache/policy.js';
 import type { SharedObject } from '../../../cache/shared.js';
-import type { CacheObject } from '../../../cache/store.js';
+import type { CacheObject, MemoryStore } from '../../../cache/store.js';
 import type { Outcome } from '../../../core/outcome.js';
 import { reasonPhrase } from '../error-response.js';
 import type { Exchange } from '../exchange.js';
 import type { ResponseHead } from '../parse-response.js';
-import type { Answer, AnswerSink, HttpPhase, RequestDecision, StreamedAnswer } from '../phases.js';
+import type { Answer, AnswerSink, AnswerVariants, HttpPhase, RequestDecision, StreamedAnswer } from '../phases.js';
 
 /** Header fields a stored response is never answered with (hop-by-hop, framing, the cache's own). */
 const NOT_REPLAYED = new Set([
@@ -190,14 +190,26 @@ class StoredBody {
   }
 }
 
-class StoredAnswer implements StreamedAnswer {
+class StoredAnswer implements StreamedAnswer, AnswerVariants {
   readonly sized = true;
+  /** Itself when the answer is the object's whole body (its compressed variants may stand in). */
+  readonly variants: AnswerVariants | undefined;
   constructor(
     readonly status: number,
     private readonly headText: string,
     readonly hasBody: boolean,
     private readonly body: StoredBody | undefined,
-  ) {}
+    private readonly whole?: { readonly store: MemoryStore; readonly o: CacheObject },
+  ) {
+    this.variants = whole === undefined ? undefined : this;
+  }
+  variant(name: string): Buffer | undefined {
+    return this.whole?.o.variants?.get(name);
+  }
+  keepVariant(name: string, body: Buffer): void {
+    const w = this.whole;
+    if (w !== undefined) w.store.addVariant(w.o, name, body);
+  }
   head(): string {
     return this.headText;
   }
@@ -613,7 +625,8 @@ export class CachePhase implements HttpPhase {
     let h = 'HTTP/1.1 ' + code + ' ' + reasonPhrase(code) + '\r\n' + this.replayHeaders(ex, fields) + extra;
     if (code !== 204 && code !== 304) h += 'content-length: ' + length + '\r\n';
     const hasBody = !head && length > 0 && code !== 204;
-    return new StoredAnswer(code, h + tail, hasBody, hasBody ? new StoredBody(o.body, start, length) : undefined);
+    const whole = hasBody && code !== 206 ? { store: st.cache.store, o } : undefined;
+    return new StoredAnswer(code, h + tail, hasBody, hasBody ? new StoredBody(o.body, start, length) : undefined, whole);
   }
 
   /**
