@@ -17,7 +17,6 @@
  *   onDone          an unsafe method's success invalidates its target (RFC 9111 §4.4); a fetch
  *                   that did not complete stores nothing
  */
-import http from 'node:http';
 import type { Cache, CacheResult, CacheSet } from '../../../cache/cache.js';
 import type { Fill, FillWatcher } from '../../../cache/fill.js';
 import { parseVary, primaryKey, variantKey } from '../../../cache/key.js';
@@ -26,7 +25,9 @@ import type { SharedObject } from '../../../cache/shared.js';
 import type { CacheObject, MemoryStore } from '../../../cache/store.js';
 import type { Outcome } from '../../../core/outcome.js';
 import { reasonPhrase } from '../error-response.js';
+import { BackgroundFetch, type BackgroundSink } from '../background-fetch.js';
 import type { Exchange } from '../exchange.js';
+import { CLIENT_CERT, FORWARDING } from '../headers.js';
 import type { ResponseHead } from '../parse-response.js';
 import type { Answer, AnswerSink, AnswerVariants, HttpPhase, RequestDecision, StreamedAnswer } from '../phases.js';
 
@@ -630,53 +631,101 @@ export class CachePhase implements HttpPhase {
   }
 
   /**
-   * stale-while-revalidate: one background request for the key, to a server of the route's pool,
-   * with the stored validators; its answer (a 304 or a storable 200 within the limit) replaces the
-   * stored response. Plain HTTP toward the server; a failure leaves the stale object as it is.
+   * stale-while-revalidate: one background request for the key through the route's pool, as a
+   * miss goes (BackgroundFetch: the pool's balancing, queue, retries, pooled connections and TLS,
+   * timeouts and passive health), with the stored validators; its answer (a 304, or a storable
+   * response within the limit) replaces the stored response. A failure leaves the stale object as
+   * it is. Not on a listener that sends the PROXY protocol (there is no client to name).
    */
   private refresh(ex: Exchange, st: CacheState, o: CacheObject): void {
     const cache = st.cache;
     const ph = ex.poolHandle;
-    if (ph === undefined || cache.refreshing.has(st.key)) return;
-    const server = ph.pool.pick({ path: ex.path });
-    if (server === undefined) return;
-    const key = st.key;
-    const req = st.req;
-    const headers: Record<string, string> = { ...req.headers, ...o.policy.validators() };
-    for (const k of ['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'range', 'if-range', 'content-length', 'expect']) delete headers[k];
-    cache.refreshing.add(key);
-    const done = () => cache.refreshing.delete(key);
-    const r = http.request({ host: server.host, port: server.port, method: 'GET', path: req.url, headers, timeout: ph.connectTimeoutMs + ph.idleTimeoutMs, agent: false }, (res) => {
-      const fields: Fields = {};
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) fields[k] = Array.isArray(v) ? v.join(', ') : v;
-      const status = res.statusCode ?? 0;
-      if (status === 304) {
-        const next = o.policy.revalidated(req, { status, headers: fields });
-        if (!next.modified) cache.refresh(o, next.policy);
-        res.resume();
-        res.on('end', done).on('error', done);
-        return;
-      }
-      const d = storeDecision(req, { status, headers: fields });
-      if (!('policy' in d)) {
-        res.resume();
-        res.on('end', done).on('error', done);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let length = 0;
-      res.on('data', (c: Buffer) => {
-        length += c.length;
-        if (length <= cache.spec.maxObjectSize) chunks.push(c);
-      });
-      res.on('end', () => {
-        done();
-        if (length <= cache.spec.maxObjectSize) cache.insert(key, req.headers, d.policy, chunks, length);
-      });
-      res.on('error', done);
-    });
-    r.on('timeout', () => r.destroy());
-    r.on('error', done);
-    r.end();
+    if (ph === undefined || ex.sendsProxy || cache.refreshing.has(st.key)) return;
+    const route = ex.compiledRoute!;
+    const drop = route.requestDrop;
+    let h = 'GET ' + st.req.url + ' HTTP/1.1\r\n';
+    const names = ex.head!.names;
+    const lnames = ex.lnames;
+    const values = ex.values;
+    for (let i = 0; i < lnames.length; i++) {
+      const ln = lnames[i]!;
+      if (drop.has(ln) || NOT_REFRESHED.has(ln)) continue;
+      h += names[i]! + ': ' + values[i]! + '\r\n';
+    }
+    const v = o.policy.validators();
+    if (v['if-none-match'] !== undefined) h += 'If-None-Match: ' + v['if-none-match'] + '\r\n';
+    if (v['if-modified-since'] !== undefined) h += 'If-Modified-Since: ' + v['if-modified-since'] + '\r\n';
+    h += route.requestAdd + '\r\n';
+    cache.refreshing.add(st.key);
+    new BackgroundFetch(ph, h, ex.upstreamHeadLimits, new Refresh(cache, st.key, st.req, o)).start(ex.path);
+  }
+}
+
+/**
+ * Request fields a background refresh does not take from the client's request: its own
+ * conditional fields and ranges (the refresh sends the stored validators, for the whole object),
+ * the body's, and forwarding and client-certificate fields (the refresh is not on a client's
+ * behalf).
+ */
+const NOT_REFRESHED: ReadonlySet<string> = new Set([
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'range',
+  'content-length',
+  'transfer-encoding',
+  'expect',
+  ...FORWARDING,
+  ...CLIENT_CERT,
+]);
+
+/** Where a background refresh's answer goes: a 304 refreshes the stored head, a storable 200 replaces the object. */
+class Refresh implements BackgroundSink {
+  private policy: StoredPolicy | undefined;
+  private readonly chunks: Buffer[] = [];
+  private length = 0;
+
+  constructor(
+    private readonly cache: Cache,
+    private readonly key: string,
+    private readonly req: CacheRequest,
+    private readonly o: CacheObject,
+  ) {}
+
+  head(res: ResponseHead): boolean {
+    const fields = responseFields(res);
+    if (res.status === 304) {
+      const next = this.o.policy.revalidated(this.req, { status: 304, headers: fields });
+      if (!next.modified) this.cache.refresh(this.o, next.policy);
+      this.done();
+      return false;
+    }
+    const d = storeDecision(this.req, { status: res.status, headers: fields });
+    if (!('policy' in d) || res.contentLength > this.cache.spec.maxObjectSize) {
+      this.done();
+      return false;
+    }
+    this.policy = d.policy;
+    return true;
+  }
+
+  data(chunk: Buffer): void {
+    this.length += chunk.length;
+    if (this.length <= this.cache.spec.maxObjectSize) this.chunks.push(chunk.buffer.byteLength > chunk.length * 2 ? Buffer.from(chunk) : chunk);
+  }
+
+  end(): void {
+    this.done();
+    if (this.policy !== undefined && this.length <= this.cache.spec.maxObjectSize) this.cache.insert(this.key, this.req.headers, this.policy, this.chunks, this.length);
+  }
+
+  failed(): void {
+    this.done();
+  }
+
+  private done(): void {
+    this.cache.refreshing.delete(this.key);
   }
 }
