@@ -63,9 +63,14 @@ out.push('', 'Ratios (per CPU-second):', '');
 for (const p of peers.filter((x) => x.startsWith('portico'))) {
   for (const s of ['hit16', 'hit16k', 'gzhit16k']) {
     if (!fig[s]?.[p]) continue;
-    out.push(`- ${p} ${s}: ${ratio(fig[s][p], fig.ka?.[p])}x its own proxied keep-alive, ${ratio(fig[s][p], fig[s].nginx)}x nginx, ${ratio(fig[s][p], fig[s].varnish)}x varnish`);
+    const parts = [];
+    if (fig.ka?.[p]) parts.push(`${ratio(fig[s][p], fig.ka[p])}x its own proxied keep-alive`);
+    if (fig[s].nginx) parts.push(`${ratio(fig[s][p], fig[s].nginx)}x nginx`);
+    if (fig[s].varnish) parts.push(`${ratio(fig[s][p], fig[s].varnish)}x varnish`);
+    if (parts.length > 0) out.push(`- ${p} ${s}: ${parts.join(', ')}`);
   }
-  if (fig.gzmiss16k?.[p]) out.push(`- ${p} gzmiss16k: ${ratio(fig.gzmiss16k[p], fig.gzmiss16k.nginx)}x nginx, ${ratio(fig.gzmiss16k[p], fig.gzmiss16k.varnish)}x varnish`);
+  const m = fig.gzmiss16k?.[p];
+  if (m && (fig.gzmiss16k.nginx || fig.gzmiss16k.varnish)) out.push(`- ${p} gzmiss16k: ${ratio(m, fig.gzmiss16k.nginx)}x nginx, ${ratio(m, fig.gzmiss16k.varnish)}x varnish`);
 }
 if (peers.includes('portico') && peers.includes('portico-base')) {
   for (const s of scenarios) out.push(`- portico / portico-base, ${s}: ${ratio(fig[s].portico, fig[s]['portico-base'])}`);

@@ -19,7 +19,7 @@ export class CacheObject {
     readonly key: string,
     readonly variant: string,
     public policy: StoredPolicy,
-    /** The body in the chunks it arrived in (never concatenated). */
+    /** The body: one buffer as the cache phase stores it (a hit is one write), or the chunks given. */
     readonly body: readonly Buffer[],
     readonly bodyLength: number,
     readonly tags: readonly string[],

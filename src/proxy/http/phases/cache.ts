@@ -557,7 +557,9 @@ export class CachePhase implements HttpPhase {
     st.storing = false;
     if (f === undefined || policy === undefined) return;
     if (f.keeping && !f.aborted) {
-      const stored = st.cache.insert(st.key, st.req.headers, policy, f.chunks.slice(), f.length);
+      // Stored as one buffer: a hit is then one write of head and body.
+      const body = f.chunks.length === 1 ? f.chunks.slice() : [Buffer.concat(f.chunks, f.length)];
+      const stored = st.cache.insert(st.key, st.req.headers, policy, body, f.length);
       if (stored !== undefined && st.stale !== undefined && st.stale !== stored) st.cache.store.remove(st.stale);
     }
     f.end();
@@ -718,7 +720,8 @@ class Refresh implements BackgroundSink {
 
   end(): void {
     this.done();
-    if (this.policy !== undefined && this.length <= this.cache.spec.maxObjectSize) this.cache.insert(this.key, this.req.headers, this.policy, this.chunks, this.length);
+    const chunks = this.chunks.length <= 1 ? this.chunks : [Buffer.concat(this.chunks, this.length)];
+    if (this.policy !== undefined && this.length <= this.cache.spec.maxObjectSize) this.cache.insert(this.key, this.req.headers, this.policy, chunks, this.length);
   }
 
   failed(): void {
