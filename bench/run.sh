@@ -7,6 +7,9 @@
 #   ROUNDS=1 DUR=3 npm run bench        # a quick look
 #   ONLY="haproxy node-undici portico" npm run bench
 #   PORTICO_L4=1 npm run bench          # adds the L4 peers and Portico's tcp listener (portico-tcp)
+#   CACHE=0 npm run bench                # without the cache and compression part (bench/cache.sh,
+#                                        # run after the peers: Portico beside NGINX proxy_cache and
+#                                        # Varnish; needs varnish; alone: npm run bench:cache)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_BENCH:-$ROOT/../shared/bench}
@@ -28,4 +31,7 @@ DEFAULT_ONLY="haproxy nginx node-http-proxy fastify-reply-from node-undici porti
 [ "${PORTICO_L4:-0}" = 1 ] && DEFAULT_ONLY="$DEFAULT_ONLY haproxy-tcp nginx-stream node-net portico-tcp"
 export ONLY=${ONLY:-$DEFAULT_ONLY}
 export SCENARIOS=${SCENARIOS:-"ka close ka16k"}
-exec bash "$PEERS/run.sh"
+bash "$PEERS/run.sh"
+[ "${CACHE:-1}" = 0 ] && exit 0
+# The peers' ONLY and SCENARIOS are not the cache part's (CACHE_ONLY, CACHE_SCENARIOS are).
+ONLY=${CACHE_ONLY:-} SCENARIOS=${CACHE_SCENARIOS:-} bash "$ROOT/bench/cache.sh"

@@ -27,13 +27,19 @@ export function mountCacheApi(table: RouteTable, caches: CacheSource): void {
   table.route('DELETE', '/api/v1/caches/{cache}', (_q, _s, ctx) => purge(caches, ctx));
 }
 
-/** Purge one cache by exactly one of `url`, `prefix` or `tag`; answers how many objects went. */
-export function purge(caches: CacheSource, ctx: AdminContext): { purged: number } {
+/**
+ * Purge one cache by exactly one of `url`, `prefix` or `tag`; answers how many objects went from
+ * this process's memory (`purged`) and, for a shared cache, from the shared tier (`shared`, or
+ * `sharedError` when cluster.store failed: its objects may still be there; purge again).
+ */
+export async function purge(caches: CacheSource, ctx: AdminContext): Promise<{ purged: number; shared?: number; sharedError?: string }> {
   const name = ctx.params['cache'] ?? '';
   const cache = caches.get(name);
   if (cache === undefined) throw notFound(`no cache named ${JSON.stringify(name)}`);
   const { by, value } = purgeQuery(ctx.url.searchParams);
-  return { purged: purgeBy(cache, by, value) };
+  const r = await cache.purge(by, value);
+  if (r.sharedFailed === true) return { purged: r.purged, sharedError: 'cluster.store did not answer; the shared tier may still hold the objects' };
+  return r.shared === undefined ? { purged: r.purged } : { purged: r.purged, shared: r.shared };
 }
 
 /** The one purge parameter of a query; a 400 when there is none, more than one, or an empty one. */
@@ -47,10 +53,4 @@ export function purgeQuery(q: URLSearchParams): { by: PurgeBy; value: string } {
   if (value === '') throw badRequest(`${by} is empty`);
   if (by === 'prefix' && !value.startsWith('/')) throw badRequest(`prefix must be a path starting with / (got ${JSON.stringify(value)})`);
   return { by, value };
-}
-
-export function purgeBy(cache: Cache, by: PurgeBy, value: string): number {
-  if (by === 'url') return cache.store.purgeUrl(value);
-  if (by === 'prefix') return cache.store.purgePrefix(value);
-  return cache.store.purgeTag(value);
 }

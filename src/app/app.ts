@@ -45,6 +45,7 @@ import { DiscoveryWatcher } from '../discovery/watcher.js';
 import { cacheMetrics, compressedBytesMetric } from '../observability/metrics.js';
 import { discoveryMetrics, discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { ClusterStore } from '../cluster/cluster-store.js';
+import { RedisCacheBackend } from '../store/redis-cache.js';
 import { RuntimeSync } from '../cluster/runtime-sync.js';
 import { EtcdStateStore } from '../cluster/etcd-store.js';
 
@@ -208,7 +209,6 @@ class PorticoApp implements Portico, ConfigHost {
 
   constructor(config: Config, deps: PorticoDeps) {
     this.config = config;
-    this.caches.update(config.caches);
     const clock = deps.clock ?? systemClock;
     const rng = deps.rng ?? new SeededRng((Date.now() ^ process.pid) >>> 0);
     this.clock = clock;
@@ -218,6 +218,9 @@ class PorticoApp implements Portico, ConfigHost {
     const cs = deps.store === undefined && config.cluster.store !== 'memory' ? new ClusterStore({ url: config.cluster.store, log: this.log }) : undefined;
     this.store = deps.store ?? cs?.store ?? new MemoryStore({ clock });
     this.sharedStore = deps.store !== undefined || cs !== undefined;
+    // The caches' shared tier (`shared: true`) lives in a Redis cluster.store (the config check refuses it without one).
+    if (cs !== undefined) this.caches.useShared(new RedisCacheBackend(cs.store));
+    this.caches.update(config.caches);
     this.tcpShared = new TcpShared(clock, this.sharedStore ? { store: this.store, shared: true, onStoreError: this.onStoreError } : undefined);
     this.externalProbes = deps.probes === 'external';
     this.externalDiscovery = deps.discovery === 'external';
@@ -621,6 +624,7 @@ class PorticoApp implements Portico, ConfigHost {
     for (const p of this.pools.values()) p.close();
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.upstreams.closeAll();
+    this.caches.close();
   }
 
   address(listener: string): { host: string; port: number } | undefined {

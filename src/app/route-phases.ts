@@ -10,7 +10,7 @@ import type { RoutePhaseFactory } from '../proxy/http/router.js';
 export function routePhaseFactories(caches: CacheSet, compressed: CompressCounters): readonly RoutePhaseFactory[] {
   return [
     (r) => (r.cache === undefined ? undefined : new CachePhase(caches, r.cache)),
-    // After the cache: the cache keeps the server's identity body; misses and hits are compressed on delivery.
+    // After the cache: the cache keeps the server's identity body (and the compressed variants hits made); misses are compressed on delivery.
     (r) => {
       const o = compressOptions(r.compress);
       return o === undefined ? undefined : new CompressPhase(o, compressed);

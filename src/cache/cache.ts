@@ -4,7 +4,10 @@
  * it; kept across a reload while its spec is unchanged.
  */
 import { FillTable } from './fill.js';
-import { MemoryStore, type CacheObject } from './store.js';
+import { primaryKey } from './key.js';
+import type { StoredPolicy } from './policy.js';
+import { SharedTier, type PurgeKind, type SharedBackend } from './shared.js';
+import { MemoryStore, urlKey, type CacheObject } from './store.js';
 
 export interface CacheSpec {
   readonly name: string;
@@ -54,8 +57,67 @@ export class Cache {
   readonly refreshing = new Set<string>();
   readonly requests: Record<CacheResult, number> = { hit: 0, miss: 0, stale: 0, revalidated: 0, bypass: 0, uncacheable: 0 };
 
-  constructor(readonly spec: CacheSpec) {
+  /** The shared tier (`shared: true` with a Redis `cluster.store`), undefined otherwise. */
+  readonly shared: SharedTier | undefined;
+
+  constructor(
+    readonly spec: CacheSpec,
+    backend?: SharedBackend,
+  ) {
     this.store = new MemoryStore({ maxBytes: spec.memory, maxObjectSize: spec.maxObjectSize });
+    if (spec.shared && backend !== undefined) {
+      this.shared = new SharedTier(backend, {
+        cache: spec.name,
+        maxObjectSize: Math.min(spec.sharedMaxObjectSize, spec.maxObjectSize),
+        keepMs: spec.keep,
+        onRemotePurge: (kind, value) => void this.purgeMemory(kind, value),
+      });
+      this.shared.listen();
+    }
+  }
+
+  /** Store a response in memory (and in the shared tier); the object, or undefined when it was not kept. */
+  insert(key: string, reqHeaders: Readonly<Record<string, string | undefined>>, policy: StoredPolicy, body: readonly Buffer[], bodyLength: number): CacheObject | undefined {
+    const o = this.store.insert(key, reqHeaders, policy, body, bodyLength);
+    if (o !== undefined) this.shared?.save(o);
+    return o;
+  }
+
+  /** A revalidated object's new policy (memory, and the shared tier). */
+  refresh(o: CacheObject, policy: StoredPolicy): void {
+    this.store.refresh(o, policy);
+    this.shared?.save(o);
+  }
+
+  /**
+   * Purge in memory and in the shared tier (whose other processes purge their memory too).
+   * `purged`: objects removed from this process's memory; `shared`: from the shared tier
+   * (undefined without one, or when it failed: see `sharedFailed`).
+   */
+  async purge(kind: PurgeKind, value: string): Promise<{ purged: number; shared?: number; sharedFailed?: true }> {
+    const purged = this.purgeMemory(kind, value);
+    if (this.shared === undefined) return { purged };
+    const n = await this.shared.purge(kind === 'url' && !value.startsWith('/') ? 'key' : kind, kind === 'url' && !value.startsWith('/') ? urlKey(value) : value);
+    return n === undefined ? { purged, sharedFailed: true } : { purged, shared: n };
+  }
+
+  /** RFC 9111 §4.4: an unsafe method's success removes the stored responses for a target of its host. */
+  invalidate(host: string, target: string): void {
+    const key = primaryKey(host, target);
+    this.store.purgeKey(key);
+    if (this.shared !== undefined) void this.shared.purge('key', key);
+  }
+
+  private purgeMemory(kind: PurgeKind, value: string): number {
+    if (kind === 'key') return this.store.purgeKey(value);
+    if (kind === 'url') return this.store.purgeUrl(value);
+    if (kind === 'prefix') return this.store.purgePrefix(value);
+    return this.store.purgeTag(value);
+  }
+
+  /** Release what the cache holds outside memory (the shared tier's subscription). */
+  close(): void {
+    this.shared?.close();
   }
 
   get name(): string {
@@ -106,6 +168,13 @@ export class Cache {
 /** The caches of a configuration, by name; a reload keeps each one whose spec is unchanged. */
 export class CacheSet {
   private caches = new Map<string, Cache>();
+  /** Where `shared: true` caches keep their shared tier (a Redis cluster.store); none: memory only. */
+  private backend: SharedBackend | undefined;
+
+  /** Give the shared tier's store; caches made after this use it. */
+  useShared(backend: SharedBackend | undefined): void {
+    this.backend = backend;
+  }
 
   get(name: string): Cache | undefined {
     return this.caches.get(name);
@@ -115,13 +184,18 @@ export class CacheSet {
     return [...this.caches.values()];
   }
 
+  close(): void {
+    for (const c of this.caches.values()) c.close();
+  }
+
   /** Apply the `caches:` of a (re)loaded configuration. */
   update(specs: readonly CacheSpec[]): void {
     const next = new Map<string, Cache>();
     for (const s of specs) {
       const old = this.caches.get(s.name);
-      next.set(s.name, old !== undefined && sameSpec(old.spec, s) ? old : new Cache(s));
+      next.set(s.name, old !== undefined && sameSpec(old.spec, s) ? old : new Cache(s, this.backend));
     }
+    for (const [name, c] of this.caches) if (next.get(name) !== c) c.close();
     this.caches = next;
   }
 }

@@ -152,6 +152,20 @@ export class StoredPolicy {
     return sie > 0 && this.lifetime() + sie > this.policy.age();
   }
 
+  /**
+   * Milliseconds from now during which this object may still answer a request: its remaining
+   * freshness, then the longest of its stale allowances (stale-while-revalidate, stale-if-error)
+   * and, when it has a validator to be revalidated with, `keepMs`. 0 when it is of no more use.
+   */
+  usableFor(keepMs: number): number {
+    const left = (this.lifetime() - this.policy.age()) * 1000;
+    let after = this.hasValidator() ? keepMs : 0;
+    if (!this.forbidsStale()) after = Math.max(after, seconds(this.rescc, 'stale-while-revalidate') * 1000, seconds(this.rescc, 'stale-if-error') * 1000);
+    // Past its freshness already: the allowances run from when it expired.
+    const ms = left + after;
+    return ms > 0 ? ms : 0;
+  }
+
   /** Validators for a revalidation request: the stored ETag and Last-Modified (§4.3.1). */
   validators(): Fields {
     const res = this.storedHeaders();

@@ -99,3 +99,24 @@ test('store property: bytes always equal the sum of live objects and stay under 
     ),
   );
 });
+
+test('store: a compressed variant kept with an object counts in its bytes, is evicted with it, and is refused past maxObjectSize', () => {
+  const s = new MemoryStore({ maxBytes: 4000, maxObjectSize: 1000 });
+  const a = s.insert(primaryKey('a', '/a'), {}, policy(), body(500), 500)!;
+  const before = s.bytes;
+  assert.equal(s.addVariant(a, 'gzip/5', Buffer.alloc(100)), true);
+  assert.ok(s.bytes >= before + 100);
+  assert.equal(s.lookup(primaryKey('a', '/a'), {})?.variants?.get('gzip/5')?.length, 100);
+  assert.equal(s.addVariant(a, 'gzip/5', Buffer.alloc(50)), false, 'kept once');
+  assert.equal(s.addVariant(a, 'br/5', Buffer.alloc(1001)), false, 'larger than maxObjectSize');
+  // Filling the store evicts the least recently used object, variants and all.
+  const b = s.insert(primaryKey('a', '/b'), {}, policy(), body(900), 900)!;
+  for (let i = 0; i < 3; i++) s.insert(primaryKey('a', '/c' + i), {}, policy(), body(900), 900);
+  assert.equal(s.lookup(primaryKey('a', '/a'), {}), undefined);
+  assert.ok(s.bytes <= 4000);
+  assert.equal(s.addVariant(a, 'br/5', Buffer.alloc(10)), false, 'the object is gone');
+  s.remove(b);
+  let sum = 0;
+  for (const k of ['/c0', '/c1', '/c2']) sum += s.lookup(primaryKey('a', k), {})?.size ?? 0;
+  assert.equal(s.bytes, sum, 'bytes are the sizes of the objects held');
+});

@@ -13,11 +13,13 @@ export class CacheObject {
   size = 0;
   /** Monotonic ms when the object was seen stale first (for `keep`); 0 while fresh. */
   private staleAt = 0;
+  /** The body in other forms, by name (compressed variants: `gzip/5`), counted in `size`. */
+  variants: Map<string, Buffer> | undefined = undefined;
   constructor(
     readonly key: string,
     readonly variant: string,
     public policy: StoredPolicy,
-    /** The body in the chunks it arrived in (never concatenated). */
+    /** The body: one buffer as the cache phase stores it (a hit is one write), or the chunks given. */
     readonly body: readonly Buffer[],
     readonly bodyLength: number,
     readonly tags: readonly string[],
@@ -132,6 +134,21 @@ export class MemoryStore {
     this.lru.set(o, true);
   }
 
+  /**
+   * Keep the body of a stored object in another form (a compressed variant, by coding and
+   * level), counted in the object's size and the store's bytes; false when it is not kept (the
+   * object is no longer stored, has it already, or the variant is larger than `maxObjectSize`).
+   */
+  addVariant(o: CacheObject, name: string, body: Buffer): boolean {
+    if (!this.lru.has(o) || body.length > this.opts.maxObjectSize || o.variants?.has(name) === true) return false;
+    (o.variants ??= new Map()).set(name, body);
+    const n = body.length + name.length + 32;
+    o.size += n;
+    this.bytesHeld += n;
+    this.evict();
+    return this.lru.has(o);
+  }
+
   remove(o: CacheObject): boolean {
     if (!this.lru.delete(o)) return false;
     this.bytesHeld -= o.size;
@@ -163,11 +180,7 @@ export class MemoryStore {
    * `host/path`) that host's only. Every variant goes.
    */
   purgeUrl(url: string): number {
-    if (!url.startsWith('/')) {
-      const k = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-      const slash = k.indexOf('/');
-      return this.purgeKey(slash < 0 ? k.toLowerCase() + '/' : k.slice(0, slash).toLowerCase() + k.slice(slash));
-    }
+    if (!url.startsWith('/')) return this.purgeKey(urlKey(url));
     let n = 0;
     for (const key of [...this.groups.keys()]) if (keyPath(key) === url) n += this.purgeKey(key);
     return n;
@@ -208,6 +221,13 @@ export class MemoryStore {
       this.counters.evictions++;
     }
   }
+}
+
+/** The primary key of a purge's `http://host/path` or `host/path` (the host lower-cased, `/` when there is no path). */
+export function urlKey(url: string): string {
+  const k = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const slash = k.indexOf('/');
+  return slash < 0 ? k.toLowerCase() + '/' : k.slice(0, slash).toLowerCase() + k.slice(slash);
 }
 
 /** `Surrogate-Key: a b c` (space-separated tags). */

@@ -359,7 +359,9 @@ export function attachWorkerStats(portico: StatsPortico, client: WorkerStatsClie
         purged += p.value['purged'];
         parts++;
       }
-      return { purged, workers: coverage(answer, parts) };
+      // The shared tier (Redis) was purged by this worker; the others found it purged already.
+      const shared = typeof mine['shared'] === 'number' ? { shared: mine['shared'] } : typeof mine['sharedError'] === 'string' ? { sharedError: mine['sharedError'] } : {};
+      return { purged, ...shared, workers: coverage(answer, parts) };
     });
     if (purge !== undefined) locals.route('DELETE', PURGE_PATTERN, purge);
   }

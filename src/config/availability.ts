@@ -34,9 +34,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       }
     });
   });
-  config.caches.forEach((c, i) => {
-    if (c.shared) out.push({ path: ['caches', i, 'shared'], message: 'the shared tier of the cache (cluster.store) does not run in this build yet; each node and worker caches on its own' });
-  });
   config.pools.forEach((p, i) => {
     if (p.health.type === 'icmp') {
       const why = icmpUnavailable();

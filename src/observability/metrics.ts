@@ -101,6 +101,8 @@ export interface CacheFigures {
   readonly name: string;
   readonly requests: Readonly<Record<string, number>>;
   readonly store: { readonly entries: number; readonly bytes: number };
+  /** The shared tier's figures (`shared: true`), undefined without one. */
+  readonly shared?: { readonly counters: { readonly hits: number; readonly misses: number; readonly writes: number; readonly errors: number } } | undefined;
 }
 
 /** `portico_cache_requests_total{cache,result}`, `portico_cache_bytes{cache}`, `portico_cache_entries{cache}` (SPEC §6). */
@@ -115,6 +117,28 @@ export function cacheMetrics(caches: () => Iterable<CacheFigures>): CollectedMet
     new CollectedMetric('portico_cache_entries', 'Objects held by the cache (each variant counts)', 'gauge', function* () {
       for (const c of caches()) yield { labels: { cache: c.name }, value: c.store.entries };
     }),
+    new CollectedMetric(
+      'portico_cache_shared_requests_total',
+      'Lookups and writes of the shared tier (cluster.store) of caches with shared: true, by result: hit (found there after a memory miss), miss, write',
+      'counter',
+      function* () {
+        for (const c of caches()) {
+          const s = c.shared?.counters;
+          if (s === undefined) continue;
+          yield { labels: { cache: c.name, result: 'hit' }, value: s.hits };
+          yield { labels: { cache: c.name, result: 'miss' }, value: s.misses };
+          yield { labels: { cache: c.name, result: 'write' }, value: s.writes };
+        }
+      },
+    ),
+    new CollectedMetric(
+      'portico_cache_shared_errors_total',
+      'Operations on the shared tier (cluster.store) of caches with shared: true that failed or timed out; the request went on with the memory tier',
+      'counter',
+      function* () {
+        for (const c of caches()) if (c.shared !== undefined) yield { labels: { cache: c.name }, value: c.shared.counters.errors };
+      },
+    ),
   ];
 }
 

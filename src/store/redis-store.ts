@@ -87,6 +87,16 @@ export class RedisStore implements StateStore {
     return this.up;
   }
 
+  /**
+   * The command connection (keys prefixed with `prefix`), for a client that needs commands this
+   * interface does not have (the cache's shared tier, src/store/redis-cache.ts). Its failures are
+   * the caller's to count.
+   */
+  commandConnection(): Redis {
+    this.open();
+    return this.cmd;
+  }
+
   /** Failed operations so far, by operation. */
   errors(): ReadonlyMap<StoreOp, number> {
     return this.errorCounts;

@@ -3,7 +3,7 @@ import { didYouMean } from '../values/suggest.js';
 import { asString, maps, type RawMap } from './raw.js';
 
 /**
- * Every route's `cache:` names a cache under `caches:`; `cache` and `compress` are for routes of
+ * A `shared: true` cache needs a Redis `cluster.store`. Every route's `cache:` names a cache under `caches:`; `cache` and `compress` are for routes of
  * http and https listeners that forward to a pool (a redirect or respond route has no server answer).
  */
 export function checkCacheReferences(root: RawMap): PathIssue[] {
@@ -12,6 +12,15 @@ export function checkCacheReferences(root: RawMap): PathIssue[] {
     .filter((n): n is string => n !== undefined);
   const known = new Set(caches);
   const out: PathIssue[] = [];
+  // The shared tier lives in Redis: cluster.store must name one.
+  const cluster = root['cluster'];
+  const store = cluster !== null && typeof cluster === 'object' && !Array.isArray(cluster) ? asString((cluster as RawMap)['store']) : undefined;
+  const redis = store !== undefined && /^rediss?:\/\//.test(store);
+  for (const [i, c] of maps(root['caches'])) {
+    if ((c['shared'] === true || c['shared'] === 'true') && !redis) {
+      out.push({ path: ['caches', i, 'shared'], message: 'the shared tier is kept in cluster.store, which must then be a redis:// or rediss:// URL (it is ' + (store ?? 'memory') + ')' });
+    }
+  }
   for (const [i, l] of maps(root['listeners'])) {
     const protocol = asString(l['protocol']);
     for (const [j, r] of maps(l['routes'])) {

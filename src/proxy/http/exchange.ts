@@ -3,7 +3,7 @@ import type { Server } from '../../core/server.js';
 import type { ExchangeRecord } from '../../observability/records.js';
 import type { ClientCertState } from '../../tls/client-cert.js';
 import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runtime.js';
-import type { RequestHead } from './parse-request.js';
+import type { HeadLimits, RequestHead } from './parse-request.js';
 import type { ResponseHead } from './parse-response.js';
 import type { RequestView } from './router.js';
 import type { ReleaseStats } from '../upstream-attempt.js';
@@ -118,6 +118,14 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
   }
 
   /** The listener's name. */
+  /** The listener sends a PROXY header on every server connection (which then serves this client only). */
+  get sendsProxy(): boolean {
+    return this.lst.sendProxy !== false;
+  }
+  /** The limits on the response heads of this listener's servers. */
+  get upstreamHeadLimits(): HeadLimits {
+    return this.lst.upstreamHeadLimits;
+  }
   get listener(): string {
     return this.lst.name;
   }

@@ -74,12 +74,26 @@ export interface StreamedAnswer {
   readonly sized: boolean;
   /** There is a body to send (false for HEAD, 304, 204). */
   readonly hasBody: boolean;
+  /** Set when the answer is a stored object's whole body (not a range, not HEAD): its kept variants. */
+  readonly variants?: AnswerVariants | undefined;
   /** Start sending into `sink` (after the head was written). */
   start(sink: AnswerSink): void;
   /** The client drained: send more. */
   resume(): void;
   /** The client left before the end: stop, release what was held. */
   cancel(): void;
+}
+
+/**
+ * The whole stored body of an answer in other forms (the cache's compressed variants): a phase
+ * that transforms the body the same way every time (compression at one coding and level) sends
+ * a kept one instead of transforming again, or keeps the one it made.
+ */
+export interface AnswerVariants {
+  /** The body kept under `name` (e.g. `gzip/5`), or undefined. */
+  variant(name: string): Buffer | undefined;
+  /** Keep `body` under `name` (the owner may refuse it: too large, or the object is gone). */
+  keepVariant(name: string, body: Buffer): void;
 }
 
 /** What a phase may answer with instead of forwarding (or instead of the server's response). */

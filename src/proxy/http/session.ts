@@ -1116,10 +1116,16 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.sentToClient = true;
     this.state = St.Answer;
     this.deadline = 0;
-    this.sock.write(h, 'latin1');
-    if (!a.hasBody) return this.answerEnd();
-    this.streamed = a;
-    a.start(this);
+    // Head and body in one write where the body is at hand (a hit): corked until the answer has started.
+    const sock = this.sock;
+    sock.cork();
+    sock.write(h, 'latin1');
+    if (!a.hasBody) this.answerEnd();
+    else {
+      this.streamed = a;
+      a.start(this);
+    }
+    if (sock.writableCorked > 0) sock.uncork();
   }
 
   /** AnswerSink: body bytes of the streamed answer. */

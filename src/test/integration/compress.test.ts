@@ -286,7 +286,7 @@ test('server-sent events through a compressing route arrive one by one, before t
   }
 });
 
-test('with cache: on the route the cache keeps the identity body; a miss and every hit are compressed on delivery by the client\'s Accept-Encoding', async () => {
+test('with cache: on the route the cache keeps the identity body and each compressed variant: the first hit per coding is compressed on delivery and kept, the next ones are sent as kept (with Content-Length)', async () => {
   const f = await farm({ '/t': fixed({ 'cache-control': 'max-age=60', etag: '"v1"', vary: 'Origin' }, TEXT) }, { cache: 'main', compress: true }, { caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB' }] });
   try {
     const miss = await get(f.port, '/t', { 'accept-encoding': 'gzip' });
@@ -294,15 +294,26 @@ test('with cache: on the route the cache keeps the identity body; a miss and eve
     assert.equal(miss.headers['etag'], 'W/"v1"');
     assert.match(String(miss.headers['cache-status']), /fwd=miss; stored/);
     assert.equal(miss.text, TEXT);
+    const cache = (f.p as unknown as { caches: { get(n: string): { store: { bytes: number } } } }).caches.get('main')!.store;
+    const identityBytes = cache.bytes;
     for (const coding of ['gzip', 'br']) {
       const hit = await get(f.port, '/t', { 'accept-encoding': coding });
       assert.match(String(hit.headers['cache-status']), /^portico; hit/);
       assert.equal(hit.headers['content-encoding'], coding);
-      assert.equal(hit.headers['content-length'], undefined);
+      assert.equal(hit.headers['content-length'], undefined, 'compressed on delivery (chunked)');
       assert.equal(hit.headers['etag'], 'W/"v1"');
       assert.equal(hit.headers['vary'], 'Origin, Accept-Encoding');
       assert.equal(hit.text, TEXT);
+      const kept = await get(f.port, '/t', { 'accept-encoding': coding });
+      assert.match(String(kept.headers['cache-status']), /^portico; hit/);
+      assert.equal(kept.headers['content-encoding'], coding);
+      assert.equal(kept.headers['content-length'], String(hit.raw.length), 'the kept variant, sized');
+      assert.ok(kept.raw.equals(hit.raw), 'the same bytes as the compressed first hit');
+      assert.equal(kept.headers['etag'], 'W/"v1"');
+      assert.equal(kept.headers['vary'], 'Origin, Accept-Encoding');
+      assert.equal(kept.text, TEXT);
     }
+    assert.ok(cache.bytes > identityBytes, 'the variants are counted in the cache\'s bytes');
     // A client that takes no coding gets the stored bytes as they are, with the server's ETag.
     const plain = await get(f.port, '/t');
     assert.match(String(plain.headers['cache-status']), /^portico; hit/);
@@ -322,9 +333,9 @@ test('with cache: on the route the cache keeps the identity body; a miss and eve
     const cond = await get(f.port, '/t', { 'if-none-match': 'W/"v1"', 'accept-encoding': 'gzip' });
     assert.equal(cond.status, 304);
     assert.equal(f.hits.get('/t'), 1);
-    // Every compressed answer, miss and hits, was counted.
+    // Every compressed answer, miss and hits (kept ones too), was counted.
     const m = await f.p.observability.metrics.render();
-    assert.match(m, /portico_compressed_bytes_total\{listener="web",algorithm="gzip",direction="in"\} 18000\n/);
+    assert.match(m, /portico_compressed_bytes_total\{listener="web",algorithm="gzip",direction="in"\} 27000\n/);
   } finally {
     await f.close();
   }

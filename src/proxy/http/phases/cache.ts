@@ -17,17 +17,19 @@
  *   onDone          an unsafe method's success invalidates its target (RFC 9111 §4.4); a fetch
  *                   that did not complete stores nothing
  */
-import http from 'node:http';
 import type { Cache, CacheResult, CacheSet } from '../../../cache/cache.js';
 import type { Fill, FillWatcher } from '../../../cache/fill.js';
 import { parseVary, primaryKey, variantKey } from '../../../cache/key.js';
 import { invalidatedTargets, storeDecision, type Fields, type RequestHead as CacheRequest, type StoredPolicy } from '../../../cache/policy.js';
-import type { CacheObject } from '../../../cache/store.js';
+import type { SharedObject } from '../../../cache/shared.js';
+import type { CacheObject, MemoryStore } from '../../../cache/store.js';
 import type { Outcome } from '../../../core/outcome.js';
 import { reasonPhrase } from '../error-response.js';
+import { BackgroundFetch, type BackgroundSink } from '../background-fetch.js';
 import type { Exchange } from '../exchange.js';
+import { CLIENT_CERT, FORWARDING } from '../headers.js';
 import type { ResponseHead } from '../parse-response.js';
-import type { Answer, AnswerSink, HttpPhase, RequestDecision, StreamedAnswer } from '../phases.js';
+import type { Answer, AnswerSink, AnswerVariants, HttpPhase, RequestDecision, StreamedAnswer } from '../phases.js';
 
 /** Header fields a stored response is never answered with (hop-by-hop, framing, the cache's own). */
 const NOT_REPLAYED = new Set([
@@ -57,6 +59,8 @@ class CacheState {
   fill: Fill | undefined = undefined;
   policy: StoredPolicy | undefined = undefined;
   storing = false;
+  /** The object came from the shared tier on this request. */
+  fromShared = false;
 
   constructor(cache: Cache, req: CacheRequest) {
     this.cache = cache;
@@ -187,14 +191,26 @@ class StoredBody {
   }
 }
 
-class StoredAnswer implements StreamedAnswer {
+class StoredAnswer implements StreamedAnswer, AnswerVariants {
   readonly sized = true;
+  /** Itself when the answer is the object's whole body (its compressed variants may stand in). */
+  readonly variants: AnswerVariants | undefined;
   constructor(
     readonly status: number,
     private readonly headText: string,
     readonly hasBody: boolean,
     private readonly body: StoredBody | undefined,
-  ) {}
+    private readonly whole?: { readonly store: MemoryStore; readonly o: CacheObject },
+  ) {
+    this.variants = whole === undefined ? undefined : this;
+  }
+  variant(name: string): Buffer | undefined {
+    return this.whole?.o.variants?.get(name);
+  }
+  keepVariant(name: string, body: Buffer): void {
+    const w = this.whole;
+    if (w !== undefined) w.store.addVariant(w.o, name, body);
+  }
   head(): string {
     return this.headText;
   }
@@ -270,6 +286,11 @@ class JoinedAnswer implements StreamedAnswer, FillWatcher {
   }
 }
 
+/** What a lookup in the shared tier found, as the value a waiting request resumes with. */
+class SharedAnswer {
+  constructor(readonly found: SharedObject | undefined) {}
+}
+
 /** Resolves when a fill's head is known (or the fill failed): a coalesced request then decides. */
 class FillWaiter implements FillWatcher {
   readonly promise: Promise<Fill | undefined>;
@@ -335,13 +356,8 @@ export class CachePhase implements HttpPhase {
     }
     const o = cache.store.lookup(st.key, st.req.headers);
     if (o !== undefined) {
-      const use = o.policy.evaluate(st.req);
-      if (use === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()));
-      if (use === 'stale-while-revalidate') {
-        this.refresh(ex, st, o);
-        return this.answerFrom(ex, st, o, 'stale', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + '; detail=stale-while-revalidate');
-      }
-      st.stale = o;
+      const a = this.fromStored(ex, st, o);
+      if (a !== undefined) return a;
     }
     if (method === 'HEAD') {
       st.result = 'miss';
@@ -363,12 +379,51 @@ export class CachePhase implements HttpPhase {
     st.fill = cache.fills.begin(st.key, cache.spec.maxObjectSize);
     st.result = 'miss';
     st.status = st.stale === undefined ? 'fwd=miss' : 'fwd=stale';
+    // Not in memory: the shared tier may have it. The fill is begun first, so that the requests for
+    // this key that come meanwhile wait for this one lookup (and then find the object in memory).
+    const shared = cache.shared;
+    if (shared !== undefined && o === undefined) return shared.find(st.key, st.req.headers).then((found) => new SharedAnswer(found));
+    return undefined;
+  }
+
+  /**
+   * A stored object found for the request: the answer when it may be used as it is (fresh, or
+   * stale while it is refreshed); undefined when it must be revalidated first (it is kept in
+   * `st.stale`).
+   */
+  private fromStored(ex: Exchange, st: CacheState, o: CacheObject): Answer | undefined {
+    const use = o.policy.evaluate(st.req);
+    if (use === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + (st.fromShared ? '; detail=shared' : ''));
+    if (use === 'stale-while-revalidate') {
+      this.refresh(ex, st, o);
+      return this.answerFrom(ex, st, o, 'stale', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + '; detail=stale-while-revalidate');
+    }
+    st.stale = o;
     return undefined;
   }
 
   onResume(ex: Exchange, value: unknown): Answer | undefined {
     const st = ex.cacheState as CacheState;
+    const cache = st.cache;
+    if (value instanceof SharedAnswer) {
+      // This request's lookup in the shared tier: a copy found there is kept in memory, then used like a memory hit.
+      const found = value.found;
+      if (found === undefined) return undefined;
+      const o = cache.store.insert(st.key, st.req.headers, found.policy, [found.body], found.body.length);
+      if (o === undefined) return undefined;
+      st.fromShared = true;
+      const a = this.fromStored(ex, st, o);
+      if (a !== undefined) return a;
+      st.status = 'fwd=stale';
+      return undefined;
+    }
+    // The fetch this request waited for has its head, or was given up: when a lookup in the shared
+    // tier found the object instead (it is in memory now), answer from there.
     const f = value as Fill | undefined;
+    if (f === undefined) {
+      const o = cache.store.lookup(st.key, st.req.headers);
+      if (o !== undefined && o.policy.evaluate(st.req) === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()));
+    }
     if (f === undefined || !f.joinable || f.head === undefined) {
       st.result = 'miss';
       st.status = 'fwd=miss';
@@ -427,7 +482,7 @@ export class CachePhase implements HttpPhase {
     if (stale !== undefined && res.status === 304) {
       const r = stale.policy.revalidated(st.req, { status: 304, headers: fields });
       if (!r.modified) {
-        cache.store.refresh(stale, r.policy);
+        cache.refresh(stale, r.policy);
         this.endFill(st);
         return this.answerFrom(ex, st, stale, 'revalidated', 'fwd=stale; fwd-status=304');
       }
@@ -491,9 +546,7 @@ export class CachePhase implements HttpPhase {
       st.cache.count(st.result);
     }
     if (st.result === 'bypass' && ex.method !== 'GET' && ex.method !== 'HEAD' && ex.outcome === undefined && ex.response !== undefined) {
-      for (const t of invalidatedTargets(ex.method, ex.status, st.req.url, responseFields(ex.response), ex.host)) {
-        st.cache.store.purgeKey(primaryKey(ex.host, t));
-      }
+      for (const t of invalidatedTargets(ex.method, ex.status, st.req.url, responseFields(ex.response), ex.host)) st.cache.invalidate(ex.host, t);
     }
   }
 
@@ -504,7 +557,9 @@ export class CachePhase implements HttpPhase {
     st.storing = false;
     if (f === undefined || policy === undefined) return;
     if (f.keeping && !f.aborted) {
-      const stored = st.cache.store.insert(st.key, st.req.headers, policy, f.chunks.slice(), f.length);
+      // Stored as one buffer: a hit is then one write of head and body.
+      const body = f.chunks.length === 1 ? f.chunks.slice() : [Buffer.concat(f.chunks, f.length)];
+      const stored = st.cache.insert(st.key, st.req.headers, policy, body, f.length);
       if (stored !== undefined && st.stale !== undefined && st.stale !== stored) st.cache.store.remove(st.stale);
     }
     f.end();
@@ -573,57 +628,107 @@ export class CachePhase implements HttpPhase {
     let h = 'HTTP/1.1 ' + code + ' ' + reasonPhrase(code) + '\r\n' + this.replayHeaders(ex, fields) + extra;
     if (code !== 204 && code !== 304) h += 'content-length: ' + length + '\r\n';
     const hasBody = !head && length > 0 && code !== 204;
-    return new StoredAnswer(code, h + tail, hasBody, hasBody ? new StoredBody(o.body, start, length) : undefined);
+    const whole = hasBody && code !== 206 ? { store: st.cache.store, o } : undefined;
+    return new StoredAnswer(code, h + tail, hasBody, hasBody ? new StoredBody(o.body, start, length) : undefined, whole);
   }
 
   /**
-   * stale-while-revalidate: one background request for the key, to a server of the route's pool,
-   * with the stored validators; its answer (a 304 or a storable 200 within the limit) replaces the
-   * stored response. Plain HTTP toward the server; a failure leaves the stale object as it is.
+   * stale-while-revalidate: one background request for the key through the route's pool, as a
+   * miss goes (BackgroundFetch: the pool's balancing, queue, retries, pooled connections and TLS,
+   * timeouts and passive health), with the stored validators; its answer (a 304, or a storable
+   * response within the limit) replaces the stored response. A failure leaves the stale object as
+   * it is. Not on a listener that sends the PROXY protocol (there is no client to name).
    */
   private refresh(ex: Exchange, st: CacheState, o: CacheObject): void {
     const cache = st.cache;
     const ph = ex.poolHandle;
-    if (ph === undefined || cache.refreshing.has(st.key)) return;
-    const server = ph.pool.pick({ path: ex.path });
-    if (server === undefined) return;
-    const key = st.key;
-    const req = st.req;
-    const headers: Record<string, string> = { ...req.headers, ...o.policy.validators() };
-    for (const k of ['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'range', 'if-range', 'content-length', 'expect']) delete headers[k];
-    cache.refreshing.add(key);
-    const done = () => cache.refreshing.delete(key);
-    const r = http.request({ host: server.host, port: server.port, method: 'GET', path: req.url, headers, timeout: ph.connectTimeoutMs + ph.idleTimeoutMs, agent: false }, (res) => {
-      const fields: Fields = {};
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) fields[k] = Array.isArray(v) ? v.join(', ') : v;
-      const status = res.statusCode ?? 0;
-      if (status === 304) {
-        const next = o.policy.revalidated(req, { status, headers: fields });
-        if (!next.modified) cache.store.refresh(o, next.policy);
-        res.resume();
-        res.on('end', done).on('error', done);
-        return;
-      }
-      const d = storeDecision(req, { status, headers: fields });
-      if (!('policy' in d)) {
-        res.resume();
-        res.on('end', done).on('error', done);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let length = 0;
-      res.on('data', (c: Buffer) => {
-        length += c.length;
-        if (length <= cache.spec.maxObjectSize) chunks.push(c);
-      });
-      res.on('end', () => {
-        done();
-        if (length <= cache.spec.maxObjectSize) cache.store.insert(key, req.headers, d.policy, chunks, length);
-      });
-      res.on('error', done);
-    });
-    r.on('timeout', () => r.destroy());
-    r.on('error', done);
-    r.end();
+    if (ph === undefined || ex.sendsProxy || cache.refreshing.has(st.key)) return;
+    const route = ex.compiledRoute!;
+    const drop = route.requestDrop;
+    let h = 'GET ' + st.req.url + ' HTTP/1.1\r\n';
+    const names = ex.head!.names;
+    const lnames = ex.lnames;
+    const values = ex.values;
+    for (let i = 0; i < lnames.length; i++) {
+      const ln = lnames[i]!;
+      if (drop.has(ln) || NOT_REFRESHED.has(ln)) continue;
+      h += names[i]! + ': ' + values[i]! + '\r\n';
+    }
+    const v = o.policy.validators();
+    if (v['if-none-match'] !== undefined) h += 'If-None-Match: ' + v['if-none-match'] + '\r\n';
+    if (v['if-modified-since'] !== undefined) h += 'If-Modified-Since: ' + v['if-modified-since'] + '\r\n';
+    h += route.requestAdd + '\r\n';
+    cache.refreshing.add(st.key);
+    new BackgroundFetch(ph, h, ex.upstreamHeadLimits, new Refresh(cache, st.key, st.req, o)).start(ex.path);
+  }
+}
+
+/**
+ * Request fields a background refresh does not take from the client's request: its own
+ * conditional fields and ranges (the refresh sends the stored validators, for the whole object),
+ * the body's, and forwarding and client-certificate fields (the refresh is not on a client's
+ * behalf).
+ */
+const NOT_REFRESHED: ReadonlySet<string> = new Set([
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'range',
+  'content-length',
+  'transfer-encoding',
+  'expect',
+  ...FORWARDING,
+  ...CLIENT_CERT,
+]);
+
+/** Where a background refresh's answer goes: a 304 refreshes the stored head, a storable 200 replaces the object. */
+class Refresh implements BackgroundSink {
+  private policy: StoredPolicy | undefined;
+  private readonly chunks: Buffer[] = [];
+  private length = 0;
+
+  constructor(
+    private readonly cache: Cache,
+    private readonly key: string,
+    private readonly req: CacheRequest,
+    private readonly o: CacheObject,
+  ) {}
+
+  head(res: ResponseHead): boolean {
+    const fields = responseFields(res);
+    if (res.status === 304) {
+      const next = this.o.policy.revalidated(this.req, { status: 304, headers: fields });
+      if (!next.modified) this.cache.refresh(this.o, next.policy);
+      this.done();
+      return false;
+    }
+    const d = storeDecision(this.req, { status: res.status, headers: fields });
+    if (!('policy' in d) || res.contentLength > this.cache.spec.maxObjectSize) {
+      this.done();
+      return false;
+    }
+    this.policy = d.policy;
+    return true;
+  }
+
+  data(chunk: Buffer): void {
+    this.length += chunk.length;
+    if (this.length <= this.cache.spec.maxObjectSize) this.chunks.push(chunk.buffer.byteLength > chunk.length * 2 ? Buffer.from(chunk) : chunk);
+  }
+
+  end(): void {
+    this.done();
+    const chunks = this.chunks.length <= 1 ? this.chunks : [Buffer.concat(this.chunks, this.length)];
+    if (this.policy !== undefined && this.length <= this.cache.spec.maxObjectSize) this.cache.insert(this.key, this.req.headers, this.policy, chunks, this.length);
+  }
+
+  failed(): void {
+    this.done();
+  }
+
+  private done(): void {
+    this.cache.refreshing.delete(this.key);
   }
 }

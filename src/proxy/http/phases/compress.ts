@@ -14,11 +14,14 @@
  *   onDone          the compressor released (also when the response did not complete)
  *
  *   onStreamedAnswer an answer from the cache (stored identity: a hit, a request joined to a
- *                   fetch) compressed on delivery by the same rules
+ *                   fetch) compressed on delivery by the same rules; for a stored object's whole
+ *                   body, the compressed variant kept with it (by coding and level) is sent
+ *                   instead, or the one made now is kept
  *
  * On a route with `cache:` too, this phase runs after the cache's (route-phases.ts): the cache
  * keeps the server's identity response, and every client gets it compressed by its own
- * Accept-Encoding, on a miss and on a hit alike.
+ * Accept-Encoding, on a miss and on a hit alike; a hit's compressed form is kept with the object
+ * (AnswerVariants), so that the next hits with that coding are not compressed again.
  */
 import { Compressor } from '../../../compress/engine.js';
 import { chooseCoding, DEFAULT_COMPRESS, varyWithAcceptEncoding, weakenEtag, whyNotCompress, type Coding, type CompressOptions } from '../../../compress/negotiate.js';
@@ -127,6 +130,8 @@ class CompressedAnswer implements StreamedAnswer, AnswerSink {
   readonly hasBody: boolean;
   readonly status: number;
   private sink: AnswerSink | undefined;
+  /** The compressed pieces, kept when the inner answer takes the variant (a whole stored body). */
+  private kept: Buffer[] | undefined;
 
   constructor(
     private readonly inner: StreamedAnswer,
@@ -134,9 +139,11 @@ class CompressedAnswer implements StreamedAnswer, AnswerSink {
     private readonly c: Compressor,
     private readonly counters: CompressCounters,
     private readonly listener: string,
+    private readonly variant?: string,
   ) {
     this.status = inner.status;
     this.hasBody = inner.hasBody;
+    if (variant !== undefined && inner.variants !== undefined) this.kept = [];
   }
   head(): string {
     return this.headText;
@@ -157,7 +164,9 @@ class CompressedAnswer implements StreamedAnswer, AnswerSink {
     const sink = this.sink;
     if (sink === undefined) return false;
     const out = this.c.push(data);
-    return out.length === 0 ? true : sink.answerData(out);
+    if (out.length === 0) return true;
+    this.kept?.push(out);
+    return sink.answerData(out);
   }
   answerEnd(): void {
     const sink = this.sink;
@@ -166,11 +175,19 @@ class CompressedAnswer implements StreamedAnswer, AnswerSink {
     const tail = this.c.end();
     this.counters.add(this.listener, this.c.coding, this.c.bytesIn, this.c.bytesOut);
     if (tail.length > 0) sink.answerData(tail);
+    const kept = this.kept;
+    if (kept !== undefined) {
+      // One exact copy: the pieces are views into the compressor's larger output buffers.
+      kept.push(tail);
+      this.kept = undefined;
+      this.inner.variants!.keepVariant(this.variant!, Buffer.concat(kept));
+    }
     sink.answerEnd();
   }
   answerAbort(): void {
     const sink = this.sink;
     this.sink = undefined;
+    this.kept = undefined;
     this.release();
     sink?.answerAbort();
   }
@@ -184,6 +201,26 @@ class CompressedAnswer implements StreamedAnswer, AnswerSink {
 /** Header names a compressed answer replaces, and the one an identity answer that could have been compressed extends. */
 const REPLACED: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'etag', 'vary']);
 const VARY_ONLY: ReadonlySet<string> = new Set(['vary']);
+
+/** A compressed variant kept with a stored object, sent as it is (sized: it carries Content-Length). */
+class KeptAnswer implements StreamedAnswer {
+  readonly sized = true;
+  readonly hasBody = true;
+  constructor(
+    readonly status: number,
+    private readonly headText: string,
+    private readonly body: Buffer,
+  ) {}
+  head(): string {
+    return this.headText;
+  }
+  start(sink: AnswerSink): void {
+    sink.answerData(this.body);
+    sink.answerEnd();
+  }
+  resume(): void {}
+  cancel(): void {}
+}
 
 /** A streamed answer with another head (Vary extended), its body untouched. */
 class HeadOnly implements StreamedAnswer {
@@ -219,10 +256,16 @@ export class CompressPhase implements HttpPhase {
    * so that a server's `identity` does not stand next to the coding.
    */
   readonly responseHeaders: readonly string[] = ['etag', 'vary', 'content-encoding'];
+  /** The names of this route's compressed variants in a cache (coding and level: routes may differ). */
+  private readonly brName: string;
+  private readonly gzipName: string;
   constructor(
     readonly opts: CompressOptions,
     private readonly counters: CompressCounters,
-  ) {}
+  ) {
+    this.brName = 'br/' + opts.level;
+    this.gzipName = 'gzip/' + opts.level;
+  }
 
   onResponseHead(ex: Exchange, res: ResponseHead): string {
     const f = fieldsOf(res);
@@ -286,7 +329,18 @@ export class CompressPhase implements HttpPhase {
     h += 'Content-Encoding: ' + coding + '\r\n';
     if (f['etag'] !== undefined) h += 'ETag: ' + weakenEtag(f['etag']) + '\r\n';
     const cl = f['content-length'];
-    return new CompressedAnswer(a, h, new Compressor(coding, this.opts.level, cl === undefined ? -1 : Number(cl) || -1), this.counters, ex.listener);
+    // A stored object's whole body: its variant at this coding and level, when one was kept, is
+    // sent as it is; otherwise the body is compressed on its way out and the result kept with it.
+    const variants = a.variants;
+    const name = variants === undefined ? undefined : coding === 'br' ? this.brName : this.gzipName;
+    if (variants !== undefined) {
+      const kept = variants.variant(name!);
+      if (kept !== undefined) {
+        this.counters.add(ex.listener, coding, cl === undefined ? 0 : Number(cl) || 0, kept.length);
+        return new KeptAnswer(a.status, h + 'Content-Length: ' + kept.length + '\r\n', kept);
+      }
+    }
+    return new CompressedAnswer(a, h, new Compressor(coding, this.opts.level, cl === undefined ? -1 : Number(cl) || -1), this.counters, ex.listener, name);
   }
 
   onDone(ex: Exchange): void {
