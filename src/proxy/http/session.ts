@@ -136,6 +136,8 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private outFull = false;
   private sentToClient = false;
   private keepClient = true;
+  /** The listener is stopping (shutdown()): the request in progress, or the first one to come, is the last. */
+  private draining = false;
   private upReusable = true;
   private upstreamKeepAlive = true;
 
@@ -333,7 +335,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.ex.bytesIn = r.headEnd;
     this.ex.bytesOut = 0;
     this.keepClient =
-      r.keepAlive && !this.clientEnded && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
+      r.keepAlive && !this.clientEnded && !this.draining && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
 
     // Target: origin-form (or absolute-form, turned into origin-form for the server).
     let t = r.target;
@@ -1346,9 +1348,15 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     }
   }
 
-  /** Graceful shutdown: an idle connection is closed now; a busy one after its response. */
+  /**
+   * Graceful shutdown: a keep-alive connection idle between requests is closed now; a busy one
+   * after its response. A connection that has not sent its first request yet (accepted a moment
+   * ago, its request on the way) is not closed under it: that request is answered, with
+   * `Connection: close`, within the header timeout and the shutdown grace.
+   */
   shutdown(): void {
-    if (this.idle) this.closeClient();
+    this.draining = true;
+    if (this.idle && this.requestsOnConn > 0) this.closeClient();
     else this.keepClient = false;
   }
 }
