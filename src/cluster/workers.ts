@@ -9,7 +9,7 @@ import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
-import { createLogger, isLevelLogger, setProcessTag, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, setLogFormat, setProcessTag, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
@@ -240,6 +240,7 @@ export async function runPrimary(
   // A new version from etcd: discovery and checks first, then every worker (PrimaryConfig sends it).
   primaryConfig.onVersion = async (next) => {
     if (isLevelLogger(log)) log.setLevel(next.log.level);
+    setLogFormat(next.log.format);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     await hub.apply(await primaryConfig.discover(next));
   };
@@ -268,6 +269,7 @@ export async function runPrimary(
     }
     // The primary's own lines follow log.level, as a single process's do.
     if (isLevelLogger(log)) log.setLevel(next.log.level);
+    setLogFormat(next.log.format);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     // The workers apply the version validated here (a file read once; from etcd, the document they hold).
     const m: ReloadNote = { config: primaryConfig.fromEtcd ? undefined : next };
@@ -413,6 +415,7 @@ export async function startWorker<P extends WorkerPortico>(configFile: string, d
 export async function startPrimary<P extends WorkerPortico>(configFile: string, start: StartConfig, deps: WorkersDeps<P>): Promise<boolean> {
   const n = workerCount(start.config.cluster.workers);
   if (n <= 1) return false;
+  setLogFormat(start.config.log.format);
   const log = createLogger(start.config.log.level);
   await runPrimary(configFile, start.config, n, log, deps.buildPool, new PrimaryConfig(configFile, start, log, deps.buildServer));
   return true;

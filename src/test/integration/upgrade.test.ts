@@ -212,7 +212,6 @@ describe('upgrade: new workers from the code on disk, the old ones drain', () =>
       if (load.failed.length > 0) console.error(readFileSync(join(pkg, 'access.log'), 'utf8').split('\n').filter((l) => !l.includes('"status":200')).join('\n'), proc.output());
       assert.deepEqual(load.failed, [], `failed requests (of ${load.total()}, ${load.retried()} retried on a new connection)`);
       assert.ok(load.total() >= 8 * 100);
-      console.error(proc.output());
     } finally {
       await load?.stop();
       await p?.stop();
@@ -231,6 +230,7 @@ describe('upgrade: new workers from the code on disk, the old ones drain', () =>
     writeFileSync(
       file,
       JSON.stringify({
+        log: { format: 'json' },
         admin: { listen: `127.0.0.1:${adminPort}` },
         stateDir: join(dir, 'state'),
         cluster: { workers: 1 },
@@ -247,6 +247,10 @@ describe('upgrade: new workers from the code on disk, the old ones drain', () =>
       assert.match(r.out, /upgrade not done: an upgrade replaces the workers of cluster\.workers \(2 or more\).*a single process \(cluster\.workers: 1\) holds its own sockets and cannot hand them over: restart it/);
       process.kill(p.child.pid!, 'SIGUSR2');
       await waitFor(() => proc.count(/SIGUSR2: upgrade not done: an upgrade replaces the workers/) === 1, 30_000, 'the process to say why');
+      // log.format: json: every line of the process log is one object.
+      const lines = proc.output().split('\n').filter((l) => l !== '');
+      const warn = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => String(o['msg']).startsWith('SIGUSR2'));
+      assert.equal(warn?.['level'], 'warn');
       assert.equal(p.child.exitCode, null);
     } finally {
       await p?.stop();
