@@ -1,21 +1,34 @@
 import { strict as assert } from 'node:assert';
 import { it } from 'node:test';
+import { z } from 'zod';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
-import { listenerSchema } from '../config/schema/listener.js';
+import { listenerConfigKinds, listenerUnion, registerListenerConfig } from '../config/schema/listener.js';
 import { kindOf, listenerKinds } from './listener-kinds.js';
 
-it('the listener union of the configuration holds exactly the registered kinds, each under its protocol', () => {
-  const options = listenerSchema.options as readonly unknown[];
-  assert.equal(options.length, listenerKinds.length);
+it('the listener union of the configuration is made of the registered kinds, each under its protocol, in order', () => {
+  const options = (listenerUnion() as unknown as { options: readonly unknown[] }).options;
+  assert.deepEqual(options, listenerKinds.map((k) => k.schema));
+  assert.deepEqual(listenerConfigKinds(), listenerKinds);
   for (const k of listenerKinds) {
-    assert.ok(options.includes(k.schema), `kind ${k.protocol}: its schema is a member of listenerSchema`);
     const shape = (k.schema as unknown as { shape: { protocol: { value: unknown } } }).shape;
     assert.equal(shape.protocol.value, k.protocol, `kind ${k.protocol}: its schema's protocol literal`);
     assert.equal(kindOf(k.protocol), k);
   }
   assert.equal(new Set(listenerKinds.map((k) => k.protocol)).size, listenerKinds.length, 'one kind per protocol');
   assert.throws(() => kindOf('gopher'), /no registered kind/);
+  assert.throws(() => registerListenerConfig(listenerKinds[0]!), /registered twice/);
+  const late = { protocol: 'gopher', schema: z.strictObject({ protocol: z.literal('gopher') }) };
+  assert.throws(() => registerListenerConfig(late), /after a configuration was validated/, 'the union is fixed once made');
+  assert.throws(() => registerListenerConfig({ ...late, schema: z.strictObject({ protocol: z.literal('finger') }) }), /its schema's protocol is finger/);
+  assert.deepEqual(listenerConfigKinds(), listenerKinds, 'nothing was added');
+});
+
+it('an unknown protocol names the registered kinds, in order', () => {
+  assert.throws(
+    () => validateConfig({ admin: { enabled: false }, listeners: [{ name: 'g', protocol: 'gopher', listen: '127.0.0.1:0' }] }, { runnable: false }),
+    (err: Error) => err.message.includes(`unknown protocol "gopher": one of ${listenerKinds.map((k) => k.protocol).join(' | ')}`),
+  );
 });
 
 it("each kind's share of its connection limit under cluster.workers", () => {

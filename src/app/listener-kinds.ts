@@ -1,8 +1,10 @@
 /**
  * Every listener kind, by the `protocol` it answers to. Adding a kind is a folder with its
- * `kind.ts` (src/listener/kind.ts says what one holds), its schema in the listener union
- * (src/config/schema/listener.ts) and one line here.
+ * `kind.ts` (src/listener/kind.ts says what one holds) and its schema, and one line here.
+ * Importing this module registers each kind's schema and checks into the listener union of the
+ * configuration (src/config/schema/listener.ts): import it before validating a configuration.
  */
+import { registerListenerConfig } from '../config/schema/listener.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { ListenerService } from './service.js';
 import { dnsKind } from '../dns/kind.js';
@@ -28,12 +30,14 @@ export const listenerKinds: readonly RegisteredKind[] = [
   dnsKind,
 ];
 
+for (const k of listenerKinds) registerListenerConfig(k);
+
 const byProtocol = new Map<string, RegisteredKind>(listenerKinds.map((k) => [k.protocol, k]));
 
 /** The kind of a listener's configuration (or of a running listener, by its `protocol`). */
 export function kindOf(protocol: ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
   const k = byProtocol.get(protocol);
-  // The schema admits only registered protocols (listener-kinds.test.ts): reaching here is a bug.
+  // The listener union holds only registered protocols: reaching here is a bug.
   if (k === undefined) throw new Error(`listener protocol ${protocol} has no registered kind`);
   return k;
 }
