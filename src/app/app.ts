@@ -24,7 +24,7 @@ import type { ListenerKind } from '../listener/kind.js';
 import { kindOf, listenerKinds, type AppBuildContext } from './listener-kinds.js';
 import { AdminError } from '../admin/admin-error.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
-import { createLogger, isLevelLogger, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, setLogFormat, type Logger } from '../observability/logger.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { AdminServer, type AdminTimeouts } from '../admin/admin-server.js';
 import { RuntimeJournal } from '../admin/journal.js';
@@ -214,6 +214,7 @@ class PorticoApp implements Portico, ConfigHost {
     this.clock = clock;
     this.rng = rng;
     this.log = deps.logger ?? createLogger(config.log.level);
+    setLogFormat(config.log.format);
     // cluster.store: redis://... is the store of every node (stick tables, TLS sessions, runtime changes).
     const cs = deps.store === undefined && config.cluster.store !== 'memory' ? new ClusterStore({ url: config.cluster.store, log: this.log }) : undefined;
     this.store = deps.store ?? cs?.store ?? new MemoryStore({ clock });
@@ -411,6 +412,7 @@ class PorticoApp implements Portico, ConfigHost {
 
   async updateLog(log: Config['log']): Promise<void> {
     if (isLevelLogger(this.log)) this.log.setLevel(log.level);
+    setLogFormat(log.format);
     await this.observability.setAccessLog(log.access);
   }
 

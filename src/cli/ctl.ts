@@ -33,6 +33,9 @@ Commands:
   reset POOL/SERVER               drop the server's runtime change (weight, state ... set through
                                   the API): the file's values apply again
   reload                          re-read the configuration file; an invalid file is refused
+  upgrade                         with cluster.workers: re-read the file, start new workers from the code
+                                  on disk, then drain the old ones (no connection dropped); waits for
+                                  the new workers, at least 120 s (or --timeout)
   cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, revalidated, evictions
   purge CACHE --url PATH | --prefix PATH | --tag TAG
                                   drop from CACHE every variant of a URL (/path?q on every host, or
@@ -389,6 +392,9 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
           return lines.join('\n') + '\n';
         },
       };
+    case 'upgrade':
+      want(0, 'no argument');
+      return planUpgrade(o);
     case 'cache':
       want(0, 'no argument');
       return { method: 'GET', path: '/api/v1/caches', render: (b) => renderCaches(b.caches as Json[]) };
@@ -409,6 +415,19 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
       throw new UsageError(`unknown command ${cmd}`);
     }
   }
+}
+
+/** How long `upgrade` waits at least: the reload, the new workers' start and their first answers. */
+const UPGRADE_WAIT_MS = 120_000;
+
+/** `upgrade`: POST /api/v1/upgrade (src/cluster/upgrade.ts), which answers once the new workers accept. */
+function planUpgrade(o: CtlOptions): Call {
+  o.timeoutMs = Math.max(o.timeoutMs, UPGRADE_WAIT_MS);
+  return {
+    method: 'POST',
+    path: '/api/v1/upgrade',
+    render: (b) => `upgraded: workers ${(b.started as number[]).join(', ')} accept; workers ${(b.draining as number[]).join(', ')} drain and exit\n`,
+  };
 }
 
 function poolServer(s: string): [string, string] {

@@ -11,6 +11,7 @@ import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js'
 import { runSimulate } from '../sim/cli.js';
 import { writePidFile } from './pid-file.js';
 import { notifyReady } from '../cluster/systemd-notify.js';
+import { mountSingleProcessUpgrade, SINGLE_PROCESS_UPGRADE } from '../cluster/upgrade.js';
 import { useFileCheck } from '../config/load.js';
 import { checkFiles } from '../tls/config-files.js';
 
@@ -25,6 +26,8 @@ Commands:
                       CAs) as start would; print every error as FILE:LINE:COL key: message
   demo                run the demo farm: three servers behind an http listener
   simulate ...        replay a trace through the balancing algorithms (portico simulate --help)
+  upgrade [ctl opts]  replace the workers with new ones from the code on disk, without dropping a connection
+                      (cluster.workers 2 or more; the admin API's POST /api/v1/upgrade, as portico ctl upgrade)
   ctl ...             the admin API from the shell: status, pools, servers, weight, drain ... (portico ctl --help)
   keepalived ...      write a keepalived configuration for virtual-address take-over (portico keepalived --help)
   (no command)        start with ./portico.yaml if it exists, else the demo
@@ -66,8 +69,8 @@ function parseArgs(argv: string[]): Args {
 }
 
 export async function main(argv: string[]): Promise<number | undefined> {
-  if (argv[0] === 'ctl') {
-    return runCtl(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  if (argv[0] === 'ctl' || argv[0] === 'upgrade') {
+    return runCtl(argv[0] === 'ctl' ? argv.slice(1) : argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
   }
   if (argv[0] === 'keepalived') {
     return runKeepalived(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
@@ -120,6 +123,7 @@ async function start(file: string): Promise<number | undefined> {
     if (await startPrimary(file, boot, deps)) return undefined;
     const source = boot.source;
     portico = createPortico(markValidated(boot.config), { configFile: file, configSource: source === undefined ? undefined : () => source.current! });
+    if (portico.admin !== undefined) mountSingleProcessUpgrade(portico.admin.router);
     if (source !== undefined) source.onUpdate = () => portico.reload();
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -141,9 +145,15 @@ async function start(file: string): Promise<number | undefined> {
   return undefined;
 }
 
-/** A signal Portico does not use: said in the log instead of ending the process (SIGUSR2's default). */
-export function ignoreSignal(sig: NodeJS.Signals, log: { warn(msg: string): void }): void {
-  process.on(sig, () => log.warn(`${sig} ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT`));
+/**
+ * SIGUSR2 where it does not upgrade (the primary's upgrades, src/cluster/upgrade.ts): a worker
+ * says where to send it; a single process says why it cannot (instead of ending, SIGUSR2's default).
+ */
+function upgradeSignalElsewhere(log: { warn(msg: string): void }): void {
+  process.on('SIGUSR2', () => {
+    if (isWorkerProcess()) log.warn(`SIGUSR2 to worker ${process.pid} ignored: the primary upgrades every worker (kill -USR2 ${process.ppid})`);
+    else log.warn(`SIGUSR2: upgrade not done: ${SINGLE_PROCESS_UPGRADE}`);
+  });
 }
 
 /** What a failed start prints: a ConfigError's lines, or `portico: MESSAGE`. */
@@ -179,7 +189,7 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
     log.info('SIGHUP: reloading the configuration');
     portico.reload().catch(() => undefined);
   });
-  ignoreSignal('SIGUSR2', log);
+  upgradeSignalElsewhere(log);
   await portico.start();
   const stop = (sig: string): void => {
     if (stopping) return;

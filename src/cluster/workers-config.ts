@@ -6,7 +6,7 @@ import { serverId, type OpState, type Server } from '../core/server.js';
 import { createDiscovery } from '../discovery/from-config.js';
 import { discoveryStatus, type DiscoveryStatus } from '../discovery/status.js';
 import { DiscoveryWatcher } from '../discovery/watcher.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, setLogFormat, type Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
 import { EtcdConfigSource } from './etcd-config.js';
 import { Channel, IpcTimeoutError, type IpcPort } from './ipc.js';
@@ -40,6 +40,8 @@ export interface StartConfig {
  */
 export async function loadStartConfig(file: string): Promise<StartConfig> {
   const config = loadConfigFile(file);
+  // The process log's format from the first line on (a reload applies a new one).
+  setLogFormat(config.log.format);
   if (config.cluster.config === 'file') return { config, source: undefined };
   const log = createLogger(config.log.level);
   const source = new EtcdConfigSource({ url: config.cluster.config, stateDir: config.stateDir, log });

@@ -9,7 +9,7 @@ import { systemClock } from '../core/clock.js';
 import { SeededRng } from '../core/rng.js';
 import { createHealthMonitor } from '../health/from-config.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
-import { createLogger, isLevelLogger, setProcessTag, type Logger } from '../observability/logger.js';
+import { createLogger, isLevelLogger, setLogFormat, setProcessTag, type Logger } from '../observability/logger.js';
 import { loadOrCreateSecret, needsStateSecret } from '../persistence/index.js';
 import type { Pool } from '../pool/pool.js';
 import type { StateStore } from '../store/state-store.js';
@@ -17,6 +17,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import { Channel, type IpcPort } from './ipc.js';
 import { serveStore, WorkerStore } from './workers-store.js';
 import { notifyReady } from './systemd-notify.js';
+import { mountWorkerUpgrade, Upgrader } from './upgrade.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
 import { CONFIG_CHANNEL, PrimaryConfig, WorkerLink, type ConfigDown, type ConfigUp, type LinkedPortico, type ReloadNote, type ReloadReply, type ServerOp, type StartConfig } from './workers-config.js';
 
@@ -27,7 +28,8 @@ import { CONFIG_CHANNEL, PrimaryConfig, WorkerLink, type ConfigDown, type Config
  * it runs the active health checks once and sends every change of a server's state to every
  * worker, holds the StateStore of the workers (stick tables, rate-limit counters, runtime
  * changes; unless `cluster.store` is Redis, which each worker then uses itself), replaces a
- * worker that dies, and passes SIGHUP on to every worker.
+ * worker that dies, and passes SIGHUP on to every worker. SIGUSR2 upgrades: new workers from
+ * the code on disk, then the old ones drain (src/cluster/upgrade.ts).
  */
 
 /** What a worker runs: a Portico (src/app), as far as the workers need it. */
@@ -168,7 +170,7 @@ export async function runPrimary(
   cluster.schedulingPolicy = config.cluster.accept === 'shared' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   cluster.setupPrimary({ serialization: 'advanced' });
 
-  const fork = (): void => {
+  const fork = (): Worker => {
     // PORTICO_WORKERS: how many processes share the limits (each enforces its share, src/core/limit-share.ts).
     const w = cluster.fork({ PORTICO_WORKER: '1', PORTICO_WORKERS: String(n) });
     const port = primaryPort(w);
@@ -177,21 +179,33 @@ export async function runPrimary(
     const unserve = store === undefined ? undefined : serveStore(store, port);
     const unstats = stats.add(w.id, port);
     const unconfig = primaryConfig.serve(ch);
+    const unupgrade = upgrader.serve(port);
     ch.on('ready', () => {
+      // A worker an upgrade started: it accepts now.
+      upgrader.ready(w);
       // The first time every worker of the group is up: systemd is told (Type=notify).
       if (!anyReady && ++readyAtStart === n) notifyReady(log);
       if (readyAtStart >= n) anyReady = true;
       for (const s of hub.snapshot()) ch.notify('op', s);
     })
       .handle('reload', ({ ask }) => reloadAll(`POST /api/v1/reload through worker ${w.process.pid}`, { w, ask }))
-      .handle('fatal', ({ error }) => startFailed(error));
+      .handle('fatal', ({ error }) => {
+        // A worker an upgrade started that cannot: the upgrade fails, the running workers go on.
+        if (!upgrader.gone(w, `could not start: ${error.trim()}`)) startFailed(error);
+      });
     w.on('exit', (code, signal) => {
       workers.delete(w);
       ch.close('the worker exited');
       unserve?.();
       unstats();
       unconfig();
+      unupgrade();
       if (stopping) return;
+      // A worker an upgrade started or drained: the upgrade takes it (no other is started for it).
+      if (upgrader.gone(w, `exited while starting (${signal ?? `code ${code}`})`)) {
+        log.info(`worker ${w.process.pid} exited (${signal ?? `code ${code}`})`);
+        return;
+      }
       // Before any worker has started, one that dies will die again: the group ends, as one process would.
       if (!anyReady) return startFailed(`portico: worker ${w.process.pid} exited while starting (${signal ?? `code ${code}`})`);
       const now = Date.now();
@@ -204,7 +218,20 @@ export async function runPrimary(
         if (!stopping) fork();
       }, delayMs);
     });
+    return w;
   };
+  const upgrader = new Upgrader(
+    {
+      size: n,
+      running: () => [...workers.keys()].filter((w) => !upgrader.isStarting(w)),
+      fork,
+      reload: (why) => reloadAll(why),
+      drain: (w) => void w.process.kill('SIGTERM'),
+      stopping: () => stopping,
+      timeoutMs: () => primaryConfig.current.cluster.upgradeTimeout,
+    },
+    log,
+  );
 
   // As in a single process: a fault is logged, and the primary (which holds the sockets) goes on.
   process.on('uncaughtException', (err) => log.error('uncaught exception (process continues)', { error: String(err?.stack ?? err) }));
@@ -216,6 +243,7 @@ export async function runPrimary(
   // A new version from etcd: discovery and checks first, then every worker (PrimaryConfig sends it).
   primaryConfig.onVersion = async (next) => {
     if (isLevelLogger(log)) log.setLevel(next.log.level);
+    setLogFormat(next.log.format);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     if (next.cluster.accept !== config.cluster.accept) log.warn(`cluster.accept changed: a restart applies it (connections accepted as '${config.cluster.accept}')`);
     await hub.apply(await primaryConfig.discover(next));
@@ -245,6 +273,7 @@ export async function runPrimary(
     }
     // The primary's own lines follow log.level, as a single process's do.
     if (isLevelLogger(log)) log.setLevel(next.log.level);
+    setLogFormat(next.log.format);
     if (workerCount(next.cluster.workers) !== n) log.warn(`cluster.workers changed: a restart applies it (${n} workers run)`);
     if (next.cluster.accept !== config.cluster.accept) log.warn(`cluster.accept changed: a restart applies it (connections accepted as '${config.cluster.accept}')`);
     // The workers apply the version validated here (a file read once; from etcd, the document they hold).
@@ -292,7 +321,7 @@ export async function runPrimary(
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGUSR2', () => log.warn('SIGUSR2 ignored: Portico reloads on SIGHUP and stops on SIGTERM or SIGINT'));
+  process.on('SIGUSR2', () => void upgrader.upgrade('SIGUSR2'));
   process.title = 'portico: primary';
   log.info(`primary ${process.pid}: ${n} workers (connections accepted by ${config.cluster.accept === 'shared' ? 'the workers' : 'the primary'})`);
   for (let i = 0; i < n; i++) fork();
@@ -309,6 +338,7 @@ export function createWorkerPortico<P extends WorkerPortico>(configFile: string,
   // What the primary sends (configuration versions, server lists and states, reloads) reaches it through `link`.
   const portico = deps.createPortico(config, { configFile, probes: 'external', discovery: 'external', configSource: link.source, workers: workersOfGroup(), reloadAll: () => link.reloadAll(), ...(store === undefined ? {} : { store }) });
   attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
+  if (portico.admin !== undefined) mountWorkerUpgrade(portico.admin.router, port, () => portico.config.cluster.upgradeTimeout);
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
     void portico.stop().finally(() => process.exit(0));
@@ -390,6 +420,7 @@ export async function startWorker<P extends WorkerPortico>(configFile: string, d
 export async function startPrimary<P extends WorkerPortico>(configFile: string, start: StartConfig, deps: WorkersDeps<P>): Promise<boolean> {
   const n = workerCount(start.config.cluster.workers);
   if (n <= 1) return false;
+  setLogFormat(start.config.log.format);
   const log = createLogger(start.config.log.level);
   await runPrimary(configFile, start.config, n, log, deps.buildPool, new PrimaryConfig(configFile, start, log, deps.buildServer));
   return true;

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { poolEventLine } from '../pool/event-log.js';
-import { createLogger, setProcessTag } from './logger.js';
+import { createLogger, setLogFormat, setProcessTag } from './logger.js';
 
 const lines = (): { out: string[]; write: (l: string) => void } => {
   const out: string[] = [];
@@ -20,6 +20,27 @@ test('a field without a value is left out (no detail=undefined); a worker names 
   }
   log.info('y');
   assert.deepEqual(l.out, ['T info  server web/a op up -> down cause=probe', 'T warn  worker 2: x n=1', 'T info  y']);
+});
+
+test('log.format json: one object a line with time, level, process, msg and the fields; a field cannot replace those', () => {
+  const out: string[] = [];
+  const log = createLogger('info', (l) => out.push(l));
+  setLogFormat('json');
+  setProcessTag('worker 2');
+  try {
+    log.warn('server web/a op up -> down', { cause: 'probe', detail: undefined, msg: 'not this', n: 3 });
+    log.debug('not written');
+  } finally {
+    setProcessTag('');
+    setLogFormat('text');
+  }
+  log.info('y');
+  assert.equal(out.length, 2);
+  const o = JSON.parse(out[0]!) as Record<string, unknown>;
+  assert.match(String(o['time']), /^\d{4}-\d\d-\d\dT/);
+  assert.deepEqual({ ...o, time: 'T' }, { time: 'T', level: 'warn', process: 'worker 2', msg: 'server web/a op up -> down', cause: 'probe', n: 3 });
+  assert.deepEqual(Object.keys(o), ['time', 'level', 'process', 'msg', 'cause', 'n']);
+  assert.match(out[1]!, /^\S+ info  y$/);
 });
 
 test('pool events: a server going down is a warning; added and removed say their state without a double space', () => {

@@ -55,9 +55,9 @@ export interface WorkersProcess {
   stop(): Promise<void>;
 }
 
-/** Start the primary; resolves once `listening` listener lines (one per worker and listener) are in the output. */
-export async function startWorkersProcess(file: string, cwd: string, listening: number, env: NodeJS.ProcessEnv = {}): Promise<WorkersProcess> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'portico'), 'start', '-c', file], { cwd, env: { ...process.env, ...env } });
+/** Start the primary (of the package whose `bin` is given, by default this checkout's); resolves once `listening` listener lines (one per worker and listener) are in the output. */
+export async function startWorkersProcess(file: string, cwd: string, listening: number, env: NodeJS.ProcessEnv = {}, bin = join(ROOT, 'bin', 'portico')): Promise<WorkersProcess> {
+  const child = spawn(process.execPath, [bin, 'start', '-c', file], { cwd, env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));

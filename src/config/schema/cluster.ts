@@ -49,5 +49,8 @@ export const clusterSchema = z
     statsTimeout: duration(10_000)
       .prefault('500ms')
       .describe('With several workers: how long the admin API and `/metrics` wait for the other workers\' figures (a worker that does not answer in time is left out)'),
+    upgradeTimeout: duration(3_600_000)
+      .prefault('60s')
+      .describe('With several workers: how long an upgrade (SIGUSR2, `portico upgrade`) waits for every new worker to be ready before it gives up, stops the new ones and keeps the running ones'),
   })
   .describe('How several Portico processes and nodes act as one');

@@ -11,6 +11,10 @@ const accessLog = z
 export const logSchema = z
   .strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']).prefault('info').describe('Least severe level written to the process log'),
+    format: z
+      .enum(['text', 'json'])
+      .prefault('text')
+      .describe('How the process log (standard error) writes a line: `text` (time, level, message, key=value) or `json` (one object a line: time, level, process, msg and the fields)'),
     access: orOff(accessLog).prefault(false).describe('`false` (off) or where and how to write the access log'),
   })
   .describe('Process log and access log');

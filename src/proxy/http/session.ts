@@ -136,6 +136,8 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private outFull = false;
   private sentToClient = false;
   private keepClient = true;
+  /** The listener is stopping (shutdown()): the request in progress, or the first one to come, is the last. */
+  private draining = false;
   private upReusable = true;
   private upstreamKeepAlive = true;
 
@@ -228,11 +230,25 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
       return;
     }
     if (this.state === St.Answer) return; // the answer goes on; the connection closes after it
-    // The client closed its side while its request is in progress. Like HAProxy's
-    // abortonclose: treat it as gone and cancel the server request, rather than keep a
-    // server busy for a client that will most likely not read the answer.
-    this.abort(Outcome.of(this.reqDone ? 'client-closed' : 'client-closed-body'));
+    // The whole request came, then the client closed its sending side (`nc -N`, a client that
+    // shuts down writing once it has sent): it still reads, so it is answered and the connection
+    // closes after the answer (RFC 9112 §9.6), as HAProxy and NGINX do. Sent to the server as it
+    // is: the server is not told of the half-close.
+    if (this.requestComplete()) {
+      this.keepClient = false;
+      return;
+    }
+    // The client closed its side before its request was complete: it has abandoned it (as
+    // HAProxy's abortonclose): the server request is cancelled rather than left waiting for a
+    // body that will not come.
+    this.abort(Outcome.of('client-closed-body'));
   };
+
+  /** The request in progress has come whole: its body relayed, or (still connecting) in the buffer. */
+  private requestComplete(): boolean {
+    if (this.reqDone) return true;
+    return this.state === St.Connecting && this.reqMode === BodyMode.Length && this.buf.length >= this.reqLeft;
+  }
 
   private readonly onClientError = (): void => {
     // 'close' follows and does the cleanup.
@@ -333,7 +349,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.ex.bytesIn = r.headEnd;
     this.ex.bytesOut = 0;
     this.keepClient =
-      r.keepAlive && !this.clientEnded && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
+      r.keepAlive && !this.clientEnded && !this.draining && (lim.maxRequestsPerConnection === 0 || this.requestsOnConn < lim.maxRequestsPerConnection);
 
     // Target: origin-form (or absolute-form, turned into origin-form for the server).
     let t = r.target;
@@ -1362,9 +1378,15 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     }
   }
 
-  /** Graceful shutdown: an idle connection is closed now; a busy one after its response. */
+  /**
+   * Graceful shutdown: a keep-alive connection idle between requests is closed now; a busy one
+   * after its response. A connection that has not sent its first request yet (accepted a moment
+   * ago, its request on the way) is not closed under it: that request is answered, with
+   * `Connection: close`, within the header timeout and the shutdown grace.
+   */
   shutdown(): void {
-    if (this.idle) this.closeClient();
+    this.draining = true;
+    if (this.idle && this.requestsOnConn > 0) this.closeClient();
     else this.keepClient = false;
   }
 }

@@ -12,6 +12,27 @@ function get(port: number, path = '/', headers: Record<string, string> = {}, age
   return send(port, path, { headers, agent });
 }
 
+/**
+ * Send `data` on a new connection, then half-close it (once `before` holds, if given); `ended`
+ * resolves once the FIN is sent, `done` with everything read until the server closes.
+ */
+function halfClosed(port: number, data: string, before?: () => boolean): { ended: Promise<void>; done: Promise<string> } {
+  const sock = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  let ended!: () => void;
+  const endedP = new Promise<void>((r) => (ended = r));
+  const done = new Promise<string>((resolve) => {
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('error', () => undefined);
+    sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  sock.on('connect', () => {
+    sock.write(data);
+    void (before === undefined ? Promise.resolve() : waitFor(before, 15_000, 'the request at the origin')).then(() => sock.end(ended));
+  });
+  return { ended: endedP, done };
+}
+
 function startProxy(pools: unknown[], listener: Record<string, unknown> = {}): ReturnType<typeof startPortico> {
   return startPortico(webConfig(pools, listener));
 }
@@ -347,6 +368,52 @@ describe('http proxy: streaming, upgrade, aborts', () => {
       await waitFor(() => o.seen.length === 1, 15_000, 'request at origin');
       sock.destroy();
       await waitFor(() => closedAtOrigin, 15_000, 'origin to see the cancel');
+    } finally {
+      await p.stop(100);
+      await o.close();
+    }
+  });
+
+  it('a client that half-closes after a complete request (nc -N) is answered, then the connection closes', async () => {
+    let release: (() => void) | undefined;
+    let cancelled = false;
+    const o = await startOrigin('late', (req, res) => {
+      res.on('close', () => (cancelled = !res.writableFinished));
+      if (req.url === '/now') return void res.end('now');
+      // Held until the test knows Portico has read the client's FIN.
+      release = () => res.end('answered after the FIN');
+    });
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'late', address: o.address }] }]);
+    try {
+      // The request and the FIN at once, as `printf 'GET / ...' | nc -N` sends them.
+      assert.match(await halfClosed(port, 'GET /now HTTP/1.1\r\nHost: x\r\n\r\n').done, /^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n(?:[^]*\r\n)?\r\nnow$/i);
+      // The FIN while the server has not answered yet.
+      const c = halfClosed(port, 'GET /late HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => release !== undefined, 15_000, 'the request at the origin');
+      await c.ended;
+      // A request on another connection answered after the FIN was sent: Portico has read the FIN by then.
+      assert.equal((await get(port, '/now')).status, 200);
+      assert.equal(cancelled, false, 'the server request is not cancelled');
+      release!();
+      const out = await c.done;
+      assert.match(out, /^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n(?:[^]*\r\n)?\r\nanswered after the FIN$/i);
+    } finally {
+      await p.stop(100);
+      await o.close();
+    }
+  });
+
+  it('a client that half-closes before its request body is complete has abandoned it: the server request is cancelled', async () => {
+    let cancelled = false;
+    const o = await startOrigin('body', (req, res) => {
+      res.on('close', () => (cancelled = !res.writableFinished));
+      req.resume();
+    });
+    const { p, port } = await startProxy([{ name: 'web', servers: [{ name: 'body', address: o.address }] }]);
+    try {
+      const c = halfClosed(port, 'POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345', () => o.seen.length === 1);
+      assert.equal(await c.done, '');
+      await waitFor(() => cancelled, 15_000, 'the origin to see the cancel');
     } finally {
       await p.stop(100);
       await o.close();

@@ -132,7 +132,7 @@ describe('portico check', () => {
 const title = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!;
 
 describe('the processes of portico start', () => {
-  it('with workers: named "portico: primary" and "portico: worker N"; the pid file names the primary; SIGHUP to a worker and SIGUSR2 say why they do nothing', async () => {
+  it('with workers: named "portico: primary" and "portico: worker N"; the pid file names the primary; SIGHUP and SIGUSR2 to a worker say where to send them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-svc-'));
     const pidFile = join(dir, 'portico.pid');
     const f = configFile(dir, { protocol: 'http', listen: '127.0.0.1:0' }, 2);
@@ -147,8 +147,8 @@ describe('the processes of portico start', () => {
       assert.deepEqual(workers.map(title).map((t) => t.replace(/\d+$/, 'N')), ['portico: worker N', 'portico: worker N']);
       process.kill(workers[0]!, 'SIGHUP');
       await waitFor(() => p.count(new RegExp(`SIGHUP to worker ${workers[0]} ignored: the primary reloads every worker \\(kill -HUP ${primary}\\)`)) === 1, 10_000, 'the worker to say why');
-      process.kill(primary, 'SIGUSR2');
-      await waitFor(() => p.count(/SIGUSR2 ignored: Portico reloads on SIGHUP/) === 1, 10_000, 'the primary to say why');
+      process.kill(workers[1]!, 'SIGUSR2');
+      await waitFor(() => p.count(new RegExp(`SIGUSR2 to worker ${workers[1]} ignored: the primary upgrades every worker \\(kill -USR2 ${primary}\\)`)) === 1, 10_000, 'the worker to say where');
       assert.equal(p.count(/reloading/), 0, p.output());
       assert.deepEqual(p.workers(), workers, 'no process ended');
     } finally {
@@ -168,7 +168,7 @@ describe('the processes of portico start', () => {
       assert.equal(readFileSync(pidFile, 'utf8'), `${p.child.pid}\n`);
       assert.equal(title(p.child.pid!), 'portico');
       process.kill(p.child.pid!, 'SIGUSR2');
-      await waitFor(() => p.count(/SIGUSR2 ignored/) === 1, 10_000, 'the process to say why');
+      await waitFor(() => p.count(/SIGUSR2: upgrade not done: .*a single process \(cluster\.workers: 1\) holds its own sockets/) === 1, 10_000, 'the process to say why');
     } finally {
       await p.stop();
     }
