@@ -47,6 +47,8 @@ export class KernelListener implements ListenerService, PlanePart {
   private started = false;
   /** Who took new flows at the last write (server name → address . port), to see who left. */
   private activeAt = new Map<string, string>();
+  /** Servers whose flows are cut once the maps no longer send them new ones. */
+  private cuts: { host: string; port: number; server: string; why: string }[] = [];
   /** Counter readings by server name: in = toward the server, out = its replies. */
   traffic: KernelTraffic[] = [];
 
@@ -126,9 +128,13 @@ export class KernelListener implements ListenerService, PlanePart {
 
   private onPoolEvent(ev: PoolEvent): void {
     this.schedule();
-    if (ev.kind === 'admin' && ev.to === 'maint') {
+    // maint: its flows are cut (SPEC §10). down: they are dead already, and the kernel would keep a
+    // closed flow's translation for a client that reuses its address and port (TIME_WAIT): cut too.
+    const why = ev.kind === 'admin' && ev.to === 'maint' ? 'in maint' : ev.kind === 'op' && ev.to === 'down' ? 'down' : undefined;
+    if (why !== undefined) {
       const rt = this.pool.byName(ev.server);
-      if (rt !== undefined) this.cut(rt.server.host, rt.server.port, ev.server);
+      // After the maps are written (sync), so that no new flow reaches it meanwhile.
+      if (rt !== undefined) this.cuts.push({ host: rt.server.host, port: rt.server.port, server: ev.server, why });
     }
   }
 
@@ -153,7 +159,7 @@ export class KernelListener implements ListenerService, PlanePart {
     const spec = this.spec();
     const snap = this.snapshot();
     const script = renderMaps(spec, snap);
-    if (script === this.appliedMaps) return;
+    if (script === this.appliedMaps) return this.runCuts();
     try {
       await plane.apply(this, script);
       this.appliedMaps = script;
@@ -162,6 +168,13 @@ export class KernelListener implements ListenerService, PlanePart {
     } catch (err) {
       this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
     }
+    this.runCuts();
+  }
+
+  private runCuts(): void {
+    const cuts = this.cuts;
+    this.cuts = [];
+    for (const c of cuts) this.cut(c.host, c.port, c.server, c.why);
   }
 
   private noteApplied(): void {
@@ -181,9 +194,9 @@ export class KernelListener implements ListenerService, PlanePart {
     return left;
   }
 
-  private cut(host: string, port: number, server: string): void {
+  private cut(host: string, port: number, server: string, why: string): void {
     cutFlows(this.lc.protocol, host, port).then(
-      (n) => this.log.info(`kernel listener ${this.name}: server ${server} in maint, ${n} flow(s) cut`),
+      (n) => this.log.info(`kernel listener ${this.name}: server ${server} ${why}, ${n} flow(s) cut`),
       (err: unknown) => this.log.warn(`kernel listener ${this.name}: could not cut the flows of ${server}`, { error: String(err) }),
     );
   }
