@@ -357,6 +357,8 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
       // fall x interval, plus a probe's timeout, the admin poll's own pace (a curl in the namespace) and a slow machine.
       assert.ok(left <= FALL * INTERVAL_MS + 250 + 5000, `took ${left} ms`);
       await until('s3 out of the map', async () => !(await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'vip_slots'])).stdout.includes(`${NET_S}.13`), 10_000);
+      // Its flows are cut too: a closed flow's translation (TIME_WAIT) would otherwise take a client reusing its port back to s3.
+      await until('s3 flows cut', async () => !(await admin('GET', '/api/v1/listeners/vip/flows')).flows.some((f: { server: string }) => f.server.startsWith(`${NET_S}.13:`)), 20_000);
       const r = await client(['tcp', VIP, '80', '100', CLIENT]);
       if (r.errors > 0) {
         const map = (await inNsAsync(NS.lb, ['nft', 'list', 'table', 'ip', 'portico'])).stdout;
@@ -420,6 +422,10 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
       assert.match(est[0].client, /^198\.19\.1\.10:\d+$/);
       assert.match(est[0].server, /^198\.19\.2\.1[123]:80$/);
       assert.equal(est[0].protocol, 'tcp');
+      const ctl = await inNsAsync(NS.lb, [process.execPath, join(ROOT, 'bin', 'portico'), 'ctl', '--admin', ADMIN, 'flows', 'vip']);
+      assert.equal(ctl.code, 0, ctl.stderr);
+      assert.match(ctl.stdout, /^CLIENT\s+SERVER\s+PROTOCOL\s+STATE\s+AGE\s+TIMEOUT$/m);
+      assert.match(ctl.stdout, /198\.19\.1\.10:\d+\s+198\.19\.2\.1[123]:80\s+tcp\s+ESTABLISHED/);
     } finally {
       long.child.stdin!.end();
       await stopProc(long, 'SIGKILL');
