@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import '../app/listener-kinds.js'; // the listener kinds a configuration may name (ctl reads the file, config push validates it)
 import { runConfigCtl } from '../cluster/etcd-config-cli.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
