@@ -43,6 +43,10 @@ export class KernelListener implements ListenerService, PlanePart {
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
+  private syncing = false;
+  /** The spec the table was last written from (its rules). */
+  private installedSpec = '';
+  private again = false;
   private appliedMaps = '';
   private started = false;
   /** Who took new flows at the last write (server name → address . port), to see who left. */
@@ -88,8 +92,8 @@ export class KernelListener implements ListenerService, PlanePart {
     await checkPrerequisites(this.lc);
     await plane.install(this);
     this.started = true;
-    this.noteApplied();
     this.subscribe();
+    this.schedule(); // what changed while the table was written
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
     const skipped = snapshotOf(this.pool).skipped;
@@ -115,8 +119,12 @@ export class KernelListener implements ListenerService, PlanePart {
       if (this.started) this.subscribe();
     }
     if (!this.started) return;
+    // The same rules (a server's state, weight or registration changed through the API): the maps
+    // only, so that persistence entries and counters are kept. Otherwise the whole table.
+    const spec = JSON.stringify(this.spec());
+    if (spec === this.installedSpec) return this.schedule();
     plane.install(this).then(
-      () => this.noteApplied(),
+      () => this.schedule(),
       (err: unknown) => this.log.error(`kernel listener ${this.name}: reload could not write the rules (the previous ones stay)`, { error: String(err) }),
     );
   }
@@ -154,32 +162,51 @@ export class KernelListener implements ListenerService, PlanePart {
     void this.readTraffic();
   }
 
-  /** Write the maps when the pool's state changed what they hold. */
+  /** Write the maps when the pool's state changed what they hold; one at a time (a change meanwhile runs it again). */
   private async sync(): Promise<void> {
+    if (this.syncing) {
+      this.again = true;
+      return;
+    }
+    this.syncing = true;
+    try {
+      do {
+        this.again = false;
+        await this.syncOnce();
+      } while (this.again && this.started);
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
     const spec = this.spec();
     const snap = this.snapshot();
     const script = renderMaps(spec, snap);
-    if (script === this.appliedMaps) return this.runCuts();
-    try {
-      await plane.apply(this, script);
-      this.appliedMaps = script;
-      const left = this.leavers(snap);
-      if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
-    } catch (err) {
-      this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
+    if (script !== this.appliedMaps) {
+      try {
+        await plane.apply(this, script);
+        this.appliedMaps = script;
+        const left = this.leavers(snap);
+        if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
+      } catch (err) {
+        this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
+      }
     }
     this.runCuts();
+  }
+
+  /** PlanePart: the whole table was written from this spec and snapshot. */
+  written(spec: KernelListenerSpec, snap: KernelSnapshot): void {
+    this.installedSpec = JSON.stringify(spec);
+    this.appliedMaps = renderMaps(spec, snap);
+    this.leavers(snap);
   }
 
   private runCuts(): void {
     const cuts = this.cuts;
     this.cuts = [];
     for (const c of cuts) this.cut(c.host, c.port, c.server, c.why);
-  }
-
-  private noteApplied(): void {
-    this.appliedMaps = renderMaps(this.spec(), this.snapshot());
-    this.leavers(this.snapshot());
   }
 
   /** The servers (address . port) that took new flows before and no longer do. */
