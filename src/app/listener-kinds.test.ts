@@ -4,18 +4,25 @@ import { z } from 'zod';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
 import { listenerConfigKinds, listenerUnion, registerListenerConfig } from '../config/schema/listener.js';
+import { kindKey } from '../listener/kind.js';
 import { kindOf, listenerKinds } from './listener-kinds.js';
 
-it('the listener union of the configuration is made of the registered kinds, each under its protocol, in order', () => {
-  const options = (listenerUnion() as unknown as { options: readonly unknown[] }).options;
-  assert.deepEqual(options, listenerKinds.map((k) => k.schema));
+it('the listener union of the configuration is made of the registered kinds, each under its protocol and data plane, in order', () => {
+  // One member per protocol; the kinds that share one (tcp: userspace and kernel) are a union by dataPlane.
+  const options = (listenerUnion() as unknown as { options: readonly { options?: readonly unknown[] }[] }).options.flatMap((o) => o.options ?? [o]);
+  assert.equal(options.length, listenerKinds.length);
+  for (const k of listenerKinds) assert.ok(options.includes(k.schema), `kind ${kindKey(k)}: its schema is a member of the union`);
   assert.deepEqual(listenerConfigKinds(), listenerKinds);
   for (const k of listenerKinds) {
-    const shape = (k.schema as unknown as { shape: { protocol: { value: unknown } } }).shape;
-    assert.equal(shape.protocol.value, k.protocol, `kind ${k.protocol}: its schema's protocol literal`);
-    assert.equal(kindOf(k.protocol), k);
+    const key = kindKey(k);
+    const shape = (k.schema as unknown as { shape: { protocol: { value: unknown }; dataPlane?: { value?: unknown } } }).shape;
+    assert.equal(shape.protocol.value, k.protocol, `kind ${key}: its schema's protocol literal`);
+    assert.equal(shape.dataPlane?.value, k.dataPlane, `kind ${key}: its schema's dataPlane literal`);
+    assert.equal(kindOf(k), k);
   }
-  assert.equal(new Set(listenerKinds.map((k) => k.protocol)).size, listenerKinds.length, 'one kind per protocol');
+  assert.equal(new Set(listenerKinds.map(kindKey)).size, listenerKinds.length, 'one kind per protocol and data plane');
+  assert.equal(kindOf('tcp').dataPlane, undefined, 'a bare protocol names its userspace kind');
+  assert.equal(kindOf({ protocol: 'udp', dataPlane: 'kernel' }).protocol, 'udp');
   assert.throws(() => kindOf('gopher'), /no registered kind/);
   assert.throws(() => registerListenerConfig(listenerKinds[0]!), /registered twice/);
   const late = { protocol: 'gopher', schema: z.strictObject({ protocol: z.literal('gopher') }) };
@@ -27,7 +34,7 @@ it('the listener union of the configuration is made of the registered kinds, eac
 it('an unknown protocol names the registered kinds, in order', () => {
   assert.throws(
     () => validateConfig({ admin: { enabled: false }, listeners: [{ name: 'g', protocol: 'gopher', listen: '127.0.0.1:0' }] }, { runnable: false }),
-    (err: Error) => err.message.includes(`unknown protocol "gopher": one of ${listenerKinds.map((k) => k.protocol).join(' | ')}`),
+    (err: Error) => err.message.includes(`unknown protocol "gopher": one of ${[...new Set(listenerKinds.map((k) => k.protocol))].join(' | ')}`),
   );
 });
 

@@ -8,7 +8,8 @@ import { registerListenerConfig } from '../config/schema/listener.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { ListenerService } from './service.js';
 import { dnsKind } from '../dns/kind.js';
-import type { BuildContext, ListenerKind } from '../listener/kind.js';
+import { kernelKinds } from '../kernel/kind.js';
+import { kindKey, type BuildContext, type KindSelector, type ListenerKind } from '../listener/kind.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
 import type { RoutePhaseFactory } from '../proxy/http/router.js';
 import type { TcpShared } from '../proxy/tcp/build.js';
@@ -28,16 +29,21 @@ export const listenerKinds: readonly RegisteredKind[] = [
   tcpKind,
   redirectKind,
   dnsKind,
+  ...kernelKinds,
 ];
 
 for (const k of listenerKinds) registerListenerConfig(k);
 
-const byProtocol = new Map<string, RegisteredKind>(listenerKinds.map((k) => [k.protocol, k]));
+const byKey = new Map<string, RegisteredKind>(listenerKinds.map((k) => [kindKey(k), k]));
 
-/** The kind of a listener's configuration (or of a running listener, by its `protocol`). */
-export function kindOf(protocol: ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
-  const k = byProtocol.get(protocol);
-  // The listener union holds only registered protocols: reaching here is a bug.
-  if (k === undefined) throw new Error(`listener protocol ${protocol} has no registered kind`);
+/**
+ * The kind of a listener's configuration or of a running listener: by its `protocol`, and its
+ * `dataPlane` (kindKey); a bare protocol names its userspace kind.
+ */
+export function kindOf(x: KindSelector | ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
+  const key = typeof x === 'string' ? x : kindKey(x);
+  const k = byKey.get(key);
+  // The listener union holds only registered kinds: reaching here is a bug.
+  if (k === undefined) throw new Error(`listener protocol ${key} has no registered kind`);
   return k;
 }

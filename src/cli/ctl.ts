@@ -36,6 +36,8 @@ Commands:
   upgrade                         with cluster.workers: re-read the file, start new workers from the code
                                   on disk, then drain the old ones (no connection dropped); waits for
                                   the new workers, at least 120 s (or --timeout)
+  flows LISTENER                  a kernel listener's flows (conntrack: client, server, state, age)
+                                  and its persistence entries (client, server, seconds left)
   cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, revalidated, evictions
   purge CACHE --url PATH | --prefix PATH | --tag TAG
                                   drop from CACHE every variant of a URL (/path?q on every host, or
@@ -395,6 +397,9 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
     case 'upgrade':
       want(0, 'no argument');
       return planUpgrade(o);
+    case 'flows':
+      want(1, 'LISTENER');
+      return { method: 'GET', path: `/api/v1/listeners/${seg(args[0]!)}/flows`, render: renderFlows };
     case 'cache':
       want(0, 'no argument');
       return { method: 'GET', path: '/api/v1/caches', render: (b) => renderCaches(b.caches as Json[]) };
@@ -544,6 +549,25 @@ function renderStatus(b: Json): string {
   const rows = [...inForce, ...notApplied].map(row);
   if (rows.length > 0) lines.push(table(['WHAT', 'CHANGE', 'NOW', 'IN THE FILE', 'NOT APPLIED BECAUSE'], rows).trimEnd());
   return lines.join('\n') + '\n';
+}
+
+/** `portico ctl flows LISTENER`: the flows, then the persistence entries. */
+export function renderFlows(b: Json): string {
+  const flows = (b.flows as Json[] | undefined) ?? [];
+  const sticky = (b.sticky as Json[] | undefined) ?? [];
+  const parts: string[] = [];
+  parts.push(
+    flows.length === 0
+      ? 'no flow\n'
+      : table(
+          ['CLIENT', 'SERVER', 'PROTOCOL', 'STATE', 'AGE', 'TIMEOUT'],
+          flows.map((f) => [f.client, f.server, f.protocol, f.state, f.age === null || f.age === undefined ? '-' : `${f.age}s`, `${f.timeout}s`]),
+        ),
+  );
+  if (sticky.length > 0) {
+    parts.push(table(['STICKY CLIENT', 'SERVER', 'EXPIRES'], sticky.map((e) => [e.client, e.server, `${e.expires}s`])));
+  }
+  return parts.join('\n');
 }
 
 function renderPools(pools: readonly Json[]): string {

@@ -35,6 +35,12 @@ export type ListenerOutput = z.output<AnyListenerSchema>;
 export interface ListenerConfigKind {
   /** The value of `protocol` that selects this kind. */
   readonly protocol: string;
+  /**
+   * `kernel`: the kind of `dataPlane: kernel` listeners of this protocol (src/kernel/); absent:
+   * the userspace kind. Kinds that share a protocol are one member of the union, itself a union
+   * by `dataPlane` (the userspace kind's schema takes `dataPlane: userspace`, optional).
+   */
+  readonly dataPlane?: 'kernel' | undefined;
   /** A strict object whose `protocol` is the literal `protocol` (a member of the listener union). */
   readonly schema: z.ZodType;
   /**
@@ -60,7 +66,9 @@ let fixed = false;
 export function registerListenerConfig(kind: ListenerConfigKind): void {
   const literal = (kind.schema as unknown as { shape?: { protocol?: { value?: unknown } } }).shape?.protocol?.value;
   if (literal !== kind.protocol) throw new Error(`listener protocol ${kind.protocol}: its schema's protocol is ${String(literal)}`);
-  if (kinds.some((k) => k.protocol === kind.protocol)) throw new Error(`listener protocol ${kind.protocol} is registered twice`);
+  if (kinds.some((k) => k.protocol === kind.protocol && k.dataPlane === kind.dataPlane)) {
+    throw new Error(`listener protocol ${kind.protocol}${kind.dataPlane === undefined ? '' : ` (dataPlane ${kind.dataPlane})`} is registered twice`);
+  }
   if (fixed) throw new Error(`listener protocol ${kind.protocol} registered after a configuration was validated; register every kind first`);
   kinds.push(kind);
 }
@@ -70,9 +78,10 @@ export function listenerConfigKinds(): readonly ListenerConfigKind[] {
   return kinds;
 }
 
-/** The registered kind of `protocol`, if any. */
-export function listenerConfigKind(protocol: unknown): ListenerConfigKind | undefined {
-  return kinds.find((k) => k.protocol === protocol);
+/** The registered kind of `protocol` (and `dataPlane`: absent or `userspace` is the userspace kind), if any. */
+export function listenerConfigKind(protocol: unknown, dataPlane?: unknown): ListenerConfigKind | undefined {
+  const plane = dataPlane === 'kernel' ? 'kernel' : undefined;
+  return kinds.find((k) => k.protocol === protocol && k.dataPlane === plane) ?? kinds.find((k) => k.protocol === protocol);
 }
 
 let union: z.ZodType<ListenerOutput, ListenerInput> | undefined;
@@ -82,7 +91,12 @@ export function listenerUnion(): z.ZodType<ListenerOutput, ListenerInput> {
   if (union !== undefined) return union;
   if (kinds.length === 0) throw new Error('no listener kind is registered: import src/app/listener-kinds.js before validating a configuration');
   fixed = true;
-  const members = kinds.map((k) => k.schema) as unknown as [z.ZodObject, ...z.ZodObject[]];
+  // One member per protocol; kinds that share one (tcp: userspace and kernel) are a union by dataPlane.
+  const protocols = [...new Set(kinds.map((k) => k.protocol))];
+  const members = protocols.map((p) => {
+    const same = kinds.filter((k) => k.protocol === p).map((k) => k.schema);
+    return same.length === 1 ? same[0] : z.discriminatedUnion('dataPlane', same as unknown as [z.ZodObject, ...z.ZodObject[]]);
+  }) as unknown as [z.ZodObject, ...z.ZodObject[]];
   union = z
     .discriminatedUnion('protocol', members)
     .describe('A listener accepts client connections; `protocol` selects its kind') as unknown as z.ZodType<ListenerOutput, ListenerInput>;

@@ -29,6 +29,11 @@ export const tcpListenerSchema = z
   .strictObject({
     protocol: z.literal('tcp'),
     ...listenerKeys,
+    dataPlane: z
+      .literal('userspace')
+      .optional()
+      .meta({ docDefault: '`userspace`' })
+      .describe('`userspace` (this proxy) or `kernel` (nftables forwards the packets: the kernel tcp listener, docs/kernel-l4.md)'),
     ...proxyProtocolKeys,
     pool: name().optional().describe('Pool whose servers take the connections (or `routes`)'),
     routes: z
@@ -88,7 +93,8 @@ export function checkTcpPools(root: RawMap): PathIssue[] {
   const users = new Map<string, { tlsInspect: boolean; tcp: boolean; listener: string }[]>();
   for (const [i, l] of maps(root['listeners'])) {
     const proto = asString(l['protocol']);
-    const use = { tlsInspect: proto === 'tcp' && l['inspect'] === 'tls', tcp: proto === 'tcp', listener: asString(l['name']) ?? String(i) };
+    const tcp = proto === 'tcp' && l['dataPlane'] !== 'kernel'; // a kernel listener's pools: src/kernel/schema.ts
+    const use = { tlsInspect: tcp && l['inspect'] === 'tls', tcp, listener: asString(l['name']) ?? String(i) };
     for (const p of poolsOf(l)) users.set(p, [...(users.get(p) ?? []), use]);
   }
   for (const [i, p] of maps(root['pools'])) {
