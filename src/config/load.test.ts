@@ -15,7 +15,7 @@ import { DEFAULT_CIPHERS } from './schema/tls.js';
 test('the full example parses to typed values: durations in ms, addresses, rates, status ranges', () => {
   const c = parseConfigText(EXAMPLE_CONFIG, 'example.yaml', {}, { runnable: false });
   assert.deepEqual(c.admin, { enabled: true, listen: { host: '127.0.0.1', port: 9090 }, token: '', tls: false, protectReads: false, metricsOpen: false, timeouts: { header: 10_000, body: 30_000, keepAlive: 5_000 }, maxBodyBytes: 1_048_576, allowedHosts: [] });
-  assert.deepEqual(c.cluster, { node: 'lb1', store: 'memory', config: 'file', workers: 'auto', statsTimeout: 500, upgradeTimeout: 60_000 });
+  assert.deepEqual(c.cluster, { node: 'lb1', store: 'memory', config: 'file', workers: 'auto', statsTimeout: 500, upgradeTimeout: 60_000, accept: 'primary' });
   assert.deepEqual(c.log, { level: 'info', format: 'text', access: { path: 'stdout', format: 'json' } });
   assert.equal(c.shutdownGrace, 10_000);
   assert.equal(c.stateDir, '.portico');
@@ -147,7 +147,7 @@ test('the parsed configuration is deep-frozen and JSON-serialisable', () => {
 test('defaults fill every section that is left out', () => {
   const c = parseConfigText('pools: [ { name: p } ]\n', 'min.yaml', {}, { runnable: false });
   assert.deepEqual(c.admin, { enabled: true, listen: { host: '127.0.0.1', port: 9090 }, token: '', tls: false, protectReads: false, metricsOpen: false, timeouts: { header: 10_000, body: 30_000, keepAlive: 5_000 }, maxBodyBytes: 1_048_576, allowedHosts: [] });
-  assert.deepEqual(c.cluster, { node: hostname(), store: 'memory', config: 'file', workers: 'auto', statsTimeout: 500, upgradeTimeout: 60_000 });
+  assert.deepEqual(c.cluster, { node: hostname(), store: 'memory', config: 'file', workers: 'auto', statsTimeout: 500, upgradeTimeout: 60_000, accept: 'primary' });
   assert.deepEqual(c.log, { level: 'info', format: 'text', access: false });
   assert.equal(c.shutdownGrace, 10_000);
   assert.deepEqual(c.listeners, []);
