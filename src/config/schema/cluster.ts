@@ -44,7 +44,7 @@ export const clusterSchema = z
       .enum(['primary', 'shared'])
       .prefault('primary')
       .describe(
-        "With several workers, who accepts the connections: `primary` (node:cluster's round robin: the primary accepts each connection and hands it to the workers in turn over IPC; an even spread, but one process's work per new connection) or `shared` (every worker accepts from the listening socket itself and the kernel picks which; nothing passes through the primary, but on Linux the busiest workers tend to get more). Read at start",
+        "With several workers, who accepts the connections: `primary` (node:cluster's round robin: the primary accepts each connection and hands it to the workers in turn over IPC; an even spread, but one process's work per new connection) or `shared` (every worker accepts from the listening socket itself and the kernel picks which; nothing passes through the primary, but the spread can be uneven on a quiet machine). Read at start",
       ),
     statsTimeout: duration(10_000)
       .prefault('500ms')
