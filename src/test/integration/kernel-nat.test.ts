@@ -462,6 +462,27 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     }
   });
 
+  it('deregistration with ?now=true cuts the server\'s flows and forgets its persistence entries', async () => {
+    const long = start('long4', NS.c, [process.execPath, '-e', CLIENT_JS, 'long', VIP, '81']);
+    try {
+      await waitOut(long, /^s\d\n/);
+      const victim = long.out.trim().split('\n')[0]!;
+      const ip = SERVERS.find((s) => s.name === victim)!.ip;
+      const res = await admin('DELETE', `/api/v1/pools/web81/servers/${victim}?now=true`);
+      assert.equal(res?.state, 'removed', JSON.stringify(res));
+      await until('flows cut', async () => {
+        const v = await admin('GET', '/api/v1/listeners/sticky/flows');
+        return !v.flows.some((f: { server: string; state: string }) => f.server.startsWith(`${ip}:`) && f.state === 'ESTABLISHED');
+      }, 10_000);
+      // Its persistence entries went with it: no client is sent to the removed server.
+      const v = await admin('GET', '/api/v1/listeners/sticky/flows');
+      assert.ok(!v.sticky.some((e: { server: string }) => e.server.startsWith(`${ip}:`)), JSON.stringify(v.sticky));
+    } finally {
+      long.child.stdin!.end();
+      await stopProc(long, 'SIGKILL');
+    }
+  });
+
   it('deletes its table on SIGTERM', async () => {
     const code = await stopProc(portico!, 'SIGTERM');
     assert.equal(code, 0, portico!.out.slice(-2000));
