@@ -490,3 +490,35 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     assert.notEqual(r.code, 0, 'the table is gone');
   });
 });
+
+describe('kernel listener: host prerequisites checked before anything is applied', () => {
+  const ns = `${TAG}-x`;
+  let skip: string | undefined;
+  if (which(['/usr/sbin/nft', '/sbin/nft']) === undefined) skip = 'nft is not installed (Debian package nftables)';
+  else if (process.getuid?.() !== 0) skip = 'network namespaces and nftables need root';
+  else skip = netnsUnavailable();
+  if (skip !== undefined && CI) {
+    it('can run here (CI)', () => assert.fail(skip));
+    return;
+  }
+  it(`a start without ip_forward and without the virtual address fails, naming both fixes, and writes no rule${skip === undefined ? '' : ` (SKIPPED: ${skip})`}`, { skip }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-kernel-pre-'));
+    try {
+      ip('netns', 'add', ns);
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      inNs(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
+      writeFileSync(
+        join(dir, 'portico.yaml'),
+        `admin: { enabled: false }\ncluster: { workers: 1 }\nlisteners:\n  - { name: vip, protocol: tcp, dataPlane: kernel, listen: ${VIP}:80, pool: web }\npools:\n  - { name: web, retries: 0, servers: [{ name: s1, address: '${NET_S}.11:80' }] }\n`,
+      );
+      const r = await inNsAsync(ns, [process.execPath, join(ROOT, 'bin', 'portico'), 'start', '-c', join(dir, 'portico.yaml')], '', 60_000);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /kernel listener vip: net\.ipv4\.ip_forward is off, so NAT cannot forward: sysctl -w net\.ipv4\.ip_forward=1/);
+      assert.match(r.stderr, new RegExp(`the virtual address ${VIP.replace(/\./g, '\\.')} is on no interface of this host: ip addr add ${VIP.replace(/\./g, '\\.')}/32 dev`));
+      assert.notEqual((await inNsAsync(ns, ['nft', 'list', 'table', 'ip', 'portico'])).code, 0, 'nothing was applied');
+    } finally {
+      sh('ip', ['netns', 'del', ns]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
