@@ -262,6 +262,11 @@ listeners:
     dataPlane: kernel
     pool: web81
     kernel: { persistence: { timeout: 5m } }
+  - name: hashed
+    protocol: tcp
+    listen: ${VIP}:82
+    dataPlane: kernel
+    pool: webhash
   - name: dns
     protocol: udp
     listen: ${VIP}:53
@@ -276,6 +281,12 @@ pools:
 ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:80, weight: ${s.weight} }`).join('\n')}
   - name: web81
     balance: random
+    retries: 0
+    servers:
+${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:80 }`).join('\n')}
+  - name: webhash
+    balance: hash
+    hash: { key: source-ip }
     retries: 0
     servers:
 ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:80 }`).join('\n')}
@@ -415,6 +426,15 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     const flows = await admin('GET', '/api/v1/listeners/sticky/flows');
     assert.equal(flows.sticky.length, 10, JSON.stringify(flows.sticky));
     for (const e of flows.sticky) assert.match(e.server, /^198\.19\.2\.1[123]:80$/);
+  });
+
+  it('hash (source-ip): each client address on one server through the Maglev buckets, the addresses spread', async () => {
+    const r = await client(['tcp', VIP, '82', '100', SOURCES.join(',')]);
+    assert.equal(r.errors, 0, JSON.stringify(r));
+    for (const [src, seen] of Object.entries(r.bySource)) assert.equal(Object.keys(seen).length, 1, `${src} saw ${JSON.stringify(seen)}`);
+    assert.ok(Object.keys(r.counts).length >= 2, `10 addresses over several servers: ${JSON.stringify(r.counts)}`);
+    const map = (await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'hashed_slots'])).stdout;
+    assert.match(map, /typeof numgen random mod 4093/, 'the default bucket count');
   });
 
   it('spreads UDP datagrams (VIP:53 to the servers\' 5300)', async () => {
