@@ -51,6 +51,8 @@ export class KernelListener implements ListenerService, PlanePart {
   private started = false;
   /** Who took new flows at the last write (server name → address . port), to see who left. */
   private activeAt = new Map<string, string>();
+  /** Every server's address as last seen (a removed server's flows are cut by its address). */
+  private addresses = new Map<string, { host: string; port: number }>();
   /** Servers whose flows are cut once the maps no longer send them new ones. */
   private cuts: { host: string; port: number; server: string; why: string }[] = [];
   /** Counter readings by server name: in = toward the server, out = its replies. */
@@ -90,6 +92,7 @@ export class KernelListener implements ListenerService, PlanePart {
 
   async start(): Promise<void> {
     await checkPrerequisites(this.lc);
+    for (const rt of this.pool) this.addresses.set(rt.server.name, { host: rt.server.host, port: rt.server.port });
     await plane.install(this);
     this.started = true;
     this.subscribe();
@@ -136,13 +139,20 @@ export class KernelListener implements ListenerService, PlanePart {
 
   private onPoolEvent(ev: PoolEvent): void {
     this.schedule();
+    if (ev.kind === 'added' || ev.kind === 'admin' || ev.kind === 'op') {
+      const rt = this.pool.byName(ev.server);
+      if (rt !== undefined) this.addresses.set(ev.server, { host: rt.server.host, port: rt.server.port });
+    }
     // maint: its flows are cut (SPEC §10). down: they are dead already, and the kernel would keep a
     // closed flow's translation for a client that reuses its address and port (TIME_WAIT): cut too.
-    const why = ev.kind === 'admin' && ev.to === 'maint' ? 'in maint' : ev.kind === 'op' && ev.to === 'down' ? 'down' : undefined;
+    // Deregistered with ?now=true (`cut`): its flows are cut as well.
+    const why =
+      ev.kind === 'admin' && ev.to === 'maint' ? 'in maint' : ev.kind === 'op' && ev.to === 'down' ? 'down' : ev.kind === 'removed' && ev.detail === 'cut' ? 'removed at once' : undefined;
     if (why !== undefined) {
       const rt = this.pool.byName(ev.server);
+      const at = rt !== undefined ? { host: rt.server.host, port: rt.server.port } : this.addresses.get(ev.server);
       // After the maps are written (sync), so that no new flow reaches it meanwhile.
-      if (rt !== undefined) this.cuts.push({ host: rt.server.host, port: rt.server.port, server: ev.server, why });
+      if (at !== undefined) this.cuts.push({ ...at, server: ev.server, why });
     }
   }
 

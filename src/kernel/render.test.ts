@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { hasNetAdmin, prerequisiteProblems, type HostFacts } from './checks.js';
 import { nftApply } from './nft.js';
-import { counterName, forwardingUnavailable, prefixOf, render, renderMaps, renderTable, slotElements, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+import { counterName, forwardingUnavailable, modes, prefixOf, render, renderMaps, renderTable, slotElements, type KernelListenerSpec, type KernelSnapshot } from './render.js';
 import { existsSync, readFileSync } from 'node:fs';
 
 const CI = process.env['CI'] === 'true';
@@ -137,6 +137,20 @@ describe('kernel renderer: rules', () => {
     assert.notEqual(prefixOf('web-1'), prefixOf('web_1'));
     assert.match(prefixOf('1st'), /^l1st_/);
     assert.match(counterName('web-1', 'db.a', 'in'), /^[A-Za-z][A-Za-z0-9_]*$/);
+  });
+
+  it('a mode with a netdev part gets table netdev portico in the same transaction; without, it is deleted', () => {
+    assert.match(renderTable([{ spec: spec(), snap }]), /\ntable netdev portico \{\}\ndelete table netdev portico\n$/);
+    const was = modes.dsr;
+    modes.dsr = { table: () => '', maps: () => '', netdev: (s) => `  chain ${s.listener}_ingress {}\n` };
+    try {
+      const t = renderTable([{ spec: spec({ forwarding: 'dsr' }), snap }]);
+      assert.match(t, /delete table netdev portico\ntable netdev portico \{\n  chain vip_ingress \{\}\n\}\n$/);
+      assert.equal(forwardingUnavailable('dsr'), undefined, 'a registered mode is no longer refused');
+    } finally {
+      if (was === undefined) delete modes.dsr;
+      else modes.dsr = was;
+    }
   });
 
   it('dsr and distributed are refused until their renderer is built', () => {

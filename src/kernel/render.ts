@@ -61,6 +61,12 @@ export interface KernelSnapshot {
 export interface ForwardingMode {
   /** Declarations inside `table ip portico { ... }`: objects and base chains, names prefixed by the listener's. */
   table(spec: KernelListenerSpec, snap: KernelSnapshot): string;
+  /**
+   * Declarations inside `table netdev portico { ... }` (dsr, distributed: ingress chains on an
+   * interface), if the mode needs any; written, replaced and deleted with the ip table, in the
+   * same transaction.
+   */
+  netdev?(spec: KernelListenerSpec, snap: KernelSnapshot): string;
   /** Commands (a transaction) that bring the maps to `snap` with the rules untouched. */
   maps(spec: KernelListenerSpec, snap: KernelSnapshot): string;
 }
@@ -75,10 +81,17 @@ export function forwardingUnavailable(f: Forwarding): string | undefined {
   return `forwarding: ${f} is not built yet in this version of Portico (built: ${built})`;
 }
 
-/** The whole table: idempotent (creates, deletes and re-creates it in one transaction). */
+/**
+ * The whole table: idempotent (creates, deletes and re-creates it in one transaction). With a
+ * mode that has a `netdev` part, `table netdev portico` is written the same way; without, it is
+ * deleted (a reload that left dsr leaves none behind).
+ */
 export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[]): string {
   const body = parts.map(({ spec, snap }) => render(spec, snap)).join('\n');
-  return `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
+  const netdev = parts.map(({ spec, snap }) => modeOf(spec).netdev?.(spec, snap)).filter((x): x is string => x !== undefined && x !== '');
+  const ip = `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
+  const nd = `table netdev ${TABLE} {}\ndelete table netdev ${TABLE}\n`;
+  return netdev.length === 0 ? ip + nd : `${ip}${nd}table netdev ${TABLE} {\n${netdev.join('\n')}}\n`;
 }
 
 /** One listener's part of the table. */
@@ -93,7 +106,7 @@ export function renderMaps(spec: KernelListenerSpec, snap: KernelSnapshot): stri
 
 /** Deleting the table (exit without keepOnExit); `table` first makes it a no-op when absent. */
 export function renderDelete(): string {
-  return `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\n`;
+  return `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable netdev ${TABLE} {}\ndelete table netdev ${TABLE}\n`;
 }
 
 function modeOf(spec: KernelListenerSpec): ForwardingMode {

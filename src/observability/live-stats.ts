@@ -18,6 +18,8 @@ export interface InflightRequest {
 export interface ListenerInfo {
   readonly name: string;
   readonly protocol: string;
+  /** `kernel` for a kernel (nftables) listener. */
+  readonly dataPlane?: 'kernel' | undefined;
   readonly address: { host: string; port: number };
 }
 
@@ -87,6 +89,8 @@ export interface PoolFrame extends TrafficFrame {
 export interface ListenerFrame {
   readonly name: string;
   readonly protocol: string;
+  /** `kernel` for a kernel (nftables) listener (the dashboard reads its counters); absent otherwise. */
+  readonly dataPlane?: 'kernel' | undefined;
   readonly address: string;
   readonly rps: number;
   readonly connectionsPerSec: number;
@@ -434,6 +438,7 @@ export class LiveStats {
       out.push({
         name: l.name,
         protocol: l.protocol,
+        ...(l.dataPlane === undefined ? {} : { dataPlane: l.dataPlane }),
         address: `${h.includes(':') ? `[${h}]` : h}:${l.address.port}`,
         rps: round3(n * perSec),
         connectionsPerSec: round3(c * perSec),

@@ -262,6 +262,11 @@ listeners:
     dataPlane: kernel
     pool: web81
     kernel: { persistence: { timeout: 5m } }
+  - name: hashed
+    protocol: tcp
+    listen: ${VIP}:82
+    dataPlane: kernel
+    pool: webhash
   - name: dns
     protocol: udp
     listen: ${VIP}:53
@@ -276,6 +281,12 @@ pools:
 ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:80, weight: ${s.weight} }`).join('\n')}
   - name: web81
     balance: random
+    retries: 0
+    servers:
+${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:80 }`).join('\n')}
+  - name: webhash
+    balance: hash
+    hash: { key: source-ip }
     retries: 0
     servers:
 ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:80 }`).join('\n')}
@@ -417,6 +428,15 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     for (const e of flows.sticky) assert.match(e.server, /^198\.19\.2\.1[123]:80$/);
   });
 
+  it('hash (source-ip): each client address on one server through the Maglev buckets, the addresses spread', async () => {
+    const r = await client(['tcp', VIP, '82', '100', SOURCES.join(',')]);
+    assert.equal(r.errors, 0, JSON.stringify(r));
+    for (const [src, seen] of Object.entries(r.bySource)) assert.equal(Object.keys(seen).length, 1, `${src} saw ${JSON.stringify(seen)}`);
+    assert.ok(Object.keys(r.counts).length >= 2, `10 addresses over several servers: ${JSON.stringify(r.counts)}`);
+    const map = (await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'hashed_slots'])).stdout;
+    assert.match(map, /typeof numgen random mod 4093/, 'the default bucket count');
+  });
+
   it('spreads UDP datagrams (VIP:53 to the servers\' 5300)', async () => {
     const r = await client(['udp', VIP, '53', '300']);
     assert.equal(r.errors, 0, JSON.stringify(r));
@@ -462,10 +482,63 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     }
   });
 
+  it('deregistration with ?now=true cuts the server\'s flows and forgets its persistence entries', async () => {
+    const long = start('long4', NS.c, [process.execPath, '-e', CLIENT_JS, 'long', VIP, '81']);
+    try {
+      await waitOut(long, /^s\d\n/);
+      const victim = long.out.trim().split('\n')[0]!;
+      const ip = SERVERS.find((s) => s.name === victim)!.ip;
+      const res = await admin('DELETE', `/api/v1/pools/web81/servers/${victim}?now=true`);
+      assert.equal(res?.state, 'removed', JSON.stringify(res));
+      await until('flows cut', async () => {
+        const v = await admin('GET', '/api/v1/listeners/sticky/flows');
+        return !v.flows.some((f: { server: string; state: string }) => f.server.startsWith(`${ip}:`) && f.state === 'ESTABLISHED');
+      }, 10_000);
+      // Its persistence entries went with it: no client is sent to the removed server.
+      const v = await admin('GET', '/api/v1/listeners/sticky/flows');
+      assert.ok(!v.sticky.some((e: { server: string }) => e.server.startsWith(`${ip}:`)), JSON.stringify(v.sticky));
+    } finally {
+      long.child.stdin!.end();
+      await stopProc(long, 'SIGKILL');
+    }
+  });
+
   it('deletes its table on SIGTERM', async () => {
     const code = await stopProc(portico!, 'SIGTERM');
     assert.equal(code, 0, portico!.out.slice(-2000));
     const r = await inNsAsync(NS.lb, ['nft', 'list', 'table', 'ip', 'portico']);
     assert.notEqual(r.code, 0, 'the table is gone');
+  });
+});
+
+describe('kernel listener: host prerequisites checked before anything is applied', () => {
+  const ns = `${TAG}-x`;
+  let skip: string | undefined;
+  if (which(['/usr/sbin/nft', '/sbin/nft']) === undefined) skip = 'nft is not installed (Debian package nftables)';
+  else if (process.getuid?.() !== 0) skip = 'network namespaces and nftables need root';
+  else skip = netnsUnavailable();
+  if (skip !== undefined && CI) {
+    it('can run here (CI)', () => assert.fail(skip));
+    return;
+  }
+  it(`a start without ip_forward and without the virtual address fails, naming both fixes, and writes no rule${skip === undefined ? '' : ` (SKIPPED: ${skip})`}`, { skip }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-kernel-pre-'));
+    try {
+      ip('netns', 'add', ns);
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      inNs(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
+      writeFileSync(
+        join(dir, 'portico.yaml'),
+        `admin: { enabled: false }\ncluster: { workers: 1 }\nlisteners:\n  - { name: vip, protocol: tcp, dataPlane: kernel, listen: ${VIP}:80, pool: web }\npools:\n  - { name: web, retries: 0, servers: [{ name: s1, address: '${NET_S}.11:80' }] }\n`,
+      );
+      const r = await inNsAsync(ns, [process.execPath, join(ROOT, 'bin', 'portico'), 'start', '-c', join(dir, 'portico.yaml')], '', 60_000);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /kernel listener vip: net\.ipv4\.ip_forward is off, so NAT cannot forward: sysctl -w net\.ipv4\.ip_forward=1/);
+      assert.match(r.stderr, new RegExp(`the virtual address ${VIP.replace(/\./g, '\\.')} is on no interface of this host: ip addr add ${VIP.replace(/\./g, '\\.')}/32 dev`));
+      assert.notEqual((await inNsAsync(ns, ['nft', 'list', 'table', 'ip', 'portico'])).code, 0, 'nothing was applied');
+    } finally {
+      sh('ip', ['netns', 'del', ns]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

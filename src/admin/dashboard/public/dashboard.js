@@ -140,7 +140,7 @@
     tb.replaceChildren(
       ...frame.listeners.map((l) =>
         el('tr', { 'data-listener': l.name },
-          el('td', { text: l.name }), el('td', { text: l.protocol }), el('td', { text: l.address }),
+          el('td', { text: l.name }), el('td', { text: l.dataPlane === 'kernel' ? l.protocol + ' (kernel)' : l.protocol }), el('td', { text: l.address }),
           el('td', { class: 'num', text: rate(l.rps) }), el('td', { class: 'num', text: rate(l.connectionsPerSec) }),
           el('td', { class: 'num', text: rate(l.rejectedPerSec) }))),
     );
@@ -148,20 +148,22 @@
 
   // ---------------------------------------------------------------- rendering: kernel listeners
   // A kernel (nftables) listener's servers with their packet and byte rates, from its counters
-  // (GET /api/v1/listeners/{name}/kernel, 404 for a userspace listener: asked again now and then).
-  const kernel = { last: new Map(), notKernel: new Map(), busy: false, frame: 0 };
+  // (GET /api/v1/listeners/{name}/kernel; the frame marks such listeners with dataPlane: kernel).
+  const kernel = { last: new Map(), busy: false, frame: 0 };
   async function pollKernel(frame) {
     if (kernel.busy || kernel.frame++ % 2 !== 0) return;
+    if (!frame.listeners.some((x) => x.dataPlane === 'kernel')) {
+      $('#kernel').hidden = true;
+      return;
+    }
     kernel.busy = true;
     try {
       const rows = [];
-      for (const l of frame.listeners.filter((x) => x.protocol === 'tcp' || x.protocol === 'udp')) {
-        if ((kernel.notKernel.get(l.name) || 0) > kernel.frame) continue;
+      for (const l of frame.listeners.filter((x) => x.dataPlane === 'kernel')) {
         const headers = { accept: 'application/json' };
         if (token() !== '') headers.authorization = 'Bearer ' + token();
         let res;
         try { res = await fetch('/api/v1/listeners/' + encodeURIComponent(l.name) + '/kernel', { headers, cache: 'no-store' }); } catch { continue; }
-        if (res.status === 404) { kernel.notKernel.set(l.name, kernel.frame + 30); continue; }
         if (!res.ok) continue;
         const v = await res.json();
         const now = Date.now();
