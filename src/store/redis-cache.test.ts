@@ -15,7 +15,8 @@ describe('RedisCacheBackend (the cache shared tier layout)', { skip: skip ?? fal
 
   before(async () => {
     redis = await startRedis();
-    store = new RedisStore({ url: `${redis.url}?prefix=t:` });
+    // Generous: the test is about the layout, not timeouts, and a loaded machine answers slowly.
+    store = new RedisStore({ url: `${redis.url}?prefix=t:`, commandTimeoutMs: 10_000 });
     await store.connect();
     b = new RedisCacheBackend(store);
   });
