@@ -162,6 +162,9 @@ function startFailureText(err: unknown): string {
   return `portico: ${err instanceof Error ? err.message : String(err)}\n`;
 }
 
+/** What a stop may take beyond shutdownGrace (the listeners' last cuts, the access log's last lines) before the process exits regardless. */
+const STOP_MARGIN_MS = 5000;
+
 /** Start, then stop gracefully on SIGTERM/SIGINT (exit 0). A fault in one connection never ends the process. */
 export async function runUntilSignal(portico: Portico, onStop?: () => Promise<void>): Promise<void> {
   // Portico's own logger: a reload's log.level applies to these lines too.
@@ -194,7 +197,14 @@ export async function runUntilSignal(portico: Portico, onStop?: () => Promise<vo
   const stop = (sig: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info(`${sig}: stopping; in-flight requests get up to ${portico.config.shutdownGrace} ms`);
+    const grace = portico.config.shutdownGrace;
+    log.info(`${sig}: stopping; in-flight requests get up to ${grace} ms`);
+    // Each listener cuts what is left after the grace; should anything still hold the stop, the
+    // process ends all the same (status 1, said), rather than outlive its SIGTERM.
+    setTimeout(() => {
+      log.error(`${sig}: the stop did not end within shutdownGrace + ${STOP_MARGIN_MS} ms: exiting now`);
+      process.exit(1);
+    }, grace + STOP_MARGIN_MS).unref();
     void portico
       .stop()
       .then(() => onStop?.())

@@ -69,8 +69,8 @@ export interface ProxyAcceptor {
   readonly access: AccessList | undefined;
   /** False once the listener stops: a header that arrives then is answered by closing. */
   readonly accepting: boolean;
-  /** Connections reading their header now (readProxied counts them). */
-  handshaking: number;
+  /** Connections reading their header now (readProxied keeps them here; a stop cuts those left after its grace). */
+  readonly proxying: Set<Socket>;
   /** Serve the connection whose header named `peer`; the socket is paused. */
   openProxied(sock: Socket, peer: ProxyInfo): void;
   /** The header did not come in time or is malformed ('timeout', 'bad-proxy-header'), or the client is refused ('access'). */
@@ -79,12 +79,13 @@ export interface ProxyAcceptor {
 
 /** Reads the PROXY header of an admitted connection, checks the client it names, and opens it. */
 export function readProxied(sock: Socket, timeoutMs: number, l: ProxyAcceptor): void {
-  l.handshaking++;
+  l.proxying.add(sock);
+  sock.once('close', () => l.proxying.delete(sock));
   readProxyHeader(
     sock,
     timeoutMs,
     (info: ProxyInfo) => {
-      l.handshaking--;
+      l.proxying.delete(sock);
       if (!l.accepting) return void sock.destroy();
       if (l.access !== undefined && !l.access.admits(info.sourceAddress)) {
         l.onRejected(Outcome.of('access-denied').reason);
@@ -94,7 +95,7 @@ export function readProxied(sock: Socket, timeoutMs: number, l: ProxyAcceptor): 
       l.openProxied(sock, info);
     },
     (reason: string) => {
-      l.handshaking--;
+      l.proxying.delete(sock);
       l.onRejected(Outcome.of(reason === 'PROXY header timeout' ? 'proxy-header-timeout' : 'bad-proxy-header').reason);
     },
   );
@@ -136,9 +137,11 @@ export function sweepDeadlines<T extends Deadlined>(live: Iterable<T>, everyMs: 
 const DRAIN_POLL_MS = 20;
 
 /**
- * Stops accepting on `server`, waits up to graceMs for `live` to empty (calling `tick`, if given,
- * on each connection left at every look), cuts what is left with `cut`, and resolves once the
- * server is closed.
+ * Stops accepting on `server`, waits up to graceMs for `live` and `pending` (sockets not yet a
+ * connection of `live`: reading their PROXY header) to empty (calling `tick`, if given, on each
+ * connection left at every look), cuts what is left with `cut` (`pending`: destroyed), and
+ * resolves once the server is closed. Bounded by graceMs: the server closes only once every
+ * socket it accepted is gone, so none may be left to its own timeouts.
  */
 export async function drain<T>(
   server: NetServer,
@@ -146,13 +149,15 @@ export async function drain<T>(
   graceMs: number,
   cut: (c: T) => void,
   tick?: (c: T) => void,
+  pending?: Set<Socket>,
 ): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   const deadline = Date.now() + graceMs;
-  while (live.size > 0 && Date.now() < deadline) {
+  while ((live.size > 0 || (pending !== undefined && pending.size > 0)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
     if (tick !== undefined) for (const c of live) tick(c);
   }
+  if (pending !== undefined) for (const s of [...pending]) s.destroy();
   for (const c of [...live]) cut(c);
   await closed;
 }

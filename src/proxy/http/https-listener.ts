@@ -136,7 +136,7 @@ export class HttpsListener extends HttpListener {
   }
 
   protected override pendingConnections(): number {
-    return this.handshaking + this.tls.pending;
+    return this.proxying.size + this.tls.pending;
   }
 
   protected override open(sock: Socket, peer: ProxyInfo | undefined): void {

@@ -57,7 +57,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
   phases: PhaseList = NO_PHASES;
   readonly sessions = new Set<HttpSession>();
   /** Connections still reading their PROXY header (acceptProxy). */
-  handshaking = 0;
+  readonly proxying = new Set<Socket>();
   private server: NetServer | undefined;
   private stopSweep: (() => void) | undefined;
   private readonly host: string;
@@ -119,7 +119,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
 
   /** Accepted connections that are no session yet (reading a PROXY header; a TLS handshake): they count toward maxConnections. */
   protected pendingConnections(): number {
-    return this.handshaking;
+    return this.proxying.size;
   }
 
   private readonly accept = (sock: Socket): void => {
@@ -150,7 +150,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
     if (server === undefined) return;
     this.server = undefined;
     for (const s of this.sessions) s.shutdown();
-    await drain(server, this.sessions, graceMs, destroySession, shutdownIdle);
+    await drain(server, this.sessions, graceMs, destroySession, shutdownIdle, this.proxying);
     this.stopSweep?.();
     this.rateLimit?.close();
   }

@@ -10,7 +10,7 @@ import type { HttpListenerRuntime, HttpRoute, PoolHandle } from './listener-runt
 import { normalizeHost, normalizePath } from './normalize.js';
 import { UpstreamConn, type ServerConnections, type UpstreamOwner } from './upstream.js';
 import { encodeProxyHeader, socketInfo, type ProxyInfo } from '../../net/proxy-protocol.js';
-import { clockNow } from '../../net/deadlines.js';
+import { clockNow, refreshClock } from '../../net/deadlines.js';
 import { Exchange } from './exchange.js';
 import { answerHeaders, httpStatus, Outcome, refusal } from '../../core/outcome.js';
 import { UpstreamAttempt, type AttemptOwner } from '../upstream-attempt.js';
@@ -179,7 +179,10 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
 
   private setDeadline(kind: HttpSession['deadlineKind'], ms: number): void {
     this.deadlineKind = kind;
-    this.deadline = ms > 0 ? clockNow() + ms : 0;
+    // From the time now, not the coarse clock's last tick: after a stall of the process (CPU
+    // starvation between the tick and this event), a deadline counted from the stale tick would
+    // already be past at the next sweep (a connect timeout after a few milliseconds).
+    this.deadline = ms > 0 ? refreshClock() + ms : 0;
   }
 
   // ======================================================================

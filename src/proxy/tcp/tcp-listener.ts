@@ -48,7 +48,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
   /** Live connections: the binding table. */
   readonly connections = new Set<TcpConnection>();
   /** Connections still reading their PROXY header (acceptProxy). */
-  handshaking = 0;
+  readonly proxying = new Set<Socket>();
   private server: NetServer | undefined;
   private stopSweep: (() => void) | undefined;
   private readonly host: string;
@@ -109,7 +109,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
 
   private readonly accept = (sock: Socket): void => {
     // The access list: the socket's peer, or with acceptProxy the client the PROXY header names.
-    const live = this.connections.size + this.handshaking;
+    const live = this.connections.size + this.proxying.size;
     if (!admit(sock, this.name, this.observer, live, this.maxConnections, this.access, this.acceptProxy)) return;
     if (this.acceptProxy) readProxied(sock, this.inspectTimeoutMs, this);
     else this.connections.add(new TcpConnection(sock, this, socketInfo(sock)));
@@ -125,7 +125,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
-    await drain(server, this.connections, graceMs, closeConnection);
+    await drain(server, this.connections, graceMs, closeConnection, undefined, this.proxying);
     this.stopSweep?.();
   }
 }

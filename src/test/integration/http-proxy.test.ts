@@ -326,6 +326,86 @@ describe('http proxy: streaming, upgrade, aborts', () => {
     }
   });
 
+  it('SIGTERM ends a Portico whose client stopped reading mid-body: the stop grace cuts the connection', { timeout: 120_000 }, async () => {
+    let blocked = false;
+    const o = await startOrigin('endless', (_req, res) => {
+      res.writeHead(200, { 'content-length': String(1024 * 1024 * 1024) });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const pump = (): void => {
+        while (!res.destroyed) {
+          if (!res.write(chunk)) {
+            blocked = true;
+            res.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+    const port = await freePort();
+    const proc = await spawnPortico({
+      shutdownGrace: '1s',
+      listeners: [{ name: 'web', protocol: 'http', listen: `127.0.0.1:${port}`, routes: [{ pool: 'web' }] }],
+      pools: [{ name: 'web', servers: [{ name: 'endless', address: o.address }] }],
+    });
+    const sock = connect(port, '127.0.0.1');
+    try {
+      let got = 0;
+      await new Promise<void>((resolve) => {
+        sock.on('data', (c: Buffer) => {
+          got += c.length;
+          // Some of the body read, then no more: the client stops reading.
+          if (got > 1024 * 1024) {
+            sock.pause();
+            resolve();
+          }
+        });
+        sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      // Every buffer on the way fills: the server is held back by Portico.
+      await waitFor(() => blocked, 60_000, 'the origin to be held back');
+      const code = await Promise.race([proc.stop('SIGTERM'), new Promise<string>((r) => setTimeout(() => r('still running'), 60_000))]);
+      assert.equal(code, 0, `portico after SIGTERM: ${String(code)}; ${proc.output()}`);
+    } finally {
+      sock.destroy();
+      if (proc.exitCode() === null) await proc.stop('SIGKILL');
+      await o.close();
+    }
+  });
+
+  it('SIGTERM ends a Portico within its grace while a connection has not sent its PROXY header (it is cut, not left to the header timeout)', { timeout: 120_000 }, async () => {
+    const o = await startOrigin('a');
+    const port = await freePort();
+    const tcpPort = await freePort();
+    const proc = await spawnPortico(
+      {
+        shutdownGrace: '1s',
+        listeners: [
+          { name: 'web', protocol: 'http', listen: `127.0.0.1:${port}`, acceptProxy: true, limits: { headerTimeout: '120s' }, routes: [{ pool: 'web' }] },
+          { name: 'raw', protocol: 'tcp', listen: `127.0.0.1:${tcpPort}`, acceptProxy: true, inspectTimeout: '120s', pool: 'web' },
+        ],
+        pools: [{ name: 'web', servers: [{ name: 'a', address: o.address }] }],
+      },
+      2,
+    );
+    const silent = [connect(port, '127.0.0.1'), connect(tcpPort, '127.0.0.1')];
+    try {
+      for (const s of silent) {
+        s.on('error', () => undefined);
+        await new Promise<void>((r) => s.once('connect', () => r()));
+      }
+      // Accepted by Portico (the next connection on each listener is answered after them).
+      assert.match(await rawRequest(port, 'PROXY TCP4 10.0.0.1 10.0.0.2 1111 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 10_000), /^HTTP\/1\.1 200/);
+      // Far below the header timeouts (120 s): the grace (1 s) bounds the stop.
+      const code = await Promise.race([proc.stop('SIGTERM'), new Promise<string>((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+      assert.equal(code, 0, `portico after SIGTERM: ${String(code)}; ${proc.output()}`);
+    } finally {
+      for (const s of silent) s.destroy();
+      if (proc.exitCode() === null) await proc.stop('SIGKILL');
+      await o.close();
+    }
+  });
+
   it('tunnels a WebSocket after a real 101', async () => {
     const http = createServer();
     const wss = new WebSocketServer({ server: http });
@@ -353,7 +433,7 @@ describe('http proxy: streaming, upgrade, aborts', () => {
     }
   });
 
-  it('a client that leaves cancels the server request', async () => {
+  it('a client that leaves (its connection reset) cancels the server request', async () => {
     let closedAtOrigin = false;
     const o = await startOrigin('hang', (req, res) => {
       res.on('close', () => (closedAtOrigin = !res.writableFinished));
@@ -366,7 +446,8 @@ describe('http proxy: streaming, upgrade, aborts', () => {
       await new Promise<void>((r) => sock.on('connect', () => r()));
       sock.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
       await waitFor(() => o.seen.length === 1, 15_000, 'request at origin');
-      sock.destroy();
+      // A reset: a FIN alone after a complete request is a half-close, which is answered (below).
+      sock.resetAndDestroy();
       await waitFor(() => closedAtOrigin, 15_000, 'origin to see the cancel');
     } finally {
       await p.stop(100);
