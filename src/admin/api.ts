@@ -138,6 +138,8 @@ const ENDPOINTS = [
   'DELETE /api/v1/pools/{pool}/servers/{name}/runtime-change',
   'PUT /api/v1/pools/{pool}/health',
   'POST /api/v1/reload',
+  'POST /api/v1/upgrade',
+  'GET /api/v1/listeners/{listener}/{view} (a kind\'s views: tcp bindings, kernel flows and kernel)',
   ...CONFIG_ENDPOINTS,
   ...CACHE_ENDPOINTS,
   'GET /api/v1/events',
