@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import '../app/listener-kinds.js';
 import { KeepalivedUsageError, listenerPortsOn, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig, renderNftRules } from './keepalived.js';
 import { runKeepalived } from './keepalived-cli.js';
 import '../app/listener-kinds.js'; // runKeepalived -c reads a configuration: the listener kinds it may name
