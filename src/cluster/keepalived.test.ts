@@ -7,7 +7,6 @@ import { describe, it } from 'node:test';
 import '../app/listener-kinds.js';
 import { KeepalivedUsageError, listenerPortsOn, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig, renderNftRules } from './keepalived.js';
 import { runKeepalived } from './keepalived-cli.js';
-import '../app/listener-kinds.js'; // runKeepalived -c reads a configuration: the listener kinds it may name
 
 const base = ['--vip', '198.18.0.100/24', '--interface', 'eth0', '--priority', '150'];
 
