@@ -20,7 +20,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import type { StateStore } from '../store/state-store.js';
 import { UpstreamConnections, type UpstreamPoolLimits } from '../proxy/http/upstream.js';
 import { TcpShared } from '../proxy/tcp/build.js';
-import type { ListenerKind } from '../listener/kind.js';
+import { kindKey, type ListenerKind } from '../listener/kind.js';
 import { kindOf, listenerKinds, type AppBuildContext } from './listener-kinds.js';
 import { AdminError } from '../admin/admin-error.js';
 import { UpstreamTls } from '../tls/upstream-tls.js';
@@ -346,8 +346,8 @@ class PorticoApp implements Portico, ConfigHost {
   }
 
   updateListener(l: ListenerService, config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle>): boolean {
-    if (l.protocol !== config.protocol) return false;
-    const kind = kindOf(config.protocol);
+    if (kindKey(l) !== kindKey(config)) return false;
+    const kind = kindOf(config);
     return kind.update?.(l, this.shareOf(kind, config), this.buildContext(handles)) ?? false;
   }
 
@@ -407,14 +407,14 @@ class PorticoApp implements Portico, ConfigHost {
   /** Requests in progress on the http listeners (Little's N in the live statistics). */
   private *inflightRequests(): IterableIterator<InflightRequest> {
     for (const l of this.listeners) {
-      const inflight = kindOf(l.protocol).inflight;
+      const inflight = kindOf(l).inflight;
       if (inflight !== undefined) yield* inflight(l);
     }
   }
 
   /** The running listeners of one kind. */
   private *listenersOf<L extends ListenerService>(kind: ListenerKind<any, L>): IterableIterator<L> {
-    for (const l of this.listeners) if (l.protocol === kind.protocol) yield l as L;
+    for (const l of this.listeners) if (kindKey(l) === kindKey(kind)) yield l as L;
   }
 
   /** `GET /api/v1/listeners/{listener}/{view}` for each view a listener kind offers (the tcp binding table ...). */
@@ -425,9 +425,9 @@ class PorticoApp implements Portico, ConfigHost {
       admin.route('GET', `/api/v1/listeners/{listener}/${view}`, (_req, _res, ctx) => {
         const name = ctx.params.listener;
         const l = this.listeners.find((x) => x.name === name);
-        const read = l === undefined ? undefined : kindOf(l.protocol).adminViews?.[view];
+        const read = l === undefined ? undefined : kindOf(l).adminViews?.[view];
         if (l === undefined || read === undefined) {
-          throw new AdminError(404, 'LB_ADMIN_NOT_FOUND', `no ${kinds.map((k) => k.protocol).join(' or ')} listener named ${JSON.stringify(name)}`);
+          throw new AdminError(404, 'LB_ADMIN_NOT_FOUND', `no ${[...new Set(kinds.map((k) => (k.dataPlane === undefined ? k.protocol : `${k.dataPlane} ${k.protocol}`)))].join(' or ')} listener named ${JSON.stringify(name)}`);
         }
         return read(l);
       });
@@ -468,7 +468,7 @@ class PorticoApp implements Portico, ConfigHost {
 
   /** One listener from its configuration, built by its kind. */
   private buildListener(config: ListenerConfig, handles: ReadonlyMap<string, PoolHandle> = this.handles): ListenerService {
-    const kind = kindOf(config.protocol);
+    const kind = kindOf(config);
     return kind.build(this.shareOf(kind, config), this.buildContext(handles));
   }
 

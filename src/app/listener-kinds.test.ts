@@ -3,18 +3,24 @@ import { it } from 'node:test';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
 import { listenerSchema } from '../config/schema/listener.js';
+import { kindKey } from '../listener/kind.js';
 import { kindOf, listenerKinds } from './listener-kinds.js';
 
-it('the listener union of the configuration holds exactly the registered kinds, each under its protocol', () => {
-  const options = listenerSchema.options as readonly unknown[];
+it('the listener union of the configuration holds exactly the registered kinds, each under its protocol and data plane', () => {
+  // A member of the union is a kind's schema, or (protocol tcp) a union by dataPlane of the userspace and kernel kinds.
+  const options = (listenerSchema.options as readonly { options?: readonly unknown[] }[]).flatMap((o) => o.options ?? [o]);
   assert.equal(options.length, listenerKinds.length);
   for (const k of listenerKinds) {
-    assert.ok(options.includes(k.schema), `kind ${k.protocol}: its schema is a member of listenerSchema`);
-    const shape = (k.schema as unknown as { shape: { protocol: { value: unknown } } }).shape;
-    assert.equal(shape.protocol.value, k.protocol, `kind ${k.protocol}: its schema's protocol literal`);
-    assert.equal(kindOf(k.protocol), k);
+    const key = kindKey(k);
+    assert.ok(options.includes(k.schema), `kind ${key}: its schema is a member of listenerSchema`);
+    const shape = (k.schema as unknown as { shape: { protocol: { value: unknown }; dataPlane?: { value?: unknown } } }).shape;
+    assert.equal(shape.protocol.value, k.protocol, `kind ${key}: its schema's protocol literal`);
+    assert.equal(shape.dataPlane?.value, k.dataPlane, `kind ${key}: its schema's dataPlane literal`);
+    assert.equal(kindOf(k), k);
   }
-  assert.equal(new Set(listenerKinds.map((k) => k.protocol)).size, listenerKinds.length, 'one kind per protocol');
+  assert.equal(new Set(listenerKinds.map(kindKey)).size, listenerKinds.length, 'one kind per protocol and data plane');
+  assert.equal(kindOf('tcp').dataPlane, undefined, 'a bare protocol names its userspace kind');
+  assert.equal(kindOf({ protocol: 'udp', dataPlane: 'kernel' }).protocol, 'udp');
   assert.throws(() => kindOf('gopher'), /no registered kind/);
 });
 

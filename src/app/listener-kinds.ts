@@ -6,7 +6,8 @@
 import type { ListenerConfig } from '../config/types.js';
 import type { ListenerService } from './service.js';
 import { dnsKind } from '../dns/kind.js';
-import type { BuildContext, ListenerKind } from '../listener/kind.js';
+import { kindKey, type BuildContext, type KindSelector, type ListenerKind } from '../listener/kind.js';
+import { kernelKinds } from '../kernel/kind.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
 import type { RoutePhaseFactory } from '../proxy/http/router.js';
 import type { TcpShared } from '../proxy/tcp/build.js';
@@ -26,14 +27,19 @@ export const listenerKinds: readonly RegisteredKind[] = [
   tcpKind,
   redirectKind,
   dnsKind,
+  ...kernelKinds,
 ];
 
-const byProtocol = new Map<string, RegisteredKind>(listenerKinds.map((k) => [k.protocol, k]));
+const byKey = new Map<string, RegisteredKind>(listenerKinds.map((k) => [kindKey(k), k]));
 
-/** The kind of a listener's configuration (or of a running listener, by its `protocol`). */
-export function kindOf(protocol: ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
-  const k = byProtocol.get(protocol);
+/**
+ * The kind of a listener's configuration or of a running listener: by its `protocol`, and its
+ * `dataPlane` (kindKey); a bare protocol names its userspace kind.
+ */
+export function kindOf(x: KindSelector | ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
+  const key = typeof x === 'string' ? x : kindKey(x);
+  const k = byKey.get(key);
   // The schema admits only registered protocols (listener-kinds.test.ts): reaching here is a bug.
-  if (k === undefined) throw new Error(`listener protocol ${protocol} has no registered kind`);
+  if (k === undefined) throw new Error(`listener protocol ${key} has no registered kind`);
   return k;
 }

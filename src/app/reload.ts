@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
 import type { ListenerService, Service } from './service.js';
+import { kindKey } from '../listener/kind.js';
 import { kindOf } from './listener-kinds.js';
 import { getBalancer } from '../balancer/registry.js';
 import { balancerOptionsOf } from '../config/balancer-options.js';
@@ -115,8 +116,8 @@ export function planReload(old: Config, next: Config): ReloadPlan {
 
 /** A listener whose protocol changed needs a new socket; otherwise its kind says (by default: its address changed). */
 function needsNewSocket(was: ListenerConfig, next: ListenerConfig): boolean {
-  if (was.protocol !== next.protocol) return true;
-  const rebind = kindOf(next.protocol).rebind;
+  if (kindKey(was) !== kindKey(next)) return true;
+  const rebind = kindOf(next).rebind;
   return rebind === undefined ? !same(was.listen, next.listen) : rebind(was, next);
 }
 

@@ -1,5 +1,7 @@
+import { availableParallelism } from 'node:os';
 import { compressionAvailable } from '../compress/engine.js';
 import { icmpUnavailable } from '../net/icmp-support.js';
+import { forwardingUnavailable } from '../kernel/render.js';
 import type { PathIssue } from './path.js';
 import type { Config } from './types.js';
 
@@ -16,6 +18,18 @@ export function checkAvailability(config: Config): PathIssue[] {
       const ps = config.pools.find((p) => p.name === l.pool)?.persistence;
       if (ps !== undefined && ps !== false && ps.type === 'cookie' && ps.mode === 'prefix') {
         out.push({ path: ['listeners', i, 'pool'], message: "cookie persistence in prefix mode needs the server's own cookie, which a redirect listener never sees (use mode: insert)" });
+      }
+      return;
+    }
+    if (l.protocol === 'udp' || (l.protocol === 'tcp' && l.dataPlane === 'kernel')) {
+      const why = forwardingUnavailable(l.forwarding);
+      if (why !== undefined) out.push({ path: ['listeners', i, 'forwarding'], message: why });
+      const workers = config.cluster.workers === 'auto' ? availableParallelism() : config.cluster.workers;
+      if (workers > 1) {
+        out.push({
+          path: ['listeners', i, 'dataPlane'],
+          message: `a kernel listener under several worker processes is not built yet (cluster.workers is ${config.cluster.workers}, ${workers} processes): set cluster.workers: 1 (the kernel forwards the packets; one process is its control plane)`,
+        });
       }
       return;
     }

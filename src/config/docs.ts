@@ -115,14 +115,30 @@ class Renderer {
       this.object(path, path, schema, description);
       return;
     }
-    const variants = optionsOf(schema).map((o) => inspectKey(o));
-    const names = variants.map((v) => String(literalValues(inspectKey(shapeOf(v.core)[disc]!).core)[0]));
+    // A member may itself be a union by another key (protocol tcp: by dataPlane): its members are listed alike.
+    const variants: { info: KeyInfo; name: string; label: string }[] = [];
+    const valueOf = (core: AnySchema, key: string): string => String(literalValues(inspectKey(shapeOf(core)[key]!).core)[0]);
+    for (const o of optionsOf(schema)) {
+      const info = inspectKey(o);
+      const inner = discriminatorOf(info.core);
+      if (kindOf(info.core) !== 'union' || inner === undefined) {
+        const name = valueOf(info.core, disc);
+        variants.push({ info, name, label: name });
+        continue;
+      }
+      for (const io of optionsOf(info.core)) {
+        const ii = inspectKey(io);
+        const name = valueOf(ii.core, disc);
+        const sub = inspectKey(shapeOf(ii.core)[inner]!);
+        variants.push({ info: ii, name, label: sub.optional ? name : `${name}, ${inner}: ${valueOf(ii.core, inner)}` });
+      }
+    }
     if (!this.seen.has(path)) {
       this.seen.add(path);
-      const list = names.map((n) => `\`${n}\``).join(', ');
+      const list = [...new Set(variants.map((v) => v.name))].map((n) => `\`${n}\``).join(', ');
       this.sections.push({ title: path, description: `${description ?? ''}\n\n\`${disc}\` is one of ${list}; each has its own keys, below.`, rows: [] });
     }
-    variants.forEach((v, i) => this.object(`${path} (${disc}: ${names[i]})`, path, v.core, v.description, disc));
+    for (const v of variants) this.object(`${path} (${disc}: ${v.label})`, path, v.info.core, v.info.description, disc);
   }
 }
 

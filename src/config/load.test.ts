@@ -68,7 +68,7 @@ test('the full example parses to typed values: durations in ms, addresses, rates
     reloadCheck: 5000,
   });
   const mysql = c.listeners[2]!;
-  assert.ok(mysql.protocol === 'tcp');
+  assert.ok(mysql.protocol === 'tcp' && mysql.dataPlane !== 'kernel');
   assert.deepEqual([mysql.pool, mysql.inspect, mysql.maxConnections], ['db', 'tls', 10000]);
   const mirror = c.listeners[3]!;
   assert.ok(mirror.protocol === 'redirect');

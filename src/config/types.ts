@@ -18,7 +18,10 @@ export type ListenerConfig = Config['listeners'][number];
 export type ListenerProtocol = ListenerConfig['protocol'];
 export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
 export type HttpsListenerConfig = Extract<ListenerConfig, { protocol: 'https' }>;
-export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
+/** The userspace tcp proxy (`dataPlane` absent or `userspace`). */
+export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp'; dataPlane?: 'userspace' | undefined }>;
+/** A kernel (nftables) virtual server: `dataPlane: kernel`, protocol tcp or udp. */
+export type KernelListenerConfig = Extract<ListenerConfig, { dataPlane: 'kernel' }>;
 export type RedirectListenerConfig = Extract<ListenerConfig, { protocol: 'redirect' }>;
 export type DnsListenerConfig = Extract<ListenerConfig, { protocol: 'dns' }>;
 export type HttpLimitsConfig = HttpListenerConfig['limits'];

@@ -19,8 +19,10 @@ import type { StateStore } from '../store/state-store.js';
 /** A listener as Portico runs it; the bound address is known after start (port 0 in tests). */
 export interface ListenerService {
   readonly name: string;
-  /** The `protocol` of its configuration: the kind it belongs to. */
+  /** The `protocol` of its configuration: with `dataPlane`, the kind it belongs to (kindKey). */
   readonly protocol: string;
+  /** `kernel` for a kernel (nftables) listener; absent for the userspace ones. */
+  readonly dataPlane?: 'kernel' | undefined;
   readonly address: { host: string; port: number };
   start(): Promise<void>;
   /** Stop accepting; finish in-flight work for up to graceMs, then cut. */
@@ -69,6 +71,11 @@ export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L exten
   /** The value of `protocol` in configuration; also `L.protocol`. */
   readonly protocol: C['protocol'];
   /**
+   * `kernel`: the kind of `dataPlane: kernel` listeners of this protocol (src/kernel/kind.ts);
+   * absent: the userspace kind of the protocol. With `protocol`, the kind's key (kindKey).
+   */
+  readonly dataPlane?: 'kernel' | undefined;
+  /**
    * The configuration schema of this kind (a strict object whose `protocol` is this literal);
    * it is one member of `listenerSchema` (src/config/schema/listener.ts), and
    * src/app/listener-kinds.test.ts checks that the union holds exactly the registered kinds.
@@ -103,9 +110,23 @@ export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L exten
   metrics?(listeners: () => Iterable<L>): CollectedMetric[];
 }
 
-/** Type a kind's definition (its configuration member picked by `protocol`). */
+/** What selects a listener's kind: its protocol and its data plane (a configuration or a running listener). */
+export interface KindSelector {
+  readonly protocol: string;
+  readonly dataPlane?: string | undefined;
+}
+
+/** The registry key of a kind: its protocol (`tcp`), or `kernel/PROTOCOL` for `dataPlane: kernel`. */
+export function kindKey(x: KindSelector): string {
+  return x.dataPlane === 'kernel' ? `kernel/${x.protocol}` : x.protocol;
+}
+
+/** The userspace member of the listener union for `protocol: P` (a kernel listener has `dataPlane: kernel`). */
+export type UserspaceListenerConfig<P extends ListenerConfig['protocol']> = Exclude<Extract<ListenerConfig, { protocol: P }>, { dataPlane: 'kernel' }>;
+
+/** Type a userspace kind's definition (its configuration member picked by `protocol`). */
 export function listenerKind<P extends ListenerConfig['protocol'], L extends ListenerService, X extends BuildContext<any> = BuildContext>(
-  kind: ListenerKind<Extract<ListenerConfig, { protocol: P }>, L, X> & { readonly protocol: P },
-): ListenerKind<Extract<ListenerConfig, { protocol: P }>, L, X> {
+  kind: ListenerKind<UserspaceListenerConfig<P>, L, X> & { readonly protocol: P },
+): ListenerKind<UserspaceListenerConfig<P>, L, X> {
   return kind;
 }

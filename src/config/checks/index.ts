@@ -2,6 +2,7 @@ import type { PathIssue } from '../path.js';
 import { checkAdminExposure } from './admin.js';
 import { checkCacheReferences } from './cache.js';
 import { checkListenConflicts } from './listen-conflicts.js';
+import { checkKernelPools } from './kernel.js';
 import { checkL4Pools } from './l4.js';
 import { checkPoolOptions } from './pools.js';
 import { asMap } from './raw.js';
@@ -22,6 +23,7 @@ export function crossCheck(raw: unknown): PathIssue[] {
     ...checkPoolOptions(root),
     ...checkAdminExposure(root),
     ...checkL4Pools(root),
+    ...checkKernelPools(root),
     ...checkCacheReferences(root),
   ];
 }

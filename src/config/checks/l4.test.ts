@@ -23,7 +23,7 @@ it('a valid tcp listener with inspect: tls, SNI routes and tls-session persisten
     pools: [pool({ persistence: { type: 'tls-session', ttl: '1m' } })],
   });
   const l = c.listeners[0]!;
-  assert.ok(l.protocol === 'tcp');
+  assert.ok(l.protocol === 'tcp' && l.dataPlane !== 'kernel');
   assert.deepEqual(l.routes?.[0]?.match?.sni, ['a.example.com', '*.b.example.com']);
   assert.equal(l.inspectTimeout, 5000);
   assert.equal(l.inspectMaxBytes, 16384);

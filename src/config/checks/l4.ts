@@ -23,7 +23,7 @@ export function checkL4Pools(root: RawMap): PathIssue[] {
   const users = new Map<string, { tlsInspect: boolean; tcp: boolean; listener: string }[]>();
   for (const [i, l] of maps(root['listeners'])) {
     const proto = asString(l['protocol']);
-    const use = { tlsInspect: proto === 'tcp' && l['inspect'] === 'tls', tcp: proto === 'tcp', listener: asString(l['name']) ?? String(i) };
+    const use = { tlsInspect: proto === 'tcp' && l['inspect'] === 'tls', tcp: proto === 'tcp' && l['dataPlane'] !== 'kernel', listener: asString(l['name']) ?? String(i) };
     for (const p of poolsOf(l)) users.set(p, [...(users.get(p) ?? []), use]);
   }
   for (const [i, p] of maps(root['pools'])) {

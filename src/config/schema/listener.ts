@@ -6,6 +6,7 @@ import { fail, ok, show } from '../values/parsed.js';
 import { httpLimitsSchema } from './http-limits.js';
 import { routeSchema } from './route.js';
 import { listenerTlsSchema, redirectTlsSchema } from './tls.js';
+import { kernelTcpListenerSchema, kernelUdpListenerSchema } from './kernel.js';
 
 const base = {
   name: name().describe('Unique name of the listener'),
@@ -75,6 +76,11 @@ export const tcpListenerSchema = z
   .strictObject({
     protocol: z.literal('tcp'),
     ...base,
+    dataPlane: z
+      .literal('userspace')
+      .optional()
+      .meta({ docDefault: '`userspace`' })
+      .describe('`userspace` (this proxy) or `kernel` (nftables forwards the packets: see the kernel tcp listener)'),
     ...proxyKeys,
     pool: name().optional().describe('Pool whose servers take the connections (or `routes`)'),
     routes: z
@@ -121,8 +127,11 @@ export const redirectListenerSchema = z
   })
   .describe("HTTP listener that answers each request with a redirect to the chosen server's url");
 
-export { dnsListenerSchema };
+export { dnsListenerSchema, kernelTcpListenerSchema, kernelUdpListenerSchema };
+
+/** `protocol: tcp`: the userspace proxy, or the kernel's virtual server with `dataPlane: kernel`. */
+export const anyTcpListenerSchema = z.discriminatedUnion('dataPlane', [tcpListenerSchema, kernelTcpListenerSchema]);
 
 export const listenerSchema = z
-  .discriminatedUnion('protocol', [httpListenerSchema, httpsListenerSchema, tcpListenerSchema, redirectListenerSchema, dnsListenerSchema])
+  .discriminatedUnion('protocol', [httpListenerSchema, httpsListenerSchema, anyTcpListenerSchema, kernelUdpListenerSchema, redirectListenerSchema, dnsListenerSchema])
   .describe('A listener accepts client connections; `protocol` selects its kind');

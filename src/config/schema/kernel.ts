@@ -1,0 +1,101 @@
+/**
+ * The kernel L4 data plane's listeners (SPEC §10): `dataPlane: kernel` with `protocol: tcp` or
+ * `udp`. Portico programs nftables and the kernel forwards the packets; what needs the bytes
+ * (routes, inspect: tls, PROXY protocol) is refused here with the reason, at its key.
+ */
+import { z } from 'zod';
+import { isIPv4 } from '../values/host.js';
+import { fail, ok, show } from '../values/parsed.js';
+import { duration, flag, int, leaf, listenAddress, name, orOff, text } from './fields.js';
+
+/** A key a kernel listener cannot have: the message says why and what to do instead. */
+const refused = (why: string) =>
+  leaf<unknown, never>('refused', () => fail(why))
+    .optional()
+    .meta({ docType: 'refused' })
+    .describe(`Refused: ${why}`);
+
+const NEEDS_BYTES = 'a kernel listener forwards packets and never sees the bytes';
+
+const snat = leaf<string | readonly string[], 'none' | 'masquerade' | readonly string[]>('none | masquerade | list of IPv4', (v) => {
+  if (v === 'none' || v === 'masquerade') return ok(v);
+  if (Array.isArray(v) && v.length > 0) {
+    const bad = v.find((a) => typeof a !== 'string' || !isIPv4(a));
+    if (bad !== undefined) return fail(`expected IPv4 addresses to translate the clients' source to, got ${show(bad)}`);
+    return ok(v as string[]);
+  }
+  return fail(`expected none, masquerade or a list of IPv4 addresses, got ${show(v)}`);
+});
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+const kernelBlock = z
+  .strictObject({
+    interface: text({ nonEmpty: true })
+      .optional()
+      .describe('dsr, distributed: the interface on the segment of the servers (or nodes); nat: when set, checked at start'),
+    snat: snat
+      .prefault('none')
+      .describe(
+        'nat: `none` (the servers route their replies through this node and see the client\'s address), `masquerade` (the outgoing interface\'s address), or a list of IPv4 addresses (connections spread over them; one address runs out of 4-tuples at high connection rates)',
+      ),
+    persistence: orOff(
+      z.strictObject({
+        timeout: duration().prefault('5m').describe('A client address keeps its server this long after its last packet'),
+      }),
+    )
+      .prefault(false)
+      .describe("`false` (or the pool's `persistence: source-ip`) or source-address persistence in the kernel: a dynamic map consulted before balancing"),
+    flowTable: z
+      .strictObject({
+        size: int(1024, 16_777_216).prefault(65536).describe('dsr: most flows remembered'),
+        timeout: duration().prefault('5m').describe('dsr: a flow is forgotten this long after its last packet'),
+      })
+      .prefault({})
+      .describe('dsr: established flows keep their server through a drain'),
+    distributed: z
+      .strictObject({
+        nodes: z.array(name()).min(1, 'distributed needs at least one node').describe('The names of the nodes sharing the virtual address (cluster.nodeName of each)'),
+        buckets: int(16, 65536).prefault(1024).describe('Hash buckets shared out between the live nodes'),
+        clusterMac: leaf<string, string>('MAC address', (v) =>
+          typeof v === 'string' && MAC.test(v) ? ok(v.toLowerCase()) : fail(`expected a MAC address such as 01:00:5e:7f:00:c8, got ${show(v)}`),
+        ).describe('The multicast MAC every node accepts frames for'),
+      })
+      .optional()
+      .describe('distributed: the nodes and their shared MAC'),
+    keepOnExit: flag().prefault(false).describe("Leave Portico's nftables tables in place when Portico exits (forwarding continues without health checks)"),
+  })
+  .prefault({})
+  .describe('Kernel data plane settings (SPEC §10)');
+
+const kernelKeys = {
+  name: name().describe('Unique name of the listener'),
+  listen: listenAddress().describe('The virtual address and port (an IPv4 address of this host, or of the nodes in distributed mode)'),
+  dataPlane: z.literal('kernel').describe('`kernel`: nftables forwards the packets, Portico is the control plane'),
+  forwarding: z
+    .enum(['nat', 'dsr', 'distributed'])
+    .prefault('nat')
+    .describe('`nat` (DNAT with connection tracking), `dsr` (direct server return: MAC rewrite), `distributed` (every node takes its hash buckets)'),
+  pool: name().describe('Pool whose servers take the flows (balance: roundrobin, random or hash with key source-ip)'),
+  kernel: kernelBlock,
+  routes: refused(`${NEEDS_BYTES}: routes need them (use pool)`),
+  inspect: refused(`${NEEDS_BYTES}: inspect: tls needs them (use dataPlane: userspace)`),
+  sendProxy: refused(`${NEEDS_BYTES}: sendProxy (PROXY protocol) needs them; in nat mode with snat: none the servers see the client's address`),
+  acceptProxy: refused(`${NEEDS_BYTES}: acceptProxy (PROXY protocol) needs them`),
+};
+
+/** `protocol: tcp` with `dataPlane: kernel`. */
+export const kernelTcpListenerSchema = z
+  .strictObject({ protocol: z.literal('tcp'), ...kernelKeys })
+  .describe('TCP virtual server in the kernel (nftables)');
+
+/** `protocol: udp`: the kernel only (the userspace listeners do TCP). */
+export const kernelUdpListenerSchema = z
+  .strictObject({
+    protocol: z.literal('udp'),
+    ...kernelKeys,
+    dataPlane: z
+      .literal('kernel', { error: 'udp needs dataPlane: kernel (the userspace listeners do TCP only)' })
+      .describe('`kernel`: UDP is forwarded by the kernel only'),
+  })
+  .describe('UDP virtual server in the kernel (nftables)');

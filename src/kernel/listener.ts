@@ -1,0 +1,245 @@
+/**
+ * A kernel listener: Portico as the control plane of an nftables virtual server. It writes its
+ * part of the table at start and reload (src/kernel/plane.ts), follows its pool (health, weights,
+ * drain, maint, registration, slow start) by rewriting only its maps, cuts a server's flows when
+ * it goes to maint, forgets a leaving server's persistence entries, and reads its counters.
+ */
+import type { KernelListenerConfig, PoolConfig } from '../config/types.js';
+import type { ListenerService } from '../listener/kind.js';
+import type { Logger } from '../observability/logger.js';
+import type { Pool, PoolEvent } from '../pool/pool.js';
+import { checkPrerequisites } from './checks.js';
+import { cutFlows, listFlows, type Flow } from './conntrack.js';
+import { nftJson, readCounters } from './nft.js';
+import { plane, type PlanePart } from './plane.js';
+import { counterName, FAMILY, renderMaps, renderStickyDelete, stickyMap, TABLE, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+import { snapshotOf, specOf } from './snapshot.js';
+
+/** How often slow start's ramps and the counters are looked at (a change of the pool itself is applied at once). */
+export const TICK_MS = 1000;
+
+export interface KernelTraffic {
+  readonly server: string;
+  readonly packetsIn: number;
+  readonly bytesIn: number;
+  readonly packetsOut: number;
+  readonly bytesOut: number;
+}
+
+export interface StickyEntry {
+  readonly client: string;
+  readonly server: string;
+  /** Seconds left. */
+  readonly expires: number;
+}
+
+export class KernelListener implements ListenerService, PlanePart {
+  readonly name: string;
+  readonly dataPlane = 'kernel' as const;
+  private lc: KernelListenerConfig;
+  private pool: Pool;
+  private pc: PoolConfig | undefined;
+  private readonly log: Logger;
+  private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pending = false;
+  private appliedMaps = '';
+  private started = false;
+  /** Who took new flows at the last write (server name → address . port), to see who left. */
+  private activeAt = new Map<string, string>();
+  /** Counter readings by server name: in = toward the server, out = its replies. */
+  traffic: KernelTraffic[] = [];
+
+  constructor(lc: KernelListenerConfig, pool: Pool, pc: PoolConfig | undefined, log: Logger) {
+    this.name = lc.name;
+    this.lc = lc;
+    this.pool = pool;
+    this.pc = pc;
+    this.log = log;
+  }
+
+  get protocol(): 'tcp' | 'udp' {
+    return this.lc.protocol;
+  }
+
+  get address(): { host: string; port: number } {
+    return this.lc.listen;
+  }
+
+  get poolName(): string {
+    return this.pool.name;
+  }
+
+  spec(): KernelListenerSpec {
+    return specOf(this.lc, this.pc);
+  }
+
+  snapshot(): KernelSnapshot {
+    return snapshotOf(this.pool);
+  }
+
+  keepOnExit(): boolean {
+    return this.lc.kernel.keepOnExit;
+  }
+
+  async start(): Promise<void> {
+    await checkPrerequisites(this.lc);
+    await plane.install(this);
+    this.started = true;
+    this.noteApplied();
+    this.subscribe();
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+    const skipped = snapshotOf(this.pool).skipped;
+    if (skipped.length > 0) this.log.warn(`kernel listener ${this.name}: servers without an IPv4 address are left out: ${skipped.join(', ')}`);
+    this.log.info(`kernel listener ${this.name}: ${this.lc.protocol} ${this.lc.listen.host}:${this.lc.listen.port} forwarded by nftables (${this.lc.forwarding}, table ${FAMILY} ${TABLE})`);
+  }
+
+  async stop(_graceMs: number): Promise<void> {
+    this.started = false;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await plane.uninstall(this);
+  }
+
+  /** Reload: new settings and pool; the whole table is written again (one transaction). */
+  update(lc: KernelListenerConfig, pool: Pool, pc: PoolConfig | undefined): void {
+    this.lc = lc;
+    this.pc = pc;
+    if (pool !== this.pool) {
+      this.pool = pool;
+      if (this.started) this.subscribe();
+    }
+    if (!this.started) return;
+    plane.install(this).then(
+      () => this.noteApplied(),
+      (err: unknown) => this.log.error(`kernel listener ${this.name}: reload could not write the rules (the previous ones stay)`, { error: String(err) }),
+    );
+  }
+
+  private subscribe(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = this.pool.onEvent((ev) => this.onPoolEvent(ev));
+  }
+
+  private onPoolEvent(ev: PoolEvent): void {
+    this.schedule();
+    if (ev.kind === 'admin' && ev.to === 'maint') {
+      const rt = this.pool.byName(ev.server);
+      if (rt !== undefined) this.cut(rt.server.host, rt.server.port, ev.server);
+    }
+  }
+
+  /** Apply the pool's state soon (coalescing the events of one turn). */
+  private schedule(): void {
+    if (this.pending || !this.started) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      void this.sync();
+    });
+  }
+
+  private tick(): void {
+    if (!this.started) return;
+    void this.sync();
+    void this.readTraffic();
+  }
+
+  /** Write the maps when the pool's state changed what they hold. */
+  private async sync(): Promise<void> {
+    const spec = this.spec();
+    const snap = this.snapshot();
+    const script = renderMaps(spec, snap);
+    if (script === this.appliedMaps) return;
+    try {
+      await plane.apply(this, script);
+      this.appliedMaps = script;
+      const left = this.leavers(snap);
+      if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
+    } catch (err) {
+      this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
+    }
+  }
+
+  private noteApplied(): void {
+    this.appliedMaps = renderMaps(this.spec(), this.snapshot());
+    this.leavers(this.snapshot());
+  }
+
+  /** The servers (address . port) that took new flows before and no longer do. */
+  private leavers(snap: KernelSnapshot): string[] {
+    const now = new Map<string, string>();
+    for (const a of snap.active) {
+      const s = snap.servers[a.index]!;
+      now.set(s.name, `${s.address} . ${s.port}`);
+    }
+    const left = [...this.activeAt].filter(([name]) => !now.has(name)).map(([, key]) => key);
+    this.activeAt = now;
+    return left;
+  }
+
+  private cut(host: string, port: number, server: string): void {
+    cutFlows(this.lc.protocol, host, port).then(
+      (n) => this.log.info(`kernel listener ${this.name}: server ${server} in maint, ${n} flow(s) cut`),
+      (err: unknown) => this.log.warn(`kernel listener ${this.name}: could not cut the flows of ${server}`, { error: String(err) }),
+    );
+  }
+
+  /** The persistence entries, read back from the kernel. */
+  async sticky(): Promise<StickyEntry[]> {
+    if (this.spec().persistenceMs <= 0) return [];
+    const out: StickyEntry[] = [];
+    for (const o of await nftJson(['list', 'map', FAMILY, TABLE, stickyMap(this.name)])) {
+      const m = o['map'] as { elem?: unknown[] } | undefined;
+      for (const e of m?.elem ?? []) {
+        const parsed = parseStickyElem(e);
+        if (parsed !== undefined) out.push(parsed);
+      }
+    }
+    return out;
+  }
+
+  /** nftables cannot delete by value: the clients pinned to servers that left are deleted by key. */
+  private async forgetSticky(left: readonly string[]): Promise<void> {
+    const gone = new Set(left.map((k) => k.replace(' . ', ':')));
+    const clients = (await this.sticky()).filter((e) => gone.has(e.server)).map((e) => e.client);
+    const script = renderStickyDelete(this.name, clients);
+    if (script !== '') await plane.apply(this, script).catch(() => undefined); // an entry that expired meanwhile fails the batch; the next change retries
+  }
+
+  /** `GET /api/v1/listeners/{name}/flows`. */
+  async flows(): Promise<{ listener: string; flows: Flow[]; sticky: StickyEntry[] }> {
+    const [flows, sticky] = await Promise.all([listFlows(this.lc.protocol, this.lc.listen.host, this.lc.listen.port), this.sticky()]);
+    return { listener: this.name, flows, sticky };
+  }
+
+  /** Read the named counters into `traffic`. */
+  async readTraffic(): Promise<void> {
+    try {
+      const counters = await readCounters();
+      const snap = this.snapshot();
+      this.traffic = snap.servers.map((s) => {
+        const i = counters.get(counterName(this.name, s.name, 'in'));
+        const o = counters.get(counterName(this.name, s.name, 'out'));
+        return { server: s.name, packetsIn: i?.packets ?? 0, bytesIn: i?.bytes ?? 0, packetsOut: o?.packets ?? 0, bytesOut: o?.bytes ?? 0 };
+      });
+    } catch (err) {
+      this.log.debug(`kernel listener ${this.name}: counters unreadable`, { error: String(err) });
+    }
+  }
+}
+
+/** One element of the sticky map as `nft -j` writes it: `[{elem:{val,expires}}, {concat:[addr, port]}]`. */
+export function parseStickyElem(e: unknown): StickyEntry | undefined {
+  if (!Array.isArray(e) || e.length !== 2) return undefined;
+  const [k, v] = e as [unknown, unknown];
+  const key = k as { elem?: { val?: unknown; expires?: number } } | string;
+  const client = typeof key === 'string' ? key : key.elem?.val;
+  const expires = typeof key === 'string' ? 0 : key.elem?.expires ?? 0;
+  const concat = (v as { concat?: unknown[] } | undefined)?.concat;
+  if (typeof client !== 'string' || !Array.isArray(concat) || concat.length !== 2) return undefined;
+  return { client, server: `${String(concat[0])}:${String(concat[1])}`, expires };
+}

@@ -1,0 +1,79 @@
+/**
+ * The owner of the nftables table `ip portico` in this process: every kernel listener registers
+ * its part, the whole table is written at each change of the set of listeners (start, reload,
+ * stop: one idempotent transaction), and a listener's maps at run time. Writes are serialised
+ * (one nft at a time, in order).
+ */
+import { nftApply } from './nft.js';
+import { renderDelete, renderTable, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+
+export interface PlanePart {
+  readonly name: string;
+  spec(): KernelListenerSpec;
+  snapshot(): KernelSnapshot;
+  /** Leave the table in place when Portico exits. */
+  keepOnExit(): boolean;
+}
+
+export class KernelPlane {
+  private readonly parts = new Map<string, PlanePart>();
+  private chain: Promise<unknown> = Promise.resolve();
+  /** The last whole table written (tests, the admin API). */
+  lastTable = '';
+
+  /** Run `fn` after every write queued before it; its failure is the caller's, not the next one's. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Add (or replace) a listener's part and write the whole table. A failure leaves the previous table and the set as it was. */
+  install(part: PlanePart): Promise<void> {
+    return this.serial(async () => {
+      const was = this.parts.get(part.name);
+      this.parts.set(part.name, part);
+      try {
+        await this.writeTable();
+      } catch (err) {
+        if (was === undefined) this.parts.delete(part.name);
+        else this.parts.set(part.name, was);
+        throw err;
+      }
+    });
+  }
+
+  /** Remove a listener's part: the table is rewritten without it, or deleted when it was the last (unless it keeps its rules). */
+  uninstall(part: PlanePart): Promise<void> {
+    return this.serial(async () => {
+      if (this.parts.get(part.name) !== part) return;
+      this.parts.delete(part.name);
+      if (this.parts.size > 0) return this.writeTable();
+      if (part.keepOnExit()) return;
+      this.lastTable = '';
+      return nftApply(renderDelete());
+    });
+  }
+
+  /** Apply a run-time change (maps only) of a registered part. */
+  apply(part: PlanePart, script: string): Promise<void> {
+    return this.serial(async () => {
+      if (this.parts.get(part.name) !== part) return; // replaced or gone: its table write covers it
+      await nftApply(script);
+    });
+  }
+
+  /** Anything else that must not interleave with a write (reading and deleting sticky entries). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serial(fn);
+  }
+
+  private async writeTable(): Promise<void> {
+    const text = renderTable([...this.parts.values()].map((p) => ({ spec: p.spec(), snap: p.snapshot() })));
+    await nftApply(text);
+    this.lastTable = text;
+  }
+}
+
+/** The process's plane (one table per process). */
+export const plane = new KernelPlane();
