@@ -11,7 +11,7 @@ import type { TcpShared } from '../proxy/tcp/build.js';
 import { KernelListener } from './listener.js';
 
 /** What a kernel listener builds from: the pools, and their configurations (kept by the tcp kinds' shared state). */
-export type KernelBuildContext = BuildContext & { readonly l4: TcpShared };
+export type KernelBuildContext = BuildContext & { readonly l4: TcpShared; readonly node: string };
 
 function poolOf(lc: KernelListenerConfig, ctx: KernelBuildContext) {
   const h = ctx.handles.get(lc.pool);
@@ -37,7 +37,7 @@ function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelT
     schema,
     build(lc, ctx) {
       const { pool, pc } = poolOf(lc, ctx);
-      const l = new KernelListener(lc, pool, pc, ctx.log);
+      const l = new KernelListener(lc, pool, pc, ctx.log, { store: ctx.store, sharedStore: ctx.sharedStore, node: ctx.node });
       const start = l.start.bind(l);
       const stop = l.stop.bind(l);
       l.start = async () => {
@@ -61,7 +61,7 @@ function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelT
       /** `GET /api/v1/listeners/{listener}/flows`: conntrack's flows to the virtual address and the persistence entries. */
       flows: (l) => l.flows(),
       /** `GET /api/v1/listeners/{listener}/kernel`: per-server packet and byte counters (the dashboard's rates). */
-      kernel: (l) => ({ listener: l.name, protocol: l.protocol, pool: l.poolName, forwarding: l.spec().forwarding, servers: l.traffic }),
+      kernel: (l) => ({ listener: l.name, protocol: l.protocol, pool: l.poolName, forwarding: l.spec().forwarding, servers: l.traffic, ...l.linkView() }),
     },
   };
   if (metrics) kind.metrics = () => kernelMetrics();

@@ -19,6 +19,27 @@
  */
 
 export const NETDEV_FAMILY = 'netdev';
+
+/** What a link-layer listener's spec carries (fixed until a reload). */
+export interface LinkSpec {
+  /** `kernel.interface`. */
+  readonly device: string;
+  /** Its MAC, read at start. */
+  readonly deviceMac: string;
+  readonly flowSize: number;
+  readonly flowTimeoutMs: number;
+  readonly distributed?: { readonly clusterMac: string; readonly buckets: number; readonly ownershipMs: number } | undefined;
+}
+
+/** What a link-layer listener's snapshot carries (changes at run time). */
+export interface LinkState {
+  /** MAC of each server, by server name (dsr); a server without one takes no flow. */
+  readonly macs: ReadonlyMap<string, string>;
+  /** Servers whose established flows are cut (maint). */
+  readonly cut: ReadonlySet<string>;
+  /** This node's buckets (distributed). */
+  readonly mine: readonly number[];
+}
 export const NETDEV_TABLE = 'portico';
 
 /** The hash seed of the link-layer modes: the same on every node, so two nodes place a flow alike. */

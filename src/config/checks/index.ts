@@ -3,6 +3,7 @@ import { checkAdminExposure } from './admin.js';
 import { checkCacheReferences } from './cache.js';
 import { checkListenConflicts } from './listen-conflicts.js';
 import { checkKernelPools } from './kernel.js';
+import { checkKernelLink } from './kernel-link.js';
 import { checkL4Pools } from './l4.js';
 import { checkPoolOptions } from './pools.js';
 import { asMap } from './raw.js';
@@ -24,6 +25,7 @@ export function crossCheck(raw: unknown): PathIssue[] {
     ...checkAdminExposure(root),
     ...checkL4Pools(root),
     ...checkKernelPools(root),
+    ...checkKernelLink(root),
     ...checkCacheReferences(root),
   ];
 }
