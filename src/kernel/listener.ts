@@ -54,6 +54,8 @@ export class KernelListener implements ListenerService, PlanePart {
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
   private appliedMaps = '';
+  /** The spec the table was last written from. */
+  private installedSpec = '';
   private started = false;
   /** Who took new flows at the last write (server name → address . port), to see who left. */
   private activeAt = new Map<string, string>();
@@ -165,6 +167,12 @@ export class KernelListener implements ListenerService, PlanePart {
       void this.relink();
       return;
     }
+    // The same rules (an admin change also comes this way): the maps only. Rewriting the table
+    // would empty its dynamic maps, and dsr's flow map is what keeps a drained server's flows.
+    if (JSON.stringify(this.spec()) === this.installedSpec) {
+      this.schedule();
+      return;
+    }
     plane.install(this).then(
       () => this.noteApplied(),
       (err: unknown) => this.log.error(`kernel listener ${this.name}: reload could not write the rules (the previous ones stay)`, { error: String(err) }),
@@ -235,6 +243,7 @@ export class KernelListener implements ListenerService, PlanePart {
   }
 
   private noteApplied(): void {
+    this.installedSpec = JSON.stringify(this.spec());
     this.appliedMaps = renderMaps(this.spec(), this.snapshot());
     this.leavers(this.snapshot());
   }
