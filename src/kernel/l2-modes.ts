@@ -263,7 +263,11 @@ class DistributedRuntime implements LinkRuntime {
       heartbeatMs: d.heartbeat,
       deadAfterMs: d.deadAfter,
       apply: ctx.apply,
-      onChange: (live, mine) => ctx.log.info(`kernel listener ${ctx.lc.name}: live nodes ${live.join(', ') || '(none)'}; this node (${ctx.node}) holds ${mine.length} of ${spec.buckets} buckets`),
+      onChange: (live, mine, noticedAt, applyMs) =>
+        ctx.log.info(`kernel listener ${ctx.lc.name}: live nodes ${live.join(', ') || '(none)'}; this node (${ctx.node}) holds ${mine.length} of ${spec.buckets} buckets`, {
+          noticed: new Date(noticedAt).toISOString(),
+          nftMs: applyMs,
+        }),
       onError: (err) => ctx.log.warn(`kernel listener ${ctx.lc.name}: bucket ownership`, { error: String(err) }),
     });
   }

@@ -21,7 +21,8 @@ export interface OwnershipOptions {
   readonly deadAfterMs: number;
   /** Applies an nft transaction (the plane's serialised writer). */
   readonly apply: (script: string) => Promise<void>;
-  readonly onChange?: ((live: readonly string[], mine: readonly number[]) => void) | undefined;
+  /** After a change of the live set reached the kernel: when it was noticed (ms since the epoch) and how long the kernel took. */
+  readonly onChange?: ((live: readonly string[], mine: readonly number[], noticedAt: number, applyMs: number) => void) | undefined;
   readonly onError?: ((err: unknown) => void) | undefined;
 }
 
@@ -35,6 +36,13 @@ export class Ownership {
   private readonly membership: Membership;
   private mineNow: readonly number[] = [];
   private liveNow: readonly string[] = [];
+  private applying = false;
+  private again = false;
+  private changedSince = false;
+  private loop: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private renewedAt = 0;
+  private noticedAt = 0;
 
   constructor(o: OwnershipOptions) {
     this.o = o;
@@ -46,7 +54,7 @@ export class Ownership {
       heartbeatMs: o.heartbeatMs,
       deadAfterMs: o.deadAfterMs,
       onStoreError: o.onError,
-      onLive: (live, changed) => void this.renew(live, changed),
+      onLive: (live, changed) => this.renew(live, changed),
     });
   }
 
@@ -67,19 +75,50 @@ export class Ownership {
   /** Leave: the others take the buckets now; this node's set is emptied. */
   async stop(): Promise<void> {
     await this.membership.stop();
+    this.stopped = true;
+    await this.loop;
     this.mineNow = [];
     await this.o.apply(renderOwnership(this.o.spec, [])).catch((err: unknown) => this.o.onError?.(err));
   }
 
-  private async renew(live: readonly string[], changed: boolean): Promise<void> {
+  /**
+   * Renew (and change) the kernel's ownership. One transaction at a time: rounds that come while
+   * one is being applied are folded into the next (the latest set wins), so a slow nft never
+   * builds a queue of stale renewals.
+   */
+  private renew(live: readonly string[], changed: boolean): void {
+    if (this.stopped) return;
     const mine = bucketsOf(this.o.node, live, this.o.spec.buckets);
     this.liveNow = live;
     this.mineNow = mine;
-    try {
-      await this.o.apply(renderOwnership(this.o.spec, mine));
-    } catch (err) {
-      this.o.onError?.(err);
+    if (changed && !this.changedSince) {
+      this.changedSince = true;
+      this.noticedAt = Date.now();
     }
-    if (changed) this.o.onChange?.(live, mine);
+    // Unchanged: renew only once a third of the timeout has passed (each renewal is an nft run).
+    if (!this.changedSince && Date.now() - this.renewedAt < this.o.spec.ownershipMs / 3) return;
+    if (this.applying) {
+      this.again = true;
+      return;
+    }
+    this.applying = true;
+    this.loop = (async () => {
+      do {
+        this.again = false;
+        const report = this.changedSince;
+        const noticedAt = this.noticedAt;
+        this.changedSince = false;
+        let began = 0;
+        const at = { live: this.liveNow, mine: this.mineNow };
+        try {
+          this.renewedAt = began = Date.now();
+          await this.o.apply(renderOwnership(this.o.spec, at.mine));
+        } catch (err) {
+          this.o.onError?.(err);
+        }
+        if (report) this.o.onChange?.(at.live, at.mine, noticedAt, Date.now() - began);
+      } while (this.again);
+      this.applying = false;
+    })();
   }
 }
