@@ -6,6 +6,8 @@ if (!existsSync(built)) {
   console.error('dist/config/docs.js is missing: run `npm run build` first');
   process.exit(1);
 }
+// The listener kinds register their schemas into the configuration's listener union.
+await import(new URL('../dist/app/listener-kinds.js', import.meta.url).href);
 const { renderConfigDocs } = await import(built.href);
 const out = new URL('../docs/configuration.md', import.meta.url);
 mkdirSync(new URL('.', out), { recursive: true });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import '../app/listener-kinds.js';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
 import { JOURNAL_FILE, RuntimeJournal, parseJournal, serverChange, withHealthChange, withServerChange, type RuntimeChange } from './journal.js';

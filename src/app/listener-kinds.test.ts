@@ -1,18 +1,20 @@
 import { strict as assert } from 'node:assert';
 import { it } from 'node:test';
+import { z } from 'zod';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
-import { listenerSchema } from '../config/schema/listener.js';
+import { listenerConfigKinds, listenerUnion, registerListenerConfig } from '../config/schema/listener.js';
 import { kindKey } from '../listener/kind.js';
 import { kindOf, listenerKinds } from './listener-kinds.js';
 
-it('the listener union of the configuration holds exactly the registered kinds, each under its protocol and data plane', () => {
-  // A member of the union is a kind's schema, or (protocol tcp) a union by dataPlane of the userspace and kernel kinds.
-  const options = (listenerSchema.options as readonly { options?: readonly unknown[] }[]).flatMap((o) => o.options ?? [o]);
+it('the listener union of the configuration is made of the registered kinds, each under its protocol and data plane, in order', () => {
+  // One member per protocol; the kinds that share one (tcp: userspace and kernel) are a union by dataPlane.
+  const options = (listenerUnion() as unknown as { options: readonly { options?: readonly unknown[] }[] }).options.flatMap((o) => o.options ?? [o]);
   assert.equal(options.length, listenerKinds.length);
+  for (const k of listenerKinds) assert.ok(options.includes(k.schema), `kind ${kindKey(k)}: its schema is a member of the union`);
+  assert.deepEqual(listenerConfigKinds(), listenerKinds);
   for (const k of listenerKinds) {
     const key = kindKey(k);
-    assert.ok(options.includes(k.schema), `kind ${key}: its schema is a member of listenerSchema`);
     const shape = (k.schema as unknown as { shape: { protocol: { value: unknown }; dataPlane?: { value?: unknown } } }).shape;
     assert.equal(shape.protocol.value, k.protocol, `kind ${key}: its schema's protocol literal`);
     assert.equal(shape.dataPlane?.value, k.dataPlane, `kind ${key}: its schema's dataPlane literal`);
@@ -22,6 +24,18 @@ it('the listener union of the configuration holds exactly the registered kinds, 
   assert.equal(kindOf('tcp').dataPlane, undefined, 'a bare protocol names its userspace kind');
   assert.equal(kindOf({ protocol: 'udp', dataPlane: 'kernel' }).protocol, 'udp');
   assert.throws(() => kindOf('gopher'), /no registered kind/);
+  assert.throws(() => registerListenerConfig(listenerKinds[0]!), /registered twice/);
+  const late = { protocol: 'gopher', schema: z.strictObject({ protocol: z.literal('gopher') }) };
+  assert.throws(() => registerListenerConfig(late), /after a configuration was validated/, 'the union is fixed once made');
+  assert.throws(() => registerListenerConfig({ ...late, schema: z.strictObject({ protocol: z.literal('finger') }) }), /its schema's protocol is finger/);
+  assert.deepEqual(listenerConfigKinds(), listenerKinds, 'nothing was added');
+});
+
+it('an unknown protocol names the registered kinds, in order', () => {
+  assert.throws(
+    () => validateConfig({ admin: { enabled: false }, listeners: [{ name: 'g', protocol: 'gopher', listen: '127.0.0.1:0' }] }, { runnable: false }),
+    (err: Error) => err.message.includes(`unknown protocol "gopher": one of ${[...new Set(listenerKinds.map((k) => k.protocol))].join(' | ')}`),
+  );
 });
 
 it("each kind's share of its connection limit under cluster.workers", () => {

@@ -1,13 +1,15 @@
 /**
  * Every listener kind, by the `protocol` it answers to. Adding a kind is a folder with its
- * `kind.ts` (src/listener/kind.ts says what one holds), its schema in the listener union
- * (src/config/schema/listener.ts) and one line here.
+ * `kind.ts` (src/listener/kind.ts says what one holds) and its schema, and one line here.
+ * Importing this module registers each kind's schema and checks into the listener union of the
+ * configuration (src/config/schema/listener.ts): import it before validating a configuration.
  */
+import { registerListenerConfig } from '../config/schema/listener.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { ListenerService } from './service.js';
 import { dnsKind } from '../dns/kind.js';
-import { kindKey, type BuildContext, type KindSelector, type ListenerKind } from '../listener/kind.js';
 import { kernelKinds } from '../kernel/kind.js';
+import { kindKey, type BuildContext, type KindSelector, type ListenerKind } from '../listener/kind.js';
 import type { PoolHandle } from '../proxy/http/listener-runtime.js';
 import type { RoutePhaseFactory } from '../proxy/http/router.js';
 import type { TcpShared } from '../proxy/tcp/build.js';
@@ -30,6 +32,8 @@ export const listenerKinds: readonly RegisteredKind[] = [
   ...kernelKinds,
 ];
 
+for (const k of listenerKinds) registerListenerConfig(k);
+
 const byKey = new Map<string, RegisteredKind>(listenerKinds.map((k) => [kindKey(k), k]));
 
 /**
@@ -39,7 +43,7 @@ const byKey = new Map<string, RegisteredKind>(listenerKinds.map((k) => [kindKey(
 export function kindOf(x: KindSelector | ListenerConfig['protocol'] | string): ListenerKind<ListenerConfig, ListenerService, AppBuildContext> {
   const key = typeof x === 'string' ? x : kindKey(x);
   const k = byKey.get(key);
-  // The schema admits only registered protocols (listener-kinds.test.ts): reaching here is a bug.
+  // The listener union holds only registered kinds: reaching here is a bug.
   if (k === undefined) throw new Error(`listener protocol ${key} has no registered kind`);
   return k;
 }

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
+import './listener-kinds.js';
 import '../balancer/index.js';
 import { validateConfig } from '../config/load.js';
 import { getBalancer } from '../balancer/registry.js';

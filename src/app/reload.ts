@@ -376,7 +376,8 @@ export function reconcileServers(
     if (cut?.has(rt.server.id) === true || rt.active === 0) {
       // Requests still in flight on a cut server finish; their release must not remove a successor of the same name.
       rt.removing = false;
-      pool.remove(name, cause);
+      // `cut`: said with the event, so that what holds flows outside the pool's count (the kernel's) cuts them too.
+      pool.remove(name, cause, cut?.has(rt.server.id) === true ? 'cut' : undefined);
       continue;
     }
     if (rt.removing) continue;

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import '../app/listener-kinds.js'; // the listener kinds a configuration may name (ctl reads the file, config push validates it)
 import { runConfigCtl } from '../cluster/etcd-config-cli.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
@@ -28,6 +29,8 @@ Commands:
   reset POOL/SERVER               drop the server's runtime change (weight, state ... set through
                                   the API): the file's values apply again
   reload                          re-read the configuration file; an invalid file is refused
+  flows LISTENER                  a kernel listener's flows (conntrack: client, server, state, age)
+                                  and its persistence entries (client, server, seconds left)
   cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, evictions
   purge CACHE --url PATH | --prefix PATH | --tag TAG
                                   drop from CACHE every variant of a URL (/path?q on every host, or
@@ -353,6 +356,9 @@ function planCall(cmd: string, args: readonly string[], o: CtlOptions): Call {
           return lines.join('\n') + '\n';
         },
       };
+    case 'flows':
+      want(1, 'LISTENER');
+      return { method: 'GET', path: `/api/v1/listeners/${seg(args[0]!)}/flows`, render: renderFlows };
     case 'cache':
       want(0, 'no argument');
       return { method: 'GET', path: '/api/v1/caches', render: (b) => renderCaches(b.caches as Json[]) };
@@ -486,6 +492,25 @@ function renderStatus(b: Json): string {
   const rows = [...inForce, ...notApplied].map(row);
   if (rows.length > 0) lines.push(table(['WHAT', 'CHANGE', 'NOW', 'IN THE FILE', 'NOT APPLIED BECAUSE'], rows).trimEnd());
   return lines.join('\n') + '\n';
+}
+
+/** `portico ctl flows LISTENER`: the flows, then the persistence entries. */
+export function renderFlows(b: Json): string {
+  const flows = (b.flows as Json[] | undefined) ?? [];
+  const sticky = (b.sticky as Json[] | undefined) ?? [];
+  const parts: string[] = [];
+  parts.push(
+    flows.length === 0
+      ? 'no flow\n'
+      : table(
+          ['CLIENT', 'SERVER', 'PROTOCOL', 'STATE', 'AGE', 'TIMEOUT'],
+          flows.map((f) => [f.client, f.server, f.protocol, f.state, f.age === null || f.age === undefined ? '-' : `${f.age}s`, `${f.timeout}s`]),
+        ),
+  );
+  if (sticky.length > 0) {
+    parts.push(table(['STICKY CLIENT', 'SERVER', 'EXPIRES'], sticky.map((e) => [e.client, e.server, `${e.expires}s`])));
+  }
+  return parts.join('\n');
 }
 
 function renderPools(pools: readonly Json[]): string {

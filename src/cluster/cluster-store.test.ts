@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
+import '../app/listener-kinds.js';
 import { validateConfig } from '../config/load.js';
 import type { Logger } from '../observability/logger.js';
 import { freePort } from '../test-helpers/origins.js';

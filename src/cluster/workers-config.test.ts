@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import '../app/listener-kinds.js';
 import type { ServerConfig } from '../config/types.js';
 import { validateConfig } from '../config/validate.js';
 import { ConfigError } from '../config/errors.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import '../app/listener-kinds.js';
 import '../balancer/index.js';
 import { ConfigError } from './errors.js';
 import { validateConfig } from './load.js';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import { ConfigError } from './errors.js';
 import '../balancer/index.js';
 import { parseConfigText } from './load.js';

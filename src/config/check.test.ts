@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import { runCheck } from './check.js';
 import { EXAMPLE_CONFIG } from './example.js';
 import '../balancer/index.js';

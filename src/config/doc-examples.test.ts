@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import '../balancer/index.js';
 import { ConfigError } from './errors.js';
 import { parseConfigText } from './load.js';

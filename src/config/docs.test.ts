@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import { renderConfigDocs } from './docs.js';
 import { configSchema } from './schema/root.js';
 import { inspectKey, shapeOf } from './schema-walk.js';

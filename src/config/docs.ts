@@ -90,29 +90,39 @@ function nested(path: string, info: KeyInfo): { path: string; schema: AnySchema;
 class Renderer {
   readonly sections: Section[] = [];
   private readonly seen = new Set<string>();
+  /** The schema whose section a path's title names (the first written). */
+  private readonly schemaAt = new Map<string, AnySchema>();
 
-  object(title: string, prefix: string, schema: AnySchema, description: string | undefined, discriminator?: string): void {
+  /**
+   * `variant` names the member of a union this object is (`protocol: https`): a key under it whose
+   * section another member already wrote with another schema (an https listener's `limits`) gets
+   * its own, titled with the variant.
+   */
+  object(title: string, prefix: string, schema: AnySchema, description: string | undefined, discriminator?: string, variant?: string): void {
     if (this.seen.has(title)) return;
     this.seen.add(title);
     const rows: string[] = [];
-    const children: NonNullable<ReturnType<typeof nested>>[] = [];
+    const children: { path: string; title: string; schema: AnySchema; info: KeyInfo }[] = [];
     for (const [key, child] of Object.entries(shapeOf(schema))) {
       const path = prefix === '' ? key : `${prefix}.${key}`;
       const found = inspectKey(child);
       const info = key === discriminator && found.description === undefined ? { ...found, description: 'Selects this kind' } : found;
       const sub = nested(path, info);
-      const see = sub !== undefined ? ` (see \`${sub.path}\`)` : '';
+      const written = sub === undefined ? undefined : this.schemaAt.get(sub.path);
+      const subTitle = sub === undefined ? '' : written !== undefined && written !== sub.schema && variant !== undefined ? `${sub.path} (${variant})` : sub.path;
+      if (sub !== undefined && written === undefined) this.schemaAt.set(sub.path, sub.schema);
+      const see = sub !== undefined ? ` (see \`${subTitle}\`)` : '';
       rows.push(`| \`${path}\` | ${cell(typeName(info))} | ${cell(defaultCell(info))} | ${cell((info.description ?? '') + see)} |`);
-      if (sub !== undefined) children.push(sub);
+      if (sub !== undefined) children.push({ ...sub, title: subTitle });
     }
     this.sections.push({ title, description, rows });
-    for (const c of children) this.node(c.path, c.schema, c.info.description);
+    for (const c of children) this.node(c.path, c.schema, c.info.description, c.title, variant);
   }
 
-  node(path: string, schema: AnySchema, description: string | undefined): void {
+  node(path: string, schema: AnySchema, description: string | undefined, title = path, variant?: string): void {
     const disc = discriminatorOf(schema);
     if (kindOf(schema) !== 'union' || disc === undefined) {
-      this.object(path, path, schema, description);
+      this.object(title, path, schema, description, undefined, variant);
       return;
     }
     // A member may itself be a union by another key (protocol tcp: by dataPlane): its members are listed alike.
@@ -123,14 +133,14 @@ class Renderer {
       const inner = discriminatorOf(info.core);
       if (kindOf(info.core) !== 'union' || inner === undefined) {
         const name = valueOf(info.core, disc);
-        variants.push({ info, name, label: name });
+        variants.push({ info, name, label: `${disc}: ${name}` });
         continue;
       }
       for (const io of optionsOf(info.core)) {
         const ii = inspectKey(io);
         const name = valueOf(ii.core, disc);
         const sub = inspectKey(shapeOf(ii.core)[inner]!);
-        variants.push({ info: ii, name, label: sub.optional ? name : `${name}, ${inner}: ${valueOf(ii.core, inner)}` });
+        variants.push({ info: ii, name, label: sub.optional ? `${disc}: ${name}` : `${disc}: ${name}, ${inner}: ${valueOf(ii.core, inner)}` });
       }
     }
     if (!this.seen.has(path)) {
@@ -138,7 +148,7 @@ class Renderer {
       const list = [...new Set(variants.map((v) => v.name))].map((n) => `\`${n}\``).join(', ');
       this.sections.push({ title: path, description: `${description ?? ''}\n\n\`${disc}\` is one of ${list}; each has its own keys, below.`, rows: [] });
     }
-    for (const v of variants) this.object(`${path} (${disc}: ${v.label})`, path, v.info.core, v.info.description, disc);
+    for (const v of variants) this.object(`${path} (${v.label})`, path, v.info.core, v.info.description, disc, v.label);
   }
 }
 
@@ -150,8 +160,8 @@ same tree passed as an object to \`createPortico()\`. \`portico check -c FILE\` 
 (certificates and keys readable, parsed and matching; CAs and CRLs readable; relative paths from
 the working directory), and prints every problem as \`FILE:LINE:COL path.to.key: message\`.
 
-This page is generated from the schema in \`src/config/schema/\` by \`npm run docs:config\`; a
-test fails when it is stale. Do not edit it by hand.
+This page is generated from the schema in \`src/config/schema/\` and each listener kind's
+\`schema.ts\` (beside its \`kind.ts\`) by \`npm run docs:config\`; a test fails when it is stale. Do not edit it by hand.
 
 ## Conventions
 

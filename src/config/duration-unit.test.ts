@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import '../balancer/index.js';
 import { ConfigError } from './errors.js';
 import { parseConfigText, validateConfig } from './load.js';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import { ConfigError } from './errors.js';
 import '../balancer/index.js';
 import { parseConfigText } from './load.js';
@@ -205,7 +206,7 @@ test('a route takes exactly one action; a header match exactly one test', () => 
 test('an unknown protocol, balancer or enum value', () => {
   const yaml = `${LISTENER.replace('protocol: http', 'protocol: htpp')}${POOL}    balance: roundrobn\n    health: { type: http, method: POST }\n`;
   assert.deepEqual(problems(yaml), [
-    'lb.yaml:3:5 listeners.0.protocol: unknown protocol "htpp" (did you mean "http"?): one of http | https | tcp | udp | redirect | dns',
+    'lb.yaml:3:5 listeners.0.protocol: unknown protocol "htpp" (did you mean "http"?): one of http | https | tcp | redirect | dns | udp',
     'lb.yaml:11:5 pools.0.balance: unknown balancer "roundrobn" (did you mean "roundrobin"?) (known: fastest, hash, lard, least-traffic, leastconn, p2c, random, roundrobin)',
     'lb.yaml:12:27 pools.0.health.method: must be one of GET | HEAD, got "POST"',
   ]);

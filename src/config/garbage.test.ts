@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import '../app/listener-kinds.js';
 import { ConfigError } from './errors.js';
 import { EXAMPLE_CONFIG } from './example.js';
 import '../balancer/index.js';

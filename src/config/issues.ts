@@ -41,7 +41,7 @@ export function errorMap(iss: RawIssue): string | undefined {
       if ('discriminator' in iss && typeof iss.discriminator === 'string') {
         const input = iss.input;
         if (typeof input !== 'object' || input === null || Array.isArray(input)) return `expected a mapping, got ${show(input)}`;
-        const options = ((iss as { options?: unknown[] }).options ?? []).map(String);
+        const options = ((iss as { options?: unknown[] }).options ?? []).filter((o) => o !== undefined).map(String);
         const got = (input as Record<string, unknown>)[iss.discriminator];
         if (got === undefined) return `missing ${iss.discriminator}: one of ${options.join(' | ')}`;
         const hint = typeof got === 'string' ? didYouMean(got, options) : '';

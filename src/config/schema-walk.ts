@@ -44,6 +44,9 @@ export function inspectKey(schema: AnySchema): KeyInfo {
       s = def['innerType'] as AnySchema;
     } else if (def.type === 'pipe' && docType === undefined) {
       s = def['in'] as AnySchema;
+    } else if (def.type === 'lazy') {
+      // The listener union, made from the registered kinds on first use (schema/listener.ts).
+      s = (def['getter'] as () => AnySchema)();
     } else {
       return { core: s, description, docType, hasDefault, defaultValue, defaultText, optional };
     }

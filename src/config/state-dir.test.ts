@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import '../balancer/index.js';
 import { loadConfigFile, parseConfigText } from './load.js';
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import { LbError } from '../core/errors.js';
 import { registerBalancer } from '../balancer/registry.js';
 import { ConfigError } from './errors.js';

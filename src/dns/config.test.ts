@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
+import '../app/listener-kinds.js';
 import { ConfigError } from '../config/errors.js';
 import { validateConfig } from '../config/load.js';
 import '../balancer/index.js';

@@ -1,5 +1,5 @@
 /** The `dns` listener kind: authoritative answers from the pools' servers, over UDP and TCP. */
-import { dnsListenerSchema } from '../config/schema/dns.js';
+import { dnsListenerSchema } from './schema.js';
 import { limitShare } from '../core/limit-share.js';
 import { listenerKind, type BuildContext } from '../listener/kind.js';
 import type { Pool } from '../pool/pool.js';
@@ -14,6 +14,7 @@ const deps = (ctx: BuildContext): DnsDeps => ({ rng: ctx.rng, clock: ctx.clock }
 export const dnsKind = listenerKind<'dns', DnsListener>({
   protocol: 'dns',
   schema: dnsListenerSchema,
+  transports: ['udp', 'tcp'],
   build: (lc, ctx) => buildDnsListener(lc, poolsOf(ctx), deps(ctx)),
   update(l, lc, ctx) {
     l.update(dnsListenerSettings(lc, poolsOf(ctx), deps(ctx)));

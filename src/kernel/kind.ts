@@ -3,7 +3,9 @@
  * Registered in src/app/listener-kinds.ts by one line (`...kernelKinds`); keyed `kernel/tcp` and
  * `kernel/udp` (kindKey). The forwarding modes plug into src/kernel/render.ts (`modes`).
  */
-import { kernelTcpListenerSchema, kernelUdpListenerSchema } from '../config/schema/kernel.js';
+import { checkKernelPools, kernelTcpListenerSchema, kernelUdpListenerSchema } from './schema.js';
+import { checkKernelLink } from './link-checks.js';
+import type { RawMap } from '../config/checks/raw.js';
 import type { KernelListenerConfig } from '../config/types.js';
 import type { BuildContext, ListenerKind } from '../listener/kind.js';
 import { CollectedMetric } from '../observability/metrics.js';
@@ -29,12 +31,15 @@ function poolOf(lc: KernelListenerConfig, ctx: KernelBuildContext) {
 /** Every kernel listener running in this process (metrics and the dashboard read them all). */
 const running = new Set<KernelListener>();
 
-function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelTcpListenerSchema | typeof kernelUdpListenerSchema, metrics: boolean) {
+/** `first`: the kind that carries what both share once (the pool checks, the metrics). */
+function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelTcpListenerSchema | typeof kernelUdpListenerSchema, first: boolean) {
   type C = Extract<KernelListenerConfig, { protocol: P }>;
   const kind: ListenerKind<C, KernelListener, KernelBuildContext> = {
     protocol: protocol as C['protocol'],
     dataPlane: 'kernel',
     schema,
+    transports: [protocol],
+    ...(first ? { checks: (root: RawMap) => [...checkKernelPools(root), ...checkKernelLink(root)] } : {}),
     build(lc, ctx) {
       const { pool, pc } = poolOf(lc, ctx);
       const l = new KernelListener(lc, pool, pc, ctx.log, { store: ctx.store, sharedStore: ctx.sharedStore, node: ctx.node });
@@ -64,7 +69,7 @@ function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelT
       kernel: (l) => ({ listener: l.name, protocol: l.protocol, pool: l.poolName, forwarding: l.spec().forwarding, servers: l.traffic, ...l.linkView() }),
     },
   };
-  if (metrics) kind.metrics = () => kernelMetrics();
+  if (first) kind.metrics = () => kernelMetrics();
   return kind;
 }
 

@@ -53,12 +53,18 @@ export class KernelListener implements ListenerService, PlanePart {
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
-  private appliedMaps = '';
-  /** The spec the table was last written from. */
+  private syncing = false;
+  /** The spec the table was last written from (its rules). */
   private installedSpec = '';
+  private again = false;
+  private appliedMaps = '';
   private started = false;
   /** Who took new flows at the last write (server name → address . port), to see who left. */
   private activeAt = new Map<string, string>();
+  /** Every server's address as last seen (a removed server's flows are cut by its address). */
+  private addresses = new Map<string, { host: string; port: number }>();
+  /** Servers whose flows are cut once the maps no longer send them new ones. */
+  private cuts: { host: string; port: number; server: string; why: string }[] = [];
   /** Counter readings by server name: in = toward the server, out = its replies. */
   traffic: KernelTraffic[] = [];
   /** dsr, distributed: what the mode runs besides the rules (src/kernel/l2-modes.ts). */
@@ -120,6 +126,7 @@ export class KernelListener implements ListenerService, PlanePart {
 
   async start(): Promise<void> {
     await checkPrerequisites(this.lc);
+    for (const rt of this.pool) this.addresses.set(rt.server.name, { host: rt.server.host, port: rt.server.port });
     const link = this.makeLink();
     await link?.start();
     this.link = link;
@@ -132,8 +139,8 @@ export class KernelListener implements ListenerService, PlanePart {
     }
     await link?.installed();
     this.started = true;
-    this.noteApplied();
     this.subscribe();
+    this.schedule(); // what changed while the table was written
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
     const skipped = snapshotOf(this.pool).skipped;
@@ -167,14 +174,12 @@ export class KernelListener implements ListenerService, PlanePart {
       void this.relink();
       return;
     }
-    // The same rules (an admin change also comes this way): the maps only. Rewriting the table
-    // would empty its dynamic maps, and dsr's flow map is what keeps a drained server's flows.
-    if (JSON.stringify(this.spec()) === this.installedSpec) {
-      this.schedule();
-      return;
-    }
+    // The same rules (a server's state, weight or registration changed through the API): the maps
+    // only, so that persistence entries and counters are kept. Otherwise the whole table.
+    const spec = JSON.stringify(this.spec());
+    if (spec === this.installedSpec) return this.schedule();
     plane.install(this).then(
-      () => this.noteApplied(),
+      () => this.schedule(),
       (err: unknown) => this.log.error(`kernel listener ${this.name}: reload could not write the rules (the previous ones stay)`, { error: String(err) }),
     );
   }
@@ -189,7 +194,7 @@ export class KernelListener implements ListenerService, PlanePart {
       this.link = next;
       await plane.install(this);
       await next?.installed();
-      this.noteApplied();
+      this.schedule();
     } catch (err) {
       this.log.error(`kernel listener ${this.name}: reload could not switch its forwarding (the previous rules stay)`, { error: String(err) });
     }
@@ -203,9 +208,20 @@ export class KernelListener implements ListenerService, PlanePart {
   private onPoolEvent(ev: PoolEvent): void {
     this.link?.poolChanged(this.pool);
     this.schedule();
-    if (ev.kind === 'admin' && ev.to === 'maint') {
+    if (ev.kind === 'added' || ev.kind === 'admin' || ev.kind === 'op') {
       const rt = this.pool.byName(ev.server);
-      if (rt !== undefined) this.cut(rt.server.host, rt.server.port, ev.server);
+      if (rt !== undefined) this.addresses.set(ev.server, { host: rt.server.host, port: rt.server.port });
+    }
+    // maint: its flows are cut (SPEC §10). down: they are dead already, and the kernel would keep a
+    // closed flow's translation for a client that reuses its address and port (TIME_WAIT): cut too.
+    // Deregistered with ?now=true (`cut`): its flows are cut as well.
+    const why =
+      ev.kind === 'admin' && ev.to === 'maint' ? 'in maint' : ev.kind === 'op' && ev.to === 'down' ? 'down' : ev.kind === 'removed' && ev.detail === 'cut' ? 'removed at once' : undefined;
+    if (why !== undefined) {
+      const rt = this.pool.byName(ev.server);
+      const at = rt !== undefined ? { host: rt.server.host, port: rt.server.port } : this.addresses.get(ev.server);
+      // After the maps are written (sync), so that no new flow reaches it meanwhile.
+      if (at !== undefined) this.cuts.push({ ...at, server: ev.server, why });
     }
   }
 
@@ -226,26 +242,51 @@ export class KernelListener implements ListenerService, PlanePart {
     void this.readTraffic();
   }
 
-  /** Write the maps when the pool's state changed what they hold. */
+  /** Write the maps when the pool's state changed what they hold; one at a time (a change meanwhile runs it again). */
   private async sync(): Promise<void> {
-    const spec = this.spec();
-    const snap = this.snapshot();
-    const script = renderMaps(spec, snap);
-    if (script === this.appliedMaps) return;
+    if (this.syncing) {
+      this.again = true;
+      return;
+    }
+    this.syncing = true;
     try {
-      await plane.apply(this, script);
-      this.appliedMaps = script;
-      const left = this.leavers(snap);
-      if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
-    } catch (err) {
-      this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
+      do {
+        this.again = false;
+        await this.syncOnce();
+      } while (this.again && this.started);
+    } finally {
+      this.syncing = false;
     }
   }
 
-  private noteApplied(): void {
-    this.installedSpec = JSON.stringify(this.spec());
-    this.appliedMaps = renderMaps(this.spec(), this.snapshot());
-    this.leavers(this.snapshot());
+  private async syncOnce(): Promise<void> {
+    const spec = this.spec();
+    const snap = this.snapshot();
+    const script = renderMaps(spec, snap);
+    if (script !== this.appliedMaps) {
+      try {
+        await plane.apply(this, script);
+        this.appliedMaps = script;
+        const left = this.leavers(snap);
+        if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
+      } catch (err) {
+        this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
+      }
+    }
+    this.runCuts();
+  }
+
+  /** PlanePart: the whole table was written from this spec and snapshot. */
+  written(spec: KernelListenerSpec, snap: KernelSnapshot): void {
+    this.installedSpec = JSON.stringify(spec);
+    this.appliedMaps = renderMaps(spec, snap);
+    this.leavers(snap);
+  }
+
+  private runCuts(): void {
+    const cuts = this.cuts;
+    this.cuts = [];
+    for (const c of cuts) this.cut(c.host, c.port, c.server, c.why);
   }
 
   /** The servers (address . port) that took new flows before and no longer do. */
@@ -260,9 +301,9 @@ export class KernelListener implements ListenerService, PlanePart {
     return left;
   }
 
-  private cut(host: string, port: number, server: string): void {
+  private cut(host: string, port: number, server: string, why: string): void {
     cutFlows(this.lc.protocol, host, port).then(
-      (n) => this.log.info(`kernel listener ${this.name}: server ${server} in maint, ${n} flow(s) cut`),
+      (n) => this.log.info(`kernel listener ${this.name}: server ${server} ${why}, ${n} flow(s) cut`),
       (err: unknown) => this.log.warn(`kernel listener ${this.name}: could not cut the flows of ${server}`, { error: String(err) }),
     );
   }

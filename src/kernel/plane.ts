@@ -13,6 +13,8 @@ export interface PlanePart {
   snapshot(): KernelSnapshot;
   /** Leave the table in place when Portico exits. */
   keepOnExit(): boolean;
+  /** The table was written from `spec` and `snap` (what the kernel holds now for this part). */
+  written(spec: KernelListenerSpec, snap: KernelSnapshot): void;
 }
 
 export class KernelPlane {
@@ -69,9 +71,12 @@ export class KernelPlane {
   }
 
   private async writeTable(): Promise<void> {
-    const text = renderTable([...this.parts.values()].map((p) => ({ spec: p.spec(), snap: p.snapshot() })));
+    const parts = [...this.parts.values()].map((p) => ({ part: p, spec: p.spec(), snap: p.snapshot() }));
+    const text = renderTable(parts);
     await nftApply(text);
     this.lastTable = text;
+    // Each part learns what was written, not what its pool holds by now (it may have changed meanwhile).
+    for (const p of parts) p.part.written(p.spec, p.snap);
   }
 }
 

@@ -5,7 +5,7 @@
  * in `src/app/listener-kinds.ts`; the composition root (src/app/app.ts) and the reload
  * (src/app/reload.ts) ask the kind, and never switch on the protocol.
  */
-import type { z } from 'zod';
+import type { ListenerConfigKind } from '../config/schema/listener.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Rng } from '../core/rng.js';
@@ -65,9 +65,13 @@ export interface PoolOf {
 
 /**
  * One kind of listener. `C` is its configuration (the member of the listener union whose
- * `protocol` is `protocol`), `L` what it builds, `X` what it builds from.
+ * `protocol` is `protocol`), `L` what it builds, `X` what it builds from. What the configuration
+ * needs of it (`ListenerConfigKind`: its schema, the checks that concern it, the transports it
+ * binds) is registered into the listener union of src/config/schema/listener.ts by
+ * src/app/listener-kinds.ts.
  */
-export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L extends ListenerService = ListenerService, X extends BuildContext<any> = BuildContext> {
+export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L extends ListenerService = ListenerService, X extends BuildContext<any> = BuildContext>
+  extends ListenerConfigKind {
   /** The value of `protocol` in configuration; also `L.protocol`. */
   readonly protocol: C['protocol'];
   /**
@@ -75,12 +79,6 @@ export interface ListenerKind<C extends ListenerConfig = ListenerConfig, L exten
    * absent: the userspace kind of the protocol. With `protocol`, the kind's key (kindKey).
    */
   readonly dataPlane?: 'kernel' | undefined;
-  /**
-   * The configuration schema of this kind (a strict object whose `protocol` is this literal);
-   * it is one member of `listenerSchema` (src/config/schema/listener.ts), and
-   * src/app/listener-kinds.test.ts checks that the union holds exactly the registered kinds.
-   */
-  readonly schema: z.ZodType;
   /** Build a listener (no I/O: it binds at start). A configuration it cannot build throws (a ConfigError names the file). */
   build(lc: C, ctx: X): L;
   /**

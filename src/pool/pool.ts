@@ -276,14 +276,15 @@ export class Pool implements Iterable<ServerRuntime> {
     return rt;
   }
 
-  remove(name: string, cause: ChangeCause = 'admin'): boolean {
+  /** Remove a server; `detail` travels with the event (`cut`: removed at once, its connections cut). */
+  remove(name: string, cause: ChangeCause = 'admin', detail?: string): boolean {
     const rt = this.byName(name);
     if (rt === undefined) return false;
     this.runtimes.delete(rt.server.id);
     this.order = this.order.filter((r) => r !== rt);
     this.slowStart.cancel(rt);
     this.rebuild();
-    this.emit({ pool: this.name, server: name, kind: 'removed', from: rt.admin, to: '', cause });
+    this.emit({ pool: this.name, server: name, kind: 'removed', from: rt.admin, to: '', cause, ...(detail === undefined ? {} : { detail }) });
     return true;
   }
 

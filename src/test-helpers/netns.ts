@@ -81,7 +81,7 @@ export class Netns {
 
   /** Run a command inside `ns` to its end; throws with its output when it fails, unless `check` is false. */
   run(ns: string, argv: readonly string[], check = true, input?: string): RunResult {
-    const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', timeout: 60_000, input, maxBuffer: 64 << 20 });
+    const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', timeout: 300_000, input, maxBuffer: 64 << 20 });
     const res = { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error !== undefined ? String(r.error) : '') };
     if (check && res.status !== 0) throw new Error(`in ${ns}: ${argv.join(' ')} exited ${res.status}: ${res.stderr}${res.stdout}`);
     return res;

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import '../app/listener-kinds.js';
 import { missingBinary, selfSigned, testCa } from '../test-helpers/certs.js';
 import '../balancer/index.js';
 import { ConfigError } from '../config/errors.js';

@@ -1,14 +1,113 @@
+/**
+ * The listener union: one member per listener kind, built from the kinds that registered here.
+ *
+ * `config` sits below the kinds (src/proxy/http/, src/proxy/tcp/, src/dns/ ...), so it cannot
+ * import their schemas; the registry is inverted instead. Each kind writes its schema in its own
+ * folder (a strict object whose `protocol` is its literal, from the fields of src/config/schema/)
+ * and
+ * - declares it for the types, by declaration merging into `ListenerSchemas`:
+ *   `declare module '../../config/schema/listener.js' { interface ListenerSchemas { tcp: typeof tcpListenerSchema } }`,
+ *   so `ListenerConfig` (src/config/types.ts) is the union of every kind's output;
+ * - is registered at run time with its checks (`registerListenerConfig`), by the list of kinds
+ *   (src/app/listener-kinds.ts: importing it registers them all, as src/balancer/index.ts does
+ *   for the algorithms).
+ * The union is made on the first validation, in registration order, and is fixed from then on.
+ */
 import { z } from 'zod';
-import { accessSchema, rateLimitSchema } from './access.js';
-import { dnsListenerSchema } from './dns.js';
-import { cidrList, duration, flag, hostList, int, leaf, listenAddress, name, oneOf, orOff, upgradeProtocol } from './fields.js';
+import type { PathIssue } from '../path.js';
 import { fail, ok, show } from '../values/parsed.js';
-import { httpLimitsSchema } from './http-limits.js';
-import { routeSchema } from './route.js';
-import { listenerTlsSchema, redirectTlsSchema } from './tls.js';
-import { kernelTcpListenerSchema, kernelUdpListenerSchema } from './kernel.js';
+import type { RawMap } from '../checks/raw.js';
+import { flag, leaf, listenAddress, name } from './fields.js';
 
-const base = {
+/**
+ * Every listener kind's schema by its `protocol`, for the types. Empty here: each kind adds its
+ * member by declaration merging (see above).
+ */
+export interface ListenerSchemas {}
+
+type AnyListenerSchema = ListenerSchemas[keyof ListenerSchemas];
+/** A listener as a file writes it (any registered kind). */
+export type ListenerInput = z.input<AnyListenerSchema>;
+/** A listener once validated (any registered kind). */
+export type ListenerOutput = z.output<AnyListenerSchema>;
+
+/** What the configuration needs of a listener kind: its schema, its checks and what it binds. */
+export interface ListenerConfigKind {
+  /** The value of `protocol` that selects this kind. */
+  readonly protocol: string;
+  /**
+   * `kernel`: the kind of `dataPlane: kernel` listeners of this protocol (src/kernel/); absent:
+   * the userspace kind. Kinds that share a protocol are one member of the union, itself a union
+   * by `dataPlane` (the userspace kind's schema takes `dataPlane: userspace`, optional).
+   */
+  readonly dataPlane?: 'kernel' | undefined;
+  /** A strict object whose `protocol` is the literal `protocol` (a member of the listener union). */
+  readonly schema: z.ZodType;
+  /**
+   * Checks that span keys beyond one listener and concern this kind (the pools its listeners
+   * use ...), on the raw document (src/config/checks/raw.ts), run beside the schema in the same
+   * pass so that every problem is reported at once. A check of one listener's own keys belongs in
+   * the schema's `superRefine`.
+   */
+  readonly checks?: (root: RawMap) => PathIssue[];
+  /**
+   * The transports its `listen` address binds (default `tcp`); two listeners conflict on the same
+   * address and port only when they share one (src/config/checks/listen-conflicts.ts).
+   */
+  readonly transports?: readonly Transport[];
+}
+
+export type Transport = 'tcp' | 'udp';
+
+const kinds: ListenerConfigKind[] = [];
+let fixed = false;
+
+/** Make `kind` a member of the listener union. Throws on a second kind with the same protocol, or once a configuration was validated. */
+export function registerListenerConfig(kind: ListenerConfigKind): void {
+  const literal = (kind.schema as unknown as { shape?: { protocol?: { value?: unknown } } }).shape?.protocol?.value;
+  if (literal !== kind.protocol) throw new Error(`listener protocol ${kind.protocol}: its schema's protocol is ${String(literal)}`);
+  if (kinds.some((k) => k.protocol === kind.protocol && k.dataPlane === kind.dataPlane)) {
+    throw new Error(`listener protocol ${kind.protocol}${kind.dataPlane === undefined ? '' : ` (dataPlane ${kind.dataPlane})`} is registered twice`);
+  }
+  if (fixed) throw new Error(`listener protocol ${kind.protocol} registered after a configuration was validated; register every kind first`);
+  kinds.push(kind);
+}
+
+/** The registered kinds, in registration order. */
+export function listenerConfigKinds(): readonly ListenerConfigKind[] {
+  return kinds;
+}
+
+/** The registered kind of `protocol` (and `dataPlane`: absent or `userspace` is the userspace kind), if any. */
+export function listenerConfigKind(protocol: unknown, dataPlane?: unknown): ListenerConfigKind | undefined {
+  const plane = dataPlane === 'kernel' ? 'kernel' : undefined;
+  return kinds.find((k) => k.protocol === protocol && k.dataPlane === plane) ?? kinds.find((k) => k.protocol === protocol);
+}
+
+let union: z.ZodType<ListenerOutput, ListenerInput> | undefined;
+
+/** The discriminated union of the registered kinds' schemas (made once, then fixed). */
+export function listenerUnion(): z.ZodType<ListenerOutput, ListenerInput> {
+  if (union !== undefined) return union;
+  if (kinds.length === 0) throw new Error('no listener kind is registered: import src/app/listener-kinds.js before validating a configuration');
+  fixed = true;
+  // One member per protocol; kinds that share one (tcp: userspace and kernel) are a union by dataPlane.
+  const protocols = [...new Set(kinds.map((k) => k.protocol))];
+  const members = protocols.map((p) => {
+    const same = kinds.filter((k) => k.protocol === p).map((k) => k.schema);
+    return same.length === 1 ? same[0] : z.discriminatedUnion('dataPlane', same as unknown as [z.ZodObject, ...z.ZodObject[]]);
+  }) as unknown as [z.ZodObject, ...z.ZodObject[]];
+  union = z
+    .discriminatedUnion('protocol', members)
+    .describe('A listener accepts client connections; `protocol` selects its kind') as unknown as z.ZodType<ListenerOutput, ListenerInput>;
+  return union;
+}
+
+/** The schema of one entry of `listeners`: the union, made when first used. */
+export const listenerSchema = z.lazy(listenerUnion);
+
+/** The keys every listener has. */
+export const listenerKeys = {
   name: name().describe('Unique name of the listener'),
   listen: listenAddress().describe('Address to bind; port 0 takes any free port'),
 };
@@ -20,7 +119,8 @@ const sendProxy = leaf<false | 'false' | 'v1' | 'v2', false | 'v1' | 'v2'>('fals
   return fail(`expected false, v1 or v2, got ${show(v)}`);
 });
 
-const proxyKeys = {
+/** The PROXY protocol keys of a listener that relays connections to servers (http, https, tcp). */
+export const proxyProtocolKeys = {
   sendProxy: sendProxy
     .prefault(false)
     .describe("Start every connection to a server with a PROXY protocol header naming the client: `v1`, `v2` or `false`"),
@@ -28,110 +128,3 @@ const proxyKeys = {
     .prefault(false)
     .describe('Clients (another balancer) start each connection with a PROXY protocol header (v1 or v2); its address is the client address'),
 };
-
-const httpKeys = {
-  ...base,
-  ...proxyKeys,
-  limits: httpLimitsSchema.prefault({}),
-  upgrades: z
-    .array(upgradeProtocol())
-    .prefault(['websocket'])
-    .describe(
-      'Protocols a client may switch to with Upgrade (the connection is tunnelled after the server answers 101); other protocols are removed from the request, h2c always',
-    ),
-  exposeServer: flag().prefault(false).describe('Add X-Served-By with the name of the server that answered'),
-  noRouteStatus: oneOf([404, 503]).prefault(503).describe('Status when no route matches'),
-  trustedProxies: cidrList()
-    .prefault([])
-    .describe("Peers whose X-Forwarded-For / Forwarded headers are kept (others' are replaced)"),
-  access: accessSchema.prefault({}),
-  rateLimit: rateLimitSchema.prefault(false).describe('`false` (off) or a rate limit per key'),
-  routes: z.array(routeSchema).min(1, 'a listener needs at least one route').describe('Routes in order; the first that matches is taken'),
-};
-
-export const httpListenerSchema = z.strictObject({ protocol: z.literal('http'), ...httpKeys }).describe('HTTP/1.1 listener with content switching');
-
-export const httpsListenerSchema = z
-  .strictObject({
-    protocol: z.literal('https'),
-    ...httpKeys,
-    tls: listenerTlsSchema,
-  })
-  .describe('HTTPS listener (HTTP/1.1 and h2 by ALPN): an http listener with TLS termination');
-
-const tcpRouteSchema = z
-  .strictObject({
-    name: name().optional().describe('Name of the route in logs and metrics (default: LISTENER#INDEX)'),
-    match: z
-      .strictObject({
-        sni: hostList().describe('TLS server name from the ClientHello: exact, or *.example.com for every subdomain; one or a list'),
-      })
-      .optional()
-      .describe('Conditions on the connection'),
-    pool: name().describe('Pool that takes the matching connections'),
-  })
-  .describe('First match wins; a route without match takes every connection (also those without SNI) and must be the last');
-
-export const tcpListenerSchema = z
-  .strictObject({
-    protocol: z.literal('tcp'),
-    ...base,
-    dataPlane: z
-      .literal('userspace')
-      .optional()
-      .meta({ docDefault: '`userspace`' })
-      .describe('`userspace` (this proxy) or `kernel` (nftables forwards the packets: see the kernel tcp listener)'),
-    ...proxyKeys,
-    pool: name().optional().describe('Pool whose servers take the connections (or `routes`)'),
-    routes: z
-      .array(tcpRouteSchema)
-      .min(1, 'routes needs at least one route')
-      .optional()
-      .describe('Instead of `pool`: routes by TLS server name (with inspect: tls); the first that matches is taken'),
-    inspect: z
-      .enum(['none', 'tls'])
-      .prefault('none')
-      .describe('`tls`: read the ClientHello without terminating TLS (SNI routing, session-id persistence)'),
-    inspectTimeout: duration()
-      .prefault('5s')
-      .describe('Longest wait for the ClientHello (inspect: tls) and for the PROXY header (acceptProxy); then the connection is closed'),
-    inspectMaxBytes: int(512, 1_048_576)
-      .prefault(16384)
-      .describe('Largest ClientHello read (inspect: tls), across all its TLS records; a larger one closes the connection'),
-    maxConnections: int(0).prefault(10000).describe('Most client connections open at once; 0 = unlimited'),
-    access: accessSchema.prefault({}),
-  })
-  .superRefine((l, ctx) => {
-    if ((l.pool === undefined) === (l.routes === undefined)) {
-      ctx.addIssue({ code: 'custom', message: l.pool === undefined ? 'needs pool or routes' : 'takes pool or routes, not both' });
-    }
-    l.routes?.forEach((r, i) => {
-      if (r.match !== undefined && l.inspect !== 'tls') {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'match', 'sni'], message: 'matching on sni needs inspect: tls on this listener' });
-      }
-    });
-  })
-  .describe('TCP (layer 4) listener');
-
-export const redirectListenerSchema = z
-  .strictObject({
-    protocol: z.literal('redirect'),
-    ...base,
-    pool: name().describe("Pool whose servers' own URLs the redirects point to"),
-    status: oneOf([301, 302, 307, 308]).prefault(302).describe('Redirect status'),
-    limits: httpLimitsSchema.prefault({}),
-    access: accessSchema.prefault({}),
-    tls: orOff(redirectTlsSchema)
-      .prefault(false)
-      .describe('`false` (plain HTTP) or TLS termination: the keys of an https listener\'s `tls` (certificates by SNI, reloaded when their files change, versions, ciphers, session cache) except `http2`, `clientAuth` and `certificates[].ocsp`'),
-  })
-  .describe("HTTP listener that answers each request with a redirect to the chosen server's url");
-
-export { dnsListenerSchema, kernelTcpListenerSchema, kernelUdpListenerSchema };
-
-/** `protocol: tcp`: the userspace proxy, or the kernel's virtual server with `dataPlane: kernel`. */
-export const anyTcpListenerSchema = z.discriminatedUnion('dataPlane', [tcpListenerSchema, kernelTcpListenerSchema]);
-
-export const listenerSchema = z
-  .discriminatedUnion('protocol', [httpListenerSchema, httpsListenerSchema, anyTcpListenerSchema, kernelUdpListenerSchema, redirectListenerSchema, dnsListenerSchema])
-  .describe('A listener accepts client connections; `protocol` selects its kind');

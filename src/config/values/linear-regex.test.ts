@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import '../../app/listener-kinds.js';
 import '../../balancer/index.js';
 import { ConfigError } from '../errors.js';
 import { parseConfigText } from '../load.js';

@@ -16,17 +16,19 @@ import { HttpListener, type HttpListenerSettings } from './listener.js';
 import type { HttpObserver } from '../../observability/records.js';
 import { HttpSession } from './session.js';
 
-export interface HttpsTlsSettings extends TlsTerminationSettings {
-  /** Offer h2 by ALPN (besides http/1.1). */
-  readonly http2: boolean;
+/** The limits of the h2 connections (`limits.h2*`); fixed for the listener's life (a change rebuilds it). */
+export interface H2Limits {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS. */
+  readonly maxConcurrentStreams: number;
+  /** What one h2 session may hold, in bytes (a whole number of megabytes, 10^6 bytes, as nghttp2 counts it). */
+  readonly maxSessionMemoryBytes: number;
 }
 
 export interface HttpsListenerSettings extends HttpListenerSettings {
-  readonly tls: HttpsTlsSettings;
+  readonly tls: TlsTerminationSettings;
+  /** Offer h2 by ALPN (besides http/1.1), with these limits; false: HTTP/1.1 only. */
+  readonly h2: H2Limits | false;
 }
-
-/** HTTP/2 limits toward clients. */
-const H2_MAX_CONCURRENT_STREAMS = 128;
 
 /**
  * An `https` listener: TLS termination (certificates chosen by SNI, reloaded when their files
@@ -36,11 +38,12 @@ const H2_MAX_CONCURRENT_STREAMS = 128;
  */
 export class HttpsListener extends HttpListener {
   readonly certificates: CertificateStore;
-  private readonly tlsSettings: HttpsTlsSettings;
+  private readonly tlsSettings: TlsTerminationSettings;
   /** Certificates by SNI, reloaded from disk, handshakes, session resumption (shared with redirect listeners). */
   private readonly tls: TlsTermination;
   private readonly tlsServer: TlsServer;
-  private readonly h2Server: Http2Server;
+  /** The h2 side, when h2 is offered. */
+  private readonly h2Server: Http2Server | undefined;
   private readonly h2Sessions = new Set<ServerHttp2Session>();
   /** Client connections from PROXY headers, by the peer's "address port", until the handshake ends. */
   private readonly proxied = new Map<string, ProxyInfo>();
@@ -60,7 +63,7 @@ export class HttpsListener extends HttpListener {
     this.tlsSettings = t;
     this.tls = new TlsTermination(t, {
       listener: settings.name,
-      alpn: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+      alpn: settings.h2 !== false ? ['h2', 'http/1.1'] : ['http/1.1'],
       handshakeTimeoutMs: settings.limits.headerTimeoutMs,
       onSecure: this.onSecure,
       onHandshakeError: () => this.onRejected(Outcome.of('tls-handshake').reason),
@@ -71,13 +74,17 @@ export class HttpsListener extends HttpListener {
     this.tlsServer = this.tls.server;
     this.syncStaplers();
     if (this.staplers.size > 0) this.tlsServer.on('OCSPRequest', this.onOcspRequest);
-    this.h2Server = createH2Server({
-      settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: settings.limits.maxHeaderBytes },
-      maxSessionMemory: 16,
-    });
-    this.h2Server.on('session', this.onH2Session);
-    this.h2Server.on('stream', this.onH2Stream);
-    this.h2Server.on('sessionError', noop);
+    const h2 = settings.h2;
+    this.h2Server =
+      h2 === false
+        ? undefined
+        : createH2Server({
+            settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: settings.limits.maxHeaderBytes },
+            maxSessionMemory: Math.max(1, Math.floor(h2.maxSessionMemoryBytes / 1_000_000)),
+          });
+    this.h2Server?.on('session', this.onH2Session);
+    this.h2Server?.on('stream', this.onH2Stream);
+    this.h2Server?.on('sessionError', noop);
   }
 
   /** A client asked for the certificate's status: the stapled response, if one is current. */
@@ -149,7 +156,7 @@ export class HttpsListener extends HttpListener {
       if (peer !== undefined) this.proxied.delete(key);
     }
     const cert = this.tlsSettings.clientAuth === undefined ? undefined : clientCertInfo(s);
-    if (s.alpnProtocol === 'h2') {
+    if (s.alpnProtocol === 'h2' && this.h2Server !== undefined) {
       // nghttp2 drops malformed fields silently: the guard sees every header block first (RFC 9113 §8.2.1).
       const guarded = new H2GuardedSocket(s);
       this.nextH2Client = { peer: peer ?? socketInfo(s), servername: s.servername ?? false, cert, guard: guarded.guard, tls: s };

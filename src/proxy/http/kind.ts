@@ -1,6 +1,6 @@
 /** The `http` and `https` listener kinds: content switching over HTTP/1.1, and the same behind TLS (HTTP/1.1 and h2). */
 import type { HttpListenerConfig, HttpsListenerConfig } from '../../config/types.js';
-import { httpListenerSchema, httpsListenerSchema } from '../../config/schema/listener.js';
+import { httpListenerSchema, httpsListenerSchema } from './schema.js';
 import { CidrSet } from '../../core/cidr.js';
 import { limitShare } from '../../core/limit-share.js';
 import { listenerKind, type BuildContext as AnyBuildContext } from '../../listener/kind.js';

@@ -82,7 +82,7 @@ export function buildRedirectListener(
     return l;
   }
   try {
-    const l = new HttpsListener({ ...settings, tls: { ...tlsTerminationSettings(lc.name, t, deps), http2: false } }, observer, deps.log);
+    const l = new HttpsListener({ ...settings, tls: tlsTerminationSettings(lc.name, t, deps), h2: false }, observer, deps.log);
     builtFrom.set(l, t, true);
     return l;
   } catch (err) {

@@ -1,5 +1,5 @@
 /** The `redirect` listener kind: each request answered with a redirect to the picked server's own URL, over HTTP or TLS. */
-import { redirectListenerSchema } from '../../config/schema/listener.js';
+import { redirectListenerSchema } from './schema.js';
 import { listenerKind } from '../../listener/kind.js';
 import type { BuildContext } from '../http/kind.js';
 import type { PoolHandle } from '../http/listener-runtime.js';

@@ -1,5 +1,5 @@
 /** The `tcp` listener kind: layer 4, one server per client connection, SNI routes and session-id persistence with `inspect: tls`. */
-import { tcpListenerSchema } from '../../config/schema/listener.js';
+import { checkTcpPools, tcpListenerSchema } from './schema.js';
 import { limitShare } from '../../core/limit-share.js';
 import { listenerKind, type BuildContext as AnyBuildContext } from '../../listener/kind.js';
 import type { UpstreamPool } from '../upstream-pool.js';
@@ -14,6 +14,7 @@ const deps = (ctx: BuildContext): TcpBuildDeps => ({ handles: ctx.handles, obser
 export const tcpKind = listenerKind<'tcp', TcpListener, BuildContext>({
   protocol: 'tcp',
   schema: tcpListenerSchema,
+  checks: checkTcpPools,
   build: (lc, ctx) => buildTcpListener(lc, deps(ctx)),
   update(l, lc, ctx) {
     updateTcpListener(l, lc, deps(ctx));

@@ -389,6 +389,46 @@ describe('https listener: TLS versions, ciphers, PROXY protocol', { skip }, () =
     );
   });
 
+  it('limits.h2MaxConcurrentStreams reaches h2 clients in SETTINGS (default 128); a reload that changes it serves new connections with the new value', async () => {
+    /** The SETTINGS frame a real h2 client receives from the listener. */
+    const settingsOf = async (port: number): Promise<{ maxConcurrentStreams?: number | undefined }> => {
+      const client = h2connect(`https://127.0.0.1:${port}`, { servername: 'www.example.com', rejectUnauthorized: false });
+      client.on('error', () => {});
+      try {
+        return await new Promise((resolve, reject) => {
+          client.once('remoteSettings', (s) => resolve(s));
+          client.once('error', reject);
+        });
+      } finally {
+        client.close();
+      }
+    };
+    const def = createPortico(config(env.certs, env.origins));
+    await def.start();
+    try {
+      assert.equal((await settingsOf(def.address('secure')!.port)).maxConcurrentStreams, 128);
+    } finally {
+      await def.stop(100);
+    }
+    const p = createPortico(config(env.certs, env.origins, {}, { limits: { h2MaxConcurrentStreams: 7, h2MaxSessionMemory: '4MB' } }));
+    await p.start();
+    try {
+      const port = p.address('secure')!.port;
+      assert.equal((await settingsOf(port)).maxConcurrentStreams, 7);
+      // Requests still pass on such a connection.
+      const client = h2connect(`https://127.0.0.1:${port}`, { servername: 'www.example.com', rejectUnauthorized: false });
+      client.on('error', () => {});
+      const answers = await Promise.all([1, 2, 3].map((i) => h2request(client, { ':method': 'GET', ':path': `/s${i}`, ':authority': 'www.example.com' })));
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
+      client.close();
+      const r = await p.reload(config(env.certs, env.origins, {}, { limits: { h2MaxConcurrentStreams: 9 } }));
+      assert.ok(r.changes.length > 0, JSON.stringify(r));
+      assert.equal((await settingsOf(p.address('secure')!.port)).maxConcurrentStreams, 9);
+    } finally {
+      await p.stop(100);
+    }
+  });
+
   it('http2: false offers only http/1.1', async () => {
     const p = createPortico(config(env.certs, env.origins, { http2: false }));
     await p.start();

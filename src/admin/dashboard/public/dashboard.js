@@ -144,6 +144,46 @@
     );
   }
 
+  // ---------------------------------------------------------------- rendering: kernel listeners
+  // A kernel (nftables) listener's servers with their packet and byte rates, from its counters
+  // (GET /api/v1/listeners/{name}/kernel, 404 for a userspace listener: asked again now and then).
+  const kernel = { last: new Map(), notKernel: new Map(), busy: false, frame: 0 };
+  async function pollKernel(frame) {
+    if (kernel.busy || kernel.frame++ % 2 !== 0) return;
+    kernel.busy = true;
+    try {
+      const rows = [];
+      for (const l of frame.listeners.filter((x) => x.protocol === 'tcp' || x.protocol === 'udp')) {
+        if ((kernel.notKernel.get(l.name) || 0) > kernel.frame) continue;
+        const headers = { accept: 'application/json' };
+        if (token() !== '') headers.authorization = 'Bearer ' + token();
+        let res;
+        try { res = await fetch('/api/v1/listeners/' + encodeURIComponent(l.name) + '/kernel', { headers, cache: 'no-store' }); } catch { continue; }
+        if (res.status === 404) { kernel.notKernel.set(l.name, kernel.frame + 30); continue; }
+        if (!res.ok) continue;
+        const v = await res.json();
+        const now = Date.now();
+        const prev = kernel.last.get(l.name);
+        const per = (s, k) => {
+          const p = prev && prev.servers.get(s.server);
+          const dt = prev ? (now - prev.at) / 1000 : 0;
+          return p && dt > 0 && s[k] >= p[k] ? (s[k] - p[k]) / dt : null;
+        };
+        for (const s of v.servers) {
+          rows.push(el('tr', {},
+            el('td', { text: l.name }), el('td', { text: s.server }),
+            el('td', { class: 'num', text: rate(per(s, 'packetsIn')) }), el('td', { class: 'num', text: rate(per(s, 'packetsOut')) }),
+            el('td', { class: 'num', text: bytes(per(s, 'bytesIn')) }), el('td', { class: 'num', text: bytes(per(s, 'bytesOut')) })));
+        }
+        kernel.last.set(l.name, { at: now, servers: new Map(v.servers.map((s) => [s.server, s])) });
+      }
+      $('#kernel').hidden = rows.length === 0;
+      $('#kernel tbody').replaceChildren(...rows);
+    } finally {
+      kernel.busy = false;
+    }
+  }
+
   // ---------------------------------------------------------------- rendering: caches
   /** Share of the requests answered from the cache between two counts (null: none counted). */
   const ratio = (fromCache, requests) => (requests > 0 ? fromCache / requests : null);
@@ -409,6 +449,7 @@
     if (state.selected === null && frame.pools.length > 0) state.selected = { pool: frame.pools[0].name };
     renderListeners(frame);
     renderCaches(frame);
+    void pollKernel(frame);
     renderPools(frame);
     renderCharts();
     // Several worker processes (cluster.workers): how many the figures cover.

@@ -1,5 +1,5 @@
-import type { PathIssue } from '../path.js';
-import { asMap, asString, maps, type RawMap } from './raw.js';
+import type { PathIssue } from '../config/path.js';
+import { asMap, asString, maps, type RawMap } from '../config/checks/raw.js';
 
 /**
  * The link-layer forwarding modes of kernel listeners (SPEC §10): `dsr` and `distributed` work on

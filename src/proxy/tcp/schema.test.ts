@@ -1,8 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { it } from 'node:test';
+import '../../app/listener-kinds.js';
 import '../../balancer/index.js';
-import { ConfigError } from '../errors.js';
-import { validateConfig } from '../validate.js';
+import { ConfigError } from '../../config/errors.js';
+import { validateConfig } from '../../config/validate.js';
 
 function issues(config: unknown): string[] {
   try {

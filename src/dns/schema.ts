@@ -1,7 +1,14 @@
+/** The configuration of the `dns` listener kind. */
 import { z } from 'zod';
-import { isHostname, isIPv4, isIPv6 } from '../values/host.js';
-import { fail, ok, show } from '../values/parsed.js';
-import { cidrList, domain, duration, int, leaf, listenAddress, name, orOff, text } from './fields.js';
+import { isHostname, isIPv4, isIPv6 } from '../config/values/host.js';
+import { fail, ok, show } from '../config/values/parsed.js';
+import { cidrList, domain, duration, int, leaf, listenAddress, name, orOff, text } from '../config/schema/fields.js';
+
+declare module '../config/schema/listener.js' {
+  interface ListenerSchemas {
+    dns: typeof dnsListenerSchema;
+  }
+}
 
 const recordName = leaf<string, string>('record name', (v) => {
   if (typeof v !== 'string') return fail(`expected a record name, got ${show(v)}`);

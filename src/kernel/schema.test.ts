@@ -1,0 +1,83 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import '../app/listener-kinds.js';
+import '../balancer/index.js';
+import { ConfigError } from '../config/errors.js';
+import { parseConfigText } from '../config/load.js';
+
+/** The issues of a YAML text as `portico check` prints them (FILE:LINE:COL path: message), or [] when valid. */
+function problems(yaml: string, runnable = false): string[] {
+  try {
+    parseConfigText(yaml, 'lb.yaml', {}, { runnable });
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+    return err.lines();
+  }
+}
+
+const config = (listener: string, pool = '', cluster = 'cluster: { workers: 1 }'): string => `${cluster}
+listeners:
+  - name: vip
+    listen: 192.0.2.100:80
+    pool: web
+${listener}
+pools:
+  - name: web
+    retries: 0
+${pool}    servers:
+      - { name: s1, address: 10.0.0.11:80 }
+`;
+
+describe('kernel listeners in the configuration', () => {
+  it('a tcp and a udp kernel listener with the kernel block of SPEC §10 are valid', () => {
+    assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: nat\n    kernel: { snat: [10.0.0.2, 10.0.0.3], persistence: { timeout: 5m }, keepOnExit: true }')), []);
+    assert.deepEqual(problems(config('    protocol: udp\n    dataPlane: kernel')), []);
+  });
+
+  it('what needs the bytes is refused at its key, with the reason', () => {
+    const cases: [string, RegExp][] = [
+      ['    routes: [{ pool: web }]', /^lb\.yaml:8:5 listeners\.0\.routes: a kernel listener forwards packets and never sees the bytes: routes need them/],
+      ['    inspect: tls', /^lb\.yaml:8:5 listeners\.0\.inspect: .*inspect: tls needs them/],
+      ['    sendProxy: v2', /^lb\.yaml:8:5 listeners\.0\.sendProxy: .*PROXY protocol/],
+      ['    acceptProxy: true', /^lb\.yaml:8:5 listeners\.0\.acceptProxy: .*PROXY protocol/],
+    ];
+    for (const [line, re] of cases) {
+      const yaml = `cluster: { workers: 1 }\nlisteners:\n  - name: vip\n    protocol: tcp\n    dataPlane: kernel\n    listen: 192.0.2.100:80\n    pool: web\n${line}\npools:\n  - name: web\n    retries: 0\n    servers: [{ name: s1, address: '10.0.0.11:80' }]\n`;
+      const p = problems(yaml);
+      assert.ok(p.some((x) => re.test(x)), `${line}: ${p.join('\n')}`);
+    }
+  });
+
+  it("the pool's queue and retries are refused, and algorithms the kernel does not run", () => {
+    const k = '    protocol: tcp\n    dataPlane: kernel';
+    assert.ok(problems(config(k).replace('retries: 0', 'retries: 2')).some((x) => /^lb\.yaml:\d+:\d+ pools\.0\.retries: kernel listener "vip" uses this pool: retries need the bytes/.test(x)));
+    assert.ok(problems(config(k, '    queue: { max: 10 }\n')).some((x) => /pools\.0\.queue\.max: .*cannot hold a connection in a queue/.test(x)));
+    assert.ok(problems(config(k, '    balance: leastconn\n')).some((x) => /pools\.0\.balance: .*roundrobin, random or hash \(source-ip\), not leastconn/.test(x)));
+    assert.ok(problems(config(k, '    balance: hash\n    hash: { key: uri }\n')).some((x) => /pools\.0\.hash\.key: .*hashes the client address only/.test(x)));
+    assert.ok(problems(config(k).replace('10.0.0.11:80', 'web.example:80')).some((x) => /servers\.0\.address: .*IPv4 addresses only, not web\.example/.test(x)));
+  });
+
+  it('udp without dataPlane: kernel is refused with the reason', () => {
+    const p = problems(config('    protocol: udp'));
+    assert.ok(p.some((x) => /listeners\.0\.dataPlane: udp needs dataPlane: kernel \(the userspace listeners do TCP only\)/.test(x)), p.join('\n'));
+  });
+
+  it('dsr and distributed are accepted with what they need; several worker processes are refused at load', () => {
+    assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }'), true), []);
+    const noIface = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr'), true);
+    assert.ok(noIface.some((x) => /listeners\.0\.kernel\.interface: forwarding: dsr needs kernel\.interface/.test(x)), noIface.join('\n'));
+    const port = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }').replace('10.0.0.11:80', '10.0.0.11:8080'), true);
+    assert.ok(port.some((x) => /servers\.0\.address: .*a server must take the virtual address's port/.test(x)), port.join('\n'));
+    const workers = problems(config('    protocol: tcp\n    dataPlane: kernel', '', 'cluster: { workers: 2 }'), true);
+    assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel'), true), []);
+    assert.ok(workers.some((x) => /listeners\.0\.dataPlane: a kernel listener under several worker processes is not built yet .*set cluster\.workers: 1/.test(x)), workers.join('\n'));
+  });
+
+  it('a userspace tcp listener is unchanged (dataPlane absent or userspace)', () => {
+    assert.deepEqual(problems(config('    protocol: tcp')), []);
+    assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: userspace\n    inspect: tls')), []);
+    const bad = problems(config('    protocol: tcp\n    dataPlane: ebpf'));
+    assert.ok(bad.some((x) => /unknown dataPlane "ebpf".*: one of userspace \| kernel/.test(x)), bad.join('\n'));
+  });
+});
