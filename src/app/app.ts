@@ -511,6 +511,7 @@ class PorticoApp implements Portico, ConfigHost {
       log: this.log,
       store: this.store,
       sharedStore: this.sharedStore,
+      node: this.config.cluster.node,
       l4: this.tcpShared,
       routePhases: this.routePhases,
       kept: <T>(key: string, spec: unknown, build: () => T): T => this.listenerKept.get(key, spec, build) as T,

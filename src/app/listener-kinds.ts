@@ -18,7 +18,7 @@ import { redirectKind } from '../proxy/redirect/kind.js';
 import { tcpKind } from '../proxy/tcp/kind.js';
 
 /** What the composition root gives every kind: what each of them builds from. */
-export type AppBuildContext = BuildContext<PoolHandle> & { readonly l4: TcpShared; readonly routePhases: readonly RoutePhaseFactory[] };
+export type AppBuildContext = BuildContext<PoolHandle> & { readonly l4: TcpShared; readonly routePhases: readonly RoutePhaseFactory[]; readonly node: string };
 
 /** A registered kind, its configuration and listener types erased. */
 export type RegisteredKind = ListenerKind<any, any, AppBuildContext>;

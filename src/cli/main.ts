@@ -6,6 +6,7 @@ import type { Config } from '../config/types.js';
 import { runDemo } from './demo.js';
 import { runCtl } from './ctl.js';
 import { runKeepalived } from '../cluster/keepalived-cli.js';
+import { runDsrSetup } from './dsr-setup.js';
 import { isWorkerProcess, startPrimary, startWorker } from '../cluster/workers.js';
 import { loadStartConfig, type StartConfig } from '../cluster/workers-config.js';
 import { runSimulate } from '../sim/cli.js';
@@ -30,6 +31,7 @@ Commands:
                       (cluster.workers 2 or more; the admin API's POST /api/v1/upgrade, as portico ctl upgrade)
   ctl ...             the admin API from the shell: status, pools, servers, weight, drain ... (portico ctl --help)
   keepalived ...      write a keepalived configuration for virtual-address take-over (portico keepalived --help)
+  dsr-setup ...       print (or --apply) a real server's side of direct server return (portico dsr-setup --help)
   (no command)        start with ./portico.yaml if it exists, else the demo
 
 Options:
@@ -74,6 +76,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
   }
   if (argv[0] === 'keepalived') {
     return runKeepalived(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  }
+  if (argv[0] === 'dsr-setup') {
+    return runDsrSetup(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
   }
   if (argv[0] === 'simulate') {
     return runSimulate(argv.slice(1), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });

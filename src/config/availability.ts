@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { compressionAvailable } from '../compress/engine.js';
 import { icmpUnavailable } from '../net/icmp-support.js';
-import { forwardingUnavailable } from '../kernel/render.js';
 import type { PathIssue } from './path.js';
 import type { Config } from './types.js';
 
@@ -22,8 +21,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       return;
     }
     if (l.protocol === 'udp' || (l.protocol === 'tcp' && l.dataPlane === 'kernel')) {
-      const why = forwardingUnavailable(l.forwarding);
-      if (why !== undefined) out.push({ path: ['listeners', i, 'forwarding'], message: why });
       const workers = config.cluster.workers === 'auto' ? availableParallelism() : config.cluster.workers;
       if (workers > 1) {
         out.push({

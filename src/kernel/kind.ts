@@ -4,6 +4,8 @@
  * `kernel/udp` (kindKey). The forwarding modes plug into src/kernel/render.ts (`modes`).
  */
 import { checkKernelPools, kernelTcpListenerSchema, kernelUdpListenerSchema } from './schema.js';
+import { checkKernelLink } from './link-checks.js';
+import type { RawMap } from '../config/checks/raw.js';
 import type { KernelListenerConfig } from '../config/types.js';
 import type { BuildContext, ListenerKind } from '../listener/kind.js';
 import { CollectedMetric } from '../observability/metrics.js';
@@ -11,7 +13,7 @@ import type { TcpShared } from '../proxy/tcp/build.js';
 import { KernelListener } from './listener.js';
 
 /** What a kernel listener builds from: the pools, and their configurations (kept by the tcp kinds' shared state). */
-export type KernelBuildContext = BuildContext & { readonly l4: TcpShared };
+export type KernelBuildContext = BuildContext & { readonly l4: TcpShared; readonly node: string };
 
 function poolOf(lc: KernelListenerConfig, ctx: KernelBuildContext) {
   const h = ctx.handles.get(lc.pool);
@@ -37,10 +39,10 @@ function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelT
     dataPlane: 'kernel',
     schema,
     transports: [protocol],
-    ...(first ? { checks: checkKernelPools } : {}),
+    ...(first ? { checks: (root: RawMap) => [...checkKernelPools(root), ...checkKernelLink(root)] } : {}),
     build(lc, ctx) {
       const { pool, pc } = poolOf(lc, ctx);
-      const l = new KernelListener(lc, pool, pc, ctx.log);
+      const l = new KernelListener(lc, pool, pc, ctx.log, { store: ctx.store, sharedStore: ctx.sharedStore, node: ctx.node });
       const start = l.start.bind(l);
       const stop = l.stop.bind(l);
       l.start = async () => {
@@ -64,7 +66,7 @@ function kernelKind<P extends 'tcp' | 'udp'>(protocol: P, schema: typeof kernelT
       /** `GET /api/v1/listeners/{listener}/flows`: conntrack's flows to the virtual address and the persistence entries. */
       flows: (l) => l.flows(),
       /** `GET /api/v1/listeners/{listener}/kernel`: per-server packet and byte counters (the dashboard's rates). */
-      kernel: (l) => ({ listener: l.name, protocol: l.protocol, pool: l.poolName, forwarding: l.spec().forwarding, servers: l.traffic }),
+      kernel: (l) => ({ listener: l.name, protocol: l.protocol, pool: l.poolName, forwarding: l.spec().forwarding, servers: l.traffic, ...l.linkView() }),
     },
   };
   if (first) kind.metrics = () => kernelMetrics();

@@ -8,7 +8,9 @@ import type { KernelListenerConfig, PoolConfig } from '../config/types.js';
 import type { ListenerService } from '../listener/kind.js';
 import type { Logger } from '../observability/logger.js';
 import type { Pool, PoolEvent } from '../pool/pool.js';
+import type { StateStore } from '../store/state-store.js';
 import { checkPrerequisites } from './checks.js';
+import { linkRuntime, type LinkRuntime } from './l2-modes.js';
 import { cutFlows, listFlows, type Flow } from './conntrack.js';
 import { nftJson, readCounters } from './nft.js';
 import { plane, type PlanePart } from './plane.js';
@@ -31,6 +33,14 @@ export interface StickyEntry {
   readonly server: string;
   /** Seconds left. */
   readonly expires: number;
+}
+
+/** What a kernel listener needs from the process besides its pool. */
+export interface KernelListenerEnv {
+  readonly store: StateStore;
+  readonly sharedStore: boolean;
+  /** cluster.node */
+  readonly node: string;
 }
 
 export class KernelListener implements ListenerService, PlanePart {
@@ -57,8 +67,12 @@ export class KernelListener implements ListenerService, PlanePart {
   private cuts: { host: string; port: number; server: string; why: string }[] = [];
   /** Counter readings by server name: in = toward the server, out = its replies. */
   traffic: KernelTraffic[] = [];
+  /** dsr, distributed: what the mode runs besides the rules (src/kernel/l2-modes.ts). */
+  private link: LinkRuntime | undefined;
+  private readonly env: KernelListenerEnv;
 
-  constructor(lc: KernelListenerConfig, pool: Pool, pc: PoolConfig | undefined, log: Logger) {
+  constructor(lc: KernelListenerConfig, pool: Pool, pc: PoolConfig | undefined, log: Logger, env: KernelListenerEnv) {
+    this.env = env;
     this.name = lc.name;
     this.lc = lc;
     this.pool = pool;
@@ -79,11 +93,31 @@ export class KernelListener implements ListenerService, PlanePart {
   }
 
   spec(): KernelListenerSpec {
-    return specOf(this.lc, this.pc);
+    const s = specOf(this.lc, this.pc);
+    return this.link?.spec(s) ?? s;
   }
 
   snapshot(): KernelSnapshot {
-    return snapshotOf(this.pool);
+    const s = snapshotOf(this.pool);
+    return this.link?.snapshot(s) ?? s;
+  }
+
+  /** The link-layer mode's state for the admin view (empty for nat). */
+  linkView(): Record<string, unknown> {
+    return this.link === undefined ? {} : { link: this.link.view() };
+  }
+
+  private makeLink(): LinkRuntime | undefined {
+    return linkRuntime({
+      lc: this.lc,
+      pool: () => this.pool,
+      log: this.log,
+      store: this.env.store,
+      sharedStore: this.env.sharedStore,
+      node: this.env.node,
+      changed: () => this.schedule(),
+      apply: (script) => plane.apply(this, script),
+    });
   }
 
   keepOnExit(): boolean {
@@ -93,7 +127,17 @@ export class KernelListener implements ListenerService, PlanePart {
   async start(): Promise<void> {
     await checkPrerequisites(this.lc);
     for (const rt of this.pool) this.addresses.set(rt.server.name, { host: rt.server.host, port: rt.server.port });
-    await plane.install(this);
+    const link = this.makeLink();
+    await link?.start();
+    this.link = link;
+    try {
+      await plane.install(this);
+    } catch (err) {
+      this.link = undefined;
+      await link?.stop(false);
+      throw err;
+    }
+    await link?.installed();
     this.started = true;
     this.subscribe();
     this.schedule(); // what changed while the table was written
@@ -110,11 +154,14 @@ export class KernelListener implements ListenerService, PlanePart {
     this.unsubscribe = undefined;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    // A distributed node leaves first (the others take its buckets), then its rules go.
+    await this.link?.stop(this.lc.kernel.keepOnExit);
     await plane.uninstall(this);
   }
 
   /** Reload: new settings and pool; the whole table is written again (one transaction). */
   update(lc: KernelListenerConfig, pool: Pool, pc: PoolConfig | undefined): void {
+    const was = this.lc;
     this.lc = lc;
     this.pc = pc;
     if (pool !== this.pool) {
@@ -122,6 +169,11 @@ export class KernelListener implements ListenerService, PlanePart {
       if (this.started) this.subscribe();
     }
     if (!this.started) return;
+    const relink = was.forwarding !== lc.forwarding || JSON.stringify(was.kernel) !== JSON.stringify(lc.kernel) || was.listen.host !== lc.listen.host || was.listen.port !== lc.listen.port;
+    if (relink && (this.link !== undefined || lc.forwarding !== 'nat')) {
+      void this.relink();
+      return;
+    }
     // The same rules (a server's state, weight or registration changed through the API): the maps
     // only, so that persistence entries and counters are kept. Otherwise the whole table.
     const spec = JSON.stringify(this.spec());
@@ -132,12 +184,29 @@ export class KernelListener implements ListenerService, PlanePart {
     );
   }
 
+  /** A reload changed what the link-layer mode runs on: the old runtime ends, the new one starts, the table is written. */
+  private async relink(): Promise<void> {
+    const old = this.link;
+    try {
+      const next = this.makeLink();
+      await next?.start();
+      await old?.stop(false);
+      this.link = next;
+      await plane.install(this);
+      await next?.installed();
+      this.schedule();
+    } catch (err) {
+      this.log.error(`kernel listener ${this.name}: reload could not switch its forwarding (the previous rules stay)`, { error: String(err) });
+    }
+  }
+
   private subscribe(): void {
     this.unsubscribe?.();
     this.unsubscribe = this.pool.onEvent((ev) => this.onPoolEvent(ev));
   }
 
   private onPoolEvent(ev: PoolEvent): void {
+    this.link?.poolChanged(this.pool);
     this.schedule();
     if (ev.kind === 'added' || ev.kind === 'admin' || ev.kind === 'op') {
       const rt = this.pool.byName(ev.server);
@@ -168,6 +237,7 @@ export class KernelListener implements ListenerService, PlanePart {
 
   private tick(): void {
     if (!this.started) return;
+    this.link?.poolChanged(this.pool);
     void this.sync();
     void this.readTraffic();
   }

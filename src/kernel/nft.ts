@@ -3,6 +3,7 @@
  * back (`nft -j list ...`). Every call is bounded by a timeout; a failure carries nft's message.
  */
 import { spawn } from 'node:child_process';
+import { NETDEV_FAMILY, NETDEV_TABLE } from './render-l2.js';
 import { FAMILY, TABLE } from './render.js';
 
 export interface RunResult {
@@ -64,7 +65,9 @@ export async function nftJson(args: readonly string[]): Promise<Record<string, a
 /** Named counters of Portico's table: name → packets and bytes. */
 export async function readCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
   const out = new Map<string, { packets: number; bytes: number }>();
-  for (const o of await nftJson(['list', 'counters', 'table', FAMILY, TABLE])) {
+  // The link-layer modes (dsr, distributed) count in the netdev table, when there is one.
+  const netdev = await nftJson(['list', 'counters', 'table', NETDEV_FAMILY, NETDEV_TABLE]).catch(() => []);
+  for (const o of [...(await nftJson(['list', 'counters', 'table', FAMILY, TABLE])), ...netdev]) {
     const c = o['counter'] as { name?: string; packets?: number; bytes?: number } | undefined;
     if (c?.name !== undefined) out.set(c.name, { packets: c.packets ?? 0, bytes: c.bytes ?? 0 });
   }

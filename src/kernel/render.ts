@@ -14,6 +14,7 @@
  */
 import { buildMaglevTable } from '../balancer/maglev.js';
 import { smoothWrrSequence } from '../balancer/round-robin.js';
+import { renderNetdevDelete, renderNetdevTable, type LinkSpec, type LinkState } from './render-l2.js';
 
 export type Forwarding = 'nat' | 'dsr' | 'distributed';
 export type L4Protocol = 'tcp' | 'udp';
@@ -40,6 +41,8 @@ export interface KernelListenerSpec {
   readonly snat: 'none' | 'masquerade' | readonly string[];
   /** Source-address persistence: how long a client keeps its server after its last packet; 0 = off. */
   readonly persistenceMs: number;
+  /** dsr, distributed: the link layer's settings and host facts (src/kernel/l2-modes.ts). */
+  readonly link?: LinkSpec | undefined;
 }
 
 /** One server of the pool as the kernel sees it. */
@@ -55,6 +58,8 @@ export interface KernelSnapshot {
   readonly servers: readonly KernelServer[];
   /** Servers taking new flows (indexes into `servers`) with their effective weights (> 0). */
   readonly active: readonly { readonly index: number; readonly weight: number }[];
+  /** dsr, distributed: the servers' MACs, whose flows are cut, this node's buckets. */
+  readonly link?: LinkState | undefined;
 }
 
 /** What a forwarding mode renders: a listener's part of the table, and its run-time map update. */
@@ -69,6 +74,8 @@ export interface ForwardingMode {
   netdev?(spec: KernelListenerSpec, snap: KernelSnapshot): string;
   /** Commands (a transaction) that bring the maps to `snap` with the rules untouched. */
   maps(spec: KernelListenerSpec, snap: KernelSnapshot): string;
+  /** Link-layer modes: the run-time update of their netdev maps. */
+  netdevMaps?(spec: KernelListenerSpec, snap: KernelSnapshot): string;
 }
 
 /** The forwarding modes built so far; the others are refused at load (forwardingUnavailable). */
@@ -83,15 +90,17 @@ export function forwardingUnavailable(f: Forwarding): string | undefined {
 
 /**
  * The whole table: idempotent (creates, deletes and re-creates it in one transaction). With a
- * mode that has a `netdev` part, `table netdev portico` is written the same way; without, it is
- * deleted (a reload that left dsr leaves none behind).
+ * link-layer listener (dsr, distributed) the `netdev portico` table is written in the same
+ * transaction; without one it is deleted (a reload from dsr to nat leaves nothing behind).
  */
 export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[]): string {
   const body = parts.map(({ spec, snap }) => render(spec, snap)).join('\n');
-  const netdev = parts.map(({ spec, snap }) => modeOf(spec).netdev?.(spec, snap)).filter((x): x is string => x !== undefined && x !== '');
+  const link = parts.flatMap(({ spec, snap }) => {
+    const m = modeOf(spec);
+    return m.netdev === undefined ? [] : [m.netdev(spec, snap)];
+  });
   const ip = `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
-  const nd = `table netdev ${TABLE} {}\ndelete table netdev ${TABLE}\n`;
-  return netdev.length === 0 ? ip + nd : `${ip}${nd}table netdev ${TABLE} {\n${netdev.join('\n')}}\n`;
+  return ip + (link.length > 0 ? renderNetdevTable(link) : renderNetdevDelete());
 }
 
 /** One listener's part of the table. */
@@ -101,12 +110,13 @@ export function render(spec: KernelListenerSpec, snap: KernelSnapshot): string {
 
 /** The run-time update of one listener's maps (rules untouched). */
 export function renderMaps(spec: KernelListenerSpec, snap: KernelSnapshot): string {
-  return modeOf(spec).maps(spec, snap);
+  const m = modeOf(spec);
+  return m.maps(spec, snap) + (m.netdevMaps?.(spec, snap) ?? '');
 }
 
 /** Deleting the table (exit without keepOnExit); `table` first makes it a no-op when absent. */
 export function renderDelete(): string {
-  return `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable netdev ${TABLE} {}\ndelete table netdev ${TABLE}\n`;
+  return `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\n${renderNetdevDelete()}`;
 }
 
 function modeOf(spec: KernelListenerSpec): ForwardingMode {

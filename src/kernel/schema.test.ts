@@ -63,10 +63,12 @@ describe('kernel listeners in the configuration', () => {
     assert.ok(p.some((x) => /listeners\.0\.dataPlane: udp needs dataPlane: kernel \(the userspace listeners do TCP only\)/.test(x)), p.join('\n'));
   });
 
-  it('forwarding modes not built yet, and several worker processes, are refused at load', () => {
-    // What this build cannot run yet (src/config/availability.ts) is refused when the configuration is to run.
-    const dsr = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }'), true);
-    assert.ok(dsr.some((x) => /listeners\.0\.forwarding: forwarding: dsr is not built yet/.test(x)), dsr.join('\n'));
+  it('dsr and distributed are accepted with what they need; several worker processes are refused at load', () => {
+    assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }'), true), []);
+    const noIface = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr'), true);
+    assert.ok(noIface.some((x) => /listeners\.0\.kernel\.interface: forwarding: dsr needs kernel\.interface/.test(x)), noIface.join('\n'));
+    const port = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }').replace('10.0.0.11:80', '10.0.0.11:8080'), true);
+    assert.ok(port.some((x) => /servers\.0\.address: .*a server must take the virtual address's port/.test(x)), port.join('\n'));
     const workers = problems(config('    protocol: tcp\n    dataPlane: kernel', '', 'cluster: { workers: 2 }'), true);
     assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel'), true), []);
     assert.ok(workers.some((x) => /listeners\.0\.dataPlane: a kernel listener under several worker processes is not built yet .*set cluster\.workers: 1/.test(x)), workers.join('\n'));

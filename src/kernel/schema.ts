@@ -69,9 +69,19 @@ const kernelBlock = z
         clusterMac: leaf<string, string>('MAC address', (v) =>
           typeof v === 'string' && MAC.test(v) ? ok(v.toLowerCase()) : fail(`expected a MAC address such as 01:00:5e:7f:00:c8, got ${show(v)}`),
         ).describe('The multicast MAC every node accepts frames for'),
+        heartbeat: duration(60_000)
+          .prefault('250ms')
+          .describe("How often this node renews its heartbeat in cluster.store and its buckets' ownership in the kernel"),
+        deadAfter: duration(600_000)
+          .prefault('1250ms')
+          .describe('A node whose heartbeat is older than this is gone and its buckets are taken; this node stops taking its own buckets one heartbeat before (at least 3 heartbeats)'),
       })
+      .refine((d) => d.deadAfter >= 3 * d.heartbeat, { message: 'deadAfter must be at least 3 heartbeats (a node renews its buckets every heartbeat and keeps them deadAfter minus one heartbeat)' })
       .optional()
       .describe('distributed: the nodes and their shared MAC'),
+    neighbourRefresh: duration(600_000)
+      .prefault('1s')
+      .describe("dsr: how often the servers' MAC addresses are read again from the neighbour table (a changed one is applied at once)"),
     keepOnExit: flag().prefault(false).describe("Leave Portico's nftables tables in place when Portico exits (forwarding continues without health checks)"),
   })
   .prefault({})
