@@ -328,6 +328,11 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
       const v = await admin('GET', '/api/v1/pools/web');
       return Array.isArray(v?.servers) && v.servers.every((s: { health?: string }) => s.health === 'up');
     }, 30_000);
+    // The kernel's map follows a health change after its nft transaction: wait for every server in it.
+    await until('every server in the slots map', async () => {
+      const r = await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'vip_slots']);
+      return r.code === 0 && SERVERS.every((sv) => r.stdout.includes(sv.ip));
+    }, 30_000);
   });
 
   after(async () => {
