@@ -63,7 +63,12 @@ describe('kernel listeners in the configuration', () => {
     assert.ok(p.some((x) => /listeners\.0\.dataPlane: udp needs dataPlane: kernel \(the userspace listeners do TCP only\)/.test(x)), p.join('\n'));
   });
 
-  it('dsr and distributed are accepted with what they need; several worker processes are refused at load', () => {
+  it('distributed is refused at load with what to use instead', () => {
+    const p = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: distributed\n    kernel: { interface: eth0, distributed: { nodes: [lb1, lb2], buckets: 64, clusterMac: "01:00:5e:7f:00:c8" } }'), true);
+    assert.ok(p.some((x) => /listeners\.0\.forwarding: forwarding: distributed is not available in this version .*use nat or dsr/.test(x)), p.join('\n'));
+  });
+
+  it('dsr is accepted with what it needs; several worker processes are refused at load', () => {
     assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }'), true), []);
     const noIface = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr'), true);
     assert.ok(noIface.some((x) => /listeners\.0\.kernel\.interface: forwarding: dsr needs kernel\.interface/.test(x)), noIface.join('\n'));

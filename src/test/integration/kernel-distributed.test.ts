@@ -50,9 +50,10 @@ const lines = (p: NsProc): LongLine[] =>
 
 describe('kernel listener, forwarding: distributed (three nodes, network namespaces, Redis)', () => {
   const redis = which(['/usr/bin/redis-server', '/usr/sbin/redis-server', '/usr/local/bin/redis-server']);
-  // Opt-in until it has run green here: on a host loaded many times over its cores, nft took
-  // over a second per transaction and the nodes' 250 ms heartbeats lapsed (see docs/kernel-l4.md).
-  const optIn = process.env['PORTICO_TEST_DISTRIBUTED'] === '1' ? undefined : 'set PORTICO_TEST_DISTRIBUTED=1 to run the three-node distributed test';
+  // forwarding: distributed is refused at load in this version (src/config/availability.ts):
+  // this three-node test has not held end to end (take-over and leave). It is kept for the mode's
+  // development: run it with PORTICO_TEST_DISTRIBUTED=1 once that refusal is lifted.
+  const optIn = process.env['PORTICO_TEST_DISTRIBUTED'] === '1' ? undefined : 'forwarding: distributed is refused at load in this version; PORTICO_TEST_DISTRIBUTED=1 runs this test for its development';
   const skip = optIn ?? netnsSkip(['nft']) ?? (redis === undefined ? 'redis-server is not installed' : undefined);
   if (skip !== undefined && optIn === undefined && process.env['CI'] === 'true') {
     it('can run here (CI)', () => assert.fail(skip));
