@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
 
 export interface Origin {
@@ -59,14 +60,53 @@ export async function startOrigins(n: number, handler?: Handler): Promise<Origin
   return out;
 }
 
-/** A port with nothing listening (bound, then released). */
+/**
+ * A port with nothing listening (bound, then released), taken below the kernel's ephemeral range
+ * (`ip_local_port_range`). A port from that range could be handed to another process's `listen(0)`
+ * or to an outgoing connection the moment it is released: a test's "dead" server would then
+ * answer, or a port a test meant to bind would be taken. Below the range only another caller of
+ * this function can land on the same port, one chance in some thousands, and the bind here
+ * proves it free at the time.
+ */
 export async function freePort(): Promise<number> {
+  const [low] = ephemeralRange();
+  const top = Math.min(low, 65536);
+  const bottom = 10_000;
+  if (top - bottom >= 1_000) {
+    for (let i = 0; i < 64; i++) {
+      const port = bottom + Math.floor(Math.random() * (top - bottom));
+      if (await bindsFree(port)) return port;
+    }
+  }
+  // No room below the range (or all tries taken): a port from the kernel.
   const srv = createNetServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const a = srv.address();
   const port = a !== null && typeof a === 'object' ? a.port : 0;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
+}
+
+let range: [number, number] | undefined;
+
+function ephemeralRange(): [number, number] {
+  if (range !== undefined) return range;
+  range = [32768, 60999];
+  try {
+    const parts = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (parts.length === 2 && parts.every((n) => Number.isInteger(n) && n > 0)) range = [parts[0]!, parts[1]!];
+  } catch {
+    // Not Linux: the IANA dynamic range starts at 49152, above the default kept here.
+  }
+  return range;
+}
+
+function bindsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createNetServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
+  });
 }
 
 /** A TCP server whose every byte the test sees (a server that answers as a test wants, framing anomalies included). */

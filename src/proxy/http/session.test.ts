@@ -18,6 +18,7 @@ import { compilePhases, NO_PHASES, type Answer, type HttpPhase, type PhaseList }
 import { compileRoutes } from './router.js';
 import { HttpSession } from './session.js';
 import { UpstreamConnections } from './upstream.js';
+import { freePort } from '../../test-helpers/origins.js';
 
 /**
  * The session's state machine, driven directly: the client is an in-memory duplex (every byte the
@@ -297,11 +298,7 @@ describe('HttpSession: deadlines and failures', () => {
 
 describe('HttpSession: the upstream attempt and outcomes', () => {
   it('a refused connect: tried again where allowed, then 502 with the socket error; passive health hears each try', async () => {
-    const dead = createServer();
-    dead.listen(0, '127.0.0.1');
-    await once(dead, 'listening');
-    const port = (dead.address() as { port: number }).port;
-    await new Promise((res) => dead.close(res));
+    const port = await freePort();
     const log: string[] = [];
     const r = rig(port, { phases: [tracer(log)] });
     const { client } = r.open();

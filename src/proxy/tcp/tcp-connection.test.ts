@@ -13,6 +13,7 @@ import type { PoolHandle } from '../http/listener-runtime.js';
 import { socketInfo } from '../../net/proxy-protocol.js';
 import { TcpConnection } from './tcp-connection.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
+import { freePort } from '../../test-helpers/origins.js';
 
 /**
  * The tcp connection's state machine, driven directly: a fake listener runtime, a real pool,
@@ -30,16 +31,6 @@ async function listen(srv: NetServer): Promise<number> {
   await once(srv, 'listening');
   cleanup.push(() => srv.close());
   return (srv.address() as { port: number }).port;
-}
-
-/** A port nothing listens on: a connect to it is refused. */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** A server that hands each accepted socket to the test. */
@@ -161,7 +152,7 @@ async function read(s: Socket, n: number): Promise<string> {
 
 describe('tcp connection', () => {
   it('retries a refused connect on another server, sending the held client bytes there', async () => {
-    const dead = await deadPort();
+    const dead = await freePort();
     const b = await backend();
     const f = await front([srv('a', dead), srv('b', b.port)], { retries: 1 });
     const { sock, conn } = await f.client();
@@ -186,7 +177,7 @@ describe('tcp connection', () => {
   });
 
   it('closes with connect-failed when every try is refused', async () => {
-    const f = await front([srv('a', await deadPort()), srv('b', await deadPort())], { retries: 3 });
+    const f = await front([srv('a', await freePort()), srv('b', await freePort())], { retries: 3 });
     const { sock, conn } = await f.client();
     await once(sock, 'close');
     await f.closedOf(conn);
