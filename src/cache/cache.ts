@@ -38,6 +38,21 @@ export interface CacheView {
   /** Answers from the cache (fresh, stale or revalidated) over every request counted; null before any. */
   readonly hitRatio: number | null;
   readonly evictions: number;
+  /**
+   * The shared tier's figures (`shared: true` with a Redis cluster.store; absent otherwise), as
+   * `portico_cache_shared_requests_total` and `portico_cache_shared_errors_total` count them:
+   * lookups after a memory miss that found the object (`hits`) or not (`misses`), objects
+   * written (`writes`), operations that failed (`errors`: the request went on with memory).
+   */
+  readonly shared?: SharedView;
+}
+
+/** The shared tier's part of a CacheView. */
+export interface SharedView {
+  readonly hits: number;
+  readonly misses: number;
+  readonly writes: number;
+  readonly errors: number;
 }
 
 /**
@@ -161,6 +176,7 @@ export class Cache {
       revalidated: r.revalidated,
       hitRatio: cacheHitRatio(hits, misses, r.stale, r.revalidated),
       evictions: this.store.counters.evictions,
+      ...(this.shared === undefined ? {} : { shared: { ...this.shared.counters } }),
     };
   }
 }

@@ -39,6 +39,7 @@ Commands:
   flows LISTENER                  a kernel listener's flows (conntrack: client, server, state, age)
                                   and its persistence entries (client, server, seconds left)
   cache                           every cache: entries, bytes, hits, misses, hit ratio, stale, revalidated, evictions
+                                  (and the shared tier's hits, misses, writes, errors)
   purge CACHE --url PATH | --prefix PATH | --tag TAG
                                   drop from CACHE every variant of a URL (/path?q on every host, or
                                   host/path), every URL under a path prefix, or every object whose
@@ -638,10 +639,17 @@ function renderLaws(l: Json): string {
 
 function renderCaches(caches: readonly Json[]): string {
   if (caches.length === 0) return 'no cache\n';
-  return table(
-    ['CACHE', 'ENTRIES', 'BYTES', 'HITS', 'MISSES', 'HIT RATIO', 'STALE', 'REVALIDATED', 'EVICTIONS'],
-    caches.map((c) => [c.name, c.entries, c.bytes, c.hits, c.misses, percent(c.hitRatio), c.stale, c.revalidated, c.evictions]),
-  );
+  const head = ['CACHE', 'ENTRIES', 'BYTES', 'HITS', 'MISSES', 'HIT RATIO', 'STALE', 'REVALIDATED', 'EVICTIONS'];
+  const rows = caches.map((c): (string | number)[] => [c.name, c.entries, c.bytes, c.hits, c.misses, percent(c.hitRatio), c.stale, c.revalidated, c.evictions]);
+  // The shared tier's figures (cluster.store), when a cache has one; '-' for the caches without.
+  if (caches.some((c) => c.shared !== undefined && c.shared !== null)) {
+    head.push('SHARED HITS', 'SHARED MISSES', 'SHARED WRITES', 'SHARED ERRORS');
+    caches.forEach((c, i) => {
+      const s = c.shared;
+      rows[i]!.push(...(s === undefined || s === null ? ['-', '-', '-', '-'] : [s.hits, s.misses, s.writes, s.errors]));
+    });
+  }
+  return table(head, rows);
 }
 
 /** The view's hit ratio (answers from the cache, fresh, stale or revalidated, over every request counted) as a percentage; '-' before any. */

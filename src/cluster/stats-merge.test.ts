@@ -12,7 +12,7 @@ import { HealthCheckCounters, Metrics } from '../observability/metrics.js';
 import { RequestStats } from '../observability/request-stats.js';
 import { exchange } from '../observability/testing.js';
 import { TrafficCounters } from '../observability/traffic.js';
-import { mergeBindingsViews, mergeFrames, mergeMetrics, mergePoolViews, mergeServerViews, mergeService, type MetricsPart } from './stats-merge.js';
+import { mergeBindingsViews, mergeCachesViews, mergeFrames, mergeMetrics, mergePoolViews, mergeServerViews, mergeService, type MetricsPart } from './stats-merge.js';
 
 function server(name: string, maxConnections = 0): Server {
   return { id: serverId('web', name), name, host: '127.0.0.1', port: 1, weight: 2, backup: false, maxConnections, meta: {} };
@@ -192,6 +192,29 @@ describe('merging the figures of several workers', () => {
       { name: 'main', entries: 5, bytes: 150, fromCache: 6, requests: 13 },
       { name: 'img', entries: 1, bytes: 10, fromCache: 0, requests: 1 },
     ]);
+  });
+
+  it('GET /api/v1/caches: the workers\' figures summed, the shared tier\'s too; a cache without one has none', () => {
+    const cache = (n: number, shared?: { hits: number; misses: number; writes: number; errors: number }) => ({
+      name: 'main',
+      entries: n,
+      bytes: 10 * n,
+      hits: n,
+      misses: 1,
+      stale: 0,
+      revalidated: 0,
+      hitRatio: n / (n + 1),
+      evictions: 0,
+      ...(shared === undefined ? {} : { shared }),
+    });
+    const ctx = { coverage: { reporting: 2, running: 2 }, pids: [1, 2] };
+    const merged = mergeCachesViews(
+      [{ caches: [cache(1, { hits: 1, misses: 2, writes: 3, errors: 0 }), { ...cache(0), name: 'local' }] }, { caches: [cache(3, { hits: 4, misses: 0, writes: 1, errors: 2 })] }],
+      ctx,
+    );
+    const caches = merged['caches'] as Record<string, unknown>[];
+    assert.deepEqual(caches[0], { name: 'main', entries: 4, bytes: 40, hits: 4, misses: 2, stale: 0, revalidated: 0, hitRatio: 4 / 6, evictions: 0, shared: { hits: 5, misses: 2, writes: 4, errors: 2 } });
+    assert.equal('shared' in caches[1]!, false);
   });
 
   it('admin views: counters summed, probe details from the primary, the rest from the answering worker', () => {

@@ -318,6 +318,7 @@ export function mergeBindingsViews(views: readonly View[], ctx: ViewContext): Vi
 }
 
 const CACHE_SUMS = ['entries', 'bytes', 'hits', 'misses', 'stale', 'revalidated', 'evictions'] as const;
+const SHARED_SUMS = ['hits', 'misses', 'writes', 'errors'] as const;
 
 /** `GET /api/v1/caches`: each worker holds its own cache; the figures are their sums. */
 export function mergeCachesViews(views: readonly View[], ctx: ViewContext): View {
@@ -325,6 +326,9 @@ export function mergeCachesViews(views: readonly View[], ctx: ViewContext): View
   const caches = byName(lists).map((list) => {
     const out: View = { ...list[0] };
     for (const k of CACHE_SUMS) out[k] = sumField(list, k);
+    // A shared cache's tier figures: each worker counts its own lookups and writes.
+    const shared = list.map((c) => c['shared']).filter((s): s is View => typeof s === 'object' && s !== null);
+    if (shared.length > 0) out['shared'] = Object.fromEntries(SHARED_SUMS.map((k) => [k, sumField(shared, k)]));
     // The group's ratio, from the summed counts (not a sum of ratios).
     if ('hitRatio' in out) out['hitRatio'] = cacheHitRatio(out['hits'] as number, out['misses'] as number, out['stale'] as number, out['revalidated'] as number);
     return out;

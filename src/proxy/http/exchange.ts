@@ -29,6 +29,8 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
   readonly sni: string | undefined;
   /** The client certificate of the connection (https listeners with clientAuth), for `match: { clientCert }`. */
   readonly clientCert: ClientCertState | undefined;
+  /** The client-certificate header lines (tls.clientAuth) a request of this connection carries to the server; '' for none. */
+  readonly clientCertHead: string;
 
   // ---- the request ----
   /** The parsed request head; undefined between requests. */
@@ -86,12 +88,13 @@ export class Exchange implements ExchangeRecord, RequestView, ReleaseStats {
   totalMs = 0;
   private rid = '';
 
-  constructor(lst: HttpListenerRuntime, clientAddress: string, sni: string | undefined, clientCert: ClientCertState | undefined) {
+  constructor(lst: HttpListenerRuntime, clientAddress: string, sni: string | undefined, clientCert: ClientCertState | undefined, clientCertHead = '') {
     this.lst = lst;
     this.clientAddress = clientAddress;
     this.clientTrusted = lst.trusted.size > 0 && lst.trusted.has(clientAddress);
     this.sni = sni;
     this.clientCert = clientCert;
+    this.clientCertHead = clientCertHead;
   }
 
   /** Ready for the connection's next request. */

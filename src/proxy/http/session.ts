@@ -153,7 +153,7 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.clientCertHead = cert?.head ?? '';
     const servername = (sock as { servername?: unknown }).servername;
     const sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
-    this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state);
+    this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state, this.clientCertHead);
     this.attempt = new UpstreamAttempt(this);
     sock.setNoDelay(true);
     sock.on('data', this.onClientData);

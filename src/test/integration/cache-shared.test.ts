@@ -150,6 +150,55 @@ describe('cache shared tier (cluster.store: redis)', { skip: skip ?? false }, ()
     assert.equal(count('/many'), 1);
   });
 
+  it('a HEAD that misses memory is answered from the GET stored in the shared tier: no body, the stored length, the origin asked once', async () => {
+    await store(a, '/head');
+    const t = tier(b).counters;
+    const found = t.hits;
+    const h = await send(b.port, '/head', { method: 'HEAD' });
+    assert.equal(h.status, 200);
+    assert.equal(h.body, '');
+    assert.equal(h.headers['content-length'], String('body of /head '.length));
+    assert.equal(h.headers['etag'], '"/head"');
+    assert.match(String(h.headers['cache-status']), /^portico; hit; ttl=\d+; detail=shared$/);
+    assert.ok(Number(h.headers['age']) >= 0);
+    assert.equal(t.hits, found + 1, 'found in Redis');
+    assert.equal(count('/head'), 1, 'the origin saw only the first GET');
+    // Now in b's memory: a GET is a memory hit.
+    const get = await send(b.port, '/head');
+    assert.equal(get.body, 'body of /head ');
+    assert.match(String(get.headers['cache-status']), /^portico; hit; ttl=\d+$/);
+    assert.equal(count('/head'), 1);
+
+    // Not in Redis either: the HEAD goes to the origin (and nothing is stored from it).
+    const misses = t.misses;
+    const miss = await send(b.port, '/head-nowhere', { method: 'HEAD' });
+    assert.equal(miss.status, 200);
+    assert.match(String(miss.headers['cache-status']), /^portico; fwd=miss/);
+    assert.equal(t.misses, misses + 1, 'the shared tier was asked');
+    assert.equal(count('/head-nowhere'), 1);
+  });
+
+  it("GET /api/v1/caches shows the shared tier's hits, misses, writes and errors, as the metrics count them", async () => {
+    await store(a, '/viewed');
+    await send(b.port, '/viewed');
+    await send(b.port, '/viewed-nowhere');
+    for (const n of [a, b]) {
+      const res = await fetch(`${n.admin}/api/v1/caches`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(res.status, 200);
+      const view = ((await res.json()) as { caches: { name: string; shared?: Record<string, number> }[] }).caches.find((c) => c.name === 'main')!;
+      const c = tier(n).counters;
+      assert.deepEqual(view.shared, { hits: c.hits, misses: c.misses, writes: c.writes, errors: c.errors });
+      const text = await (await fetch(`${n.admin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      for (const [result, v] of [['hit', view.shared!.hits], ['miss', view.shared!.misses], ['write', view.shared!.writes]] as const) {
+        assert.match(text, new RegExp(`^portico_cache_shared_requests_total\\{cache="main",result="${result}"\\} ${v}$`, 'm'), `${result} in /metrics`);
+      }
+      assert.equal(await metric(n, 'portico_cache_shared_errors_total'), view.shared!.errors);
+    }
+    const vb = tier(b).counters;
+    assert.ok(vb.hits >= 1 && vb.misses >= 1, 'b found one object in Redis and missed another');
+    assert.ok(tier(a).counters.writes >= 1, 'a wrote');
+  });
+
   it('variants (Vary) are found by the request fields on the other node; a body over sharedMaxObjectSize stays in memory', async () => {
     await store(a, '/vary', { 'accept-language': 'en' });
     await store(a, '/vary', { 'accept-language': 'fr' });

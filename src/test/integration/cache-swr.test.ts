@@ -108,3 +108,50 @@ test('stale-while-revalidate: a refresh that picks a server that cannot be reach
     await s.origin.close();
   }
 });
+
+test('stale-while-revalidate: the refresh carries the forwarding fields a forwarded request of the same client gets (X-Forwarded-For/-Proto/-Host, Forwarded, trustedProxies applied)', async () => {
+  const FWD = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'] as const;
+  const heads: { path: string; inm: string | undefined; fwd: Record<string, string | undefined> }[] = [];
+  const origin = await startOrigin('o', (req, res) => {
+    const fwd: Record<string, string | undefined> = {};
+    for (const n of FWD) fwd[n] = req.headers[n] as string | undefined;
+    heads.push({ path: req.url ?? '', inm: req.headers['if-none-match'] as string | undefined, fwd });
+    if (req.url === '/pass') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+      res.end('passed');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: '"v"' });
+    res.end(`body ${heads.length}`);
+  });
+  const { p, port } = await startPortico({
+    log: { level: 'error' },
+    caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB' }],
+    listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', trustedProxies: ['127.0.0.0/8'], routes: [{ pool: 'web', cache: 'main' }] }],
+    pools: [{ name: 'web', health: { type: 'none' }, servers: [{ name: 'o', address: origin.address }] }],
+  });
+  try {
+    const client = { host: 'www.example.com:8080', 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', forwarded: 'for=203.0.113.7' };
+    assert.match(String((await send(port, '/s', { headers: client })).headers['cache-status']), /fwd=miss; stored/);
+    // The request that finds the object stale comes from another client behind the same proxy.
+    const other = { ...client, 'x-forwarded-for': '198.51.100.9', forwarded: 'for=198.51.100.9' };
+    const stale = await send(port, '/s', { headers: other });
+    assert.match(String(stale.headers['cache-status']), /detail=stale-while-revalidate/);
+    await waitFor(() => heads.filter((h) => h.path === '/s').length === 2, 10_000, 'the background refresh at the server');
+    const refresh = heads.filter((h) => h.path === '/s')[1]!;
+    assert.equal(refresh.inm, '"v"', 'the refresh is the revalidation');
+    // What a forwarded request of that client gets, on the same route.
+    await send(port, '/pass', { headers: other });
+    const forwarded = heads.find((h) => h.path === '/pass')!;
+    assert.deepEqual(refresh.fwd, forwarded.fwd);
+    assert.deepEqual(refresh.fwd, {
+      'x-forwarded-for': '198.51.100.9, 127.0.0.1',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'www.example.com:8080',
+      forwarded: 'for=198.51.100.9, for=127.0.0.1;proto=http;host="www.example.com:8080"',
+    });
+  } finally {
+    await p.stop(0);
+    await origin.close();
+  }
+});

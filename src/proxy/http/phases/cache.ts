@@ -291,6 +291,10 @@ class SharedAnswer {
   constructor(readonly found: SharedObject | undefined) {}
 }
 
+function asSharedAnswer(found: SharedObject | undefined): SharedAnswer {
+  return new SharedAnswer(found);
+}
+
 /** Resolves when a fill's head is known (or the fill failed): a coalesced request then decides. */
 class FillWaiter implements FillWatcher {
   readonly promise: Promise<Fill | undefined>;
@@ -362,6 +366,10 @@ export class CachePhase implements HttpPhase {
     if (method === 'HEAD') {
       st.result = 'miss';
       st.status = 'fwd=miss';
+      // A HEAD is answered from a stored GET, which the shared tier may hold when memory does not.
+      // No fill is begun: a HEAD's own response is never stored, so nothing waits on this one.
+      const shared = cache.shared;
+      if (shared !== undefined && o === undefined) return shared.find(st.key, st.req.headers).then(asSharedAnswer);
       return undefined;
     }
     const f = cache.fills.get(st.key);
@@ -382,7 +390,7 @@ export class CachePhase implements HttpPhase {
     // Not in memory: the shared tier may have it. The fill is begun first, so that the requests for
     // this key that come meanwhile wait for this one lookup (and then find the object in memory).
     const shared = cache.shared;
-    if (shared !== undefined && o === undefined) return shared.find(st.key, st.req.headers).then((found) => new SharedAnswer(found));
+    if (shared !== undefined && o === undefined) return shared.find(st.key, st.req.headers).then(asSharedAnswer);
     return undefined;
   }
 
@@ -637,7 +645,9 @@ export class CachePhase implements HttpPhase {
    * miss goes (BackgroundFetch: the pool's balancing, queue, retries, pooled connections and TLS,
    * timeouts and passive health), with the stored validators; its answer (a 304, or a storable
    * response within the limit) replaces the stored response. A failure leaves the stale object as
-   * it is. Not on a listener that sends the PROXY protocol (there is no client to name).
+   * it is. It carries the forwarding fields a forwarded request of the client would (the route's
+   * request-head phases, the listener's client-certificate fields). Not on a listener that sends
+   * the PROXY protocol (the refresh's server connection is not the client's).
    */
   private refresh(ex: Exchange, st: CacheState, o: CacheObject): void {
     const cache = st.cache;
@@ -657,17 +667,23 @@ export class CachePhase implements HttpPhase {
     const v = o.policy.validators();
     if (v['if-none-match'] !== undefined) h += 'If-None-Match: ' + v['if-none-match'] + '\r\n';
     if (v['if-modified-since'] !== undefined) h += 'If-Modified-Since: ' + v['if-modified-since'] + '\r\n';
-    h += route.requestAdd + '\r\n';
+    h += route.requestAdd;
+    // What the route's other phases write on a forwarded request (X-Forwarded-*, Forwarded,
+    // persistence's cookies), and the listener's client-certificate fields, as the client's own
+    // request would carry them: the server sees the refresh as that client's request.
+    const phases = route.phases.upstreamHead;
+    for (let i = 0; i < phases.length; i++) if (phases[i] !== this) h += phases[i]!.upstreamHead!(ex);
+    h += ex.clientCertHead + '\r\n';
     cache.refreshing.add(st.key);
     new BackgroundFetch(ph, h, ex.upstreamHeadLimits, new Refresh(cache, st.key, st.req, o)).start(ex.path);
   }
 }
 
 /**
- * Request fields a background refresh does not take from the client's request: its own
- * conditional fields and ranges (the refresh sends the stored validators, for the whole object),
- * the body's, and forwarding and client-certificate fields (the refresh is not on a client's
- * behalf).
+ * Request fields a background refresh does not take from the client's request as received: its
+ * own conditional fields and ranges (the refresh sends the stored validators, for the whole
+ * object), the body's, and the forwarding and client-certificate fields (written by the route's
+ * phases and the listener, as on a forwarded request).
  */
 const NOT_REFRESHED: ReadonlySet<string> = new Set([
   'if-none-match',
