@@ -48,6 +48,11 @@ class PorticoPolicy extends CachePolicy {
   }
 }
 
+/** The wall clock the policies read, in ms (the `Date` they give an answer is this one's). */
+export function policyNow(): number {
+  return PorticoPolicy.clock();
+}
+
 /** For tests: the wall clock the policies read. */
 export function setPolicyClock(clock: WallClock): void {
   PorticoPolicy.clock = clock;

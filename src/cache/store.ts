@@ -7,6 +7,26 @@
 import { keyPath, parseVary, variantKey } from './key.js';
 import type { Fields, StoredPolicy } from './policy.js';
 
+/**
+ * The head a plain hit was last answered with (the cache phase's, kept so that hits within one
+ * second do not serialise it again): valid for one policy, one route, one `Age` and one second of
+ * `Date`. `text` is the status line and header lines; `status` the Cache-Status parameters.
+ */
+export interface HitHead {
+  readonly policy: StoredPolicy;
+  readonly route: object;
+  readonly age: number;
+  readonly second: number;
+  readonly text: string;
+  readonly status: string;
+}
+
+/** A whole response (head, blank line and body) as one buffer, and the head text it was made from. */
+export interface Wire {
+  readonly head: string;
+  readonly buf: Buffer;
+}
+
 /** A stored response: its policy (head, freshness), its body as received, its tags. */
 export class CacheObject {
   /** Position in the LRU order is the store's Map order; `size` counts body and head. */
@@ -15,19 +35,39 @@ export class CacheObject {
   private staleAt = 0;
   /** The body in other forms, by name (compressed variants: `gzip/5`), counted in `size`. */
   variants: Map<string, Buffer> | undefined = undefined;
+  /** The last plain hit's head (see HitHead). */
+  hitHead: HitHead | undefined = undefined;
+  /** The last hit sent as one buffer; the body is then a view of it (see `adoptWire`). */
+  wire: Wire | undefined = undefined;
+  /** The body: one buffer as the cache phase stores it (a hit is one write), or the chunks given. */
+  private chunks: readonly Buffer[];
   constructor(
     readonly key: string,
     readonly variant: string,
     public policy: StoredPolicy,
-    /** The body: one buffer as the cache phase stores it (a hit is one write), or the chunks given. */
-    readonly body: readonly Buffer[],
+    body: readonly Buffer[],
     readonly bodyLength: number,
     readonly tags: readonly string[],
   ) {
+    this.chunks = body;
     let head = 64;
     const h = policy.storedHeaders();
     for (const n in h) head += n.length + h[n]!.length + 4;
     this.size = bodyLength + head;
+  }
+
+  get body(): readonly Buffer[] {
+    return this.chunks;
+  }
+
+  /**
+   * Keep `buf`, a whole response whose last `bodyLength` bytes are this body, as the object's
+   * wire; the body becomes a view of it, so the object holds its bytes once (the buffer the body
+   * was in before is released once what is sending it is done).
+   */
+  adoptWire(head: string, buf: Buffer): void {
+    this.wire = { head, buf };
+    this.chunks = [buf.subarray(buf.length - this.bodyLength)];
   }
 
   /** How long (ms) the object has been stale, as first noticed at `nowMs`. */

@@ -76,6 +76,18 @@ export interface StreamedAnswer {
   readonly hasBody: boolean;
   /** Set when the answer is a stored object's whole body (not a range, not HEAD): its kept variants. */
   readonly variants?: AnswerVariants | undefined;
+  /**
+   * The whole response as one buffer, when the source has it at hand: `head()`, the blank line
+   * and the body (a cache hit). Asked only where the session adds no field of its own (a
+   * keep-alive HTTP/1.1 client, `sized`); the session then sends it in one write instead of
+   * calling `start`. Undefined: send as usual.
+   */
+  wire?(): Buffer | undefined;
+  /**
+   * The same answer under another head (for a phase that rewrites header fields only), keeping
+   * what the answer can do (`wire`); undefined when it cannot.
+   */
+  withHead?(head: string): StreamedAnswer | undefined;
   /** Start sending into `sink` (after the head was written). */
   start(sink: AnswerSink): void;
   /** The client drained: send more. */

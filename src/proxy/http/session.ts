@@ -1124,19 +1124,26 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     const keep = this.keepClient && this.reqMode === BodyMode.None && (http11 || a.sized || !a.hasBody);
     this.keepClient = keep;
     this.streamChunked = a.hasBody && !a.sized && http11;
+    ex.status = a.status;
+    ex.firstByteMs = performance.now() - ex.startedAt;
+    this.sentToClient = true;
+    this.state = St.Answer;
+    this.deadline = 0;
+    const sock = this.sock;
+    // A source that has the whole response at hand (a cache hit) gives it as one buffer: one write.
+    const whole = keep && http11 && a.sized && a.wire !== undefined ? a.wire() : undefined;
+    if (whole !== undefined) {
+      ex.bytesOut += whole.length;
+      sock.write(whole);
+      return this.answerEnd();
+    }
     let h = a.head();
     if (this.streamChunked) h += 'Transfer-Encoding: chunked\r\n';
     if (!keep) h += 'Connection: close\r\n';
     else if (!http11) h += 'Connection: keep-alive\r\n';
     h += '\r\n';
-    ex.status = a.status;
-    ex.firstByteMs = performance.now() - ex.startedAt;
     ex.bytesOut += h.length;
-    this.sentToClient = true;
-    this.state = St.Answer;
-    this.deadline = 0;
-    // Head and body in one write where the body is at hand (a hit): corked until the answer has started.
-    const sock = this.sock;
+    // Head and body in one write where the body is at hand: corked until the answer has started.
     sock.cork();
     sock.write(h, 'latin1');
     if (!a.hasBody) this.answerEnd();

@@ -20,16 +20,21 @@
 import type { Cache, CacheResult, CacheSet } from '../../../cache/cache.js';
 import type { Fill, FillWatcher } from '../../../cache/fill.js';
 import { parseVary, primaryKey, variantKey } from '../../../cache/key.js';
-import { invalidatedTargets, storeDecision, type Fields, type RequestHead as CacheRequest, type StoredPolicy } from '../../../cache/policy.js';
+import { invalidatedTargets, policyNow, storeDecision, type Fields, type RequestHead as CacheRequest, type StoredPolicy } from '../../../cache/policy.js';
 import type { SharedObject } from '../../../cache/shared.js';
 import type { CacheObject, MemoryStore } from '../../../cache/store.js';
 import type { Outcome } from '../../../core/outcome.js';
-import { reasonPhrase } from '../error-response.js';
+import { STATUS_CODES } from 'node:http';
 import { BackgroundFetch, type BackgroundSink } from '../background-fetch.js';
 import type { Exchange } from '../exchange.js';
 import { CLIENT_CERT, FORWARDING } from '../headers.js';
 import type { ResponseHead } from '../parse-response.js';
 import type { Answer, AnswerSink, AnswerVariants, HttpPhase, RequestDecision, StreamedAnswer } from '../phases.js';
+
+/** The status line of an answer from the cache (the standard reason phrase; none for an unknown code). */
+function statusLine(code: number): string {
+  return 'HTTP/1.1 ' + code + ' ' + (STATUS_CODES[code] ?? '') + '\r\n';
+}
 
 /** Header fields a stored response is never answered with (hop-by-hop, framing, the cache's own). */
 const NOT_REPLAYED = new Set([
@@ -191,6 +196,13 @@ class StoredBody {
   }
 }
 
+/**
+ * Bodies up to this size are sent joined to their head, in one buffer (a hit's `wire`); larger
+ * ones are written after the head, as they are stored (the copy into one buffer would cost more
+ * than the second write saves).
+ */
+const WIRE_MAX_BODY = 64 * 1024;
+
 class StoredAnswer implements StreamedAnswer, AnswerVariants {
   readonly sized = true;
   /** Itself when the answer is the object's whole body (its compressed variants may stand in). */
@@ -201,8 +213,36 @@ class StoredAnswer implements StreamedAnswer, AnswerVariants {
     readonly hasBody: boolean,
     private readonly body: StoredBody | undefined,
     private readonly whole?: { readonly store: MemoryStore; readonly o: CacheObject },
+    /** A plain hit (CachePhase.plainHit): its head is kept on the object, so it may go out as one buffer. */
+    private readonly plain = false,
   ) {
     this.variants = whole === undefined ? undefined : this;
+  }
+  /**
+   * A plain hit's head, blank line and body in one buffer: the one kept on the object while the
+   * head is the same (every hit of the same second, on the same route), else made now and kept
+   * (the body then lives in it: the object holds its bytes once).
+   */
+  wire(): Buffer | undefined {
+    const w = this.whole;
+    if (!this.plain || w === undefined) return undefined;
+    const o = w.o;
+    const kept = o.wire;
+    if (kept !== undefined && kept.head === this.headText) return kept.buf;
+    if (o.bodyLength > WIRE_MAX_BODY) return undefined;
+    const headLength = this.headText.length + 2;
+    // Not from the shared pool: the body becomes a view of this buffer, which must not pin a pool slab.
+    const buf = Buffer.allocUnsafeSlow(headLength + o.bodyLength);
+    buf.write(this.headText, 0, 'latin1');
+    buf[headLength - 2] = 13;
+    buf[headLength - 1] = 10;
+    let at = headLength;
+    for (const c of o.body) at += c.copy(buf, at);
+    o.adoptWire(this.headText, buf);
+    return buf;
+  }
+  withHead(head: string): StreamedAnswer {
+    return new StoredAnswer(this.status, head, this.hasBody, this.body, this.whole, this.plain);
   }
   variant(name: string): Buffer | undefined {
     return this.whole?.o.variants?.get(name);
@@ -401,6 +441,10 @@ export class CachePhase implements HttpPhase {
    */
   private fromStored(ex: Exchange, st: CacheState, o: CacheObject): Answer | undefined {
     const use = o.policy.evaluate(st.req);
+    if (use === 'fresh' && !st.fromShared) {
+      const a = this.plainHit(ex, st, o);
+      if (a !== undefined) return a;
+    }
     if (use === 'fresh') return this.answerFrom(ex, st, o, 'hit', 'hit; ttl=' + Math.round(o.policy.lifetime() - o.policy.age()) + (st.fromShared ? '; detail=shared' : ''));
     if (use === 'stale-while-revalidate') {
       this.refresh(ex, st, o);
@@ -453,7 +497,7 @@ export class CachePhase implements HttpPhase {
     ex.cacheStatus = st.status;
     st.cache.count('miss');
     const cl = head.headers['content-length'];
-    let h = 'HTTP/1.1 ' + head.status + ' ' + reasonPhrase(head.status) + '\r\n';
+    let h = statusLine(head.status);
     h += this.replayHeaders(ex, head.headers);
     if (cl !== undefined) h += 'content-length: ' + cl + '\r\n';
     h += 'Age: 0\r\nCache-Status: portico; ' + st.status + '\r\n';
@@ -585,16 +629,48 @@ export class CachePhase implements HttpPhase {
     st.cache.fills.finish(f);
   }
 
-  /** Stored header fields as the client gets them: hop-by-hop and framing fields out, the route's edits applied. */
-  private replayHeaders(ex: Exchange, fields: Fields): string {
+  /** Stored header fields as the client gets them: hop-by-hop and framing fields out (and `skip`), the route's edits applied. */
+  private replayHeaders(ex: Exchange, fields: Fields, skip = ''): string {
     const route = ex.compiledRoute!;
     const drop = route.answerDrop ?? route.responseDrop;
     let h = '';
     for (const k in fields) {
-      if (NOT_REPLAYED.has(k) || drop.has(k)) continue;
+      if (NOT_REPLAYED.has(k) || drop.has(k) || k === skip) continue;
       h += k + ': ' + fields[k] + '\r\n';
     }
     return h + route.responseAdd;
+  }
+
+  /**
+   * A fresh hit of a stored 200, whole, to a GET without conditional or range fields (the common
+   * case). Its head is the one kept on the object (HitHead) while the policy, the route, `Age` and
+   * the second of `Date` are the same, so hits within a second do not build it again; and it may
+   * go out as one buffer (StoredAnswer.wire). Undefined for any other request (answerFrom).
+   */
+  private plainHit(ex: Exchange, st: CacheState, o: CacheObject): Answer | undefined {
+    const r = st.req.headers;
+    if (ex.method !== 'GET' || r['range'] !== undefined || r['if-none-match'] !== undefined || r['if-modified-since'] !== undefined) return undefined;
+    const policy = o.policy;
+    if (policy.status() !== 200) return undefined;
+    const route = ex.compiledRoute!;
+    const age = policy.age();
+    const second = Math.floor(policyNow() / 1000);
+    let hh = o.hitHead;
+    if (hh === undefined || hh.policy !== policy || hh.route !== route || hh.age !== age || hh.second !== second) {
+      const fields = policy.responseHeaders();
+      const status = 'hit; ttl=' + Math.round(policy.lifetime() - age);
+      let text = statusLine(200) + this.replayHeaders(ex, fields, 'accept-ranges') + 'accept-ranges: bytes\r\n';
+      text += 'content-length: ' + o.bodyLength + '\r\nAge: ' + age + '\r\nCache-Status: portico; ' + status + '\r\n';
+      hh = { policy, route, age, second, text, status };
+      o.hitHead = hh;
+    }
+    this.endFill(st);
+    st.result = 'hit';
+    st.status = hh.status;
+    ex.cacheStatus = hh.status;
+    st.cache.count('hit');
+    if (o.bodyLength === 0) return new StoredAnswer(200, hh.text, false, undefined);
+    return new StoredAnswer(200, hh.text, true, new StoredBody(o.body, 0, o.bodyLength), { store: st.cache.store, o }, true);
   }
 
   /** Answer from a stored object: 200 (or its status), 304 to a satisfied conditional, 206/416 to one range, HEAD without a body. */
@@ -633,7 +709,8 @@ export class CachePhase implements HttpPhase {
         extra = 'content-range: bytes ' + r.start + '-' + r.end + '/' + o.bodyLength + '\r\n';
       } else extra = 'accept-ranges: bytes\r\n';
     }
-    let h = 'HTTP/1.1 ' + code + ' ' + reasonPhrase(code) + '\r\n' + this.replayHeaders(ex, fields) + extra;
+    // The cache answers ranges of a stored 200 itself: its Accept-Ranges stands for the server's.
+    let h = statusLine(code) + this.replayHeaders(ex, fields, code === 200 ? 'accept-ranges' : '') + extra;
     if (code !== 204 && code !== 304) h += 'content-length: ' + length + '\r\n';
     const hasBody = !head && length > 0 && code !== 204;
     const whole = hasBody && code !== 206 ? { store: st.cache.store, o } : undefined;

@@ -119,6 +119,41 @@ function headLines(head: string): { lines: string[]; lnames: string[]; values: s
   return { lines, lnames, values };
 }
 
+/** A streamed answer's head read for compression: its lines, fields, and why it is not compressed. */
+interface HeadReading {
+  readonly head: string;
+  readonly method: string;
+  readonly status: number;
+  readonly lines: string[];
+  readonly lnames: string[];
+  readonly f: Record<string, string | undefined>;
+  readonly why: string | undefined;
+  /** The head sent when no coding is chosen (made on first use). */
+  identityHead: string | undefined;
+}
+
+function readHead(head: string, method: string, status: number, opts: CompressOptions): HeadReading {
+  const { lines, lnames, values } = headLines(head);
+  const f: Record<string, string | undefined> = {};
+  for (let i = 0; i < lnames.length; i++) {
+    const k = lnames[i]!;
+    if (k === '') continue;
+    const prev = f[k];
+    f[k] = prev === undefined ? values[i]! : prev + ', ' + values[i]!;
+  }
+  return { head, method, status, lines, lnames, f, why: whyNotCompress(method, status, f, opts), identityHead: undefined };
+}
+
+/** The status line and the header lines whose names are not in `drop`. */
+function rewriteHead(lines: readonly string[], lnames: readonly string[], drop: ReadonlySet<string>): string {
+  let h = lines[0]! + '\r\n';
+  for (let i = 0; i < lnames.length; i++) {
+    if (lnames[i] === '' || drop.has(lnames[i]!)) continue;
+    h += lines[i + 1]! + '\r\n';
+  }
+  return h;
+}
+
 /**
  * A streamed answer (a cache hit, a request joined to a fetch) compressed on its way out: the
  * inner answer writes into this sink, which compresses each piece (flushed) into the session's.
@@ -256,6 +291,8 @@ export class CompressPhase implements HttpPhase {
    * so that a server's `identity` does not stand next to the coding.
    */
   readonly responseHeaders: readonly string[] = ['etag', 'vary', 'content-encoding'];
+  /** The last streamed answer's head as read (onStreamedAnswer). */
+  private lastHead: HeadReading | undefined = undefined;
   /** The names of this route's compressed variants in a cache (coding and level: routes may differ). */
   private readonly brName: string;
   private readonly gzipName: string;
@@ -307,25 +344,22 @@ export class CompressPhase implements HttpPhase {
    */
   onStreamedAnswer(ex: Exchange, a: StreamedAnswer): StreamedAnswer {
     const head = a.head();
-    const { lines, lnames, values } = headLines(head);
-    const f: Record<string, string | undefined> = {};
-    for (let i = 0; i < lnames.length; i++) {
-      const k = lnames[i]!;
-      if (k === '') continue;
-      const prev = f[k];
-      f[k] = prev === undefined ? values[i]! : prev + ', ' + values[i]!;
+    // The cache answers hits of one object with the same head string for a second: its reading is kept.
+    let m = this.lastHead;
+    if (m === undefined || m.head !== head || m.method !== ex.method || m.status !== a.status) {
+      m = readHead(head, ex.method, a.status, this.opts);
+      this.lastHead = m;
     }
-    const why = whyNotCompress(ex.method, a.status, f, this.opts);
-    if (why !== undefined || !a.hasBody) return a;
+    if (m.why !== undefined || !a.hasBody) return a;
+    const { lines, lnames, f } = m;
     const coding = chooseCoding(acceptEncoding(ex), this.opts.algorithms);
-    const drop = coding === undefined ? VARY_ONLY : REPLACED;
-    let h = lines[0]! + '\r\n';
-    for (let i = 0; i < lnames.length; i++) {
-      if (lnames[i] === '' || drop.has(lnames[i]!)) continue;
-      h += lines[i + 1]! + '\r\n';
+    if (coding === undefined) {
+      // Not compressed: the head gains `Vary: Accept-Encoding` (made once per head read).
+      const vh = (m.identityHead ??= rewriteHead(lines, lnames, VARY_ONLY) + 'Vary: ' + varyWithAcceptEncoding(f['vary']) + '\r\n');
+      return a.withHead?.(vh) ?? new HeadOnly(a, vh);
     }
+    let h = rewriteHead(lines, lnames, REPLACED);
     h += 'Vary: ' + varyWithAcceptEncoding(f['vary']) + '\r\n';
-    if (coding === undefined) return new HeadOnly(a, h);
     h += 'Content-Encoding: ' + coding + '\r\n';
     if (f['etag'] !== undefined) h += 'ETag: ' + weakenEtag(f['etag']) + '\r\n';
     const cl = f['content-length'];
