@@ -62,6 +62,9 @@ export interface Directives {
   [name: string]: string | true;
 }
 
+/** No directive (a request without Cache-Control), shared. */
+const NO_DIRECTIVES: Directives = Object.freeze({}) as Directives;
+
 /** Cache-Control directives (RFC 9111 §5.2): names lower case, `name=value` unquoted. */
 export function parseCacheControl(value: string | undefined): Directives {
   const out: Directives = {};
@@ -89,6 +92,8 @@ function seconds(d: Directives, name: string): number {
 
 /** A stored response's rules: freshness, age, and what may be served when. */
 export class StoredPolicy {
+  /** lifetime(), once computed (-1 before). */
+  private life = -1;
   private constructor(
     private readonly policy: CachePolicy,
     private readonly rescc: Directives,
@@ -112,9 +117,10 @@ export class StoredPolicy {
     return Math.max(0, Math.floor(this.policy.age()));
   }
 
-  /** Freshness lifetime in seconds (§4.2.1), heuristic where the RFC allows it. */
+  /** Freshness lifetime in seconds (§4.2.1), heuristic where the RFC allows it; fixed by the stored head, so computed once. */
   lifetime(): number {
-    return this.policy.maxAge();
+    if (this.life < 0) this.life = this.policy.maxAge();
+    return this.life;
   }
 
   isStale(): boolean {
@@ -133,8 +139,10 @@ export class StoredPolicy {
    * - `revalidate`: ask the server with validators (or fetch anew when there are none) first.
    */
   evaluate(req: RequestHead): 'fresh' | 'stale-while-revalidate' | 'revalidate' {
-    const reqcc = parseCacheControl(req.headers['cache-control']);
-    if (reqcc['no-cache'] !== undefined || (req.headers['cache-control'] === undefined && /no-cache/i.test(req.headers['pragma'] ?? ''))) {
+    const cc = req.headers['cache-control'];
+    const reqcc = cc === undefined ? NO_DIRECTIVES : parseCacheControl(cc);
+    const pragma = req.headers['pragma'];
+    if (reqcc['no-cache'] !== undefined || (cc === undefined && pragma !== undefined && /no-cache/i.test(pragma))) {
       return 'revalidate';
     }
     const age = this.policy.age();

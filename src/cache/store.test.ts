@@ -44,6 +44,23 @@ test('store: a response that varies on other fields drops the old variants', () 
   assert.ok(s.lookup(k, { 'accept-encoding': 'gzip' }));
 });
 
+test('store: a response stored again for the same key and variant replaces the old one and is found (a refresh\'s 200)', () => {
+  const s = new MemoryStore({ maxBytes: 1 << 20, maxObjectSize: 1 << 16 });
+  const first = s.insert('a/x', {}, policy({ etag: '"1"' }), body(10), 10)!;
+  const second = s.insert('a/x', {}, policy({ etag: '"2"' }), body(20), 20)!;
+  assert.notEqual(first, second);
+  assert.equal(s.entries, 1);
+  assert.equal(s.lookup('a/x', {}), second);
+  assert.equal(s.bytes, second.size);
+  // One variant of several replaced: the others stay.
+  s.insert('a/v', { 'accept-language': 'en' }, policy({ vary: 'Accept-Language', etag: '"en1"' }), body(10), 10);
+  s.insert('a/v', { 'accept-language': 'fr' }, policy({ vary: 'Accept-Language', etag: '"fr"' }), body(10), 10);
+  s.insert('a/v', { 'accept-language': 'en' }, policy({ vary: 'Accept-Language', etag: '"en2"' }), body(10), 10);
+  assert.equal(s.lookup('a/v', { 'accept-language': 'en' })?.policy.storedHeaders()['etag'], '"en2"');
+  assert.equal(s.lookup('a/v', { 'accept-language': 'fr' })?.policy.storedHeaders()['etag'], '"fr"');
+  assert.equal(s.entries, 3);
+});
+
 test('store: maxObjectSize refuses larger objects; LRU by bytes evicts the least recently used', () => {
   const s = new MemoryStore({ maxBytes: 3000, maxObjectSize: 1000 });
   assert.equal(s.insert('a/big', {}, policy(), body(1001), 1001), undefined);
@@ -56,6 +73,39 @@ test('store: maxObjectSize refuses larger objects; LRU by bytes evicts the least
   assert.ok(s.lookup('a/1', {}));
   assert.ok(s.bytes <= 3000);
   assert.equal(s.counters.evictions, 1);
+});
+
+test('store property: eviction follows the exact least-recently-used order whatever the lookups, inserts and removals (repeated hits of the newest included)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom('lookup', 'lookup', 'insert', 'remove'), fc.integer({ min: 0, max: 5 })), { maxLength: 80 }),
+      (ops) => {
+        const s = new MemoryStore({ maxBytes: 1 << 20, maxObjectSize: 1000 });
+        const order: string[] = []; // the model: least recently used first
+        const use = (k: string) => {
+          const i = order.indexOf(k);
+          if (i >= 0) order.splice(i, 1);
+          order.push(k);
+        };
+        for (const [op, n] of ops) {
+          const k = 'a/' + n;
+          if (op === 'insert') {
+            s.insert(k, {}, policy(), body(10), 10);
+            use(k);
+          } else if (op === 'lookup') {
+            if (s.lookup(k, {}) !== undefined) use(k);
+          } else if (s.purgeKey(k) > 0) order.splice(order.indexOf(k), 1);
+        }
+        // prune() visits the objects in the store's LRU order, the order eviction takes them in.
+        const lru: string[] = [];
+        s.prune((o) => {
+          lru.push(o.key);
+          return false;
+        });
+        assert.deepEqual(lru, order);
+      },
+    ),
+  );
 });
 
 test('store: purge by URL (every variant, every host), by host URL, by prefix, by tag', () => {

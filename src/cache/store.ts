@@ -104,6 +104,8 @@ export class MemoryStore {
   /** Every object, least recently used first. */
   private readonly lru = new Map<CacheObject, true>();
   private readonly tags = new Map<string, Set<CacheObject>>();
+  /** The object last put at the end of `lru` (the most recently used), while it is there. */
+  private newest: CacheObject | undefined = undefined;
   private bytesHeld = 0;
   readonly counters: CacheCounters = { hits: 0, misses: 0, stale: 0, evictions: 0 };
 
@@ -124,10 +126,7 @@ export class MemoryStore {
     const g = this.groups.get(key);
     if (g === undefined) return undefined;
     const o = g.variants.get(variantKey(g.vary, reqHeaders));
-    if (o !== undefined) {
-      this.lru.delete(o);
-      this.lru.set(o, true);
-    }
+    if (o !== undefined) this.touch(o);
     return o;
   }
 
@@ -141,21 +140,25 @@ export class MemoryStore {
     const vary = parseVary(res['vary']);
     const o = new CacheObject(key, variantKey(vary, reqHeaders), policy, body, bodyLength, surrogateKeys(res));
     if (o.size > this.opts.maxBytes) return undefined;
+    const old = this.groups.get(key);
+    if (old !== undefined) {
+      if (!sameList(old.vary, vary)) {
+        // The server now varies on other fields: the variants stored under the old ones cannot be selected.
+        for (const v of [...old.variants.values()]) this.remove(v);
+      } else {
+        const prev = old.variants.get(o.variant);
+        if (prev !== undefined) this.remove(prev);
+      }
+    }
+    // Removing the last variant removed the group: take it as it is now.
     let g = this.groups.get(key);
     if (g === undefined) {
       g = { vary, variants: new Map() };
       this.groups.set(key, g);
-    } else if (!sameList(g.vary, vary)) {
-      // The server now varies on other fields: the variants stored under the old ones cannot be selected.
-      for (const old of [...g.variants.values()]) this.remove(old);
-      g = this.groups.get(key) ?? { vary, variants: new Map() };
-      g.vary = vary;
-      this.groups.set(key, g);
     }
-    const prev = g.variants.get(o.variant);
-    if (prev !== undefined) this.remove(prev);
     g.variants.set(o.variant, o);
     this.lru.set(o, true);
+    this.newest = o;
     this.bytesHeld += o.size;
     for (const t of o.tags) {
       let s = this.tags.get(t);
@@ -170,8 +173,15 @@ export class MemoryStore {
   refresh(o: CacheObject, policy: StoredPolicy): void {
     if (!this.lru.has(o)) return;
     o.policy = policy;
+    this.touch(o);
+  }
+
+  /** Mark `o` (stored) most recently used: to the end of the LRU order, unless it is there already (a hot object's hits move nothing). */
+  private touch(o: CacheObject): void {
+    if (o === this.newest) return;
     this.lru.delete(o);
     this.lru.set(o, true);
+    this.newest = o;
   }
 
   /**
@@ -191,6 +201,7 @@ export class MemoryStore {
 
   remove(o: CacheObject): boolean {
     if (!this.lru.delete(o)) return false;
+    if (this.newest === o) this.newest = undefined;
     this.bytesHeld -= o.size;
     const g = this.groups.get(o.key);
     if (g !== undefined && g.variants.get(o.variant) === o) {
