@@ -118,6 +118,9 @@ describe('https listener: client certificates (mutual TLS)', { skip }, () => {
   let p: Portico;
   let required: number;
   let optional: number;
+  let cached: number;
+  /** What the server received for /swr (a cached route: the miss, then the background refresh). */
+  const swrSeen: Record<string, string | string[] | undefined>[] = [];
   before(async () => {
     pki = testPki('Client CA');
     other = testPki('Other CA');
@@ -129,6 +132,12 @@ describe('https listener: client certificates (mutual TLS)', { skip }, () => {
     const crl = pki.crl();
     const server = selfSigned(['www.example.com']);
     origin = await startOrigin('o1', (req, res) => {
+      if (req.url === '/swr') {
+        swrSeen.push(req.headers);
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: '"s"' });
+        res.end('stale but usable');
+        return;
+      }
       const body = JSON.stringify({ headers: req.headers });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
@@ -137,8 +146,10 @@ describe('https listener: client certificates (mutual TLS)', { skip }, () => {
     p = createPortico({
       log: { level: 'error' },
       admin: { enabled: false },
+      caches: [{ name: 'main', memory: '1MiB', maxObjectSize: '64KiB' }],
       listeners: [
         { name: 'req', protocol: 'https', listen: '127.0.0.1:0', tls: tls('required'), routes: [{ pool: 'web' }] },
+        { name: 'cached', protocol: 'https', listen: '127.0.0.1:0', tls: tls('required'), routes: [{ pool: 'web', cache: 'main' }] },
         {
           name: 'opt',
           protocol: 'https',
@@ -156,6 +167,7 @@ describe('https listener: client certificates (mutual TLS)', { skip }, () => {
     await p.start();
     required = p.address('req')!.port;
     optional = p.address('opt')!.port;
+    cached = p.address('cached')!.port;
   });
   after(async () => {
     await p?.stop(100);
@@ -211,6 +223,20 @@ describe('https listener: client certificates (mutual TLS)', { skip }, () => {
       assert.equal((await get(optional, '/private/a')).status, 403);
     });
   }
+
+  it('a stale-while-revalidate refresh carries the client-certificate fields of the request that found the object stale, as a forwarded request does', async () => {
+    const miss = await get11(cached, '/swr', { cert: good });
+    assert.equal(miss.body, 'stale but usable');
+    const stale = await get11(cached, '/swr', { cert: good });
+    assert.equal(stale.body, 'stale but usable');
+    await waitFor(() => swrSeen.length === 2, 10_000, 'the background refresh at the server');
+    const [forwarded, refresh] = swrSeen as [Record<string, unknown>, Record<string, unknown>];
+    assert.equal(refresh['if-none-match'], '"s"', 'the refresh is the revalidation');
+    assert.equal(refresh['x-client-verify'], 'SUCCESS');
+    assert.equal(refresh['x-forwarded-client-cert'], forwarded['x-forwarded-client-cert']);
+    assert.match(String(refresh['x-forwarded-client-cert']), new RegExp(`^Hash=${sha256Hex(good)};Subject="CN=alice";`));
+    assert.equal(refresh['x-forwarded-proto'], 'https');
+  });
 
   it('the forged headers are removed on plain http listeners too', async () => {
     const q = createPortico({
