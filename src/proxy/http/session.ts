@@ -165,7 +165,9 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     const sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
     this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state);
     this.attempt = new UpstreamAttempt(this);
-    sock.setNoDelay(true);
+    // No setNoDelay here: the listener's server sets TCP_NODELAY as it accepts (net.Server's
+    // noDelay), and a TLS socket is the same descriptor; on a TLSSocket the call was a
+    // setsockopt system call per connection.
     sock.on('data', this.onClientData);
     sock.on('end', this.onClientEnd);
     sock.on('error', this.onClientError);
