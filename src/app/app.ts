@@ -524,6 +524,7 @@ class PorticoApp implements Portico, ConfigHost {
       maxIdlePerServer: pc.keepAlive.maxIdlePerServer,
       idleTimeoutMs: pc.keepAlive.idleTimeout,
       maxRequests: pc.keepAlive.maxRequests,
+      readBuffer: pc.keepAlive.readBuffer,
     };
     const upstreams = this.upstreams;
     const tls = pc.tls === false ? undefined : UpstreamTls.fromConfig(pc.name, pc.tls, ['http/1.1']);

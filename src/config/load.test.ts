@@ -103,7 +103,7 @@ test('the full example parses to typed values: durations in ms, addresses, rates
   assert.equal(webPool!.slowStart, 30_000);
   assert.equal(webPool!.retries, 2);
   assert.deepEqual(webPool!.timeouts, { connect: 2000, response: 30_000, idle: 60_000 });
-  assert.deepEqual(webPool!.keepAlive, { maxIdlePerServer: 64, idleTimeout: 30_000, maxRequests: 0 });
+  assert.deepEqual(webPool!.keepAlive, { maxIdlePerServer: 64, idleTimeout: 30_000, maxRequests: 0, readBuffer: 32768 });
   assert.deepEqual(webPool!.queue, { max: 1000, timeout: 5000 });
   assert.equal(webPool!.panicThreshold, 0);
   assert.equal(webPool!.tls, false);

@@ -61,9 +61,13 @@ export class SessionResumption {
     return this.table.size;
   }
 
-  /** tls.Server 'newSession': keep the session; the handshake goes on when it is stored locally. */
+  /**
+   * tls.Server 'newSession': keep the session; the handshake goes on when it is stored locally.
+   * A TLS 1.3 session is not kept: OpenSSL reports one per ticket it sends, but TLS 1.3 resumes
+   * only from the ticket (which holds the session), never by id, so it would only fill the cache.
+   */
   readonly onNewSession = (id: Buffer, data: Buffer, done: () => void): void => {
-    this.table.set(id.toString('hex'), data.toString('base64'));
+    if (sessionVersion(data) !== TLS13) this.table.set(id.toString('hex'), data.toString('base64'));
     done();
   };
 
@@ -134,6 +138,21 @@ export class SessionResumption {
       return randomBytes(TICKET_KEY_BYTES);
     }
   }
+}
+
+const TLS13 = 0x0304;
+
+/**
+ * The protocol version of an OpenSSL session (its DER: SEQUENCE { INTEGER 1, INTEGER version, ... }),
+ * or 0 when the bytes are not laid out so.
+ */
+export function sessionVersion(der: Uint8Array): number {
+  if (der.length < 4 || der[0] !== 0x30) return 0;
+  const l = der[1]!;
+  const at = l < 0x80 ? 2 : 2 + (l & 0x7f);
+  if (der.length < at + 7) return 0;
+  if (der[at] !== 0x02 || der[at + 1] !== 0x01 || der[at + 2] !== 0x01 || der[at + 3] !== 0x02 || der[at + 4] !== 0x02) return 0;
+  return (der[at + 5]! << 8) | der[at + 6]!;
 }
 
 function decodeKey(v: string): Buffer {

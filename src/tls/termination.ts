@@ -48,11 +48,17 @@ export class TlsTermination {
   private reloadTimer: NodeJS.Timeout | undefined;
   /** Accepted sockets whose handshake has not completed. */
   private readonly handshaking = new Set<Socket>();
+  /** An accepted socket's 'close' (this = the socket): made once, not per connection. */
+  private readonly forgetHandshake: (this: Socket) => void;
 
   /** Loads the certificates now: a CertificateError names a file that does not load. */
   constructor(t: TlsTerminationSettings, o: TlsTerminationOptions) {
     this.t = t;
     this.o = o;
+    const handshaking = this.handshaking;
+    this.forgetHandshake = function (this: Socket): void {
+      handshaking.delete(this);
+    };
     const sessionTimeout = Math.max(1, Math.round(t.sessionTimeoutMs / 1000));
     this.certificates = new CertificateStore(t.certificates, { minVersion: t.minVersion, ciphers: t.ciphers, sessionTimeout }, `portico:${o.listener}`, t.clientAuth);
     const def = this.certificates.defaultCertificate;
@@ -81,7 +87,8 @@ export class TlsTermination {
   };
 
   private readonly onSecure = (s: TLSSocket): void => {
-    s.once('close', closeParent);
+    // 'close' comes once: `on` spares the wrapper `once` makes per connection.
+    s.on('close', closeParent);
     // Half-close, taken away for the handshake (accept), is the listener's again.
     s.allowHalfOpen = true;
     const parent = parentOf(s);
@@ -102,7 +109,7 @@ export class TlsTermination {
    */
   accept(sock: Socket): void {
     this.handshaking.add(sock);
-    sock.once('close', () => this.handshaking.delete(sock));
+    sock.on('close', this.forgetHandshake);
     sock.allowHalfOpen = false;
     this.server.emit('connection', sock);
   }

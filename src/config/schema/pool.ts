@@ -108,6 +108,11 @@ const pool = z
         maxIdlePerServer: int(0, 100_000).prefault(64).describe('Idle connections kept open per server'),
         idleTimeout: duration().prefault('30s').describe('An idle pooled connection is closed after this'),
         maxRequests: int(0).prefault(0).describe('Requests on one server connection before it is closed; 0 = unlimited'),
+        readBuffer: int(0, 1_048_576)
+          .prefault(32768)
+          .describe(
+            "Bytes of the buffer each connection to a server reads into, reused for every read (nothing allocated per read; taken when the connection opens, kept for the next one when it closes); 0 = a new buffer per read. Not used toward TLS servers",
+          ),
       })
       .prefault({})
       .describe('Pooled keep-alive connections to the servers'),

@@ -123,8 +123,10 @@ export class BackgroundFetch implements AttemptOwner, UpstreamOwner, ChunkSink, 
     this.arm(this.ph.responseTimeoutMs, 'response-timeout');
   }
 
-  onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
+  onUpstreamData(up: UpstreamConn, data: Buffer): void {
     if (up !== this.up) return;
+    // A view of the connection's read buffer is overwritten by the next read: this keeps its bytes.
+    const chunk = up.borrowed ? Buffer.from(data) : data;
     this.bytesIn += chunk.length;
     this.bytesInTry += chunk.length;
     if (this.state === St.Waiting) {

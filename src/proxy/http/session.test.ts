@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { once } from 'node:events';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, Socket as NetSocket, type Server as NetServer, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import '../../balancer/index.js';
@@ -138,7 +138,7 @@ const LIMITS = {
  */
 function rig(
   port: number,
-  opts: { phases?: HttpPhase[]; before?: PhaseList; retries?: number; maxConnections?: number; queueMax?: number; admin?: 'ready' | 'maint' } = {},
+  opts: { phases?: HttpPhase[]; before?: PhaseList; retries?: number; maxConnections?: number; queueMax?: number; admin?: 'ready' | 'maint'; readBuffer?: number } = {},
 ): Rig {
   const factory = getBalancer('roundrobin')!;
   const server: Server = { id: serverId('p', 's1'), name: 's1', host: '127.0.0.1', port, weight: 1, backup: false, maxConnections: opts.maxConnections ?? 0, meta: {} };
@@ -155,7 +155,7 @@ function rig(
     responseTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,
     retryAfterSec: 3,
-    connections: (s) => upstream.of(s.id, { maxIdlePerServer: 8, idleTimeoutMs: 60_000, maxRequests: 0 }),
+    connections: (s) => upstream.of(s.id, { maxIdlePerServer: 8, idleTimeoutMs: 60_000, maxRequests: 0, readBuffer: opts.readBuffer ?? 32768 }),
   };
   const [base] = compileRoutes('web', [{ name: 'r', pool: 'p' }], () => handle);
   const route: HttpRoute = opts.phases === undefined ? base! : { ...base!, phases: compilePhases([...base!.phases.all, ...opts.phases]) };
@@ -649,4 +649,89 @@ describe('HttpSession: response body phases', () => {
     assert.equal(seen.join(''), 'abcdefg|end');
     assert.equal(r.records[0]!.status, 200);
   });
+});
+
+/** `n` bytes of a pattern that differs for every `seed`, so that a byte of one response in another shows. */
+function pattern(seed: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >>> 9) * 7 + seed * 101) & 255;
+  return b;
+}
+
+describe("HttpSession: the server connection's read buffer", () => {
+  for (const [readBuffer, withPhase] of [[32768, false], [4096, false], [0, false], [32768, true]] as const) {
+    const what = withPhase ? 'a body phase that keeps every chunk it sees: its chunks hold the exact bytes' : 'relayed as they are';
+    it(`readBuffer ${readBuffer}, ${what}: large responses over one reused server connection reach a client that reads late, byte for byte`, async () => {
+      const SIZE = 12 * 1024 * 1024;
+      const N = 3;
+      const b = await backend();
+      const kept: Buffer[] = [];
+      const keep: HttpPhase = { name: 'keep', onResponseHead: () => '', onResponseBody: (_ex, data) => (kept.push(data), data) };
+      const r = rig(b.port, { readBuffer, phases: withPhase ? [keep] : [] });
+      // A real client connection on loopback: the session writes to a net.Socket, which may hold a write.
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1');
+      await once(srv, 'listening');
+      cleanup.push(() => srv.close());
+      const client = new NetSocket();
+      cleanup.push(() => client.destroy());
+      client.connect((srv.address() as { port: number }).port, '127.0.0.1');
+      const [accepted] = (await once(srv, 'connection')) as [Socket];
+      cleanup.push(() => accepted.destroy());
+      let heldWrites = 0;
+      let firstHeld: () => void = () => {};
+      const held = new Promise<void>((res) => (firstHeld = res));
+      // A write the kernel did not take at once stays in `writableLength` (not while corked: then every write does).
+      const watch = (name: 'write' | 'uncork'): void => {
+        const f = (accepted[name] as (...a: unknown[]) => unknown).bind(accepted);
+        (accepted as unknown as Record<string, unknown>)[name] = (...a: unknown[]): unknown => {
+          const ret = f(...a);
+          if (accepted.writableCorked === 0 && accepted.writableLength > 0 && heldWrites++ === 0) firstHeld();
+          return ret;
+        };
+      };
+      watch('write');
+      watch('uncork');
+      const session = new HttpSession(accepted, r.lst);
+      r.lst.sessions.add(session);
+      client.pause();
+      let req = '';
+      for (let i = 0; i < N; i++) req += `GET /${i} HTTP/1.1\r\nHost: a\r\n\r\n`;
+      client.write(req);
+      const up = await b.next();
+      void (async () => {
+        for (let i = 0; i < N; i++) {
+          await readRequest(up);
+          up.write(`HTTP/1.1 200 OK\r\nContent-Length: ${SIZE}\r\n\r\n`);
+          up.write(pattern(i, SIZE));
+        }
+      })();
+      // The client reads nothing until the session's socket holds a write: the buffer under it is left to it.
+      await held;
+      const chunks: Buffer[] = [];
+      let got = 0;
+      const heads = Buffer.byteLength(`HTTP/1.1 200 OK\r\nContent-Length: ${SIZE}\r\n\r\n`) * N;
+      client.on('data', (c: Buffer) => {
+        chunks.push(c);
+        got += c.length;
+      });
+      client.resume();
+      while (got < heads + N * SIZE) await once(client, 'data');
+      const all = Buffer.concat(chunks);
+      let at = 0;
+      for (let i = 0; i < N; i++) {
+        const head = `HTTP/1.1 200 OK\r\nContent-Length: ${SIZE}\r\n\r\n`;
+        assert.equal(all.toString('latin1', at, at + head.length), head, `response ${i} head`);
+        at += head.length;
+        assert.ok(all.subarray(at, at + SIZE).equals(pattern(i, SIZE)), `response ${i} body, byte for byte`);
+        at += SIZE;
+      }
+      assert.equal(b.accepted.length, 1, 'one server connection, reused');
+      assert.ok(heldWrites > 0, 'the client socket held writes');
+      if (!withPhase) return;
+      const seen = Buffer.concat(kept);
+      assert.equal(seen.length, N * SIZE);
+      for (let i = 0; i < N; i++) assert.ok(seen.subarray(i * SIZE, (i + 1) * SIZE).equals(pattern(i, SIZE)), `what the phase kept of response ${i}`);
+    });
+  }
 });

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Server } from '../../core/server.js';
 import { ChunkedScanner, type ChunkSink } from './chunked.js';
 import { errorResponse, reasonPhrase } from './error-response.js';
@@ -140,6 +140,15 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private draining = false;
   private upReusable = true;
   private upstreamKeepAlive = true;
+  /**
+   * The client socket is a net.Socket (TLSSocket included): a write either hands the bytes to the
+   * kernel (or to OpenSSL, which copies them) or shows in `writableLength`, so a view of a server
+   * connection's read buffer may be written to it as it is. An h2 stream's socket hands its chunks
+   * on to nghttp2, which sends them later: it is given copies.
+   */
+  private readonly direct: boolean;
+  /** The server chunk being handled is a view of its connection's read buffer (see UpstreamConn). */
+  private viewIn = false;
 
   /**
    * `peer`: the client connection when it is not the socket's own (a PROXY protocol header named
@@ -151,11 +160,14 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.lst = lst;
     this.peer = peer;
     this.clientCertHead = cert?.head ?? '';
+    this.direct = sock instanceof Socket;
     const servername = (sock as { servername?: unknown }).servername;
     const sni = typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : undefined;
     this.ex = new Exchange(lst, peer?.sourceAddress ?? sock.remoteAddress ?? '', sni, cert?.state, this.clientCertHead);
     this.attempt = new UpstreamAttempt(this);
-    sock.setNoDelay(true);
+    // No setNoDelay here: the listener's server sets TCP_NODELAY as it accepts (net.Server's
+    // noDelay), and a TLS socket is the same descriptor; on a TLSSocket the call was a
+    // setsockopt system call per connection.
     sock.on('data', this.onClientData);
     sock.on('end', this.onClientEnd);
     sock.on('error', this.onClientError);
@@ -692,8 +704,16 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     else if (up === this.up && this.state === St.Tunnel) this.resumeClient();
   }
 
-  onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
+  onUpstreamData(up: UpstreamConn, data: Buffer): void {
     if (up !== this.up) return;
+    let chunk = data;
+    this.viewIn = false;
+    if (up.borrowed) {
+      if (this.direct) {
+        this.viewIn = true;
+        up.writingTo(this.sock);
+      } else chunk = Buffer.from(data);
+    }
     if (this.state === St.Tunnel) {
       this.ex.bytesOut += chunk.length;
       if (!this.sock.write(chunk)) this.pauseUp();
@@ -719,7 +739,11 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   private tryResponseHead(): void {
     for (;;) {
       const r = parseResponseHead(this.resBuf, this.lst.upstreamHeadLimits, this.ex.method);
-      if (r === null) return;
+      if (r === null) {
+        // The head is not whole yet: what is kept for the next chunk must not be a view the next read overwrites.
+        if (this.viewIn) this.resBuf = Buffer.from(this.resBuf);
+        return;
+      }
       if (!r.ok) {
         return this.upstreamFailed(Outcome.of('bad-response', r.reason));
       }
@@ -893,9 +917,11 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
         if (!this.sock.write(part) && !done) this.pauseUp();
       }
     } else {
-      // Body phases: they see the payload (a chunked body's came through chunkData during feed).
+      // Body phases: they see the payload (a chunked body's came through chunkData during feed),
+      // and may keep it: a view of the server connection's read buffer is copied for them.
       if (n > 0) {
-        const part = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+        const view = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+        const part = this.viewIn ? Buffer.from(view) : view;
         if (this.resMode !== BodyMode.Chunked) this.bodyData(part);
         if (this.bodyOut === BodyOut.Observe) {
           this.ex.bytesOut += n;
@@ -916,7 +942,8 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
 
   /** ChunkSink: a run of chunk data of the response, for the body phases. */
   chunkData(buf: Uint8Array, start: number, end: number): void {
-    this.bodyData(Buffer.from(buf.buffer, buf.byteOffset + start, end - start));
+    const view = Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
+    this.bodyData(this.viewIn ? Buffer.from(view) : view);
   }
 
   /** Response payload through the body phases; when they replace the body, their output goes to the client. */
