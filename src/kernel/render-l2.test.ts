@@ -42,7 +42,9 @@ describe('netdev rules (dsr, distributed)', () => {
   it('dsr: own MAC as source, the flow map first, then the slots; servers without a MAC take no slot', () => {
     const t = renderDsr(DSR, SERVERS, SLOTS);
     assert.match(t, /type filter hook ingress device "eth0" priority filter; policy accept;/);
-    assert.match(t, /ip daddr 192\.0\.2\.100 tcp dport 80 ether saddr set 02:00:00:00:00:02 goto web_pick/);
+    // Only frames sent to this node's MAC: not the copies a switch floods to every port.
+    assert.match(t, /ether daddr 02:00:00:00:00:02 ip daddr 192\.0\.2\.100 tcp dport 80 ether saddr set 02:00:00:00:00:02 goto web_pick/);
+    assert.match(t, /ether daddr 02:00:00:00:00:02 ip saddr 192\.0\.2\.100 tcp sport 80 counter name ether saddr map @web_ctr_out/);
     assert.match(t, /elements = \{ 0-499 : 02:00:00:00:00:11, 500-799 : 02:00:00:00:00:12 \}/);
     const pick = t.slice(t.indexOf('chain web_pick'));
     assert.ok(pick.indexOf('map @web_flows') < pick.indexOf('map @web_slots'), 'the flow map is consulted first');

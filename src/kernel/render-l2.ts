@@ -140,11 +140,15 @@ export function renderDsr(spec: DsrSpec, servers: readonly DsrServer[], slots: r
   lines.push(`  map ${L}_ctr_out { type ether_addr : counter;${elements(dsrCounterLines(servers, 'out'))} }`);
   const learn = `update @${L}_flows { ${flowKey} : ether daddr }`;
   const count = `counter name ether daddr map @${L}_ctr_in`;
+  const mac = checkMac(spec.deviceMac, spec.device);
   lines.push(
     `  chain ${L}_dsr {`,
     `    type filter hook ingress device ${dev} priority filter; policy accept;`,
-    `    ip daddr ${spec.vip} ${p} dport ${spec.port} ether saddr set ${checkMac(spec.deviceMac, spec.device)} goto ${L}_pick`,
-    `    ip saddr ${spec.vip} ${p} sport ${spec.port} counter name ether saddr map @${L}_ctr_out`,
+    // Only frames sent to this node: a switch floods a frame whose destination it has not learnt
+    // to every port, and a standby balancer (or any host in promiscuous mode) would otherwise
+    // forward a second copy of another balancer's frames to the servers.
+    `    ether daddr ${mac} ip daddr ${spec.vip} ${p} dport ${spec.port} ether saddr set ${mac} goto ${L}_pick`,
+    `    ether daddr ${mac} ip saddr ${spec.vip} ${p} sport ${spec.port} counter name ether saddr map @${L}_ctr_out`,
     `  }`,
     `  chain ${L}_pick {`,
     // A known flow keeps its server while that server's flows continue (its MAC still counted).
