@@ -48,6 +48,9 @@ describe('netdev rules (dsr, distributed)', () => {
     assert.match(t, /elements = \{ 0-499 : 02:00:00:00:00:11, 500-799 : 02:00:00:00:00:12 \}/);
     const pick = t.slice(t.indexOf('chain web_pick'));
     assert.ok(pick.indexOf('map @web_flows') < pick.indexOf('map @web_slots'), 'the flow map is consulted first');
+    // ... except for a SYN: a new connection on a client port a closed one used is placed again.
+    assert.match(pick, /^\s*tcp flags & \(syn \| ack\) != syn ether daddr set ip saddr \. tcp sport map @web_flows /m);
+    assert.doesNotMatch(renderDsr({ ...DSR, protocol: 'udp' }, SERVERS, SLOTS), /flags &/);
     assert.match(pick, /jhash ip saddr \. tcp sport mod 1000 seed 0x706f7274 map @web_slots/);
     assert.match(renderDsr({ ...DSR, byClient: true, slots: 4093 }, SERVERS, SLOTS), /jhash ip saddr mod 4093 seed 0x706f7274 map @web_slots/);
     assert.match(t, /timeout 300s; size 65536;/);

@@ -153,8 +153,10 @@ export function renderDsr(spec: DsrSpec, servers: readonly DsrServer[], slots: r
     `  chain ${L}_pick {`,
     // A known flow keeps its server while that server's flows continue (its MAC still counted).
     // (The counter first: a cut server's MAC is not in the counter map, the rule stops there and
-    // the flow is placed again by the next rule, which also overwrites its entry.)
-    `    ether daddr set ${flowKey} map @${L}_flows ${count} ${learn} fwd to ${dev}`,
+    // the flow is placed again by the next rule, which also overwrites its entry.) A TCP SYN
+    // opens a new connection: it is placed by the slots even when a closed connection from the
+    // same client port is still remembered, so a drained server gets no new connection that way.
+    `    ${p === 'tcp' ? 'tcp flags & (syn | ack) != syn ' : ''}ether daddr set ${flowKey} map @${L}_flows ${count} ${learn} fwd to ${dev}`,
     `    ether daddr set ${dsrSelector(spec)} map @${L}_slots ${count} ${learn} fwd to ${dev}`,
     `    counter name "${L}_none" drop comment "no server available"`,
     `  }`,
