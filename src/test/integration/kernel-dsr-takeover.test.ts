@@ -5,8 +5,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { holdsAddress, keepalivedSkip, startKeepalived, stopProc, writeKeepalivedConfig } from '../../test-helpers/keepalived.js';
-import { buildL4Topology, Netns, netnsSkip, serverAddr, startNamedServer, VIP, type L4Topology, type NsProc } from '../../test-helpers/netns.js';
-import { waitFor } from '../../test-helpers/origins.js';
+import { buildL4Topology, Netns, netnsSkip, serverAddr, VIP, type L4Topology, type NsProc } from '../../test-helpers/netns.js';
 
 /**
  * A keepalived take-over between two dsr balancers with `balance: hash` keeps the established
@@ -40,6 +39,18 @@ const PERIOD_MS = 200;
  * could give the address up at once (the client then sees EHOSTUNREACH).
  */
 const CHECK = ['--check-interval', '2', '--fall', '3'];
+
+/**
+ * A server answering its name on port 80 (argv: name). It keeps an idle keep-alive connection
+ * 60 s (Node's default is 5 s): while nobody holds the address the next request is late, and the
+ * server must not close the connection meanwhile (its FIN, then its reset of the late request,
+ * would end the connection whatever the balancers do).
+ */
+const SERVER = `
+const s = require('http').createServer((q, r) => r.end(process.argv[1]));
+s.keepAliveTimeout = 60000;
+s.listen(80, '0.0.0.0', () => console.log('listening'));
+`;
 
 /**
  * `node -e` (argv: host port sources perSource periodMs): perSource keep-alive connections from
@@ -110,6 +121,20 @@ interface Answer {
   readonly i: number;
 }
 
+/**
+ * Wait (bounded) for `fn`, trying every 100 ms: most conditions here run `ip` or `nft` in a
+ * namespace, and trying them every few milliseconds loads the machine enough to make the
+ * keepalived readiness checks time out.
+ */
+async function poll(fn: () => boolean | Promise<boolean>, ms: number, what: string, everyMs = 100): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() >= until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** The client's lines so far, parsed once each (the output grows to megabytes). */
 const parsed = new WeakMap<NsProc, { at: number; lines: Answer[] }>();
 function answers(p: NsProc): Answer[] {
@@ -169,10 +194,10 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
   };
   const startPortico = async (i: number): Promise<NsProc> => {
     const p = net!.spawn(`portico-n${i + 1}`, node(i), [process.execPath, PORTICO, 'start', '-c', configs[i]!], { cwd: dir });
-    await waitFor(() => /listener web on/.test(p.out) || p.child.exitCode !== null, 60_000, `portico on n${i + 1} to start`);
+    await poll(() => /listener web on/.test(p.out) || p.child.exitCode !== null, 60_000, `portico on n${i + 1} to start`);
     assert.equal(p.child.exitCode, null, `${p.out}\n${net!.run(node(i), ['ss', '-ltnp'], false).stdout}`);
     // Both nodes must know the three servers' MACs to render the whole table.
-    await waitFor(() => Object.values(macOf).every((m) => slots(i).includes(m)), 30_000, `n${i + 1}'s slot map to name the three servers`);
+    await poll(() => Object.values(macOf).every((m) => slots(i).includes(m)), 30_000, `n${i + 1}'s slot map to name the three servers`);
     portico[i] = p;
     return p;
   };
@@ -213,7 +238,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     if (!holds(1 - i) || holds(i)) return false;
     net!.run(node(i), ['nft', 'flush', 'map', 'netdev', 'portico', 'web_flows']);
     const mark = answers(long!).length - 1;
-    await waitFor(() => answers(long!).length - 1 >= mark + LONG, 60_000, 'a round of answers');
+    await poll(() => answers(long!).length - 1 >= mark + LONG, 60_000, 'a round of answers');
     return flows(i).size === 0 && holds(1 - i) && !holds(i);
   };
   const diag = (): string =>
@@ -232,10 +257,10 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     const servers: NsProc[] = [];
     for (const [i, ns] of t.servers.entries()) {
       assert.match(net.run(ns, [process.execPath, PORTICO, 'dsr-setup', '--vip', VIP, '--apply']).stdout, /applied/);
-      servers.push(startNamedServer(net, ns, `s${i + 1}`));
+      servers.push(net.spawn(`server-s${i + 1}`, ns, [process.execPath, '-e', SERVER, `s${i + 1}`]));
       macOf[`s${i + 1}`] = net.mac(ns, 'eth0');
     }
-    await waitFor(() => servers.every((s) => s.out.includes('listening')), 30_000, 'the servers to listen');
+    await poll(() => servers.every((s) => s.out.includes('listening')), 30_000, 'the servers to listen');
     for (const i of [0, 1]) {
       const config = join(dir, `portico-n${i + 1}.json`);
       writeFileSync(
@@ -268,7 +293,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
       await startPortico(i);
       keepalived[i] = startKeepalived(net, node(i), `keepalived-n${i + 1}`, conf, dir);
     }
-    await waitFor(() => holds(0) && !holds(1), 90_000, 'n1 (priority 150) to hold the virtual address').catch((err: unknown) => {
+    await poll(() => holds(0) && !holds(1), 90_000, 'n1 (priority 150) to hold the virtual address').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${out()}`);
     });
   });
@@ -300,7 +325,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
   it('the master dies (SIGKILL of its Portico): the other node takes the address and every long-lived connection keeps its server', { skip, timeout: 240_000 }, async () => {
     assert.ok(Object.keys(placed).length > 0, 'the first test placed the addresses');
     long = net!.spawn('long', t.client, [process.execPath, '-e', LONG_CLIENT, VIP, '80', SOURCES.slice(0, LONG_SOURCES).join(','), String(PER_SOURCE), String(PERIOD_MS)]);
-    await waitFor(() => answeredSince(-1, 3), 60_000, 'three answers on every long-lived connection');
+    await poll(() => answeredSince(-1, 3), 60_000, 'three answers on every long-lived connection');
     for (const a of answers(long)) if (a.server !== undefined && !first.has(a.c)) first.set(a.c, { sock: a.sock!, server: a.server, src: a.src, port: a.port! });
     assert.equal(first.size, LONG);
     for (const f of first.values()) assert.equal(f.server, placed[f.src], `a long-lived connection from ${f.src} is on its address's server`);
@@ -308,7 +333,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     // n2 must not know these flows: a readiness check that timed out on a loaded machine may
     // have moved the address to it for a moment, so its flow map is emptied here. From now on
     // only its Maglev table can place their packets.
-    await waitFor(() => quiet(1), 60_000, "n1 to carry the flows alone (n2's flow map flushed stays empty)").catch((err: unknown) => {
+    await poll(() => quiet(1), 60_000, "n1 to carry the flows alone (n2's flow map flushed stays empty)").catch((err: unknown) => {
       throw new Error(`${String(err)}\n${diag()}`);
     });
     const n2Before = forwarded(1);
@@ -319,7 +344,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     await portico[0]!.exited;
     let vipAt = 0;
     let forwardedAt = 0;
-    await waitFor(
+    await poll(
       () => {
         if (vipAt === 0 && holds(1)) vipAt = Date.now();
         if (forwardedAt === 0 && forwarded(1) > n2Before) forwardedAt = Date.now();
@@ -332,11 +357,11 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     });
     // Once n2 forwards, every connection answers five more times.
     const mark = answers(long).length - 1;
-    await waitFor(() => answeredSince(mark, 5), 60_000, 'five more answers on every long-lived connection through n2');
+    await poll(() => answeredSince(mark, 5), 60_000, 'five more answers on every long-lived connection through n2');
     // n1's rules are still in its kernel (Portico was killed), but nothing reaches it any more.
     const n1Before = forwarded(0);
     const mark2 = answers(long).length - 1;
-    await waitFor(() => answeredSince(mark2, 3), 60_000, 'three more answers');
+    await poll(() => answeredSince(mark2, 3), 60_000, 'three more answers');
     assert.equal(forwarded(0), n1Before, 'n1 forwarded nothing after the take-over: n2 carried the flows');
     // n2 placed each flow by its slot map alone and remembered it, with its server's MAC.
     const learnt = flows(1);
@@ -366,7 +391,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     const startedAt = Date.now();
     keepalived[0] = startKeepalived(net!, node(0), 'keepalived-n1-again', confs[0]!, dir);
     let vipAt = 0;
-    await waitFor(
+    await poll(
       () => {
         if (vipAt === 0 && holds(0)) vipAt = Date.now();
         return vipAt !== 0 && !holds(1) && forwarded(0) > before0;
@@ -377,7 +402,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
       throw new Error(`${String(err)}\n${out()}`);
     });
     const mark = answers(long!).length - 1;
-    await waitFor(() => answeredSince(mark, 5), 60_000, 'five more answers on every long-lived connection through n1');
+    await poll(() => answeredSince(mark, 5), 60_000, 'five more answers on every long-lived connection through n1');
     const learnt = flows(0);
     for (const f of first.values()) assert.equal(learnt.get(`${f.src}:${f.port}`), macOf[f.server], `n1's flow map has ${f.src}:${f.port} on ${f.server}`);
     const s = survivors(-1);
@@ -393,7 +418,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
 
   it("the master is lost (its link goes down): n2 takes the address when the adverts stop, and TCP's retransmissions find the same servers", { skip, timeout: 240_000 }, async () => {
     assert.equal(first.size, LONG, 'the previous tests opened the long-lived connections');
-    await waitFor(() => quiet(1), 60_000, "n1 to carry the flows alone (n2's flow map flushed stays empty)").catch((err: unknown) => {
+    await poll(() => quiet(1), 60_000, "n1 to carry the flows alone (n2's flow map flushed stays empty)").catch((err: unknown) => {
       throw new Error(`${String(err)}\n${diag()}`);
     });
     const n2Before = forwarded(1);
@@ -402,7 +427,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     // Nothing reaches n1 or leaves it any more: no advert, no forwarded frame.
     net!.run(node(0), ['ip', 'link', 'set', 'eth0', 'down']);
     let vipAt = 0;
-    await waitFor(
+    await poll(
       () => {
         if (vipAt === 0 && holds(1)) vipAt = Date.now();
         return vipAt !== 0 && forwarded(1) > n2Before;
@@ -414,7 +439,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     });
     // The frames sent while nobody held the address were lost; TCP sends them again (after up to a few seconds).
     const mark = answers(long!).length - 1;
-    await waitFor(() => answeredSince(mark, 5), 90_000, 'five more answers on every long-lived connection through n2');
+    await poll(() => answeredSince(mark, 5), 90_000, 'five more answers on every long-lived connection through n2');
     const learnt = flows(1);
     for (const f of first.values()) assert.equal(learnt.get(`${f.src}:${f.port}`), macOf[f.server], `n2's flow map has ${f.src}:${f.port} on ${f.server}`);
     const s = survivors(-1);
@@ -428,7 +453,7 @@ describe('keepalived take-over between two kernel dsr nodes with balance: hash (
     for (const [src, m] of Object.entries(h.bySource)) assert.deepEqual(Object.keys(m), [placed[src]], `${src}: ${JSON.stringify(m)}`);
     // The client ends: every request under way is answered.
     long!.child.stdin!.end();
-    await waitFor(() => answers(long!).some((a) => a.end === true), 90_000, 'the long-lived client to end').catch((err: unknown) => {
+    await poll(() => answers(long!).some((a) => a.end === true), 90_000, 'the long-lived client to end').catch((err: unknown) => {
       const pid = long!.child.pid;
       const stat = pid === undefined ? '' : net!.run(t.client, ['sh', '-c', `cat /proc/${pid}/stat /proc/${pid}/wchan 2>&1; ls -l /proc/${pid}/fd 2>&1`], false).stdout;
       throw new Error(`${String(err)}\nexit ${long!.child.exitCode} ${long!.child.signalCode} stdin ${long!.child.stdin?.writableEnded} ${long!.child.stdin?.destroyed}\n${stat}\n${long!.out.split('\n').filter((l) => l.includes('stopping')).join('\n')}\n${long!.out.slice(-600)}`);
