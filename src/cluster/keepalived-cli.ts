@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import '../balancer/index.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
+import type { KernelListenerConfig } from '../config/types.js';
 import { KEEPALIVED_USAGE, KeepalivedUsageError, listenerPortsOn, parseKeepalivedArgs, readyUrlFor, renderKeepalivedConfig, renderNftRules } from './keepalived.js';
 
 export interface KeepalivedIo {
@@ -23,6 +24,18 @@ export function runKeepalived(argv: readonly string[], io: KeepalivedIo): number
       const config = loadConfigFile(args.configFile);
       if (!config.admin.enabled) {
         io.err(`portico keepalived: ${args.configFile} turns the admin API off (admin.enabled: false); the readiness check needs it\n`);
+        return 1;
+      }
+      // A kernel listener on the address checks at start that this host holds it: behind
+      // keepalived neither node does until its readiness check passes, so neither would start.
+      const vipAddr = options.vip.split('/')[0]!.toLowerCase();
+      const held = config.listeners.filter(
+        (l): l is KernelListenerConfig => 'dataPlane' in l && l.dataPlane === 'kernel' && l.listen.host.toLowerCase() === vipAddr && l.kernel.addressHeldBy !== 'keepalived',
+      );
+      if (held.length > 0) {
+        for (const l of held) {
+          io.err(`portico keepalived: ${args.configFile}: kernel listener ${l.name} is on ${vipAddr}, which keepalived moves: set its kernel.addressHeldBy: keepalived, or Portico refuses to start on a node that does not hold the address (and keepalived gives it to no node that is not ready)\n`);
+        }
         return 1;
       }
       const https = config.admin.tls !== false;

@@ -215,6 +215,26 @@ describe('portico keepalived: the command', () => {
     }
   });
 
+  it('refuses a kernel listener on the virtual address that requires the address at start (kernel.addressHeldBy)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-keepalived-'));
+    try {
+      const pools = [{ name: 'web', balance: 'hash', retries: 0, servers: [{ name: 'a', address: '198.18.0.11:80' }] }];
+      const listener = { name: 'vip', protocol: 'tcp', listen: '198.18.0.100:80', dataPlane: 'kernel', forwarding: 'dsr', pool: 'web', kernel: { interface: 'eth0' } };
+      const doc = (kernel: object) => JSON.stringify({ cluster: { workers: 1 }, admin: { listen: '127.0.0.1:9191' }, listeners: [{ ...listener, kernel }], pools });
+      writeFileSync(join(dir, 'host.json'), doc({ interface: 'eth0' }));
+      const a = io();
+      assert.equal(runKeepalived([...base, '-c', join(dir, 'host.json'), '-o', join(dir, 'k.conf')], a.io), 1);
+      assert.match(a.err, /kernel listener vip is on 198\.18\.0\.100, which keepalived moves: set its kernel\.addressHeldBy: keepalived/);
+      assert.equal(existsSync(join(dir, 'k.conf')), false, 'nothing written');
+      writeFileSync(join(dir, 'keepalived.json'), doc({ interface: 'eth0', addressHeldBy: 'keepalived' }));
+      const b = io();
+      assert.equal(runKeepalived([...base, '-c', join(dir, 'keepalived.json')], b.io), 0, b.err);
+      assert.match(b.out, /track_script/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('exits 2 with the usage on a bad argument', () => {
     const a = io();
     assert.equal(runKeepalived(['--vip', 'x'], a.io), 2);

@@ -78,8 +78,12 @@ export async function prerequisiteProblems(lc: KernelListenerConfig, host: HostF
   const iface = lc.kernel.interface;
   if (iface !== undefined && !host.interfaceExists(iface)) out.push(`interface ${iface} not found: fix kernel.interface (ip link shows the interfaces)`);
   const vip = lc.listen.host;
-  if (!host.localAddresses().includes(vip)) {
-    out.push(`the virtual address ${vip} is on no interface of this host: ip addr add ${vip}/32 dev ${iface ?? 'IFACE'} (or let keepalived hold it)`);
+  // Behind keepalived the standby node starts without the address (and so does the master, until
+  // its readiness check passes): its rules must be in place before it takes the address over.
+  if (lc.kernel.addressHeldBy !== 'keepalived' && !host.localAddresses().includes(vip)) {
+    out.push(
+      `the virtual address ${vip} is on no interface of this host: ip addr add ${vip}/32 dev ${iface ?? 'IFACE'}, or, when keepalived moves it between two nodes, set kernel.addressHeldBy: keepalived`,
+    );
   }
   return out;
 }

@@ -42,10 +42,15 @@ describe('netdev rules (dsr, distributed)', () => {
   it('dsr: own MAC as source, the flow map first, then the slots; servers without a MAC take no slot', () => {
     const t = renderDsr(DSR, SERVERS, SLOTS);
     assert.match(t, /type filter hook ingress device "eth0" priority filter; policy accept;/);
-    assert.match(t, /ip daddr 192\.0\.2\.100 tcp dport 80 ether saddr set 02:00:00:00:00:02 goto web_pick/);
+    // Only frames sent to this node's MAC: not the copies a switch floods to every port.
+    assert.match(t, /ether daddr 02:00:00:00:00:02 ip daddr 192\.0\.2\.100 tcp dport 80 ether saddr set 02:00:00:00:00:02 goto web_pick/);
+    assert.match(t, /ether daddr 02:00:00:00:00:02 ip saddr 192\.0\.2\.100 tcp sport 80 counter name ether saddr map @web_ctr_out/);
     assert.match(t, /elements = \{ 0-499 : 02:00:00:00:00:11, 500-799 : 02:00:00:00:00:12 \}/);
     const pick = t.slice(t.indexOf('chain web_pick'));
     assert.ok(pick.indexOf('map @web_flows') < pick.indexOf('map @web_slots'), 'the flow map is consulted first');
+    // ... except for a SYN: a new connection on a client port a closed one used is placed again.
+    assert.match(pick, /^\s*tcp flags & \(syn \| ack\) != syn ether daddr set ip saddr \. tcp sport map @web_flows /m);
+    assert.doesNotMatch(renderDsr({ ...DSR, protocol: 'udp' }, SERVERS, SLOTS), /flags &/);
     assert.match(pick, /jhash ip saddr \. tcp sport mod 1000 seed 0x706f7274 map @web_slots/);
     assert.match(renderDsr({ ...DSR, byClient: true, slots: 4093 }, SERVERS, SLOTS), /jhash ip saddr mod 4093 seed 0x706f7274 map @web_slots/);
     assert.match(t, /timeout 300s; size 65536;/);

@@ -140,17 +140,23 @@ export function renderDsr(spec: DsrSpec, servers: readonly DsrServer[], slots: r
   lines.push(`  map ${L}_ctr_out { type ether_addr : counter;${elements(dsrCounterLines(servers, 'out'))} }`);
   const learn = `update @${L}_flows { ${flowKey} : ether daddr }`;
   const count = `counter name ether daddr map @${L}_ctr_in`;
+  const mac = checkMac(spec.deviceMac, spec.device);
   lines.push(
     `  chain ${L}_dsr {`,
     `    type filter hook ingress device ${dev} priority filter; policy accept;`,
-    `    ip daddr ${spec.vip} ${p} dport ${spec.port} ether saddr set ${checkMac(spec.deviceMac, spec.device)} goto ${L}_pick`,
-    `    ip saddr ${spec.vip} ${p} sport ${spec.port} counter name ether saddr map @${L}_ctr_out`,
+    // Only frames sent to this node: a switch floods a frame whose destination it has not learnt
+    // to every port, and a standby balancer (or any host in promiscuous mode) would otherwise
+    // forward a second copy of another balancer's frames to the servers.
+    `    ether daddr ${mac} ip daddr ${spec.vip} ${p} dport ${spec.port} ether saddr set ${mac} goto ${L}_pick`,
+    `    ether daddr ${mac} ip saddr ${spec.vip} ${p} sport ${spec.port} counter name ether saddr map @${L}_ctr_out`,
     `  }`,
     `  chain ${L}_pick {`,
     // A known flow keeps its server while that server's flows continue (its MAC still counted).
     // (The counter first: a cut server's MAC is not in the counter map, the rule stops there and
-    // the flow is placed again by the next rule, which also overwrites its entry.)
-    `    ether daddr set ${flowKey} map @${L}_flows ${count} ${learn} fwd to ${dev}`,
+    // the flow is placed again by the next rule, which also overwrites its entry.) A TCP SYN
+    // opens a new connection: it is placed by the slots even when a closed connection from the
+    // same client port is still remembered, so a drained server gets no new connection that way.
+    `    ${p === 'tcp' ? 'tcp flags & (syn | ack) != syn ' : ''}ether daddr set ${flowKey} map @${L}_flows ${count} ${learn} fwd to ${dev}`,
     `    ether daddr set ${dsrSelector(spec)} map @${L}_slots ${count} ${learn} fwd to ${dev}`,
     `    counter name "${L}_none" drop comment "no server available"`,
     `  }`,

@@ -201,7 +201,17 @@ describe('kernel prerequisites', () => {
     assert.match((await prerequisiteProblems(lc, host({ netAdmin: () => false })))[0]!, /no CAP_NET_ADMIN: run Portico as root or grant/);
     assert.match((await prerequisiteProblems(lc, host({ ipForward: () => '0' })))[0]!, /ip_forward is off.*sysctl -w net\.ipv4\.ip_forward=1/);
     assert.match((await prerequisiteProblems(lc, host({ interfaceExists: () => false })))[0]!, /interface eth0 not found/);
-    assert.match((await prerequisiteProblems(lc, host({ localAddresses: () => [] })))[0]!, /192\.0\.2\.100 is on no interface.*ip addr add 192\.0\.2\.100\/32 dev eth0/);
+    assert.match(
+      (await prerequisiteProblems(lc, host({ localAddresses: () => [] })))[0]!,
+      /192\.0\.2\.100 is on no interface.*ip addr add 192\.0\.2\.100\/32 dev eth0, or, when keepalived moves it between two nodes, set kernel\.addressHeldBy: keepalived/,
+    );
+  });
+
+  it('kernel.addressHeldBy: keepalived: a node starts without the virtual address (the standby of a pair)', async () => {
+    const standby = { name: 'vip', forwarding: 'dsr', listen: { host: '192.0.2.100', port: 80 }, kernel: { interface: 'eth0', addressHeldBy: 'keepalived' } } as never;
+    assert.deepEqual(await prerequisiteProblems(standby, host({ localAddresses: () => [] })), []);
+    // Everything else is still checked.
+    assert.match((await prerequisiteProblems(standby, host({ localAddresses: () => [], interfaceExists: () => false })))[0]!, /interface eth0 not found/);
   });
 
   it('CAP_NET_ADMIN read from CapEff', () => {

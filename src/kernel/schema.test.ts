@@ -35,6 +35,12 @@ describe('kernel listeners in the configuration', () => {
     assert.deepEqual(problems(config('    protocol: udp\n    dataPlane: kernel')), []);
   });
 
+  it('kernel.addressHeldBy: host or keepalived', () => {
+    assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel\n    kernel: { addressHeldBy: keepalived }')), []);
+    const p = problems(config('    protocol: tcp\n    dataPlane: kernel\n    kernel: { addressHeldBy: vrrp }'));
+    assert.ok(p.some((x) => /^lb\.yaml:\d+:\d+ listeners\.0\.kernel\.addressHeldBy: .*host.*keepalived/.test(x)), p.join('\n'));
+  });
+
   it('what needs the bytes is refused at its key, with the reason', () => {
     const cases: [string, RegExp][] = [
       ['    routes: [{ pool: web }]', /^lb\.yaml:8:5 listeners\.0\.routes: a kernel listener forwards packets and never sees the bytes: routes need them/],

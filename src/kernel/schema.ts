@@ -82,6 +82,12 @@ const kernelBlock = z
     neighbourRefresh: duration(600_000)
       .prefault('1s')
       .describe("dsr: how often the servers' MAC addresses are read again from the neighbour table (a changed one is applied at once)"),
+    addressHeldBy: z
+      .enum(['host', 'keepalived'])
+      .prefault('host')
+      .describe(
+        "`host`: the virtual address is on an interface of this host at start (checked); `keepalived`: an active-passive pair moves it (`portico keepalived`), so this node starts without it and its rules are in place before it takes the address over",
+      ),
     keepOnExit: flag().prefault(false).describe("Leave Portico's nftables tables in place when Portico exits (forwarding continues without health checks)"),
   })
   .prefault({})
