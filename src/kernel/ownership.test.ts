@@ -32,7 +32,10 @@ function node(store: MemoryStore, name: string, nodes: readonly string[]) {
       assert.match(script, /^flush set netdev portico vip_mine\n/);
       applied.push({
         buckets: parts.map((p) => Number(p.split(' ')[0])),
-        timeouts: parts.map((p) => Number(/timeout (\d+)ms/.exec(p)?.[1] ?? NaN)),
+        timeouts: parts.map((p) => {
+          const m = /timeout (\d+)(ms|s)\b/.exec(p);
+          return m === null ? NaN : Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+        }),
         keyThere: (await store.get(heartbeatKey('vip', name))) !== undefined,
       });
     },
