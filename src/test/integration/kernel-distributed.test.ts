@@ -66,6 +66,12 @@ async function poll(fn: () => boolean, ms: number, what: string): Promise<void> 
   }
 }
 
+const T0 = Date.now();
+/** With PORTICO_TEST_LOGS=1: when each step ended (seconds since the file started), to see where the time goes. */
+const step = (what: string): void => {
+  if (process.env['PORTICO_TEST_LOGS'] === '1') process.stderr.write(`# [${((Date.now() - T0) / 1000).toFixed(1)} s] ${what}\n`);
+};
+
 const lines = (p: NsProc): LongLine[] =>
   p.out
     .split('\n')
@@ -109,7 +115,9 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
   const loggedAt = (line: string): number => Date.parse(line.slice(0, line.indexOf(' ')));
   /**
    * Wait until the kernels of `who` hold every bucket between them, none twice, each a share: each
-   * node writes its set once it has read the new live set, and renews it every heartbeat.
+   * node writes its set once it has read the new live set, and renews it every heartbeat. (On a
+   * machine loaded many times over its cores a node's lease lapses now and then, when nft or the
+   * store answers slower than a heartbeat: the set is empty until the next renewal lands.)
    */
   const sharedOut = async (who: readonly number[], what: string): Promise<void> => {
     let last = '';
@@ -118,7 +126,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
         const sets = who.map(mine);
         last = sets.map((s, k) => `${NODES[who[k]!]}: ${s.length}`).join(', ');
         return sets.reduce((a, s) => a + s.length, 0) === BUCKETS && new Set(sets.flat()).size === BUCKETS && sets.every((s) => s.length > 0);
-      }, 20_000, what);
+      }, 60_000, what);
     } catch (err) {
       throw new Error(`${(err as Error).message}: the kernels hold ${last} of ${BUCKETS} buckets`);
     }
@@ -133,12 +141,14 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     net.run(t.router, ['ip', 'neigh', 'replace', NLB_VIP, 'lladdr', CLUSTER_MAC, 'dev', 'eth0', 'nud', 'permanent']);
     const rd = net.spawn('redis', t.router, ['nice', '-n', '-10', redis!, '--bind', ROUTER_LAN, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { cwd: dir });
     await waitFor(() => /Ready to accept connections/.test(rd.out) || rd.child.exitCode !== null, 30_000, 'redis-server to start');
+    step('redis-server to start');
     assert.equal(rd.child.exitCode, null, rd.out);
     for (const [i, ns] of t.nodes.entries()) {
       holdVipOnLo(net, ns, NLB_VIP);
       servers.push(startNamedServer(net, ns, NODES[i]!));
     }
     await waitFor(() => servers.every((s) => s.out.includes('listening')), 30_000, 'the servers to listen');
+    step('the servers to listen');
     for (const [i, ns] of t.nodes.entries()) {
       const config = join(dir, `portico-${NODES[i]}.json`);
       writeFileSync(
@@ -166,6 +176,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
       porticos.push(net.spawn(`portico-${NODES[i]}`, ns, ['nice', '-n', '-10', process.execPath, PORTICO, 'start', '-c', config], { cwd: dir }));
     }
     await waitFor(() => porticos.every((p, i) => liveLines(i, NODES, 0).length > 0 || p.child.exitCode !== null), 60_000, 'every node to see the three');
+    step('every node to see the three');
     for (const p of porticos) assert.equal(p.child.exitCode, null, p.out);
   });
 
@@ -179,10 +190,12 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
   it('every bucket has exactly one node; each connection is answered by exactly one node', { skip }, async () => {
     // Each node renews its set every heartbeat: the three agree once each has applied the three.
     await sharedOut([0, 1, 2], 'the three kernels to share the buckets out');
+    step('the three kernels to share the buckets out');
     const before = [0, 1, 2].map(counters);
-    const h = hits(net!, t.client, NLB_VIP, 80, 210, 8);
+    const h = hits(net!, t.client, NLB_VIP, 80, 150, 8);
+    step('hits');
     assert.deepEqual(h.errors, []);
-    for (const n of NODES) assert.ok((h.answers[n] ?? 0) > 30, `${n} answered its share: ${JSON.stringify(h.answers)}`);
+    for (const n of NODES) assert.ok((h.answers[n] ?? 0) > 25, `${n} answered its share: ${JSON.stringify(h.answers)}`);
     const after = [0, 1, 2].map(counters);
     const delta = (k: string): number => [0, 1, 2].reduce((a, i) => a + after[i]![k]! - before[i]![k]!, 0);
     // Every node saw every packet: what one node kept, the two others dropped; never kept twice.
@@ -191,7 +204,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     // connections were served all the same.)
     const kept = delta('vip_kept');
     const dropped = delta('vip_dropped');
-    assert.ok(kept >= 210 * 4, `kept ${kept}`);
+    assert.ok(kept >= 150 * 4, `kept ${kept}`);
     assert.ok(dropped >= 2 * kept, `each packet kept by one node at most: kept ${kept}, dropped ${dropped} (${2 * kept} expected)`);
     if (dropped !== 2 * kept) process.stderr.write(`# ${dropped - 2 * kept} packet(s) kept by no node (resent)\n`);
   });
@@ -200,6 +213,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     const long = net!.spawn('long', t.client, [process.execPath, '-e', LONG_CLIENT, NLB_VIP, '80']);
     try {
       await waitFor(() => lines(long).some((l) => l.answer !== undefined), 30_000, 'the first answer');
+      step('the first answer');
       const holder = lines(long).find((l) => l.answer !== undefined)!.answer!;
       const victim = NODES.findIndex((n) => n !== holder);
       const survivors = [0, 1, 2].filter((i) => i !== victim);
@@ -210,6 +224,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
       await porticos[victim]!.exited;
       // Each survivor logs the new set once its kernel holds it.
       await waitFor(() => survivors.every((i) => liveLines(i, names, mark[i]!).length > 0), 20_000, 'the survivors to take over');
+      step('the survivors to take over');
       // When each survivor noticed (its log says, with how long nft then took to write the set).
       const took = survivors.map((i) => {
         const line = liveLines(i, names, mark[i]!)[0]!;
@@ -222,16 +237,21 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
       for (const x of took) assert.ok(x.noticed <= TAKE_OVER_MS, `${x.node} saw the node gone ${x.noticed} ms after the kill: ${JSON.stringify(took)}`);
       process.stderr.write(`# take-over after the kill: ${JSON.stringify(took)}\n`);
       await sharedOut(survivors, 'the survivors to hold every bucket');
+      step('the survivors to hold every bucket');
       // The killed node's rules stay, but its ownership expires with no Portico to renew it.
       await poll(() => mine(victim).length === 0, 10_000, "the killed node's buckets to expire in its kernel");
+      step("the killed node's buckets expired in its kernel");
       const h = hits(net!, t.client, NLB_VIP, 80, 120, 8);
+      step('hits');
       assert.deepEqual(h.errors, []);
       assert.equal(h.answers[NODES[victim]!], undefined, `no connection answered by the killed node: ${JSON.stringify(h.answers)}`);
       for (const n of names) assert.ok((h.answers[n] ?? 0) > 20, `${n} answered its share: ${JSON.stringify(h.answers)}`);
       const n = lines(long).length;
       await waitFor(() => lines(long).length >= n + 5, 30_000, 'more answers on the long-lived connection');
+      step('more answers on the long-lived connection');
       long.child.stdin!.end();
       await waitFor(() => lines(long).some((l) => l.end === true), 30_000, 'the long-lived client to end');
+      step('the long-lived client to end');
       assert.deepEqual(
         lines(long).filter((l) => l.error !== undefined || (l.answer !== undefined && l.answer !== holder)),
         [],
@@ -255,6 +275,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     assert.equal(mine(sick).length, 0, `${NODES[sick]}'s kernel gave its buckets up before it left`);
     await poll(() => mine(other).length === BUCKETS, 20_000, `${NODES[other]}'s kernel to hold every bucket`);
     const h = hits(net!, t.client, NLB_VIP, 80, 40, 8);
+    step('hits');
     assert.deepEqual(h.errors, []);
     assert.deepEqual(Object.keys(h.answers), [NODES[other]]);
 
@@ -262,9 +283,12 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     servers[sick] = startNamedServer(net!, t.nodes[sick]!, NODES[sick]!);
     const pair = [NODES[Math.min(sick, other)]!, NODES[Math.max(sick, other)]!];
     await waitFor(() => [sick, other].every((i) => liveLines(i, pair, mark[i]!).length > 0), 20_000, 'the two to share the buckets again');
+    step('the two to share the buckets again');
     assert.match(porticos[sick]!.out.slice(mark[sick]), /a server is available again: taking buckets/);
     await sharedOut([sick, other], 'the two kernels to share the buckets out');
+    step('the two kernels to share the buckets out');
     const h2 = hits(net!, t.client, NLB_VIP, 80, 80, 8);
+    step('hits');
     assert.deepEqual(h2.errors, []);
     for (const n of pair) assert.ok((h2.answers[n] ?? 0) > 15, `${n} answered its share: ${JSON.stringify(h2.answers)}`);
   });
@@ -276,6 +300,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     const mark = marks();
     porticos[leaver]!.child.kill('SIGTERM');
     await waitFor(() => liveLines(last, [NODES[last]!], mark[last]!).length > 0, 20_000, 'the last node to take everything');
+    step('the last node to take everything');
     await porticos[leaver]!.exited;
     assert.equal(porticos[leaver]!.child.exitCode, 0, porticos[leaver]!.out.slice(mark[leaver]));
     assert.equal(net!.run(t.nodes[leaver]!, ['nft', 'list', 'table', 'netdev', 'portico'], false).status, 1, 'netdev table gone');
@@ -283,6 +308,7 @@ describe('kernel listener, forwarding: distributed (three nodes, network namespa
     assert.doesNotMatch(net!.run(t.nodes[leaver]!, ['ip', 'maddr', 'show', 'dev', 'eth0']).stdout, new RegExp(CLUSTER_MAC));
     await poll(() => mine(last).length === BUCKETS, 20_000, `${NODES[last]}'s kernel to hold every bucket`);
     const h = hits(net!, t.client, NLB_VIP, 80, 40, 8);
+    step('hits');
     assert.deepEqual(h.errors, []);
     assert.deepEqual(Object.keys(h.answers), [NODES[last]]);
   });
