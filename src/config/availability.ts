@@ -21,14 +21,6 @@ export function checkAvailability(config: Config): PathIssue[] {
       return;
     }
     if (l.protocol === 'udp' || (l.protocol === 'tcp' && l.dataPlane === 'kernel')) {
-      // The rules and the membership of distributed mode are written (src/kernel/l2-modes.ts), but
-      // the take-over across nodes has not yet been shown to hold end to end: refused until it is.
-      if (l.forwarding === 'distributed') {
-        out.push({
-          path: ['listeners', i, 'forwarding'],
-          message: 'forwarding: distributed is not available in this version (its take-over across nodes is not yet proven end to end); use nat or dsr (docs/kernel-l4.md)',
-        });
-      }
       const workers = config.cluster.workers === 'auto' ? availableParallelism() : config.cluster.workers;
       if (workers > 1) {
         out.push({

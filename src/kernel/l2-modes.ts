@@ -268,6 +268,10 @@ class DistributedRuntime implements LinkRuntime {
           noticed: new Date(noticedAt).toISOString(),
           nftMs: applyMs,
         }),
+      onFenced: (fenced) =>
+        fenced
+          ? ctx.log.warn(`kernel listener ${ctx.lc.name}: this node's heartbeat may have expired in cluster.store (its writes did not land): its buckets are given up in its kernel until one does`)
+          : ctx.log.info(`kernel listener ${ctx.lc.name}: this node's heartbeat is in cluster.store again: it holds its buckets again`),
       onError: (err) => ctx.log.warn(`kernel listener ${ctx.lc.name}: bucket ownership`, { error: String(err) }),
     });
   }

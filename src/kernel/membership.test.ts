@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { MemoryStore } from '../store/memory-store.js';
 import type { StateStore } from '../store/state-store.js';
 import { waitFor } from '../test-helpers/origins.js';
-import { Membership } from './membership.js';
+import { heartbeatKey, Membership, membershipChannel } from './membership.js';
 
 const NODES = ['lb1', 'lb2', 'lb3'];
 
@@ -113,5 +113,45 @@ describe('distributed membership through the shared store', () => {
       await m.stop();
     }
     assert.throws(() => new Membership({ store: cs, listener: 'vip', node: 'lb9', nodes: NODES, heartbeatMs: 1, deadAfterMs: 2, onLive: () => undefined }), /'lb9' is not one of kernel\.distributed\.nodes/);
+  });
+  it("a node's lease: one heartbeat short of its last heartbeat's time to live; kept while the store fails, extended once the store is lost", async () => {
+    const inner = new MemoryStore();
+    const cs = new CutStore(inner);
+    const leases: { at: number; heldUntil: number; ok: boolean }[] = [];
+    const m = new Membership({
+      store: cs,
+      listener: 'vip',
+      node: 'lb1',
+      nodes: NODES,
+      heartbeatMs: 50,
+      deadAfterMs: 300,
+      onLive: (_live, _changed, heldUntil) => leases.push({ at: Date.now(), heldUntil, ok: !cs.cut }),
+      onStoreError: () => undefined,
+    });
+    try {
+      const t0 = Date.now();
+      await m.start();
+      const first = leases[0]!;
+      assert.ok(first.heldUntil >= t0 + 250 && first.heldUntil <= first.at + 250, `lease ${first.heldUntil - t0} ms after the start`);
+      // Counted from when the heartbeat was sent (its value): the round that wrote it reports it.
+      const written = Number(await inner.get(heartbeatKey('vip', 'lb1')));
+      await waitFor(() => leases.some((l) => l.heldUntil === written + 250), 5000, 'the lease of the heartbeat in the store');
+      const cutAt = Date.now();
+      cs.cut = true;
+      const n = leases.length;
+      // Failing rounds keep the last lease, until the store has failed for deadAfter on end.
+      await waitFor(() => leases.slice(n).some((l) => l.heldUntil > leases[n - 1]!.heldUntil), 10_000, 'the store taken as lost');
+      const lost = leases.slice(n).findIndex((l) => l.heldUntil > leases[n - 1]!.heldUntil) + n;
+      assert.ok(lost > n, 'at least one failing round kept the last lease');
+      for (const l of leases.slice(n, lost)) assert.equal(l.heldUntil, leases[n - 1]!.heldUntil);
+      assert.ok(leases[lost]!.at - cutAt >= 300, `lost after ${leases[lost]!.at - cutAt} ms of failures, not before deadAfter`);
+      cs.cut = false;
+      await inner.publish(membershipChannel('vip'), 'poke');
+      await waitFor(() => leases.at(-1)!.ok && leases.at(-1)!.heldUntil > 0, 10_000, 'the store back');
+      await m.setWilling(false);
+      assert.equal(leases.at(-1)!.heldUntil, 0, 'no lease while not willing');
+    } finally {
+      await m.stop();
+    }
   });
 });

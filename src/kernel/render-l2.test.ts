@@ -73,6 +73,7 @@ describe('netdev rules (dsr, distributed)', () => {
     assert.match(t, /jhash ip saddr \. tcp sport mod 16 seed 0x706f7274 @vip_mine counter name "vip_kept" meta pkttype set host accept/);
     assert.equal(renderOwnership(NLB, [2, 3]), 'flush set netdev portico vip_mine\nadd element netdev portico vip_mine { 2, 3 }\n');
     assert.equal(renderOwnership(NLB, []), 'flush set netdev portico vip_mine\n');
+    assert.equal(renderOwnership(NLB, [2, 3], 912.4), 'flush set netdev portico vip_mine\nadd element netdev portico vip_mine { 2 timeout 913ms, 3 timeout 913ms }\n');
     assert.throws(() => renderOwnership(NLB, [16]), /bucket 16 is outside 0\.\.15/);
     assert.throws(() => renderDistributed({ ...NLB, clusterMac: 'nope' }, []), /not a MAC address/);
   });
@@ -106,6 +107,8 @@ describe('netdev rules accepted by nft (nft --check in a namespace)', () => {
     net!.run(ns, ['nft', '-f', '-'], true, renderOwnership(NLB, [3, 4]));
     const listed = net!.run(ns, ['nft', 'list', 'table', 'netdev', 'portico']).stdout;
     assert.match(listed, /elements = \{ 3 expires/);
+    net!.run(ns, ['nft', '-f', '-'], true, renderOwnership(NLB, [5, 6], 750));
+    assert.match(net!.run(ns, ['nft', 'list', 'set', 'netdev', 'portico', 'vip_mine']).stdout, /elements = \{ 5 timeout 7\d\dms expires/);
     net!.run(ns, ['nft', '-f', '-'], true, renderNetdevDelete());
     net!.run(ns, ['nft', '-f', '-'], true, renderNetdevDelete()); // absent: no error
     assert.equal(net!.run(ns, ['nft', 'list', 'table', 'netdev', 'portico'], false).status, 1);

@@ -222,10 +222,13 @@ function bucketLines(spec: DistributedSpec, mine: readonly number[]): string[] {
 /**
  * Renewal of this node's buckets (each heartbeat): the set flushed and filled again in one
  * transaction, which also restarts every element's timeout (`add` of an existing element does not).
+ * `timeoutMs`: each element's own timeout (the lease this node's last heartbeat in the store
+ * allows, src/kernel/ownership.ts); without it the set's timeout (`ownershipMs`).
  */
-export function renderOwnership(spec: DistributedSpec, mine: readonly number[]): string {
+export function renderOwnership(spec: DistributedSpec, mine: readonly number[], timeoutMs?: number): string {
   const t = `${NETDEV_FAMILY} ${NETDEV_TABLE}`;
-  const lines = bucketLines(spec, mine);
+  const each = timeoutMs === undefined ? '' : ` timeout ${nftDuration(timeoutMs)}`;
+  const lines = bucketLines(spec, mine).map((b) => b + each);
   return `flush set ${t} ${spec.prefix}_mine\n${lines.length > 0 ? `add element ${t} ${spec.prefix}_mine { ${lines.join(', ')} }\n` : ''}`;
 }
 

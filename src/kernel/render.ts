@@ -9,8 +9,9 @@
  * transaction (`table` add + `delete table` + the new table: never a moment without rules); at run
  * time only the maps change (`flush map` + `add element`, one transaction).
  *
- * Forwarding modes plug in through `modes`: `nat` is built here; `dsr` and `distributed` are refused
- * at load (src/config/availability.ts asks `forwardingUnavailable`) until their renderer lands.
+ * Forwarding modes plug in through `modes`: `nat` is built here; `dsr` and `distributed` register
+ * themselves from src/kernel/l2-modes.ts (a mode missing from `modes` would be named by
+ * `forwardingUnavailable`).
  */
 import { buildMaglevTable } from '../balancer/maglev.js';
 import { smoothWrrSequence } from '../balancer/round-robin.js';

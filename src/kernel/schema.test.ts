@@ -69,9 +69,11 @@ describe('kernel listeners in the configuration', () => {
     assert.ok(p.some((x) => /listeners\.0\.dataPlane: udp needs dataPlane: kernel \(the userspace listeners do TCP only\)/.test(x)), p.join('\n'));
   });
 
-  it('distributed is refused at load with what to use instead', () => {
-    const p = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: distributed\n    kernel: { interface: eth0, distributed: { nodes: [lb1, lb2], buckets: 64, clusterMac: "01:00:5e:7f:00:c8" } }'), true);
-    assert.ok(p.some((x) => /listeners\.0\.forwarding: forwarding: distributed is not available in this version .*use nat or dsr/.test(x)), p.join('\n'));
+  it('distributed is accepted with what it needs', () => {
+    const nlb = '    protocol: tcp\n    dataPlane: kernel\n    forwarding: distributed\n    kernel: { interface: eth0, distributed: { nodes: [lb1, lb2], buckets: 64, clusterMac: "01:00:5e:7f:00:c8" } }';
+    assert.deepEqual(problems(config(nlb), true), []);
+    const tight = problems(config(nlb.replace('buckets: 64', 'buckets: 64, heartbeat: 1s, deadAfter: 2s')), true);
+    assert.ok(tight.some((x) => /deadAfter must be at least 3 heartbeats/.test(x)), tight.join('\n'));
   });
 
   it('dsr is accepted with what it needs; several worker processes are refused at load', () => {

@@ -71,10 +71,10 @@ const kernelBlock = z
         ).describe('The multicast MAC every node accepts frames for'),
         heartbeat: duration(60_000)
           .prefault('250ms')
-          .describe("How often this node renews its heartbeat in cluster.store and its buckets' ownership in the kernel"),
+          .describe("How often this node writes its heartbeat in cluster.store and renews its buckets in the kernel (one nft run each); nft must write within one heartbeat"),
         deadAfter: duration(600_000)
           .prefault('1250ms')
-          .describe('A node whose heartbeat is older than this is gone and its buckets are taken; this node stops taking its own buckets one heartbeat before (at least 3 heartbeats)'),
+          .describe('A node whose heartbeat is older than this is gone and the others take its buckets (within deadAfter plus the nft write); a node holds its own buckets only until one heartbeat before its last heartbeat in the store can expire (at least 3 heartbeats)'),
       })
       .refine((d) => d.deadAfter >= 3 * d.heartbeat, { message: 'deadAfter must be at least 3 heartbeats (a node renews its buckets every heartbeat and keeps them deadAfter minus one heartbeat)' })
       .optional()
