@@ -4,6 +4,11 @@ import { hasNetAdmin, prerequisiteProblems, type HostFacts } from './checks.js';
 import { nftApply } from './nft.js';
 import { counterName, forwardingUnavailable, modes, prefixOf, render, renderMaps, renderTable, slotElements, type KernelListenerSpec, type KernelSnapshot } from './render.js';
 import { existsSync, readFileSync } from 'node:fs';
+import { hash } from '../balancer/hash.js';
+import { kernelSourceBucket, SOURCE_SEED } from '../balancer/jhash.js';
+import { makeDeps, makeServer, makeSet } from '../balancer/testing.js';
+import { L2_SEED } from './render-l2.js';
+import { HASH_SEED } from './render.js';
 
 const CI = process.env['CI'] === 'true';
 
@@ -78,6 +83,33 @@ describe('kernel renderer: slots', () => {
     for (let i = 0; i < 251; i++) if (before[i] !== 1) assert.equal(after[i], before[i], `bucket ${i} moved though its server stayed`);
     // The same live set in another order gives the same table (every node agrees).
     assert.deepEqual(table(slotElements(s, { ...snap, active: [...snap.active].reverse() })), before);
+  });
+
+  it('hash: a client address reaches the server a userspace listener picks for it (same table, same bucket)', () => {
+    assert.equal(Number(HASH_SEED), SOURCE_SEED);
+    assert.equal(Number(L2_SEED), SOURCE_SEED, 'dsr hashes the client with the same seed');
+    for (const buckets of [251, 4093]) {
+      const s = spec({ balance: 'hash', buckets });
+      // Weighted, to exercise Maglev's weighted turns on both sides.
+      const kernel = slotElements(s, snap);
+      const userspace = hash.build(
+        makeSet(snap.servers.map((x, i) => makeServer(x.name, snap.active[i]!.weight))),
+        hash.parseOptions({ key: 'source-ip', tableSize: buckets }),
+        makeDeps(),
+      );
+      const seen = new Set<string>();
+      for (let i = 0; i < 2000; i++) {
+        const addr = `10.${(i * 7) & 255}.${(i * 13) >> 3 & 255}.${i & 255}`;
+        const b = kernelSourceBucket(addr, buckets);
+        const inKernel = snap.servers[kernel.find((e) => e.lo <= b && b <= e.hi)!.server]!.name;
+        const picked = userspace.pick({ hashKey: addr })!.name;
+        assert.equal(picked, inKernel, `${addr}: bucket ${b}`);
+        // A dual-stack socket reports the IPv4-mapped form: the same server.
+        assert.equal(userspace.pick({ hashKey: `::ffff:${addr}` })!.name, inKernel);
+        seen.add(picked);
+      }
+      assert.equal(seen.size, 3);
+    }
   });
 });
 

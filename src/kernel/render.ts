@@ -12,6 +12,7 @@
  * Forwarding modes plug in through `modes`: `nat` is built here; `dsr` and `distributed` are refused
  * at load (src/config/availability.ts asks `forwardingUnavailable`) until their renderer lands.
  */
+import { SOURCE_SEED } from '../balancer/jhash.js';
 import { buildMaglevTable } from '../balancer/maglev.js';
 import { smoothWrrSequence } from '../balancer/round-robin.js';
 import { renderNetdevDelete, renderNetdevTable, type LinkSpec, type LinkState } from './render-l2.js';
@@ -232,13 +233,17 @@ function selector(spec: KernelListenerSpec): string {
     case 'roundrobin':
       return `numgen inc mod ${spec.slots}`;
     case 'hash':
-      // jhash of the client address, the same seed on every node: the same client, the same bucket.
+      // jhash of the client address, the same seed on every node: the same client, the same bucket
+      // (and the same as a userspace listener's Maglev lookup: src/balancer/jhash.ts).
       return `jhash ip saddr mod ${spec.buckets} seed ${HASH_SEED}`;
   }
 }
 
-/** Fixed so that every node (and every restart) numbers a client's bucket alike. */
-export const HASH_SEED = '0x706f7274';
+/**
+ * Fixed so that every node (and every restart) numbers a client's bucket alike, and the userspace
+ * Maglev lookup of a client address (src/balancer/jhash.ts) gives the same bucket.
+ */
+export const HASH_SEED = `0x${SOURCE_SEED.toString(16)}`;
 
 const mapSize = (spec: KernelListenerSpec): number => (spec.balance === 'hash' ? spec.buckets : spec.slots);
 

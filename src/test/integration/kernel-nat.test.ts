@@ -25,6 +25,8 @@ const NET_S = '198.19.2';
 const VIP = `${NET_C}.100`;
 const CLIENT = `${NET_C}.10`;
 const SOURCES = Array.from({ length: 10 }, (_, i) => `${NET_C}.${20 + i}`);
+/** Client addresses hashed by the kernel and by a userspace listener over the same pool. */
+const HASH_SOURCES = Array.from({ length: 60 }, (_, i) => `${NET_C}.${130 + i}`);
 const SERVERS = [
   { name: 's1', ip: `${NET_S}.11`, weight: 5 },
   { name: 's2', ip: `${NET_S}.12`, weight: 3 },
@@ -267,6 +269,10 @@ listeners:
     listen: ${VIP}:82
     dataPlane: kernel
     pool: webhash
+  - name: hashed-userspace
+    protocol: tcp
+    listen: ${VIP}:83
+    pool: webhash
   - name: dns
     protocol: udp
     listen: ${VIP}:53
@@ -305,7 +311,7 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     ip('link', 'add', `${TAG}m`, 'netns', NS.lb, 'type', 'veth', 'peer', 'name', `${TAG}s`, 'netns', NS.s);
     for (const ns of Object.values(NS)) ip('-n', ns, 'link', 'set', 'lo', 'up');
     ip('-n', NS.c, 'addr', 'add', `${CLIENT}/24`, 'dev', `${TAG}c`);
-    for (const a of SOURCES) ip('-n', NS.c, 'addr', 'add', `${a}/24`, 'dev', `${TAG}c`);
+    for (const a of [...SOURCES, ...HASH_SOURCES]) ip('-n', NS.c, 'addr', 'add', `${a}/24`, 'dev', `${TAG}c`);
     ip('-n', NS.c, 'link', 'set', `${TAG}c`, 'up');
     ip('-n', NS.lb, 'addr', 'add', `${NET_C}.1/24`, 'dev', `${TAG}l`);
     ip('-n', NS.lb, 'addr', 'add', `${VIP}/32`, 'dev', `${TAG}l`);
@@ -440,6 +446,19 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     assert.ok(Object.keys(r.counts).length >= 2, `10 addresses over several servers: ${JSON.stringify(r.counts)}`);
     const map = (await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'hashed_slots'])).stdout;
     assert.match(map, /typeof numgen random mod 4093/, 'the default bucket count');
+  });
+
+  it('hash (source-ip): the kernel listener and a userspace tcp listener over the same pool send each client address to the same server', async () => {
+    const kernel = await client(['tcp', VIP, '82', String(HASH_SOURCES.length), HASH_SOURCES.join(',')]);
+    const userspace = await client(['tcp', VIP, '83', String(HASH_SOURCES.length), HASH_SOURCES.join(',')]);
+    assert.equal(kernel.errors, 0, JSON.stringify(kernel));
+    assert.equal(userspace.errors, 0, JSON.stringify(userspace));
+    const one = (m: Record<string, number> | undefined): string => Object.keys(m ?? {}).join('+');
+    const differ = HASH_SOURCES.filter((a) => one(kernel.bySource[a]) !== one(userspace.bySource[a]));
+    assert.deepEqual(differ.map((a) => `${a}: kernel ${one(kernel.bySource[a])}, userspace ${one(userspace.bySource[a])}`), []);
+    for (const a of HASH_SOURCES) assert.match(one(kernel.bySource[a]), /^s[123]$/, a);
+    // Every server takes some of the 60 addresses (a table that sent them all to one would agree trivially).
+    assert.equal(Object.keys(kernel.counts).length, 3, JSON.stringify(kernel.counts));
   });
 
   it('spreads UDP datagrams (VIP:53 to the servers\' 5300)', async () => {
