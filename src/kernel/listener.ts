@@ -12,7 +12,7 @@ import type { StateStore } from '../store/state-store.js';
 import { checkPrerequisites } from './checks.js';
 import { linkRuntime, type LinkRuntime } from './l2-modes.js';
 import { cutFlows, listFlows, type Flow } from './conntrack.js';
-import { nftJson, readCounters } from './nft.js';
+import { nftJson } from './nft.js';
 import { plane, type PlanePart } from './plane.js';
 import { counterName, FAMILY, renderMaps, renderStickyDelete, stickyMap, TABLE, type KernelListenerSpec, type KernelSnapshot } from './render.js';
 import { snapshotOf, specOf } from './snapshot.js';
@@ -339,7 +339,7 @@ export class KernelListener implements ListenerService, PlanePart {
   /** Read the named counters into `traffic`. */
   async readTraffic(): Promise<void> {
     try {
-      const counters = await readCounters();
+      const counters = await plane.counters(TICK_MS / 2);
       const snap = this.snapshot();
       this.traffic = snap.servers.map((s) => {
         const i = counters.get(counterName(this.name, s.name, 'in'));

@@ -62,11 +62,14 @@ export async function nftJson(args: readonly string[]): Promise<Record<string, a
   return parsed.nftables ?? [];
 }
 
-/** Named counters of Portico's table: name → packets and bytes. */
-export async function readCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
+/**
+ * Named counters of Portico's table: name → packets and bytes. `netdev: false` skips the netdev
+ * table (no link-layer listener: one nft run instead of two).
+ */
+export async function readCounters(options: { netdev?: boolean } = {}): Promise<Map<string, { packets: number; bytes: number }>> {
   const out = new Map<string, { packets: number; bytes: number }>();
   // The link-layer modes (dsr, distributed) count in the netdev table, when there is one.
-  const netdev = await nftJson(['list', 'counters', 'table', NETDEV_FAMILY, NETDEV_TABLE]).catch(() => []);
+  const netdev = options.netdev === false ? [] : await nftJson(['list', 'counters', 'table', NETDEV_FAMILY, NETDEV_TABLE]).catch(() => []);
   for (const o of [...(await nftJson(['list', 'counters', 'table', FAMILY, TABLE])), ...netdev]) {
     const c = o['counter'] as { name?: string; packets?: number; bytes?: number } | undefined;
     if (c?.name !== undefined) out.set(c.name, { packets: c.packets ?? 0, bytes: c.bytes ?? 0 });

@@ -4,8 +4,8 @@
  * stop: one idempotent transaction), and a listener's maps at run time. Writes are serialised
  * (one nft at a time, in order).
  */
-import { nftApply } from './nft.js';
-import { renderDelete, renderTable, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+import { nftApply, readCounters } from './nft.js';
+import { renderDelete, renderTable, type CounterValues, type KernelListenerSpec, type KernelSnapshot } from './render.js';
 
 export interface PlanePart {
   readonly name: string;
@@ -22,6 +22,8 @@ export class KernelPlane {
   private chain: Promise<unknown> = Promise.resolve();
   /** The last whole table written (tests, the admin API). */
   lastTable = '';
+  private countersRead: Promise<CounterValues> | undefined;
+  private countersAt = 0;
 
   /** Run `fn` after every write queued before it; its failure is the caller's, not the next one's. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -65,6 +67,24 @@ export class KernelPlane {
     });
   }
 
+  /**
+   * The named counters of every listener, read at most once per `maxAgeMs` however many listeners
+   * ask (each read runs nft, a process: every listener reading its own each second cost the
+   * event loop a fork per listener and table).
+   */
+  counters(maxAgeMs: number): Promise<CounterValues> {
+    const now = Date.now();
+    if (this.countersRead !== undefined && now - this.countersAt < maxAgeMs) return this.countersRead;
+    const netdev = [...this.parts.values()].some((p) => p.spec().forwarding !== 'nat');
+    const read = readCounters({ netdev });
+    this.countersRead = read;
+    this.countersAt = now;
+    read.catch(() => {
+      if (this.countersRead === read) this.countersRead = undefined; // the next caller tries again
+    });
+    return read;
+  }
+
   /** Anything else that must not interleave with a write (reading and deleting sticky entries). */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return this.serial(fn);
@@ -72,8 +92,11 @@ export class KernelPlane {
 
   private async writeTable(): Promise<void> {
     const parts = [...this.parts.values()].map((p) => ({ part: p, spec: p.spec(), snap: p.snapshot() }));
-    const text = renderTable(parts);
+    // The counters of the table being replaced go on in the new one (none when there is no table yet).
+    const carry = await readCounters().catch(() => new Map<string, { packets: number; bytes: number }>());
+    const text = renderTable(parts, carry);
     await nftApply(text);
+    this.countersRead = undefined; // read before the write: not what the new table holds
     this.lastTable = text;
     // Each part learns what was written, not what its pool holds by now (it may have changed meanwhile).
     for (const p of parts) p.part.written(p.spec, p.snap);

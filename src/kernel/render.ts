@@ -94,14 +94,35 @@ export function forwardingUnavailable(f: Forwarding): string | undefined {
  * link-layer listener (dsr, distributed) the `netdev portico` table is written in the same
  * transaction; without one it is deleted (a reload from dsr to nat leaves nothing behind).
  */
-export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[]): string {
+export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[], carry: CounterValues = new Map()): string {
   const body = parts.map(({ spec, snap }) => render(spec, snap)).join('\n');
   const link = parts.flatMap(({ spec, snap }) => {
     const m = modeOf(spec);
     return m.netdev === undefined ? [] : [m.netdev(spec, snap)];
   });
   const ip = `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
-  return ip + (link.length > 0 ? renderNetdevTable(link) : renderNetdevDelete());
+  return carryCounters(ip + (link.length > 0 ? renderNetdevTable(link) : renderNetdevDelete()), carry);
+}
+
+/** Named counters' values by name (both tables: the names are unique across them). */
+export type CounterValues = ReadonlyMap<string, { readonly packets: number; readonly bytes: number }>;
+
+/** A named counter's declaration as the renderers write it (`  counter NAME {}`, alone on its line). */
+const COUNTER_DECL = /^( +counter )([A-Za-z][A-Za-z0-9_]*) \{\}$/gm;
+
+/**
+ * The whole table is deleted and written again (a reload that changes the rules): each named
+ * counter that exists now is declared with its current packets and bytes, so that
+ * portico_kernel_packets_total and _bytes_total never go back. (What the kernel counts between
+ * the read and this transaction is not carried.)
+ */
+export function carryCounters(text: string, carry: CounterValues): string {
+  if (carry.size === 0) return text;
+  return text.replace(COUNTER_DECL, (line, head: string, name: string) => {
+    const v = carry.get(name);
+    if (v === undefined || !(v.packets >= 0 && v.bytes >= 0)) return line;
+    return `${head}${name} { packets ${Math.trunc(v.packets)} bytes ${Math.trunc(v.bytes)} }`;
+  });
 }
 
 /** One listener's part of the table. */
