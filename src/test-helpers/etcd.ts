@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './origins.js';
+import { freePort } from './origins.js';
+import { superviseService } from './service.js';
 
 /** A real etcd started from its binary (Debian's etcd-server) with its own data directory. */
 export interface EtcdProcess {
@@ -53,36 +54,18 @@ export async function startEtcd(): Promise<EtcdProcess> {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } },
   );
-  let out = '';
-  child.stdout?.on('data', (c) => (out += c));
-  child.stderr?.on('data', (c) => (out += c));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`etcd exited: ${out}`);
-        try {
-          const res = await fetch(`${client}/health`);
-          return res.ok;
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'etcd to serve',
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { endpoint: client, port, output: () => out, stop };
+  const svc = await superviseService(
+    child,
+    dir,
+    'etcd',
+    async () => {
+      try {
+        return (await fetch(`${client}/health`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    15_000,
+  );
+  return { endpoint: client, port, ...svc };
 }

@@ -1,9 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './origins.js';
+import { freePort } from './origins.js';
+import { superviseService } from './service.js';
 
 /** A real ZooKeeper (Debian's zookeeper package) started in the foreground with its own dataDir and port. */
 export interface ZookeeperProcess {
@@ -76,32 +77,12 @@ export async function startZookeeper(): Promise<ZookeeperProcess> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, JMXDISABLE: 'true', ZOO_LOG_DIR: join(dir, 'log'), SERVER_JVMFLAGS: '-Xmx128m -XX:TieredStopAtLevel=1' },
   });
-  let out = '';
-  child.stdout?.on('data', (c) => (out += c));
-  child.stderr?.on('data', (c) => (out += c));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`ZooKeeper exited (${child.exitCode}): ${out}`);
-        if ((await fourLetterWord(port, 'ruok')) !== 'imok') return false;
-        return /Mode: standalone/.test(await fourLetterWord(port, 'srvr'));
-      },
-      90_000,
-      'ZooKeeper to serve (ruok, srvr)',
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { port, output: () => out, stop };
+  const svc = await superviseService(
+    child,
+    dir,
+    'ZooKeeper',
+    async () => (await fourLetterWord(port, 'ruok')) === 'imok' && /Mode: standalone/.test(await fourLetterWord(port, 'srvr')),
+    90_000,
+  );
+  return { port, ...svc };
 }

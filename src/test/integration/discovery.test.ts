@@ -10,38 +10,15 @@ import { createPortico, type Portico } from '../../app/app.js';
 import type { Logger } from '../../observability/logger.js';
 import { startEtcd, skipWithoutEtcd, type EtcdProcess } from '../../test-helpers/etcd.js';
 import { freePort, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
-
-function recorder(): { log: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const put = (m: string): void => void lines.push(m);
-  return { log: { error: put, warn: put, info: put, debug() {} }, lines };
-}
+import { answers, discoveryPortico, readyNames as names, recorder } from '../../test-helpers/discovery.js';
 
 function portico(discovery: unknown, log: Logger, health: unknown = { type: 'tcp', interval: '100ms', timeout: '2s', rise: 1, fall: 1 }): Portico {
-  return createPortico(
-    {
-      admin: { enabled: false },
-      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
-      pools: [{ name: 'web', health, discovery }],
-    },
-    { logger: log },
-  );
-}
-
-function names(p: Portico): string[] {
-  return [...p.pools.get('web')!].filter((rt) => !rt.removing && rt.admin === 'ready').map((rt) => rt.server.name).sort();
+  return discoveryPortico(discovery, log, { health, admin: false });
 }
 
 async function get(port: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/`);
   return `${res.status} ${await res.text()}`;
-}
-
-/** Who answers `n` requests in a row. */
-async function answers(port: number, n: number): Promise<Set<string>> {
-  const seen = new Set<string>();
-  for (let i = 0; i < n; i++) seen.add(await get(port));
-  return seen;
 }
 
 describe('file discovery', () => {

@@ -1,40 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { createPortico, type Portico } from '../../app/app.js';
+import type { Portico } from '../../app/app.js';
 import { ZkClient } from '../../discovery/zookeeper-client.js';
-import type { Logger } from '../../observability/logger.js';
 import { freePort, startOrigins, waitFor, type Origin } from '../../test-helpers/origins.js';
 import { skipWithoutZookeeper, startZookeeper, type ZookeeperProcess } from '../../test-helpers/zookeeper.js';
-
-function recorder(): { log: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const put = (m: string): void => void lines.push(m);
-  return { log: { error: put, warn: put, info: put, debug() {} }, lines };
-}
-
-function portico(discovery: unknown, log: Logger): Portico {
-  return createPortico(
-    {
-      admin: { enabled: true, listen: '127.0.0.1:0' },
-      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
-      pools: [{ name: 'web', health: { type: 'none' }, discovery }],
-    },
-    { logger: log },
-  );
-}
-
-function names(p: Portico): string[] {
-  return [...p.pools.get('web')!].filter((rt) => !rt.removing && rt.admin === 'ready').map((rt) => rt.server.name).sort();
-}
-
-async function answers(port: number, n: number): Promise<Set<string>> {
-  const seen = new Set<string>();
-  for (let i = 0; i < n; i++) {
-    const res = await fetch(`http://127.0.0.1:${port}/`);
-    seen.add(`${res.status} ${await res.text()}`);
-  }
-  return seen;
-}
+import { answers, discoveryPortico as portico, readyNames as names, recorder } from '../../test-helpers/discovery.js';
 
 async function session(port: number): Promise<ZkClient> {
   const c = new ZkClient({ hosts: [{ host: '127.0.0.1', port }], sessionTimeoutMs: 4000, connectTimeoutMs: 10_000 });
