@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { compressionAvailable } from '../compress/engine.js';
 import { icmpUnavailable } from '../net/icmp-support.js';
 import type { PathIssue } from './path.js';
@@ -29,13 +28,7 @@ export function checkAvailability(config: Config): PathIssue[] {
           message: 'forwarding: distributed is not available in this version (its take-over across nodes is not yet proven end to end); use nat or dsr (docs/kernel-l4.md)',
         });
       }
-      const workers = config.cluster.workers === 'auto' ? availableParallelism() : config.cluster.workers;
-      if (workers > 1) {
-        out.push({
-          path: ['listeners', i, 'dataPlane'],
-          message: `a kernel listener under several worker processes is not built yet (cluster.workers is ${config.cluster.workers}, ${workers} processes): set cluster.workers: 1 (the kernel forwards the packets; one process is its control plane)`,
-        });
-      }
+      // Under cluster.workers the primary runs every nft and conntrack command (src/cluster/workers-kernel.ts).
       return;
     }
     if (l.protocol === 'tcp') return;

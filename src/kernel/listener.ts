@@ -268,7 +268,7 @@ export class KernelListener implements ListenerService, PlanePart {
         await plane.apply(this, script);
         this.appliedMaps = script;
         const left = this.leavers(snap);
-        if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
+        if (left.length > 0 && spec.persistenceMs > 0 && plane.leading) await this.forgetSticky(left);
       } catch (err) {
         this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
       }
@@ -302,6 +302,7 @@ export class KernelListener implements ListenerService, PlanePart {
   }
 
   private cut(host: string, port: number, server: string, why: string): void {
+    if (!plane.leading) return; // the writing process cuts them (cluster.workers)
     cutFlows(this.lc.protocol, host, port).then(
       (n) => this.log.info(`kernel listener ${this.name}: server ${server} ${why}, ${n} flow(s) cut`),
       (err: unknown) => this.log.warn(`kernel listener ${this.name}: could not cut the flows of ${server}`, { error: String(err) }),

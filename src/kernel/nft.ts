@@ -21,8 +21,29 @@ function env(): NodeJS.ProcessEnv {
   return { ...process.env, PATH: [path, ...extra].filter((x) => x !== '').join(':') };
 }
 
-/** Run a command with `input` on stdin; resolves with its exit code and output (spawn errors reject). */
+/** Runs nft and conntrack: here (a single process, or the primary of the workers), or in the primary (a worker). */
+export type Runner = (cmd: string, args: readonly string[], input: string, timeoutMs: number) => Promise<RunResult>;
+
+/** The commands a runner runs for the kernel data plane (the primary runs no other for a worker). */
+export const KERNEL_COMMANDS: ReadonlySet<string> = new Set(['nft', 'conntrack']);
+
+let runner: Runner = runHere;
+
+/**
+ * Under `cluster.workers`, only the primary programs the kernel: a worker sends its nft and
+ * conntrack commands there (src/cluster/workers-kernel.ts).
+ */
+export function useRunner(r: Runner): void {
+  runner = r;
+}
+
+/** Run a command (nft, conntrack) with `input` on stdin; resolves with its exit code and output (spawn errors reject). */
 export function run(cmd: string, args: readonly string[], input = '', timeoutMs = 10_000): Promise<RunResult> {
+  return runner(cmd, args, input, timeoutMs);
+}
+
+/** Run a command in this process. */
+export function runHere(cmd: string, args: readonly string[], input = '', timeoutMs = 10_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env(), timeout: timeoutMs });
     const out: Buffer[] = [];

@@ -32,11 +32,45 @@ export class KernelPlane {
     return next;
   }
 
+  /**
+   * Whether this process writes the table. Under `cluster.workers` every worker runs its kernel
+   * listeners (their pools, admin views, counters) and one, chosen by the primary, writes: its
+   * commands run in the primary (src/cluster/workers-kernel.ts). The others follow: their writes
+   * are not made, and the one that takes over writes the whole table from its own state.
+   */
+  get leading(): boolean {
+    return this.lead;
+  }
+  private lead = true;
+
+  /** This process does not write (a worker that the primary has not chosen, or one that is stopping). */
+  follow(): void {
+    this.lead = false;
+  }
+
+  /** This process writes from now on: the whole table from its listeners' state (when it runs any). */
+  takeOver(): Promise<void> {
+    return this.serial(async () => {
+      this.lead = true;
+      if (this.parts.size > 0) await this.writeTable();
+    });
+  }
+
+  /** Awaited before the first install (a worker asks the primary whether it writes: src/cluster/workers-kernel.ts). */
+  private gate: (() => Promise<void>) | undefined;
+
+  /** Set the step awaited before each install (once it has resolved, it resolves at once). */
+  gateInstalls(fn: () => Promise<void>): void {
+    this.gate = fn;
+  }
+
   /** Add (or replace) a listener's part and write the whole table. A failure leaves the previous table and the set as it was. */
-  install(part: PlanePart): Promise<void> {
+  async install(part: PlanePart): Promise<void> {
+    await this.gate?.();
     return this.serial(async () => {
       const was = this.parts.get(part.name);
       this.parts.set(part.name, part);
+      if (!this.lead) return part.written(part.spec(), part.snapshot());
       try {
         await this.writeTable();
       } catch (err) {
@@ -52,6 +86,7 @@ export class KernelPlane {
     return this.serial(async () => {
       if (this.parts.get(part.name) !== part) return;
       this.parts.delete(part.name);
+      if (!this.lead) return;
       if (this.parts.size > 0) return this.writeTable();
       if (part.keepOnExit()) return;
       this.lastTable = '';
@@ -63,6 +98,7 @@ export class KernelPlane {
   apply(part: PlanePart, script: string): Promise<void> {
     return this.serial(async () => {
       if (this.parts.get(part.name) !== part) return; // replaced or gone: its table write covers it
+      if (!this.lead) return;
       await nftApply(script);
     });
   }
