@@ -12,6 +12,10 @@
 #   dsr      Portico, kernel listener, forwarding: dsr (the replies go from the servers to the router)
 #   tcp      Portico's userspace tcp listener (one process)
 #   haproxy  HAProxy mode tcp (nbthread 1)
+#   nat-hand, dsr-hand  the same two modes with rules written by hand (the shapes of the issue that
+#            designed them: one dnat through a slot map, snat by a hash; a netdev ingress chain
+#            that sets the MACs and fwds), no counters, no persistence, no Portico: what Portico's
+#            generated rules are compared with (not in the default list: ONLY="nat nat-hand ...")
 # each with keep-alive (`ka`) and one connection per request (`close`: Connection: close, the
 # server closes). wrk runs in the client's namespace (-t2 -c$CONNS). Figures: requests per second,
 # p50 and p99 latency (wrk --latency), the CPU of the balancer's process (utime + stime of Portico
@@ -159,6 +163,29 @@ backend be
     server s2 ${SERVERS[1]}:80
 EOF
 
+# hand_rules nat-hand|dsr-hand: the hand-written rules of that mode.
+hand_rules() {
+  local s1=${SERVERS[0]} s2=${SERVERS[1]}
+  if [ "$1" = nat-hand ]; then
+    cat <<EOF
+table ip hand {
+  map slots { typeof numgen random mod 100 : ip daddr . tcp dport; flags interval; elements = { 0-49 : $s1 . 80, 50-99 : $s2 . 80 } }
+  chain pre { type nat hook prerouting priority dstnat; policy accept; ip daddr $VIP tcp dport 80 dnat ip addr . port to numgen random mod 100 map @slots; }
+  chain post { type nat hook postrouting priority srcnat; policy accept; ip daddr { $s1, $s2 } tcp dport 80 ct status dnat snat to jhash ip saddr . tcp sport mod 4 map { 0 : ${SNAT[0]}, 1 : ${SNAT[1]}, 2 : ${SNAT[2]}, 3 : ${SNAT[3]} }; }
+}
+EOF
+  else
+    local m1 m2 me
+    m1=$(inns s1 cat /sys/class/net/eth0/address); m2=$(inns s2 cat /sys/class/net/eth0/address); me=$(inns lb cat /sys/class/net/eth0/address)
+    cat <<EOF
+table netdev hand {
+  map slots { typeof numgen random mod 100 : ether daddr; flags interval; elements = { 0-49 : $m1, 50-99 : $m2 } }
+  chain ing { type filter hook ingress device "eth0" priority filter; policy accept; ip daddr $VIP tcp dport 80 ether saddr set $me ether daddr set jhash ip saddr . tcp sport mod 100 map @slots fwd to "eth0"; }
+}
+EOF
+  fi
+}
+
 # start TARGET: the balancer of TARGET in the balancer's namespace; sets BAL_PID and URL.
 start() {
   BAL_PID=""
@@ -170,6 +197,11 @@ start() {
       BAL_PID=$!
       PIDS+=("$BAL_PID")
       if [ "$1" = tcp ]; then URL="http://$LB:8080/"; else URL="http://$VIP/"; fi
+      ;;
+    nat-hand | dsr-hand)
+      hand_rules "$1" >"$RT/$1.nft"
+      inns lb nft -f "$RT/$1.nft" || { echo "bench: $1: nft refused the rules" >&2; return 1; }
+      URL="http://$VIP/"
       ;;
     haproxy)
       ip netns exec "$T-lb" haproxy -db -f "$RT/haproxy.cfg" >>"$RT/logs/haproxy.out" 2>&1 &
@@ -191,14 +223,17 @@ start() {
 }
 
 stop_balancer() {
-  [ -n "$BAL_PID" ] || return 0
+  if [ -z "$BAL_PID" ]; then
+    for t in "ip hand" "netdev hand"; do inns lb nft delete table $t 2>/dev/null; done
+    inns lb conntrack -F >/dev/null 2>&1
+    return 0
+  fi
   kill "$BAL_PID" 2>/dev/null
   for _ in $(seq 1 100); do kill -0 "$BAL_PID" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$BAL_PID" 2>/dev/null
   wait "$BAL_PID" 2>/dev/null
   # The kernel modes' tables go with Portico; make sure before the next target.
-  inns lb nft delete table ip portico 2>/dev/null
-  inns lb nft delete table netdev portico 2>/dev/null
+  for t in "ip portico" "netdev portico" "ip hand" "netdev hand"; do inns lb nft delete table $t 2>/dev/null; done
   inns lb conntrack -F >/dev/null 2>&1
   return 0
 }
@@ -228,7 +263,7 @@ for round in $(seq 1 "$ROUNDS"); do
       errs=$(awk '/Socket errors/ {gsub(",", ""); n = $4 + $6 + $8 + $10} /Non-2xx/ {n += $5} END {print n + 0}' <<<"$out")
       cpu=$(awk -v a="$p0" -v b="$p1" -v t0="$t0" -v t1="$t1" -v hz="$TCK" 'BEGIN { printf "%.2f", (b - a) / hz / (t1 - t0) }')
       si=$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$TCK" 'BEGIN { printf "%.2f", (b - a) / hz / (t1 - t0) }')
-      [ "$target" = direct ] && cpu=""
+      [ -z "$BAL_PID" ] && cpu=""
       echo "$target,$mode,$round,${rps:-0},$p50,$p99,$cpu,$si,$errs" >>"$RT/runs.csv"
       printf '%-8s %-5s round %s  %10s req/s  p50 %7s ms  p99 %7s ms  balancer %5s cores  softirq %s cores  errors %s\n' "$target" "$mode" "$round" "${rps:-?}" "$p50" "$p99" "${cpu:--}" "$si" "$errs"
     done
@@ -243,7 +278,7 @@ echo "medians over $ROUNDS rounds ($DUR s each, wrk -t2 -c$CONNS from the client
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").slice(1).map((l) => l.split(","));
 const med = (a) => { const s = a.filter((x) => x !== "").map(Number).sort((x, y) => x - y); return s.length === 0 ? undefined : s[(s.length - 1) >> 1]; };
-const name = { direct: "direct to one server", nat: "kernel NAT (Portico)", dsr: "kernel DSR (Portico)", tcp: "Portico tcp listener (userspace)", haproxy: "HAProxy mode tcp (1 thread)" };
+const name = { direct: "direct to one server", nat: "kernel NAT (Portico)", "nat-hand": "kernel NAT, hand-written rules", dsr: "kernel DSR (Portico)", "dsr-hand": "kernel DSR, hand-written rules", tcp: "Portico tcp listener (userspace)", haproxy: "HAProxy mode tcp (1 thread)" };
 console.log("| target | mode | req/s | p50 ms | p99 ms | balancer process, cores | softirq (machine), cores | errors |");
 console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const t of process.argv[2].split(" ")) for (const m of process.argv[3].split(" ")) {
