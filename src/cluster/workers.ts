@@ -342,7 +342,18 @@ export function createWorkerPortico<P extends WorkerPortico>(configFile: string,
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
   // Kernel listeners: nft and conntrack run in the primary; this worker writes only when chosen.
   const kernel = new KernelLink(port);
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.prependListener(sig, () => kernel.leave());
+  // A stopping worker writes no more. A listener of its own must not take away the signal's
+  // default (the end of the process) while the worker has not yet installed its handlers: then it
+  // steps aside and raises the signal again.
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    const onSignal = (): void => {
+      kernel.leave();
+      if (process.listenerCount(sig) > 1) return;
+      process.off(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.prependListener(sig, onSignal);
+  }
   // What the primary sends (configuration versions, server lists and states, reloads) reaches it through `link`.
   const portico = deps.createPortico(config, { configFile, probes: 'external', discovery: 'external', configSource: link.source, workers: workersOfGroup(), reloadAll: () => link.reloadAll(), ...(store === undefined ? {} : { store }) });
   attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
