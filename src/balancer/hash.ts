@@ -2,6 +2,7 @@ import type { Server, ServerId } from '../core/server.js';
 import type { ServerSet } from '../core/server-set.js';
 import type { ActiveCounts, Balancer, BalancerDeps, BalancerFactory, PickContext } from './balancer.js';
 import { fmix32, jumpHash, murmur3, SEED_KEY, SEED_KEY_HI } from './hash-fn.js';
+import { kernelSourceBucket } from './jhash.js';
 import { buildMaglevTable, isPrime, MAX_MAGLEV_TABLE } from './maglev.js';
 import { BalancerOptionsError, enumOption, numberOption, optionsObject } from './options.js';
 import { buildRing, ringLookup } from './ring-hash.js';
@@ -163,20 +164,35 @@ abstract class HashBalancer implements Balancer {
   }
 }
 
+/**
+ * Maglev. A client address (key source-ip, IPv4) takes the bucket the kernel data plane gives it
+ * (`jhash ip saddr mod M seed ...`, src/balancer/jhash.ts), so that a kernel listener and a
+ * userspace listener over the same table send a client to the same server; other keys (IPv6
+ * addresses, URIs, headers ...) are hashed with MurmurHash3.
+ */
 class MaglevBalancer extends HashBalancer {
   private readonly table: Int32Array;
   private readonly M: number;
+  private readonly bySource: boolean;
   constructor(ws: WeightedServers, deps: BalancerDeps, options: HashOptions) {
     super(ws, deps, options);
     this.M = options.tableSize;
+    this.bySource = options.keySpec.kind === 'source-ip';
     this.table = buildMaglevTable(ws.servers.map((s) => s.name), ws.weights, this.M);
   }
+  private slot(key: string): number {
+    if (this.bySource) {
+      const b = kernelSourceBucket(key, this.M);
+      if (b >= 0) return b;
+    }
+    return murmur3(key, SEED_KEY) % this.M;
+  }
   protected direct(key: string): number {
-    return this.table[murmur3(key, SEED_KEY) % this.M]!;
+    return this.table[this.slot(key)]!;
   }
   protected walk(key: string): number {
     const M = this.M;
-    let slot = murmur3(key, SEED_KEY) % M;
+    let slot = this.slot(key);
     for (let probe = 0; probe < M && !this.exhausted; probe++) {
       const i = this.table[slot]!;
       if (i >= 0 && this.consider(i)) return i;

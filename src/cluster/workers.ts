@@ -16,6 +16,7 @@ import type { StateStore } from '../store/state-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { Channel, type IpcPort } from './ipc.js';
 import { serveStore, WorkerStore } from './workers-store.js';
+import { KernelHub, KernelLink } from './workers-kernel.js';
 import { notifyReady } from './systemd-notify.js';
 import { mountWorkerUpgrade, Upgrader } from './upgrade.js';
 import { attachWorkerStats, WorkersStatsHub, WorkerStatsClient, type StatsPortico } from './workers-stats.js';
@@ -159,6 +160,8 @@ export async function runPrimary(
     for (const ch of workers.values()) ch.notify('op', m);
   }, buildPool);
   const stats = new WorkersStatsHub(() => hub.probes());
+  // Kernel listeners: the workers' nft and conntrack commands run here, one worker writes (workers-kernel.ts).
+  const kernel = new KernelHub(log, () => primaryConfig.current);
   stats.serveDiscovery(() => primaryConfig.discoveryStatus());
   hub.onMonitor = (m) => void stats.watch(m);
   let stopping = false;
@@ -180,6 +183,7 @@ export async function runPrimary(
     const unstats = stats.add(w.id, port);
     const unconfig = primaryConfig.serve(ch);
     const unupgrade = upgrader.serve(port);
+    const unkernel = kernel.serve(w.id, port);
     ch.on('ready', () => {
       // A worker an upgrade started: it accepts now.
       upgrader.ready(w);
@@ -200,6 +204,7 @@ export async function runPrimary(
       unstats();
       unconfig();
       unupgrade();
+      unkernel();
       if (stopping) return;
       // A worker an upgrade started or drained: the upgrade takes it (no other is started for it).
       if (upgrader.gone(w, `exited while starting (${signal ?? `code ${code}`})`)) {
@@ -311,7 +316,7 @@ export async function runPrimary(
     const done = (): void => {
       if (workers.size > 0) return;
       clearTimeout(deadline);
-      void Promise.all([hub.stop(), primaryConfig.stop()]).then(() => {
+      void Promise.all([hub.stop(), primaryConfig.stop(), kernel.stop()]).then(() => {
         if (sig !== undefined) log.info('stopped');
         process.exit(code);
       });
@@ -335,12 +340,27 @@ export async function runPrimary(
 export function createWorkerPortico<P extends WorkerPortico>(configFile: string, config: Config, deps: WorkersDeps<P>, link: WorkerLink): P {
   const port = workerPort();
   const store = config.cluster.store === 'memory' ? new WorkerStore(port) : undefined;
+  // Kernel listeners: nft and conntrack run in the primary; this worker writes only when chosen.
+  const kernel = new KernelLink(port);
+  // A stopping worker writes no more. A listener of its own must not take away the signal's
+  // default (the end of the process) while the worker has not yet installed its handlers: then it
+  // steps aside and raises the signal again.
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    const onSignal = (): void => {
+      kernel.leave();
+      if (process.listenerCount(sig) > 1) return;
+      process.off(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.prependListener(sig, onSignal);
+  }
   // What the primary sends (configuration versions, server lists and states, reloads) reaches it through `link`.
   const portico = deps.createPortico(config, { configFile, probes: 'external', discovery: 'external', configSource: link.source, workers: workersOfGroup(), reloadAll: () => link.reloadAll(), ...(store === undefined ? {} : { store }) });
   attachWorkerStats(portico, new WorkerStatsClient(port, () => portico.config.cluster.statsTimeout));
   if (portico.admin !== undefined) mountWorkerUpgrade(portico.admin.router, port, () => portico.config.cluster.upgradeTimeout);
   // Without its primary a worker has no sockets and no probes: it stops.
   process.once('disconnect', () => {
+    kernel.leave();
     void portico.stop().finally(() => process.exit(0));
   });
   return portico;

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { compressionAvailable } from '../compress/engine.js';
 import { icmpUnavailable } from '../net/icmp-support.js';
 import type { PathIssue } from './path.js';
@@ -21,12 +20,17 @@ export function checkAvailability(config: Config): PathIssue[] {
       return;
     }
     if (l.protocol === 'udp' || (l.protocol === 'tcp' && l.dataPlane === 'kernel')) {
-      const workers = config.cluster.workers === 'auto' ? availableParallelism() : config.cluster.workers;
-      if (workers > 1) {
-        out.push({
-          path: ['listeners', i, 'dataPlane'],
-          message: `a kernel listener under several worker processes is not built yet (cluster.workers is ${config.cluster.workers}, ${workers} processes): set cluster.workers: 1 (the kernel forwards the packets; one process is its control plane)`,
-        });
+      // Under cluster.workers the primary runs every nft and conntrack command (src/cluster/workers-kernel.ts).
+      // The distributed mode's membership (heartbeats, bucket leases) is one node's, kept by one
+      // process: several workers would each claim the node's buckets.
+      if (l.forwarding === 'distributed') {
+        const workers = config.cluster.workers === 'auto' ? availableParallelism() : config.cluster.workers;
+        if (workers > 1) {
+          out.push({
+            path: ['listeners', i, 'forwarding'],
+            message: `forwarding: distributed runs in one process (cluster.workers is ${config.cluster.workers}, ${workers} processes): set cluster.workers: 1 (the kernel forwards the packets; one process keeps the node's buckets)`,
+          });
+        }
       }
       return;
     }

@@ -2,6 +2,7 @@ import { checkAvailability } from './availability.js';
 import { checkBalancerOptions } from './balancer-options.js';
 import { crossCheck } from './checks/index.js';
 import { deepFreeze } from './deep-freeze.js';
+import { applyKernelDefaults } from './kernel-defaults.js';
 import { ConfigError, OBJECT_FILE } from './errors.js';
 import { errorMap, toPathIssues } from './issues.js';
 import { formatPath, type PathIssue } from './path.js';
@@ -38,6 +39,7 @@ export function validateTree(raw: unknown, options: ValidateOptions = {}): Valid
   const parsed = configSchema.safeParse(raw, { error: errorMap });
   const issues = dedupe([...(parsed.success ? [] : toPathIssues(parsed.error.issues)), ...crossCheck(raw)]);
   if (!parsed.success || issues.length > 0) return { ok: false, issues };
+  applyKernelDefaults(parsed.data as Config);
   const config = deepFreeze(parsed.data) as Config;
   const late = [...checkBalancerOptions(config), ...(options.runnable === false ? [] : checkAvailability(config))];
   if (late.length > 0) return { ok: false, issues: late };

@@ -84,8 +84,10 @@ function kernelMetrics(): CollectedMetric[] {
     }
   };
   return [
-    new CollectedMetric('portico_kernel_packets_total', 'Packets forwarded by the kernel data plane, by listener, server and direction (in: toward the server, out: its replies)', 'counter', () => rows('packets')),
-    new CollectedMetric('portico_kernel_bytes_total', 'Bytes forwarded by the kernel data plane, by listener, server and direction (in: toward the server, out: its replies)', 'counter', () => rows('bytes')),
+    // Under cluster.workers every worker reads the same kernel counters: the group's value is the
+    // freshest reading (the largest), not their sum.
+    new CollectedMetric('portico_kernel_packets_total', 'Packets forwarded by the kernel data plane, by listener, server and direction (in: toward the server, out: its replies)', 'counter', () => rows('packets'), 'max'),
+    new CollectedMetric('portico_kernel_bytes_total', 'Bytes forwarded by the kernel data plane, by listener, server and direction (in: toward the server, out: its replies)', 'counter', () => rows('bytes'), 'max'),
   ];
 }
 

@@ -12,7 +12,7 @@ import type { StateStore } from '../store/state-store.js';
 import { checkPrerequisites } from './checks.js';
 import { linkRuntime, type LinkRuntime } from './l2-modes.js';
 import { cutFlows, listFlows, type Flow } from './conntrack.js';
-import { nftJson, readCounters } from './nft.js';
+import { nftJson } from './nft.js';
 import { plane, type PlanePart } from './plane.js';
 import { counterName, FAMILY, renderMaps, renderStickyDelete, stickyMap, TABLE, type KernelListenerSpec, type KernelSnapshot } from './render.js';
 import { snapshotOf, specOf } from './snapshot.js';
@@ -268,7 +268,7 @@ export class KernelListener implements ListenerService, PlanePart {
         await plane.apply(this, script);
         this.appliedMaps = script;
         const left = this.leavers(snap);
-        if (left.length > 0 && spec.persistenceMs > 0) await this.forgetSticky(left);
+        if (left.length > 0 && spec.persistenceMs > 0 && plane.leading) await this.forgetSticky(left);
       } catch (err) {
         this.log.error(`kernel listener ${this.name}: could not update the maps`, { error: String(err) });
       }
@@ -302,6 +302,7 @@ export class KernelListener implements ListenerService, PlanePart {
   }
 
   private cut(host: string, port: number, server: string, why: string): void {
+    if (!plane.leading) return; // the writing process cuts them (cluster.workers)
     cutFlows(this.lc.protocol, host, port).then(
       (n) => this.log.info(`kernel listener ${this.name}: server ${server} ${why}, ${n} flow(s) cut`),
       (err: unknown) => this.log.warn(`kernel listener ${this.name}: could not cut the flows of ${server}`, { error: String(err) }),
@@ -339,7 +340,7 @@ export class KernelListener implements ListenerService, PlanePart {
   /** Read the named counters into `traffic`. */
   async readTraffic(): Promise<void> {
     try {
-      const counters = await readCounters();
+      const counters = await plane.counters(TICK_MS / 2);
       const snap = this.snapshot();
       this.traffic = snap.servers.map((s) => {
         const i = counters.get(counterName(this.name, s.name, 'in'));

@@ -21,8 +21,29 @@ function env(): NodeJS.ProcessEnv {
   return { ...process.env, PATH: [path, ...extra].filter((x) => x !== '').join(':') };
 }
 
-/** Run a command with `input` on stdin; resolves with its exit code and output (spawn errors reject). */
+/** Runs nft and conntrack: here (a single process, or the primary of the workers), or in the primary (a worker). */
+export type Runner = (cmd: string, args: readonly string[], input: string, timeoutMs: number) => Promise<RunResult>;
+
+/** The commands a runner runs for the kernel data plane (the primary runs no other for a worker). */
+export const KERNEL_COMMANDS: ReadonlySet<string> = new Set(['nft', 'conntrack']);
+
+let runner: Runner = runHere;
+
+/**
+ * Under `cluster.workers`, only the primary programs the kernel: a worker sends its nft and
+ * conntrack commands there (src/cluster/workers-kernel.ts).
+ */
+export function useRunner(r: Runner): void {
+  runner = r;
+}
+
+/** Run a command (nft, conntrack) with `input` on stdin; resolves with its exit code and output (spawn errors reject). */
 export function run(cmd: string, args: readonly string[], input = '', timeoutMs = 10_000): Promise<RunResult> {
+  return runner(cmd, args, input, timeoutMs);
+}
+
+/** Run a command in this process. */
+export function runHere(cmd: string, args: readonly string[], input = '', timeoutMs = 10_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env(), timeout: timeoutMs });
     const out: Buffer[] = [];
@@ -62,11 +83,14 @@ export async function nftJson(args: readonly string[]): Promise<Record<string, a
   return parsed.nftables ?? [];
 }
 
-/** Named counters of Portico's table: name → packets and bytes. */
-export async function readCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
+/**
+ * Named counters of Portico's table: name → packets and bytes. `netdev: false` skips the netdev
+ * table (no link-layer listener: one nft run instead of two).
+ */
+export async function readCounters(options: { netdev?: boolean } = {}): Promise<Map<string, { packets: number; bytes: number }>> {
   const out = new Map<string, { packets: number; bytes: number }>();
   // The link-layer modes (dsr, distributed) count in the netdev table, when there is one.
-  const netdev = await nftJson(['list', 'counters', 'table', NETDEV_FAMILY, NETDEV_TABLE]).catch(() => []);
+  const netdev = options.netdev === false ? [] : await nftJson(['list', 'counters', 'table', NETDEV_FAMILY, NETDEV_TABLE]).catch(() => []);
   for (const o of [...(await nftJson(['list', 'counters', 'table', FAMILY, TABLE])), ...netdev]) {
     const c = o['counter'] as { name?: string; packets?: number; bytes?: number } | undefined;
     if (c?.name !== undefined) out.set(c.name, { packets: c.packets ?? 0, bytes: c.bytes ?? 0 });

@@ -2,8 +2,13 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { hasNetAdmin, prerequisiteProblems, type HostFacts } from './checks.js';
 import { nftApply } from './nft.js';
-import { counterName, forwardingUnavailable, modes, prefixOf, render, renderMaps, renderTable, slotElements, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+import { carryCounters, counterName, forwardingUnavailable, modes, prefixOf, render, renderMaps, renderTable, slotElements, type KernelListenerSpec, type KernelSnapshot } from './render.js';
 import { existsSync, readFileSync } from 'node:fs';
+import { hash } from '../balancer/hash.js';
+import { kernelSourceBucket, SOURCE_SEED } from '../balancer/jhash.js';
+import { makeDeps, makeServer, makeSet } from '../balancer/testing.js';
+import { L2_SEED, renderDsr, renderNetdevTable } from './render-l2.js';
+import { HASH_SEED } from './render.js';
 
 const CI = process.env['CI'] === 'true';
 
@@ -79,6 +84,33 @@ describe('kernel renderer: slots', () => {
     // The same live set in another order gives the same table (every node agrees).
     assert.deepEqual(table(slotElements(s, { ...snap, active: [...snap.active].reverse() })), before);
   });
+
+  it('hash: a client address reaches the server a userspace listener picks for it (same table, same bucket)', () => {
+    assert.equal(Number(HASH_SEED), SOURCE_SEED);
+    assert.equal(Number(L2_SEED), SOURCE_SEED, 'dsr hashes the client with the same seed');
+    for (const buckets of [251, 4093]) {
+      const s = spec({ balance: 'hash', buckets });
+      // Weighted, to exercise Maglev's weighted turns on both sides.
+      const kernel = slotElements(s, snap);
+      const userspace = hash.build(
+        makeSet(snap.servers.map((x, i) => makeServer(x.name, snap.active[i]!.weight))),
+        hash.parseOptions({ key: 'source-ip', tableSize: buckets }),
+        makeDeps(),
+      );
+      const seen = new Set<string>();
+      for (let i = 0; i < 2000; i++) {
+        const addr = `10.${(i * 7) & 255}.${(i * 13) >> 3 & 255}.${i & 255}`;
+        const b = kernelSourceBucket(addr, buckets);
+        const inKernel = snap.servers[kernel.find((e) => e.lo <= b && b <= e.hi)!.server]!.name;
+        const picked = userspace.pick({ hashKey: addr })!.name;
+        assert.equal(picked, inKernel, `${addr}: bucket ${b}`);
+        // A dual-stack socket reports the IPv4-mapped form: the same server.
+        assert.equal(userspace.pick({ hashKey: `::ffff:${addr}` })!.name, inKernel);
+        seen.add(picked);
+      }
+      assert.equal(seen.size, 3);
+    }
+  });
 });
 
 describe('kernel renderer: rules', () => {
@@ -153,6 +185,34 @@ describe('kernel renderer: rules', () => {
     }
   });
 
+  it('a whole-table write carries the named counters\' values, so the metrics never go back', () => {
+    const carry = new Map([
+      [counterName('vip', 's1', 'in'), { packets: 12, bytes: 3400 }],
+      [counterName('vip', 's2', 'out'), { packets: 7, bytes: 900 }],
+      ['gone_in_s9', { packets: 1, bytes: 1 }],
+    ]);
+    const t = renderTable([{ spec: spec(), snap }], carry);
+    assert.match(t, /^  counter vip_in_s1 \{ packets 12 bytes 3400 \}$/m);
+    assert.match(t, /^  counter vip_out_s2 \{ packets 7 bytes 900 \}$/m);
+    assert.match(t, /^  counter vip_in_s3 \{\}$/m, 'a counter not read before starts at 0');
+    assert.doesNotMatch(t, /gone_in_s9/, 'a counter of a server that left is not declared again');
+    assert.equal(renderTable([{ spec: spec(), snap }], new Map()), renderTable([{ spec: spec(), snap }]));
+    // The maps and rules are untouched: only the declarations of the counters change.
+    assert.equal(t.replace(/ \{ packets \d+ bytes \d+ \}/g, ' {}'), renderTable([{ spec: spec(), snap }]));
+  });
+
+  it('the link-layer modes\' counters are carried alike (netdev table)', () => {
+    const dsr = renderDsr(
+      { prefix: 'web', protocol: 'tcp', vip: '192.0.2.100', port: 80, device: 'eth0', deviceMac: '02:00:00:00:00:02', byClient: false, slots: 1000, flowSize: 65536, flowTimeoutMs: 300_000 },
+      [{ name: 's1', counterIn: 'web_in_s1', counterOut: 'web_out_s1', mac: '02:00:00:00:00:11', keepFlows: true }],
+      [{ lo: 0, hi: 999, server: 0 }],
+    );
+    const t = carryCounters(renderNetdevTable([dsr]), new Map([['web_in_s1', { packets: 5, bytes: 600 }], ['web_none', { packets: 1, bytes: 60 }]]));
+    assert.match(t, /^  counter web_in_s1 \{ packets 5 bytes 600 \}$/m);
+    assert.match(t, /^  counter web_none \{ packets 1 bytes 60 \}$/m);
+    assert.match(t, /^  counter web_out_s1 \{\}$/m);
+  });
+
   it('dsr and distributed are refused until their renderer is built', () => {
     assert.equal(forwardingUnavailable('nat'), undefined);
     assert.match(forwardingUnavailable('dsr') ?? '', /forwarding: dsr is not built yet/);
@@ -177,7 +237,8 @@ describe('kernel renderer: nft --check of the output', () => {
       { spec: spec({ listener: 'none', port: 83 }), snap: { ...snap, active: [] } },
     ];
     // A map update refers to the table's objects: checked in the same batch, after the table.
-    await nftApply(renderTable(parts) + parts.map((p) => renderMaps(p.spec, p.snap)).join(''), { check: true });
+    const carry = new Map([[counterName('vip', 's1', 'in'), { packets: 2 ** 40, bytes: 2 ** 50 }]]);
+    await nftApply(renderTable(parts, carry) + parts.map((p) => renderMaps(p.spec, p.snap)).join(''), { check: true });
   });
 });
 

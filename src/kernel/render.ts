@@ -13,6 +13,7 @@
  * themselves from src/kernel/l2-modes.ts (a mode missing from `modes` would be named by
  * `forwardingUnavailable`).
  */
+import { SOURCE_SEED } from '../balancer/jhash.js';
 import { buildMaglevTable } from '../balancer/maglev.js';
 import { smoothWrrSequence } from '../balancer/round-robin.js';
 import { renderNetdevDelete, renderNetdevTable, type LinkSpec, type LinkState } from './render-l2.js';
@@ -94,14 +95,35 @@ export function forwardingUnavailable(f: Forwarding): string | undefined {
  * link-layer listener (dsr, distributed) the `netdev portico` table is written in the same
  * transaction; without one it is deleted (a reload from dsr to nat leaves nothing behind).
  */
-export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[]): string {
+export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[], carry: CounterValues = new Map()): string {
   const body = parts.map(({ spec, snap }) => render(spec, snap)).join('\n');
   const link = parts.flatMap(({ spec, snap }) => {
     const m = modeOf(spec);
     return m.netdev === undefined ? [] : [m.netdev(spec, snap)];
   });
   const ip = `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
-  return ip + (link.length > 0 ? renderNetdevTable(link) : renderNetdevDelete());
+  return carryCounters(ip + (link.length > 0 ? renderNetdevTable(link) : renderNetdevDelete()), carry);
+}
+
+/** Named counters' values by name (both tables: the names are unique across them). */
+export type CounterValues = ReadonlyMap<string, { readonly packets: number; readonly bytes: number }>;
+
+/** A named counter's declaration as the renderers write it (`  counter NAME {}`, alone on its line). */
+const COUNTER_DECL = /^( +counter )([A-Za-z][A-Za-z0-9_]*) \{\}$/gm;
+
+/**
+ * The whole table is deleted and written again (a reload that changes the rules): each named
+ * counter that exists now is declared with its current packets and bytes, so that
+ * portico_kernel_packets_total and _bytes_total never go back. (What the kernel counts between
+ * the read and this transaction is not carried.)
+ */
+export function carryCounters(text: string, carry: CounterValues): string {
+  if (carry.size === 0) return text;
+  return text.replace(COUNTER_DECL, (line, head: string, name: string) => {
+    const v = carry.get(name);
+    if (v === undefined || !(v.packets >= 0 && v.bytes >= 0)) return line;
+    return `${head}${name} { packets ${Math.trunc(v.packets)} bytes ${Math.trunc(v.bytes)} }`;
+  });
 }
 
 /** One listener's part of the table. */
@@ -233,13 +255,17 @@ function selector(spec: KernelListenerSpec): string {
     case 'roundrobin':
       return `numgen inc mod ${spec.slots}`;
     case 'hash':
-      // jhash of the client address, the same seed on every node: the same client, the same bucket.
+      // jhash of the client address, the same seed on every node: the same client, the same bucket
+      // (and the same as a userspace listener's Maglev lookup: src/balancer/jhash.ts).
       return `jhash ip saddr mod ${spec.buckets} seed ${HASH_SEED}`;
   }
 }
 
-/** Fixed so that every node (and every restart) numbers a client's bucket alike. */
-export const HASH_SEED = '0x706f7274';
+/**
+ * Fixed so that every node (and every restart) numbers a client's bucket alike, and the userspace
+ * Maglev lookup of a client address (src/balancer/jhash.ts) gives the same bucket.
+ */
+export const HASH_SEED = `0x${SOURCE_SEED.toString(16)}`;
 
 const mapSize = (spec: KernelListenerSpec): number => (spec.balance === 'hash' ? spec.buckets : spec.slots);
 

@@ -64,6 +64,20 @@ describe('kernel listeners in the configuration', () => {
     assert.ok(problems(config(k).replace('10.0.0.11:80', 'web.example:80')).some((x) => /servers\.0\.address: .*IPv4 addresses only, not web\.example/.test(x)));
   });
 
+  it('hash: the kernel builds a Maglev table of at most 65537 buckets; a pool it uses defaults to 4093, for userspace too', () => {
+    const k = '    protocol: tcp\n    dataPlane: kernel';
+    const ring = problems(config(k, '    balance: hash\n    hash: { key: source-ip, method: ring }\n'));
+    assert.ok(ring.some((x) => /pools\.0\.hash\.method: .*a Maglev table \(method: maglev\), not ring/.test(x)), ring.join('\n'));
+    const big = problems(config(k, '    balance: hash\n    hash: { key: source-ip, tableSize: 655373 }\n'));
+    assert.ok(big.some((x) => /pools\.0\.hash\.tableSize: .*at most 65537 buckets/.test(x)), big.join('\n'));
+    const size = (yaml: string): number | undefined => parseConfigText(yaml, 'lb.yaml', {}, { runnable: false }).pools[0]!.hash.tableSize;
+    // The same pool seen by the kernel and by a userspace listener: one table.
+    assert.equal(size(config(k, '    balance: hash\n    hash: { key: source-ip }\n')), 4093);
+    assert.equal(size(config(k, '    balance: hash\n    hash: { key: source-ip, tableSize: 65537 }\n')), 65537);
+    // A pool no kernel listener uses keeps the userspace default (65537, chosen by the balancer).
+    assert.equal(size(config('    protocol: tcp', '    balance: hash\n    hash: { key: source-ip }\n')), undefined);
+  });
+
   it('udp without dataPlane: kernel is refused with the reason', () => {
     const p = problems(config('    protocol: udp'));
     assert.ok(p.some((x) => /listeners\.0\.dataPlane: udp needs dataPlane: kernel \(the userspace listeners do TCP only\)/.test(x)), p.join('\n'));
@@ -76,7 +90,7 @@ describe('kernel listeners in the configuration', () => {
     assert.ok(tight.some((x) => /deadAfter must be at least 3 heartbeats/.test(x)), tight.join('\n'));
   });
 
-  it('dsr is accepted with what it needs; several worker processes are refused at load', () => {
+  it('dsr is accepted with what it needs; several worker processes are accepted (the primary programs the kernel)', () => {
     assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr\n    kernel: { interface: eth0 }'), true), []);
     const noIface = problems(config('    protocol: tcp\n    dataPlane: kernel\n    forwarding: dsr'), true);
     assert.ok(noIface.some((x) => /listeners\.0\.kernel\.interface: forwarding: dsr needs kernel\.interface/.test(x)), noIface.join('\n'));
@@ -84,7 +98,7 @@ describe('kernel listeners in the configuration', () => {
     assert.ok(port.some((x) => /servers\.0\.address: .*a server must take the virtual address's port/.test(x)), port.join('\n'));
     const workers = problems(config('    protocol: tcp\n    dataPlane: kernel', '', 'cluster: { workers: 2 }'), true);
     assert.deepEqual(problems(config('    protocol: tcp\n    dataPlane: kernel'), true), []);
-    assert.ok(workers.some((x) => /listeners\.0\.dataPlane: a kernel listener under several worker processes is not built yet .*set cluster\.workers: 1/.test(x)), workers.join('\n'));
+    assert.deepEqual(workers, []);
   });
 
   it('a userspace tcp listener is unchanged (dataPlane absent or userspace)', () => {

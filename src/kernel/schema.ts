@@ -6,8 +6,10 @@
 import { z } from 'zod';
 import { asMap, asString, maps, type RawMap } from '../config/checks/raw.js';
 import type { PathIssue } from '../config/path.js';
+import { KERNEL_HASH_TABLE } from '../config/kernel-defaults.js';
 import { isIPv4 } from '../config/values/host.js';
 import { fail, ok, show } from '../config/values/parsed.js';
+import { MAX_BUCKETS } from './snapshot.js';
 import { duration, flag, int, leaf, listenAddress, name, orOff, text } from '../config/schema/fields.js';
 
 declare module '../config/schema/listener.js' {
@@ -150,6 +152,14 @@ export function checkKernelPools(root: RawMap): PathIssue[] {
     if (!KERNEL_BALANCE.has(balance)) out.push({ path: ['pools', i, 'balance'], message: `${why}: the kernel balances by roundrobin, random or hash (source-ip), not ${balance}` });
     const key = asString(asMap(p['hash'])?.['key']);
     if (balance === 'hash' && key !== undefined && key !== 'source-ip') out.push({ path: ['pools', i, 'hash', 'key'], message: `${why}: the kernel hashes the client address only (key: source-ip)` });
+    const method = asString(asMap(p['hash'])?.['method']);
+    if (balance === 'hash' && method !== undefined && method !== 'maglev') {
+      out.push({ path: ['pools', i, 'hash', 'method'], message: `${why}: the kernel's buckets are a Maglev table (method: maglev), not ${method}` });
+    }
+    const tableSize = Number(asMap(p['hash'])?.['tableSize']);
+    if (balance === 'hash' && tableSize > MAX_BUCKETS) {
+      out.push({ path: ['pools', i, 'hash', 'tableSize'], message: `${why}: the kernel's bucket map takes at most ${MAX_BUCKETS} buckets (it is written whole in one transaction); leave tableSize unset for ${KERNEL_HASH_TABLE}` });
+    }
     const retries = p['retries'];
     if (retries !== undefined && Number(retries) !== 0) out.push({ path: ['pools', i, 'retries'], message: `${why}: retries need the bytes, which the kernel forwards without Portico seeing them (set retries: 0)` });
     const queueMax = asMap(p['queue'])?.['max'];

@@ -1,13 +1,17 @@
 /** A pool's state as the kernel data plane renders it (src/kernel/render.ts). */
 import type { KernelListenerConfig, PoolConfig } from '../config/types.js';
+import { KERNEL_HASH_TABLE } from '../config/kernel-defaults.js';
 import { isIPv4 } from '../config/values/host.js';
 import type { Pool } from '../pool/pool.js';
 import type { KernelBalance, KernelListenerSpec, KernelSnapshot, KernelServer } from './render.js';
 
 /** Slots of the balancing map: weights are shares of 1000 (0.1 % steps). */
 export const SLOTS = 1000;
-/** Buckets of the kernel's Maglev table when the pool does not set `hash.tableSize` (a prime). */
-export const DEFAULT_BUCKETS = 4093;
+/**
+ * Buckets of the kernel's Maglev table when the pool does not set `hash.tableSize` (a prime); the
+ * configuration gives such a pool this size (src/config/kernel-defaults.ts), so userspace uses it too.
+ */
+export const DEFAULT_BUCKETS = KERNEL_HASH_TABLE;
 /** The largest Maglev table the kernel map takes (elements are written in one transaction). */
 export const MAX_BUCKETS = 65537;
 

@@ -41,7 +41,7 @@ const hashSchema = z
       return fail(`expected a prime number 7-5000011 (e.g. 65537), got ${show(v)}`);
     })
       .optional()
-      .meta({ docDefault: '`65537` with maglev' })
+      .meta({ docDefault: '`65537` with maglev; `4093` in a pool a kernel listener uses' })
       .describe('method maglev: lookup table size, a prime much larger than the number of servers'),
     vnodes: int(1, 10_000).optional().meta({ docDefault: '`160` with ring' }).describe('method ring: points on the ring per unit of weight'),
   })

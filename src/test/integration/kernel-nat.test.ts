@@ -25,6 +25,8 @@ const NET_S = '198.19.2';
 const VIP = `${NET_C}.100`;
 const CLIENT = `${NET_C}.10`;
 const SOURCES = Array.from({ length: 10 }, (_, i) => `${NET_C}.${20 + i}`);
+/** Client addresses hashed by the kernel and by a userspace listener over the same pool. */
+const HASH_SOURCES = Array.from({ length: 60 }, (_, i) => `${NET_C}.${130 + i}`);
 const SERVERS = [
   { name: 's1', ip: `${NET_S}.11`, weight: 5 },
   { name: 's2', ip: `${NET_S}.12`, weight: 3 },
@@ -267,6 +269,10 @@ listeners:
     listen: ${VIP}:82
     dataPlane: kernel
     pool: webhash
+  - name: hashed-userspace
+    protocol: tcp
+    listen: ${VIP}:83
+    pool: webhash
   - name: dns
     protocol: udp
     listen: ${VIP}:53
@@ -305,7 +311,7 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     ip('link', 'add', `${TAG}m`, 'netns', NS.lb, 'type', 'veth', 'peer', 'name', `${TAG}s`, 'netns', NS.s);
     for (const ns of Object.values(NS)) ip('-n', ns, 'link', 'set', 'lo', 'up');
     ip('-n', NS.c, 'addr', 'add', `${CLIENT}/24`, 'dev', `${TAG}c`);
-    for (const a of SOURCES) ip('-n', NS.c, 'addr', 'add', `${a}/24`, 'dev', `${TAG}c`);
+    for (const a of [...SOURCES, ...HASH_SOURCES]) ip('-n', NS.c, 'addr', 'add', `${a}/24`, 'dev', `${TAG}c`);
     ip('-n', NS.c, 'link', 'set', `${TAG}c`, 'up');
     ip('-n', NS.lb, 'addr', 'add', `${NET_C}.1/24`, 'dev', `${TAG}l`);
     ip('-n', NS.lb, 'addr', 'add', `${VIP}/32`, 'dev', `${TAG}l`);
@@ -423,6 +429,28 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     assert.ok(value('portico_kernel_packets_total', 's1', 'in') > 0);
   });
 
+  it('a reload that rewrites the whole table carries the counters: the metrics never go back', async () => {
+    const read = async (): Promise<number> => {
+      const text = (await inNsAsync(NS.lb, ['curl', '-s', '--max-time', '10', `${ADMIN}/metrics`])).stdout;
+      const line = text.split('\n').find((l) => l.startsWith('portico_kernel_packets_total{') && l.includes('listener="vip"') && l.includes('server="s1"') && l.includes('direction="in"'));
+      return line === undefined ? -1 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const before = await read();
+    assert.ok(before > 0, `s1 has counted packets: ${before}`);
+    // Another listener's rules change (its persistence timeout): the whole table is written again.
+    writeFileSync(join(dir, 'portico.yaml'), config.replace('persistence: { timeout: 5m }', 'persistence: { timeout: 6m }'));
+    const res = await admin('POST', '/api/v1/reload');
+    assert.ok(res !== undefined && !/error/i.test(JSON.stringify(res).slice(0, 200)), JSON.stringify(res));
+    await until('the table rewritten', async () => /timeout 6m/.test((await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'sticky_sticky'])).stdout), 20_000);
+    // Traffic after the rewrite, then a reading that includes it (the counters are read every second).
+    const r = await client(['tcp', VIP, '80', '30', CLIENT]);
+    assert.equal(r.errors, 0, JSON.stringify(r));
+    let after = before;
+    await until('a new reading', async () => (after = await read()) !== before, 15_000);
+    // Restarted from 0, 30 connections would count far fewer packets than everything before them.
+    assert.ok(after > before, `portico_kernel_packets_total went from ${before} to ${after}`);
+  });
+
   it('source-ip persistence holds for 10 addresses x 10 connections', async () => {
     const r = await client(['tcp', VIP, '81', '100', SOURCES.join(',')]);
     assert.equal(r.errors, 0, JSON.stringify(r));
@@ -440,6 +468,19 @@ ${SERVERS.map((s) => `      - { name: ${s.name}, address: ${s.ip}:5300 }`).join(
     assert.ok(Object.keys(r.counts).length >= 2, `10 addresses over several servers: ${JSON.stringify(r.counts)}`);
     const map = (await inNsAsync(NS.lb, ['nft', 'list', 'map', 'ip', 'portico', 'hashed_slots'])).stdout;
     assert.match(map, /typeof numgen random mod 4093/, 'the default bucket count');
+  });
+
+  it('hash (source-ip): the kernel listener and a userspace tcp listener over the same pool send each client address to the same server', async () => {
+    const kernel = await client(['tcp', VIP, '82', String(HASH_SOURCES.length), HASH_SOURCES.join(',')]);
+    const userspace = await client(['tcp', VIP, '83', String(HASH_SOURCES.length), HASH_SOURCES.join(',')]);
+    assert.equal(kernel.errors, 0, JSON.stringify(kernel));
+    assert.equal(userspace.errors, 0, `${JSON.stringify(userspace)}\nportico:\n${portico!.out.slice(-3000)}`);
+    const one = (m: Record<string, number> | undefined): string => Object.keys(m ?? {}).join('+');
+    const differ = HASH_SOURCES.filter((a) => one(kernel.bySource[a]) !== one(userspace.bySource[a]));
+    assert.deepEqual(differ.map((a) => `${a}: kernel ${one(kernel.bySource[a])}, userspace ${one(userspace.bySource[a])}`), []);
+    for (const a of HASH_SOURCES) assert.match(one(kernel.bySource[a]), /^s[123]$/, a);
+    // Every server takes some of the 60 addresses (a table that sent them all to one would agree trivially).
+    assert.equal(Object.keys(kernel.counts).length, 3, JSON.stringify(kernel.counts));
   });
 
   it('spreads UDP datagrams (VIP:53 to the servers\' 5300)', async () => {
