@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { compressionAvailable } from '../compress/engine.js';
 import { icmpUnavailable } from '../net/icmp-support.js';
 import type { PathIssue } from './path.js';
