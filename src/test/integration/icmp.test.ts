@@ -75,7 +75,8 @@ describe('icmp health check against an address with no host (test network namesp
     const out = execFileSync('ip', ['netns', 'exec', nsName, process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
     const r = JSON.parse(out) as { gone: { ok: boolean; reason?: string }; ms: number; local: { ok: boolean } };
     assert.deepEqual([r.gone.ok, r.gone.reason], [false, 'timeout']);
-    assert.ok(r.ms >= 280 && r.ms < 900, `failed after ${r.ms}ms`);
+    // At least the probe's timeout; the upper bound only says it did not wait for something else.
+    assert.ok(r.ms >= 280 && r.ms < 5000, `failed after ${r.ms}ms`);
     assert.ok(r.local.ok, 'loopback inside the namespace answers');
   });
 
@@ -86,6 +87,7 @@ describe('icmp health check against an address with no host (test network namesp
       file,
       JSON.stringify({
         admin: { enabled: false },
+        cluster: { workers: 1 },
         listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web' }] }],
         pools: [
           {
@@ -104,7 +106,7 @@ describe('icmp health check against an address with no host (test network namesp
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (out += c));
     try {
-      await waitFor(() => /server web\/gone op starting -> down/.test(out) && /server web\/here op starting -> up/.test(out), 8000, `both decided: ${out}`);
+      await waitFor(() => /server web\/gone op starting -> down/.test(out) && /server web\/here op starting -> up/.test(out), 60_000, `both decided: ${out}`);
       assert.match(out, /server web\/gone op starting -> down cause=probe detail=1 probe failed, last: timeout/);
     } finally {
       child.kill('SIGTERM');
