@@ -245,7 +245,7 @@ describe('http proxy: headers', () => {
 });
 
 describe('http proxy: streaming, upgrade, aborts', () => {
-  it('streams a 100 MB upload and a 100 MB download; the Portico process grows less than 50 MB', { timeout: 60_000 }, async () => {
+  it('streams a 100 MB upload and a 100 MB download; the Portico process grows less than 50 MB', { timeout: 240_000 }, async () => {
     const SIZE = 100 * 1024 * 1024;
     const o = await startOrigin('bulk', (req, res) => {
       if (req.method === 'POST') {
