@@ -203,7 +203,7 @@ describe('cluster.store: redis', { skip: skip ?? false }, () => {
       await waitFor(async () => {
         const r = (await (await fetch(`${other.admin}/api/v1/pools/web/servers/o1`)).json()) as { weight?: unknown };
         return r.weight === 3;
-      }, 3000, 'the other node to take the change made during the outage');
+      }, 15_000, 'the other node to take the change made during the outage');
     } finally {
       await check.close();
     }
