@@ -7,6 +7,7 @@ import { clockNow } from '../../net/deadlines.js';
 import { UpstreamAttempt, type AttemptOwner, type ReleaseStats } from '../upstream-attempt.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 import type { TcpRecord } from '../../observability/records.js';
+import { giveReadBuffer, takeReadBuffer } from '../../net/read-buffers.js';
 
 const enum St {
   /** Reading the ClientHello (inspect: tls). */
@@ -29,27 +30,6 @@ const enum Dl {
 
 /** Client bytes held while the server connection opens; above this the client is paused. */
 const PENDING_MAX = 256 * 1024;
-
-/**
- * Relay buffers (`relayBuffer`) of closed connections, kept for the next ones: a connection takes
- * one when its server connection opens, so that opening many connections allocates few.
- */
-const spareRelays: Buffer[] = [];
-/** At most this many spare relay buffers are kept. */
-const SPARE_RELAYS_MAX = 256;
-
-function takeRelay(size: number): Buffer {
-  while (spareRelays.length > 0) {
-    const b = spareRelays.pop()!;
-    // A reload may have changed the size: a buffer of another size is left to the collector.
-    if (b.length === size) return b;
-  }
-  return Buffer.allocUnsafeSlow(size);
-}
-
-function giveRelay(b: Buffer): void {
-  if (spareRelays.length < SPARE_RELAYS_MAX) spareRelays.push(b);
-}
 
 /** One row of the binding table: a client connection and the server it is bound to. */
 export interface TcpBinding {
@@ -340,7 +320,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     if (route.tls !== undefined) up = route.tls.connect(s.host, s.port, preface);
     else if (this.lst.relayBuffer > 0) {
       // A retried connect keeps the buffer: nothing was read into it.
-      this.relay ??= takeRelay(this.lst.relayBuffer);
+      this.relay ??= takeReadBuffer(this.lst.relayBuffer);
       up = connect({ host: s.host, port: s.port, allowHalfOpen: true, onread: { buffer: this.relay, callback: this.onUpRead } });
     } else up = new Socket({ allowHalfOpen: true }).connect({ host: s.host, port: s.port });
     this.up = up;
@@ -501,7 +481,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     // to the client (ending gracefully) still reads from it.
     const relay = this.relay;
     this.relay = undefined;
-    if (relay !== undefined && (this.sock.destroyed || this.sock.writableLength === 0)) giveRelay(relay);
+    if (relay !== undefined && (this.sock.destroyed || this.sock.writableLength === 0)) giveReadBuffer(relay);
     this.attempt.release(was === St.Open, undefined, this);
     this.durationMs = Date.now() - this.startedAt;
     this.lst.onClosed(this);
