@@ -73,23 +73,50 @@ describe('RedisStore', { skip: skip ?? false }, () => {
       await redis!.restart();
       for (let i = 0; i < 500 && !s.isUp; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(s.isUp, true, 'the store did not reconnect within 5 s');
-      // The subscription is made again on the new connection.
+      // The subscription is made again before the store counts as up: one message published
+      // now is delivered (a node that reads the store when it is up and then waits for the
+      // channel misses nothing).
       const other = new RedisStore({ url: redis!.url });
       await other.connect();
       try {
-        for (let i = 0; i < 200 && got.length === 0; i++) {
-          await other.publish('resub', 'after restart');
-          await new Promise((r) => setTimeout(r, 25));
-        }
+        await other.publish('resub', 'after restart');
+        for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       } finally {
         await other.close();
       }
-      assert.ok(got.includes('after restart'), 'no message after the reconnection');
+      assert.deepEqual(got, ['after restart'], 'the one message published once the store was up was not delivered');
       assert.deepEqual(states.slice(0, 3), [true, false, true]);
       await s.set('y', '1');
       assert.equal(await s.get('y'), '1');
     } finally {
       ac.abort();
+      await s.close();
+    }
+  });
+
+  it('counts as down while its subscriber is gone, and up again once subscribed again', async () => {
+    const states: boolean[] = [];
+    const s = new RedisStore({ url: redis!.url, onState: (up) => states.push(up) });
+    await s.connect();
+    const got: string[] = [];
+    const ac = new AbortController();
+    const admin = new RedisStore({ url: redis!.url });
+    await admin.connect();
+    try {
+      await s.subscribe('subkill', (m) => got.push(m), ac.signal);
+      assert.deepEqual(states, [true]);
+      // Only the subscriber's connection is cut; the command connection stays.
+      const killed = await admin.commandConnection().client('KILL', 'TYPE', 'pubsub');
+      assert.ok(Number(killed) >= 1, 'no subscriber connection to kill');
+      for (let i = 0; i < 500 && states.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(states, [true, false, true], 'the subscriber loss was not seen as an outage and a return');
+      assert.equal(s.isUp, true);
+      await admin.publish('subkill', 'after the subscriber came back');
+      for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(got, ['after the subscriber came back']);
+    } finally {
+      ac.abort();
+      await admin.close();
       await s.close();
     }
   });

@@ -47,6 +47,10 @@ export class RedisStore implements StateStore {
   private closed = false;
   private up = false;
   private everUp = false;
+  /** The command connection is ready. */
+  private cmdReady = false;
+  /** The subscriber is ready and subscribed to every channel with a handler. */
+  private subReady = false;
   /** Reconnections so far (StateStore.generation): Redis may have restarted empty. */
   generation = 0;
 
@@ -76,13 +80,27 @@ export class RedisStore implements StateStore {
     // An 'error' event with no listener would end the process; failures are reported per operation.
     this.cmd.on('error', () => {});
     this.sub.on('error', () => {});
-    this.cmd.on('ready', () => this.setUp(true));
-    this.cmd.on('close', () => this.setUp(false));
+    this.cmd.on('ready', () => {
+      this.cmdReady = true;
+      this.setUp();
+    });
+    this.cmd.on('close', () => {
+      this.cmdReady = false;
+      this.setUp();
+    });
     this.sub.on('ready', () => this.resubscribe());
+    this.sub.on('close', () => {
+      this.subReady = false;
+      this.setUp();
+    });
     this.sub.on('message', (channel: string, msg: string) => this.deliver(channel, msg));
   }
 
-  /** Whether the command connection is usable now. */
+  /**
+   * Whether the store is usable now: the command connection is ready and the subscriber is
+   * subscribed again to every channel. A message published after the store came up is
+   * delivered, and one published while it was down is for the reconnection hooks to read.
+   */
   get isUp(): boolean {
     return this.up;
   }
@@ -204,7 +222,8 @@ export class RedisStore implements StateStore {
     }
   }
 
-  private setUp(up: boolean): void {
+  private setUp(): void {
+    const up = this.cmdReady && this.subReady;
     if (this.up === up || this.closed) return;
     this.up = up;
     if (up) {
@@ -218,10 +237,26 @@ export class RedisStore implements StateStore {
     }
   }
 
+  /** The subscriber (re)connected: subscribe to every channel again, then count it up. */
   private resubscribe(): void {
+    if (this.closed) return;
     const channels = [...this.handlers.keys()];
-    if (channels.length === 0 || this.closed) return;
-    this.sub.subscribe(...channels).catch((err: unknown) => this.failed('subscribe', err));
+    if (channels.length === 0) {
+      this.subReady = true;
+      this.setUp();
+      return;
+    }
+    this.sub.subscribe(...channels).then(
+      () => {
+        this.subReady = true;
+        this.setUp();
+      },
+      (err: unknown) => {
+        this.failed('subscribe', err);
+        // Not subscribed: drop the connection so that it is made again, subscriptions first.
+        if (!this.closed) this.sub.disconnect(true);
+      },
+    );
   }
 
   private deliver(channel: string, msg: string): void {

@@ -37,7 +37,17 @@ describe('log settings applied by a reload', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('access log on, reopened after rotation, a bad file refused, off; log level changed in place', { timeout: 180_000 }, async () => {
+  it('access log on, reopened after rotation, a bad file refused, off; log level changed in place', { timeout: 180_000 }, async (t) => {
+    try {
+      await steps();
+    } catch (err) {
+      // What Portico said is the first thing to read when a step fails.
+      t.diagnostic(`portico's output:\n${out.slice(-6000)}`);
+      throw err;
+    }
+  });
+
+  async function steps(): Promise<void> {
     const file = join(dir, 'portico.json');
     const accessLog = join(dir, 'access.log');
     const write = (log: unknown): void =>
@@ -116,5 +126,5 @@ describe('log settings applied by a reload', () => {
     const written = /portico_access_log_lines_total\{outcome="written"\} (\d+)/.exec(metrics);
     assert.ok(written !== null, 'the access-log counter stays after the log is off');
     assert.equal(Number(written[1]), 10, 'lines written by every access log since the start');
-  });
+  }
 });
