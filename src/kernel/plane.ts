@@ -1,11 +1,14 @@
 /**
  * The owner of the nftables table `ip portico` in this process: every kernel listener registers
- * its part, the whole table is written at each change of the set of listeners (start, reload,
- * stop: one idempotent transaction), and a listener's maps at run time. Writes are serialised
- * (one nft at a time, in order).
+ * its part, the table is brought to the whole set of listeners at each change of it (start,
+ * reload, stop), and a listener's maps at run time. Writes are serialised (one nft at a time, in
+ * order). A table that exists is changed in place (src/kernel/staged.ts: the flows of the
+ * listeners that stay keep their rules throughout); one that does not is written whole.
  */
-import { nftApply, readCounters } from './nft.js';
-import { renderDelete, renderTable, type CounterValues, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+import { nftApply, readCounters, run } from './nft.js';
+import { NETDEV_FAMILY, NETDEV_TABLE } from './render-l2.js';
+import { FAMILY, renderBodies, renderDelete, renderTable, TABLE, type CounterValues, type KernelListenerSpec, type KernelSnapshot } from './render.js';
+import { parseDeclarations, stagedScripts, type Decls } from './staged.js';
 
 export interface PlanePart {
   readonly name: string;
@@ -20,8 +23,12 @@ export interface PlanePart {
 export class KernelPlane {
   private readonly parts = new Map<string, PlanePart>();
   private chain: Promise<unknown> = Promise.resolve();
-  /** The last whole table written (tests, the admin API). */
+  /** The last table write's scripts (tests). */
   lastTable = '';
+  /** How the last table write was made: in place (`staged`), or the tables deleted and written again (`whole`). */
+  lastWrite: 'staged' | 'whole' | undefined;
+  /** What the kernel holds after this process's last write, by table (undefined: a table absent); unknown until read. */
+  private held: { ip: Decls | undefined; netdev: Decls | undefined } | undefined;
   private countersRead: Promise<CounterValues> | undefined;
   private countersAt = 0;
 
@@ -46,6 +53,7 @@ export class KernelPlane {
   /** This process does not write (a worker that the primary has not chosen, or one that is stopping). */
   follow(): void {
     this.lead = false;
+    this.held = undefined; // another process writes from now on
   }
 
   /** This process writes from now on: the whole table from its listeners' state (when it runs any). */
@@ -90,6 +98,7 @@ export class KernelPlane {
       if (this.parts.size > 0) return this.writeTable();
       if (part.keepOnExit()) return;
       this.lastTable = '';
+      this.held = undefined;
       return nftApply(renderDelete());
     });
   }
@@ -128,15 +137,59 @@ export class KernelPlane {
 
   private async writeTable(): Promise<void> {
     const parts = [...this.parts.values()].map((p) => ({ part: p, spec: p.spec(), snap: p.snapshot() }));
-    // The counters of the table being replaced go on in the new one (none when there is no table yet).
-    const carry = await readCounters().catch(() => new Map<string, { packets: number; bytes: number }>());
-    const text = renderTable(parts, carry);
-    await nftApply(text);
+    const bodies = renderBodies(parts);
+    const next = {
+      ip: parseDeclarations(`table ${FAMILY} ${TABLE} {\n${bodies.ip}}\n`, FAMILY, TABLE),
+      netdev: bodies.netdev === undefined ? undefined : parseDeclarations(`table ${NETDEV_FAMILY} ${NETDEV_TABLE} {\n${bodies.netdev}}\n`, NETDEV_FAMILY, NETDEV_TABLE),
+    };
+    try {
+      // What this process wrote last; else what the kernel holds (a start, a worker taking over).
+      const own = this.held !== undefined;
+      const prev = this.held ?? (await readHeld());
+      const ip = change(FAMILY, TABLE, prev.ip, next.ip, bodies.ip, own);
+      const netdev = change(NETDEV_FAMILY, NETDEV_TABLE, prev.netdev, next.netdev, bodies.netdev ?? '', own);
+      const stage = ip.stage + netdev.stage;
+      const commit = ip.commit + netdev.commit;
+      this.held = undefined;
+      if (stage !== '') await nftApply(stage);
+      if (commit !== '') await nftApply(commit);
+      this.lastTable = stage + commit;
+      this.lastWrite = 'staged';
+    } catch {
+      // The kernel did not hold what was read or written last (changed by hand?): both tables
+      // deleted and written again in one transaction, the counters carried.
+      const carry = await readCounters().catch(() => new Map<string, { packets: number; bytes: number }>());
+      const text = renderTable(parts, carry);
+      await nftApply(text);
+      this.lastTable = text;
+      this.lastWrite = 'whole';
+    }
+    this.held = { ip: next.ip, netdev: next.netdev };
     this.countersRead = undefined; // read before the write: not what the new table holds
-    this.lastTable = text;
     // Each part learns what was written, not what its pool holds by now (it may have changed meanwhile).
     for (const p of parts) p.part.written(p.spec, p.snap);
   }
+}
+
+/** One table's change: in place when it exists, written whole when it does not, deleted when nothing needs it. */
+function change(family: string, table: string, prev: Decls | undefined, next: Decls | undefined, body: string, keepDynamic: boolean): { stage: string; commit: string } {
+  const t = `${family} ${table}`;
+  if (next === undefined || next.size === 0) return { stage: '', commit: prev === undefined ? '' : `delete table ${t}\n` };
+  if (prev === undefined) return { stage: '', commit: `table ${t} {}\ndelete table ${t}\ntable ${t} {\n${body}}\n` };
+  return stagedScripts(family, table, prev, next, { keepDynamic });
+}
+
+/** What the kernel holds now in Portico's two tables (undefined: the table does not exist). */
+async function readHeld(): Promise<{ ip: Decls | undefined; netdev: Decls | undefined }> {
+  const read = async (family: string, table: string): Promise<Decls | undefined> => {
+    const r = await run('nft', ['list', 'table', family, table]);
+    if (r.code !== 0) {
+      if (/No such file or directory/i.test(r.stderr)) return undefined;
+      throw new Error(`nft list table ${family} ${table} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    }
+    return parseDeclarations(r.stdout, family, table);
+  };
+  return { ip: await read(FAMILY, TABLE), netdev: await read(NETDEV_FAMILY, NETDEV_TABLE) };
 }
 
 /** The process's plane (one table per process). */

@@ -96,13 +96,22 @@ export function forwardingUnavailable(f: Forwarding): string | undefined {
  * transaction; without one it is deleted (a reload from dsr to nat leaves nothing behind).
  */
 export function renderTable(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[], carry: CounterValues = new Map()): string {
-  const body = parts.map(({ spec, snap }) => render(spec, snap)).join('\n');
+  const { ip: body, netdev: link } = renderBodies(parts);
+  const ip = `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
+  return carryCounters(ip + (link !== undefined ? renderNetdevTable([link]) : renderNetdevDelete()), carry);
+}
+
+/**
+ * What the two tables hold for these listeners: the declarations inside `table ip portico { }`,
+ * and inside `table netdev portico { }` (undefined when no listener needs that table).
+ */
+export function renderBodies(parts: readonly { spec: KernelListenerSpec; snap: KernelSnapshot }[]): { ip: string; netdev: string | undefined } {
+  const ip = parts.map(({ spec, snap }) => render(spec, snap)).join('\n');
   const link = parts.flatMap(({ spec, snap }) => {
     const m = modeOf(spec);
     return m.netdev === undefined ? [] : [m.netdev(spec, snap)];
   });
-  const ip = `table ${FAMILY} ${TABLE} {}\ndelete table ${FAMILY} ${TABLE}\ntable ${FAMILY} ${TABLE} {\n${body}}\n`;
-  return carryCounters(ip + (link.length > 0 ? renderNetdevTable(link) : renderNetdevDelete()), carry);
+  return { ip, netdev: link.length > 0 ? link.join('') : undefined };
 }
 
 /** Named counters' values by name (both tables: the names are unique across them). */
