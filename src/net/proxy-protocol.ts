@@ -237,9 +237,15 @@ export function encodeProxyHeader(version: ProxyVersion, c: ProxyInfo): Buffer {
   return version === 'v1' ? encodeProxyV1(c) : encodeProxyV2(c);
 }
 
-/** The connection as a PROXY header describes it: the client side of an accepted socket. */
-export function socketInfo(sock: Socket): ProxyInfo {
-  return new SocketInfo(sock);
+/**
+ * The connection as a PROXY header describes it: the client side of an accepted socket.
+ * `lazySource`: the client's address (a getpeername system call) is read when first asked for,
+ * for a caller that asks only while the socket is open (a tcp listener's connection: its routing
+ * by source, its PROXY header, its row of the binding table); read after the socket has closed,
+ * it is empty.
+ */
+export function socketInfo(sock: Socket, lazySource = false): ProxyInfo {
+  return new SocketInfo(sock, lazySource);
 }
 
 /**
@@ -247,15 +253,30 @@ export function socketInfo(sock: Socket): ProxyInfo {
  * for: only a PROXY header toward the servers uses it, so most connections never pay for it.
  */
 class SocketInfo implements ProxyInfo {
-  readonly sourceAddress: string;
-  readonly sourcePort: number;
   private readonly sock: Socket;
+  private srcAddress: string | undefined = undefined;
+  private srcPort = 0;
   private local: { readonly address: string; readonly port: number } | undefined = undefined;
 
-  constructor(sock: Socket) {
+  constructor(sock: Socket, lazySource: boolean) {
     this.sock = sock;
-    this.sourceAddress = sock.remoteAddress ?? '';
-    this.sourcePort = sock.remotePort ?? 0;
+    if (!lazySource) this.sourceOf();
+  }
+
+  get sourceAddress(): string {
+    return this.srcAddress ?? this.sourceOf();
+  }
+
+  get sourcePort(): number {
+    if (this.srcAddress === undefined) this.sourceOf();
+    return this.srcPort;
+  }
+
+  private sourceOf(): string {
+    const a = this.sock.remoteAddress ?? '';
+    this.srcPort = this.sock.remotePort ?? 0;
+    this.srcAddress = a;
+    return a;
   }
 
   get destAddress(): string {

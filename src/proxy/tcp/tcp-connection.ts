@@ -67,8 +67,6 @@ export interface TcpBinding {
 export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
   readonly sock: Socket;
   readonly lst: TcpListenerRuntime;
-  readonly clientAddress: string;
-  readonly clientPort: number;
   private readonly info: ProxyInfo;
   private readonly startedAt: number;
   private st: St;
@@ -106,8 +104,6 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
     this.sock = client;
     this.lst = lst;
     this.info = info;
-    this.clientAddress = info.sourceAddress;
-    this.clientPort = info.sourcePort;
     this.startedAt = Date.now();
     this.attempt = new UpstreamAttempt(this);
     client.setNoDelay(true);
@@ -127,6 +123,13 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
   }
 
   // ---- record fields ----
+  /** The client's address and port (read from the socket when first asked for, while it is open). */
+  get clientAddress(): string {
+    return this.info.sourceAddress;
+  }
+  get clientPort(): number {
+    return this.info.sourcePort;
+  }
   get listener(): string {
     return this.lst.name;
   }

@@ -112,7 +112,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
     const live = this.connections.size + this.proxying.size;
     if (!admit(sock, this.name, this.observer, live, this.maxConnections, this.access, this.acceptProxy)) return;
     if (this.acceptProxy) readProxied(sock, this.inspectTimeoutMs, this);
-    else this.connections.add(new TcpConnection(sock, this, socketInfo(sock)));
+    else this.connections.add(new TcpConnection(sock, this, socketInfo(sock, this.access === undefined)));
   };
 
   openProxied(sock: Socket, peer: ProxyInfo): void {
