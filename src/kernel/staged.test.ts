@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { Netns, netnsSkip } from '../test-helpers/netns.js';
+import { Netns, netnsSkip, runsHere } from '../test-helpers/netns.js';
 import { runHere, useRunner } from './nft.js';
 import { KernelPlane, type PlanePart } from './plane.js';
 import { renderBodies, type KernelListenerSpec, type KernelSnapshot } from './render.js';
@@ -137,14 +137,7 @@ describe('staged table writes: the plan', () => {
  */
 describe('staged table writes in the kernel (network namespaces)', { concurrency: false }, () => {
   const skip = netnsSkip(['nft']);
-  if (skip !== undefined && process.env['CI'] === 'true') {
-    it('can run here (CI)', () => assert.fail(skip));
-    return;
-  }
-  if (skip !== undefined) {
-    it(`SKIPPED: ${skip}`, { skip }, () => {});
-    return;
-  }
+  if (!runsHere(skip)) return;
   const net = new Netns('ks');
   let lb = '';
   let client = '';

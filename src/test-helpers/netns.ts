@@ -11,7 +11,9 @@
  *                                                              ├─ servers s1..sN 198.18.0.11.. (eth0)
  *                                                              └─ nodes n1..nM 198.18.0.21.. (eth0)
  */
+import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { it } from 'node:test';
 import { existsSync } from 'node:fs';
 
 export const CLIENT_ADDR = '198.18.1.10';
@@ -22,6 +24,19 @@ export const NLB_VIP = '198.18.0.200';
 export const CLUSTER_MAC = '01:00:5e:7f:00:c8';
 export const serverAddr = (i: number): string => `198.18.0.${10 + i}`;
 export const nodeAddr = (i: number): string => `198.18.0.${20 + i}`;
+
+/**
+ * Whether a suite that needs namespaces (or another host facility) runs here, given why it
+ * cannot (`skip`, undefined when it can). When it cannot, one test says why: failed under CI=true
+ * (a missing binary or permission must not pass unseen), skipped elsewhere. Call it at the top of
+ * the suite's `describe` and return when it is false.
+ */
+export function runsHere(skip: string | undefined): boolean {
+  if (skip === undefined) return true;
+  if (process.env['CI'] === 'true') it('can run here (CI)', () => assert.fail(skip));
+  else it(`SKIPPED: ${skip}`, { skip }, () => {});
+  return false;
+}
 
 /** Why namespace tests cannot run here (undefined: they can). Under CI=true the caller fails instead of skipping. */
 export function netnsSkip(needs: readonly string[] = []): string | undefined {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runsHere } from '../../test-helpers/netns.js';
 
 /**
  * The kernel NAT data plane with real packets (SPEC §10): three network namespaces made here and
@@ -229,14 +230,7 @@ describe('kernel NAT data plane (network namespaces)', { concurrency: false }, (
   else if (which(['/usr/bin/curl']) === undefined) skip = 'curl is not installed';
   else if (process.getuid?.() !== 0) skip = 'network namespaces and nftables need root';
   else skip = netnsUnavailable();
-  if (skip !== undefined && CI) {
-    it('can run here (CI)', () => assert.fail(skip));
-    return;
-  }
-  if (skip !== undefined) {
-    it(`SKIPPED: ${skip}`, { skip }, () => {});
-    return;
-  }
+  if (!runsHere(skip)) return;
 
   const dir = mkdtempSync(join(tmpdir(), 'portico-kernel-nat-'));
   const servers = new Map<string, Proc>();
@@ -568,10 +562,7 @@ describe('kernel listener: host prerequisites checked before anything is applied
   if (which(['/usr/sbin/nft', '/sbin/nft']) === undefined) skip = 'nft is not installed (Debian package nftables)';
   else if (process.getuid?.() !== 0) skip = 'network namespaces and nftables need root';
   else skip = netnsUnavailable();
-  if (skip !== undefined && CI) {
-    it('can run here (CI)', () => assert.fail(skip));
-    return;
-  }
+  if (!runsHere(skip)) return;
   it(`a start without ip_forward and without the virtual address fails, naming both fixes, and writes no rule${skip === undefined ? '' : ` (SKIPPED: ${skip})`}`, { skip }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-kernel-pre-'));
     try {
