@@ -179,7 +179,7 @@ describe('staged table writes in the kernel (network namespaces)', { concurrency
     await net.destroy();
   });
 
-  it('no connection is refused while the table is written 30 times under its traffic', async (t) => {
+  it('no connection is refused while the table is written 30 times under its traffic, and the persistence entries outlive the writes', async (t) => {
     const plane = new KernelPlane();
     const part = (s: KernelListenerSpec, weights: () => readonly number[]): PlanePart => ({
       name: s.listener,
@@ -189,7 +189,8 @@ describe('staged table writes in the kernel (network namespaces)', { concurrency
       written: () => {},
     });
     let weights: readonly number[] = [5, 3, 2];
-    const vip = part(spec(), () => weights);
+    // With source persistence: its entries (the kernel's own state) must outlive the writes.
+    const vip = part(spec({ persistenceMs: 300_000 }), () => weights);
     const other = part(spec({ listener: 'web', port: 81 }), () => [1, 1, 1]);
     await plane.install(vip);
     assert.equal(plane.lastWrite, 'staged');
@@ -221,6 +222,11 @@ const one = () => new Promise((r) => { const s = net.connect(80, '198.18.9.100')
       assert.deepEqual(whole, [], 'a write fell back to deleting and writing the table again');
       assert.deepEqual(r.codes, {}, `connections failed: ${JSON.stringify(r)}`);
       assert.ok(r.ok >= 500, `only ${r.ok} connections during the writes: nothing was proven`);
+      // One more write with no traffic after it: the client's persistence entry is still there.
+      weights = [2, 3, 5];
+      await plane.install(vip);
+      const sticky = net.run(lb, ['nft', 'list', 'map', 'ip', 'portico', 'vip_sticky']).stdout;
+      assert.match(sticky, /198\.18\.9\.10 expires/, `the persistence entry did not outlive the writes:\n${sticky}`);
     } finally {
       await plane.uninstall(other).catch(() => undefined);
       await plane.uninstall(vip).catch(() => undefined);
