@@ -20,6 +20,29 @@ const defaultHandler: Handler = (req, res, origin) => {
   res.end(origin.name);
 };
 
+/** An origin's behaviour for one path. */
+export type PathHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * An origin answering each path with its handler (404 for the others), counting the requests by
+ * path (the query left out) in `hits`.
+ */
+export async function startRoutedOrigin(routes: Record<string, PathHandler>): Promise<{ origin: Origin; hits: Map<string, number> }> {
+  const hits = new Map<string, number>();
+  const origin = await startOrigin('o', (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const r = routes[path];
+    if (r === undefined) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    r(req, res);
+  });
+  return { origin, hits };
+}
+
 /** Start an HTTP origin on 127.0.0.1 at a free port that answers with its name (or runs `handler`). */
 export async function startOrigin(name: string, handler: Handler = defaultHandler, port = 0): Promise<Origin> {
   const seen: string[] = [];

@@ -25,3 +25,24 @@ export async function started(p: Portico, listener = 'web'): Promise<{ p: Portic
   await p.start();
   return { p, port: p.address(listener)!.port };
 }
+
+/**
+ * Portico started on `config` in front of `origin`: `close` stops both, and a start that fails
+ * closes the origin.
+ */
+export async function startInFront(origin: { close(): Promise<void> }, config: unknown, listener = 'web'): Promise<{ p: Portico; port: number; close(): Promise<void> }> {
+  try {
+    const { p, port } = await startPortico(config, listener);
+    return {
+      p,
+      port,
+      close: async () => {
+        await p.stop(0);
+        await origin.close();
+      },
+    };
+  } catch (err) {
+    await origin.close();
+    throw err;
+  }
+}

@@ -16,7 +16,7 @@ import type { CacheSet } from '../../cache/cache.js';
 import { missingBinary, selfSigned } from '../../test-helpers/certs.js';
 import { send } from '../../test-helpers/http.js';
 import { startOrigin, waitFor, type Origin } from '../../test-helpers/origins.js';
-import { startPortico } from '../../test-helpers/portico.js';
+import { startInFront, startPortico } from '../../test-helpers/portico.js';
 
 const BODY = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(455) + 'end'; // 16,383 bytes
 
@@ -45,33 +45,17 @@ async function farm(): Promise<Farm & { state: { version: number; revalidations:
     res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': `max-age=${maxAge}`, etag: '"v"', 'accept-ranges': 'bytes', 'x-version': String(state.version) });
     res.end(BODY);
   });
-  try {
-    const { p, port } = await startPortico({
-      log: { level: 'error' },
-      admin: { enabled: false },
-      caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB' }],
-      listeners: [
-        { name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web', cache: 'main', headers: { response: { set: { 'x-route': 'one' } } } }] },
-        { name: 'two', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web', cache: 'main', headers: { response: { set: { 'x-route': 'two' }, remove: ['x-version'] } } }] },
-      ],
-      pools: [{ name: 'web', health: { type: 'none' }, servers: [{ name: 'o', address: origin.address }] }],
-    });
-    return {
-      p,
-      port,
-      second: p.address('two')!.port,
-      origin,
-      state,
-      fetched: () => fetched,
-      close: async () => {
-        await p.stop(0);
-        await origin.close();
-      },
-    };
-  } catch (err) {
-    await origin.close();
-    throw err;
-  }
+  const f = await startInFront(origin, {
+    log: { level: 'error' },
+    admin: { enabled: false },
+    caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB' }],
+    listeners: [
+      { name: 'web', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web', cache: 'main', headers: { response: { set: { 'x-route': 'one' } } } }] },
+      { name: 'two', protocol: 'http', listen: '127.0.0.1:0', routes: [{ pool: 'web', cache: 'main', headers: { response: { set: { 'x-route': 'two' }, remove: ['x-version'] } } }] },
+    ],
+    pools: [{ name: 'web', health: { type: 'none' }, servers: [{ name: 'o', address: origin.address }] }],
+  });
+  return { ...f, second: f.p.address('two')!.port, origin, state, fetched: () => fetched };
 }
 
 /** Write `raw` on one connection and read until `done` says so (or the server closes); the bytes read. */

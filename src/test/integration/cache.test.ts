@@ -1,48 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { send } from '../../test-helpers/http.js';
-import { startOrigin, type Origin } from '../../test-helpers/origins.js';
-import { startPortico, webConfig } from '../../test-helpers/portico.js';
+import { startRoutedOrigin, type Origin, type PathHandler } from '../../test-helpers/origins.js';
+import { startInFront, webConfig } from '../../test-helpers/portico.js';
 import type { Portico } from '../../app/app.js';
 
 /** The origin's behaviour by path; every request is counted per path. */
-type Route = (req: IncomingMessage, res: ServerResponse) => void;
+type Route = PathHandler;
 
 async function farm(routes: Record<string, Route>, cache: Record<string, unknown> = {}): Promise<{ p: Portico; port: number; origin: Origin; hits: Map<string, number>; close(): Promise<void> }> {
-  const hits = new Map<string, number>();
-  const origin = await startOrigin('o', (req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    hits.set(path, (hits.get(path) ?? 0) + 1);
-    const r = routes[path];
-    if (r === undefined) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    r(req, res);
-  });
-  try {
-    const config = webConfig(
-      [{ name: 'web', servers: [{ name: 'o', address: `127.0.0.1:${origin.port}` }] }],
-      { routes: [{ pool: 'web', cache: 'main' }] },
-      { caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB', ...cache }] },
-    );
-    const { p, port } = await startPortico(config);
-    return {
-      p,
-      port,
-      origin,
-      hits,
-      close: async () => {
-        await p.stop(0);
-        await origin.close();
-      },
-    };
-  } catch (err) {
-    await origin.close();
-    throw err;
-  }
+  const { origin, hits } = await startRoutedOrigin(routes);
+  const config = webConfig(
+    [{ name: 'web', servers: [{ name: 'o', address: `127.0.0.1:${origin.port}` }] }],
+    { routes: [{ pool: 'web', cache: 'main' }] },
+    { caches: [{ name: 'main', memory: '4MiB', maxObjectSize: '64KiB', ...cache }] },
+  );
+  return { ...(await startInFront(origin, config)), origin, hits };
 }
 
 const fixed = (headers: Record<string, string>, body: string, status = 200): Route => (_req, res) => {

@@ -4,42 +4,17 @@ import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerRes
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import zlib from 'node:zlib';
-import { startOrigin, type Origin } from '../../test-helpers/origins.js';
-import { startPortico, webConfig } from '../../test-helpers/portico.js';
+import { startOrigin, startRoutedOrigin, type PathHandler } from '../../test-helpers/origins.js';
+import { startInFront, startPortico, webConfig } from '../../test-helpers/portico.js';
 import { createPortico, type Portico } from '../../app/app.js';
 import { missingBinary, selfSigned } from '../../test-helpers/certs.js';
 
-type Route = (req: IncomingMessage, res: ServerResponse) => void;
+type Route = PathHandler;
 
 async function farm(routes: Record<string, Route>, route: Record<string, unknown> = { compress: true }, top: Record<string, unknown> = {}) {
-  const hits = new Map<string, number>();
-  const origin: Origin = await startOrigin('o', (req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    hits.set(path, (hits.get(path) ?? 0) + 1);
-    const r = routes[path];
-    if (r === undefined) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    r(req, res);
-  });
-  try {
-    const config = webConfig([{ name: 'web', servers: [{ name: 'o', address: `127.0.0.1:${origin.port}` }] }], { routes: [{ pool: 'web', ...route }] }, top);
-    const { p, port } = await startPortico(config);
-    return {
-      p: p as Portico,
-      port,
-      hits,
-      close: async () => {
-        await p.stop(0);
-        await origin.close();
-      },
-    };
-  } catch (err) {
-    await origin.close();
-    throw err;
-  }
+  const { origin, hits } = await startRoutedOrigin(routes);
+  const config = webConfig([{ name: 'web', servers: [{ name: 'o', address: `127.0.0.1:${origin.port}` }] }], { routes: [{ pool: 'web', ...route }] }, top);
+  return { ...(await startInFront(origin, config)), hits };
 }
 
 interface Got {
