@@ -102,6 +102,11 @@ export function readProxied(sock: Socket, timeoutMs: number, l: ProxyAcceptor): 
 }
 
 /** A live connection with a deadline (0: none) on the shared coarse clock. */
+/** Live connections a sweep walks (a LiveSet; a Set too). */
+export interface Walkable<T> {
+  forEach(fn: (c: T) => void): void;
+}
+
 export interface Deadlined {
   readonly deadline: number;
   onDeadline(): void;
@@ -112,19 +117,21 @@ export interface Deadlined {
  * deadline passed gets onDeadline(), and one that throws from it is cut with `cut`. Returns the
  * function that stops the checks.
  */
-export function sweepDeadlines<T extends Deadlined>(live: Iterable<T>, everyMs: number, cut: (c: T) => void): () => void {
+export function sweepDeadlines<T extends Deadlined>(live: Walkable<T>, everyMs: number, cut: (c: T) => void): () => void {
   const releaseClock = holdClock();
-  const timer = setInterval(() => {
-    const now = refreshClock();
-    for (const c of live) {
-      if (c.deadline !== 0 && c.deadline <= now) {
-        try {
-          c.onDeadline();
-        } catch {
-          cut(c);
-        }
+  let now = 0;
+  const visit = (c: T): void => {
+    if (c.deadline !== 0 && c.deadline <= now) {
+      try {
+        c.onDeadline();
+      } catch {
+        cut(c);
       }
     }
+  };
+  const timer = setInterval(() => {
+    now = refreshClock();
+    live.forEach(visit);
   }, everyMs);
   timer.unref();
   return () => {
@@ -145,7 +152,7 @@ const DRAIN_POLL_MS = 20;
  */
 export async function drain<T>(
   server: NetServer,
-  live: Set<T>,
+  live: Iterable<T> & { readonly size: number },
   graceMs: number,
   cut: (c: T) => void,
   tick?: (c: T) => void,

@@ -10,6 +10,7 @@ import { createServer, type SecureContext, type Server as TlsServer, type TLSSoc
 import type { Logger } from '../observability/logger.js';
 import { CertificateStore, type CertificateFiles } from './cert-store.js';
 import type { SessionResumption } from './session-resumption.js';
+import { LiveSet } from '../net/live-set.js';
 
 /** The `tls` section of a listener, as the termination takes it. */
 export interface TlsTerminationSettings {
@@ -40,6 +41,9 @@ export interface TlsTerminationOptions {
   readonly log?: Logger | undefined;
 }
 
+/** The slot a socket keeps in its listener's set of handshakes in progress. */
+const handshaking = Symbol('handshaking');
+
 export class TlsTermination {
   readonly certificates: CertificateStore;
   readonly server: TlsServer;
@@ -47,7 +51,7 @@ export class TlsTermination {
   private readonly o: TlsTerminationOptions;
   private reloadTimer: NodeJS.Timeout | undefined;
   /** Accepted sockets whose handshake has not completed. */
-  private readonly handshaking = new Set<Socket>();
+  private readonly handshaking = new LiveSet<Socket>(handshaking);
   /** An accepted socket's 'close' (this = the socket): made once, not per connection. */
   private readonly forgetHandshake: (this: Socket) => void;
 

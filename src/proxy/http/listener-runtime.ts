@@ -11,6 +11,7 @@ import type { ExchangeRecord } from '../../observability/records.js';
 import type { ServerConnections } from './upstream.js';
 import type { UpstreamPool } from '../upstream-pool.js';
 import type { AttemptPool } from '../upstream-attempt.js';
+import type { LiveSet } from '../../net/live-set.js';
 
 /** A pool as the HTTP data path uses it: what every data path needs of it, plus the response timeout and connection reuse. */
 export interface PoolHandle extends UpstreamPool {
@@ -78,7 +79,7 @@ export interface HttpListenerRuntime {
   readonly rateLimit: RateLimiter | undefined;
   /** Phases run on every request before routing (the rate limit); NO_PHASES when none. */
   readonly phases: PhaseList;
-  readonly sessions: Set<HttpSession>;
+  readonly sessions: LiveSet<HttpSession>;
   onDone(rec: ExchangeRecord): void;
   onRejected(reason: string): void;
 }

@@ -11,6 +11,7 @@ import type { ExchangeRecord, HttpObserver } from '../../observability/records.j
 import { TICK_MS } from '../../net/deadlines.js';
 import { compilePhases, NO_PHASES, type HttpPhase, type PhaseList } from './phases.js';
 import { RateLimitPhase } from './phases/rate-limit.js';
+import { LiveSet } from '../../net/live-set.js';
 
 /** The listener's address, and what its sessions read (HttpListenerRuntime) as the configuration gives it. */
 export interface HttpListenerSettings
@@ -55,7 +56,7 @@ export class HttpListener implements HttpListenerRuntime, ProxyAcceptor {
   access!: AccessList | undefined;
   rateLimit: RateLimiter | undefined = undefined;
   phases: PhaseList = NO_PHASES;
-  readonly sessions = new Set<HttpSession>();
+  readonly sessions = new LiveSet<HttpSession>();
   /** Connections still reading their PROXY header (acceptProxy). */
   readonly proxying = new Set<Socket>();
   private server: NetServer | undefined;

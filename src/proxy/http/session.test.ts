@@ -19,6 +19,7 @@ import { compileRoutes } from './router.js';
 import { HttpSession } from './session.js';
 import { UpstreamConnections } from './upstream.js';
 import { freePort } from '../../test-helpers/origins.js';
+import { LiveSet } from '../../net/live-set.js';
 
 /**
  * The session's state machine, driven directly: the client is an in-memory duplex (every byte the
@@ -173,7 +174,7 @@ function rig(
     sendProxy: false,
     rateLimit: undefined,
     phases: opts.before ?? NO_PHASES,
-    sessions: new Set(),
+    sessions: new LiveSet(),
     onDone: (r: ExchangeRecord) =>
       void records.push({ status: r.status, error: r.error, tries: r.tries, route: r.route, server: r.server, bytesOut: r.bytesOut }),
     onRejected: (reason) => void rejected.push(reason),

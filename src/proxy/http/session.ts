@@ -15,6 +15,7 @@ import { Exchange } from './exchange.js';
 import { answerHeaders, httpStatus, Outcome, refusal } from '../../core/outcome.js';
 import { UpstreamAttempt, type AttemptOwner } from '../upstream-attempt.js';
 import { isAnswer, isStreamed, type Answer, type AnswerSink, type HttpPhase, type StreamedAnswer } from './phases.js';
+import { liveSlot, type LiveMember } from '../../net/live-set.js';
 
 /** A TE field value names the "trailers" option (`TE: trailers`, `TE: gzip, trailers` ...). */
 function acceptsTrailers(v: string): boolean {
@@ -75,7 +76,9 @@ const MAX_UNREAD_OUTPUT = 256 * 1024;
  * byte for byte with back-pressure in both directions. Socket handlers are bound
  * once per connection; nothing is allocated per request that can be kept.
  */
-export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, AnswerSink {
+export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, AnswerSink, LiveMember {
+  /** Its place in the listener's live sessions. */
+  [liveSlot] = -1;
   readonly sock: Socket;
   readonly lst: HttpListenerRuntime;
   /** The request in progress on this connection (reset between requests): what phases, routing and observers read. */

@@ -8,6 +8,7 @@ import { UpstreamAttempt, type AttemptOwner, type ReleaseStats } from '../upstre
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 import type { TcpRecord } from '../../observability/records.js';
 import { giveReadBuffer, takeReadBuffer } from '../../net/read-buffers.js';
+import { liveSlot, type LiveMember } from '../../net/live-set.js';
 
 const enum St {
   /** Reading the ClientHello (inspect: tls). */
@@ -64,7 +65,9 @@ export interface TcpBinding {
  * stays referenced by the pending write, so the server side stops reading until that write is
  * done (onClientWritten); the buffer is never overwritten under a write.
  */
-export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats {
+export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, LiveMember {
+  /** Its place in the listener's live connections. */
+  [liveSlot] = -1;
   readonly sock: Socket;
   readonly lst: TcpListenerRuntime;
   private readonly info: ProxyInfo;

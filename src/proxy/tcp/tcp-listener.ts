@@ -3,6 +3,7 @@ import { admit, drain, listen, readProxied, sweepDeadlines, type ProxyAcceptor }
 import { socketInfo, type ProxyInfo, type ProxyVersion } from '../../net/proxy-protocol.js';
 import type { AccessList } from '../../net/access.js';
 import { TcpConnection, type TcpBinding } from './tcp-connection.js';
+import { LiveSet } from '../../net/live-set.js';
 import type { TcpObserver, TcpRecord } from '../../observability/records.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 
@@ -46,7 +47,7 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
   relayBuffer!: number;
   access!: AccessList | undefined;
   /** Live connections: the binding table. */
-  readonly connections = new Set<TcpConnection>();
+  readonly connections = new LiveSet<TcpConnection>();
   /** Connections still reading their PROXY header (acceptProxy). */
   readonly proxying = new Set<Socket>();
   private server: NetServer | undefined;
