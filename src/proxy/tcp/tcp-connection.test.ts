@@ -225,6 +225,50 @@ describe('tcp connection', () => {
     assert.equal(conn.bytesIn, 5);
   });
 
+  for (const relayBuffer of [32768, 0]) {
+    it(`both sides ended: the side that ends last is closed without a shutdown, and its peer still gets every byte and a clean end (relayBuffer ${relayBuffer})`, async () => {
+      const b = await backend();
+      const f = await front([srv('a', b.port)], { relayBuffer });
+      // The client ends first; the server's answer (within what the kernel buffers) and its end come
+      // after, while the client does not read: the proxy has handed every byte to the kernel.
+      const { sock, conn } = await f.client(true);
+      sock.pause();
+      let clientError: Error | undefined;
+      sock.on('error', (e) => (clientError = e));
+      sock.end('ping');
+      const up = await b.next();
+      const upEnded = once(up, 'end');
+      assert.equal(await read(up, 4), 'ping');
+      await upEnded;
+      const answer = randomBytes(48 << 10);
+      up.end(answer);
+      await f.closedOf(conn);
+      assert.equal(conn.sock.writableEnded, false, 'closed without end() (no shutdown first)');
+      const got = drainAll(sock);
+      sock.resume();
+      assert.equal(digest(await got), digest(answer));
+      assert.equal(clientError, undefined);
+      assert.equal(conn.error, '');
+
+      // The other way round: the server ends first, the client sends more and then ends.
+      const second = await f.client(true);
+      second.sock.write('x');
+      const up2 = await b.next();
+      up2.pause();
+      const up2Ended = once(second.sock, 'end');
+      up2.end('bye');
+      assert.equal(await read(second.sock, 3), 'bye');
+      await up2Ended;
+      const more = randomBytes(48 << 10);
+      second.sock.end(more);
+      await f.closedOf(second.conn);
+      const gotUp = drainAll(up2);
+      up2.resume();
+      assert.equal(digest(await gotUp), digest(Buffer.concat([Buffer.from('x'), more])));
+      assert.equal(second.conn.error, '');
+    });
+  }
+
   for (const relayBuffer of [32768, 1000, 0]) {
     it(`relays bulk bytes intact both ways while the client reads slowly (relayBuffer ${relayBuffer})`, async () => {
       const b = await backend();

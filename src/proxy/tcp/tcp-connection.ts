@@ -210,7 +210,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
 
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
-    if (this.st === St.Open) this.up!.end();
+    if (this.st === St.Open) endOrClose(this.up!, this.upEnded);
     else if (this.st === St.Inspect) this.reject(Outcome.of('bad-client-hello', 'client closed before its ClientHello'));
     // Connecting: the end is passed on once the server connection is open.
   };
@@ -406,7 +406,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
 
   private readonly onUpEnd = (): void => {
     this.upEnded = true;
-    if (this.st === St.Open) this.sock.end();
+    if (this.st === St.Open) endOrClose(this.sock, this.clientEnded);
   };
 
   private readonly onUpError = (err: Error): void => {
@@ -479,10 +479,10 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     const ended = this.upEnded && this.clientEnded;
     if (up !== undefined) {
       if (!ended) up.destroy();
-      else if (!up.writableEnded) up.end();
+      else if (!up.writableEnded && !up.destroyed) up.end();
     }
     if (!ended) this.sock.destroy();
-    else if (!this.sock.writableEnded) this.sock.end();
+    else if (!this.sock.writableEnded && !this.sock.destroyed) this.sock.end();
     // The server side reads no more; the buffer is kept for another connection unless a write
     // to the client (ending gracefully) still reads from it.
     const relay = this.relay;
@@ -492,6 +492,17 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     this.durationMs = Date.now() - this.startedAt;
     this.lst.onClosed(this);
   }
+}
+
+/**
+ * The other side ended: pass the end on to `s`. When `s` has ended too (its peer sent its FIN
+ * before) and holds no byte not yet handed to the kernel, closing it sends the FIN after what the
+ * kernel still has to send, as `end()` would, without the shutdown call and its request first:
+ * both directions are done, so nothing is lost and nothing is cut.
+ */
+function endOrClose(s: Socket, readEnded: boolean): void {
+  if (readEnded && s.writableLength === 0) s.destroy();
+  else s.end();
 }
 
 function discard(s: Socket): void {
