@@ -1,5 +1,5 @@
-// V8 settings first, before anything is allocated (src/core/heap-flags.ts).
-import '../core/heap-flags.js';
+// V8 settings first, before anything is allocated (src/cli/heap-flags.ts).
+import './heap-flags.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { runCheck } from '../config/check.js';
 import { ConfigError } from '../config/errors.js';
