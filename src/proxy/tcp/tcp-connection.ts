@@ -125,6 +125,11 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     }
   }
 
+  /** Closed (both sockets ended or destroyed, the binding released). */
+  get closed(): boolean {
+    return this.st === St.Closed;
+  }
+
   // ---- record fields ----
   /** The client's address and port (read from the socket when first asked for, while it is open). */
   get clientAddress(): string {

@@ -113,12 +113,21 @@ export class TcpListener implements TcpListenerRuntime, ProxyAcceptor {
     const live = this.connections.size + this.proxying.size;
     if (!admit(sock, this.name, this.observer, live, this.maxConnections, this.access, this.acceptProxy)) return;
     if (this.acceptProxy) readProxied(sock, this.inspectTimeoutMs, this);
-    else this.connections.add(new TcpConnection(sock, this, socketInfo(sock, this.access === undefined)));
+    else this.open(new TcpConnection(sock, this, socketInfo(sock, this.access === undefined)));
   };
 
   openProxied(sock: Socket, peer: ProxyInfo): void {
-    this.connections.add(new TcpConnection(sock, this, peer));
+    this.open(new TcpConnection(sock, this, peer));
     sock.resume();
+  }
+
+  /**
+   * A new connection joins the binding table, unless it was refused already as it was made (no
+   * route, no server available): its close came first, so adding it now would keep it there for
+   * good, counted against maxConnections.
+   */
+  private open(c: TcpConnection): void {
+    if (!c.closed) this.connections.add(c);
   }
 
   /** Stop accepting; connections may finish for up to graceMs, then what is left is cut. */
