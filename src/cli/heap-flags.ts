@@ -11,9 +11,10 @@ import { setFlagsFromString } from 'node:v8';
  * (its handlers, its request heads, its upstream attempt) alive through the scavenges until the
  * next full collection, so these are copied and promoted too. On a tcp listener under
  * `Connection: close` after a keep-alive run that was 3.0 KB promoted and 18 µs of collector per
- * connection, and 1.2 KB and 7.5 µs without pretenuring; on an http listener 4.7 KB and 33-46 µs
- * against 0.7 KB and 4.3 µs (docs/benchmarks.md). A connection's objects are young and short-lived
- * by design (read buffers are reused, deadlines are numbers), so allocating them young is right.
+ * connection, and 1.2 KB and 7.5 µs without pretenuring; on an http listener 4.6-4.8 KB and
+ * 25-46 µs against 0.7 KB and 4.3-4.6 µs (docs/benchmarks.md). A connection's objects are young
+ * and short-lived by design (read buffers are reused, deadlines are numbers), so allocating them
+ * young is right.
  *
  * A flag given on node's own command line (`node --allocation-site-pretenuring bin/portico ...`)
  * wins: the setting is left as it is.
