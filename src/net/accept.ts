@@ -101,12 +101,12 @@ export function readProxied(sock: Socket, timeoutMs: number, l: ProxyAcceptor): 
   );
 }
 
-/** A live connection with a deadline (0: none) on the shared coarse clock. */
 /** Live connections a sweep walks (a LiveSet; a Set too). */
 export interface Walkable<T> {
   forEach(fn: (c: T) => void): void;
 }
 
+/** A live connection with a deadline (0: none) on the shared coarse clock. */
 export interface Deadlined {
   readonly deadline: number;
   onDeadline(): void;
