@@ -9,10 +9,11 @@ import { SeededRng } from '../../core/rng.js';
 import { serverId, type Server } from '../../core/server.js';
 import { Pool } from '../../pool/pool.js';
 import type { PoolHandle } from '../http/listener-runtime.js';
-import { TcpListener } from './tcp-listener.js';
+import { TcpListener, type TcpListenerSettings } from './tcp-listener.js';
+import type { TcpObserver } from '../../observability/records.js';
 import type { TcpRoute } from './tcp-runtime.js';
 
-function listenerOver(servers: Server[], maxConnections = 0): TcpListener {
+function listenerOver(servers: Server[], maxConnections = 0, observer?: TcpObserver): TcpListener {
   const factory = getBalancer('roundrobin')!;
   const pool = new Pool(
     { name: 'p', factory, balancerOptions: factory.parseOptions(undefined), rng: new SeededRng(1), clock: new ManualClock(0) },
@@ -31,7 +32,7 @@ function listenerOver(servers: Server[], maxConnections = 0): TcpListener {
     },
   };
   const route: TcpRoute = { name: 'r', sni: undefined, pool: handle, tls: undefined, sessions: undefined, hashBySource: false };
-  return new TcpListener({
+  const settings: TcpListenerSettings = {
     name: 't',
     host: '127.0.0.1',
     port: 0,
@@ -43,7 +44,8 @@ function listenerOver(servers: Server[], maxConnections = 0): TcpListener {
     acceptProxy: false,
     maxConnections,
     relayBuffer: 32768,
-  });
+  };
+  return new TcpListener(settings, observer);
 }
 
 async function refusedConnection(port: number): Promise<void> {
@@ -72,7 +74,9 @@ describe('tcp listener', () => {
     await once(srv, 'listening');
     const port = (srv.address() as { port: number }).port;
     const s1: Server = { id: serverId('p', 'a'), name: 'a', host: '127.0.0.1', port, weight: 1, backup: false, maxConnections: 0, meta: {} };
-    const l = listenerOver([s1]);
+    let done!: () => void;
+    const closed = new Promise<void>((r) => (done = r));
+    const l = listenerOver([s1], 0, { connection: () => {}, rejected: () => {}, connectionDone: () => done() });
     await l.start();
     try {
       const c = connect(l.address.port, '127.0.0.1');
@@ -83,7 +87,8 @@ describe('tcp listener', () => {
       c.end();
       await once(c, 'close');
       assert.equal(Buffer.concat(parts).toString(), 'hi');
-      while (l.connections.size > 0) await new Promise((r) => setTimeout(r, 5));
+      await closed;
+      assert.equal(l.connections.size, 0);
       assert.deepEqual(l.bindings(), []);
     } finally {
       await l.stop(100);
