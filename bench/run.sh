@@ -7,6 +7,10 @@
 #   ROUNDS=1 DUR=3 npm run bench        # a quick look
 #   ONLY="haproxy node-undici portico" npm run bench
 #   PORTICO_L4=1 npm run bench          # adds the L4 peers and Portico's tcp listener (portico-tcp)
+#   AA=1 PORTICO_L4=1 ONLY="node-undici portico node-net portico-tcp" CACHE=0 npm run bench
+#                                        # A/A: the Portico slots run copies of the Node peers
+#                                        # (bench/aa-peer.sh), to see how far apart rounds of one
+#                                        # program are on this machine
 #   CACHE=0 npm run bench                # without the cache and compression part (bench/cache.sh,
 #                                        # run after the peers: Portico beside NGINX proxy_cache and
 #                                        # Varnish; needs varnish; alone: npm run bench:cache)
@@ -26,12 +30,16 @@ if [ ! -d "$PEERS/node/node_modules" ]; then
 fi
 (cd "$ROOT" && npm run build --silent)
 export PORTICO="$ROOT/bench/portico-peer.sh"
+[ "${AA:-0}" = 1 ] && PORTICO="$ROOT/bench/aa-peer.sh"
 DEFAULT_ONLY="haproxy nginx node-http-proxy fastify-reply-from node-undici portico"
 # PORTICO_L4=1: also Portico's tcp listener (:9304) beside the L4 peers (HAProxy mode tcp, NGINX stream, node net).
 [ "${PORTICO_L4:-0}" = 1 ] && DEFAULT_ONLY="$DEFAULT_ONLY haproxy-tcp nginx-stream node-net portico-tcp"
 export ONLY=${ONLY:-$DEFAULT_ONLY}
 export SCENARIOS=${SCENARIOS:-"ka close ka16k"}
 bash "$PEERS/run.sh"
+# Portico's ratio to each peer round by round (the peers' summary gives medians only).
+RUNS=${OUT:-/tmp/peers-bench/results/latest}/runs.csv
+[ -f "$RUNS" ] && node "$ROOT/bench/rounds.mjs" "$RUNS" | tee "$(dirname "$RUNS")/rounds.md"
 [ "${CACHE:-1}" = 0 ] && exit 0
 # The peers' ONLY and SCENARIOS are not the cache part's (CACHE_ONLY, CACHE_SCENARIOS are).
 ONLY=${CACHE_ONLY:-} SCENARIOS=${CACHE_SCENARIOS:-} bash "$ROOT/bench/cache.sh"
