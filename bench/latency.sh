@@ -16,7 +16,8 @@
 # buffered by stdbuf, so each run sees its own).
 # Same processes, ports and CPU pinning as the peers benchmark (proxies on CPU 0, wrk and the
 # nginx backends on CPU 1), whose configuration files it uses. Every process it starts is killed
-# by PID on exit; wrk is bounded by timeouts.
+# by PID on exit; wrk is bounded by timeouts. PORTICO_NODE_FLAGS: flags for Portico's node alone
+# (PORTICO_NODE_FLAGS=--single-threaded-gc, say), as bench/portico-peer.sh takes them.
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_BENCH:-$ROOT/../shared/bench}
@@ -72,7 +73,7 @@ taskset -c "$PROXY_CPU" haproxy -db -f "$(moved "$C/haproxy-http.cfg")" > "$OUT/
 cfg=$OUT/portico.yaml
 { cat "$(moved "$C/portico-http.yaml")"; printf '\nadmin: { enabled: false }\ncluster: { workers: 1 }\n'; } > "$cfg"
 GCLOG=$OUT/portico-gc.log
-taskset -c "$PROXY_CPU" stdbuf -oL node --trace-gc "$ROOT/bin/portico" start -c "$cfg" > "$GCLOG" 2>&1 & PIDS+=($!)
+taskset -c "$PROXY_CPU" stdbuf -oL node --trace-gc ${PORTICO_NODE_FLAGS:-} "$ROOT/bin/portico" start -c "$cfg" > "$GCLOG" 2>&1 & PIDS+=($!)
 wait_port $P_B1; wait_port $P_HA; wait_port $P_PO
 
 url_of() {  # PORT SCENARIO
