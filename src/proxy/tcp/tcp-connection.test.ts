@@ -14,6 +14,7 @@ import { socketInfo } from '../../net/proxy-protocol.js';
 import { TcpConnection } from './tcp-connection.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 import { freePort } from '../../test-helpers/origins.js';
+import { refreshClock } from '../../net/deadlines.js';
 
 /**
  * The tcp connection's state machine, driven directly: a fake listener runtime, a real pool,
@@ -310,6 +311,26 @@ describe('tcp connection', () => {
     await f.closedOf(conn);
     assert.equal(conn.error, 'idle timeout');
     assert.equal(f.pool.byName('a')!.active, 0);
+  });
+
+  it('counts the idle deadline from the time of the chunk, not from a clock tick the process stalled after', async () => {
+    const b = await backend();
+    const f = await front([srv('a', b.port)], { idleMs: 300 });
+    const { sock, conn } = await f.client();
+    sock.write('x');
+    const up = await b.next();
+    await read(up, 1);
+    // A stall between the coarse clock's tick and the next chunk: the loop is held, so no tick
+    // runs, and the chunk is handed over right after it, as an I/O callback after a stall is.
+    refreshClock();
+    const until = performance.now() + 200;
+    while (performance.now() < until) {
+      /* the process stalls */
+    }
+    const before = performance.now();
+    conn.sock.emit('data', Buffer.from('y'));
+    assert.ok(conn.deadline - before >= 300, `the idle deadline is ${(conn.deadline - before).toFixed(1)} ms after the chunk`);
+    await read(up, 1);
   });
 
   it('waits in the queue while the server is full, connects when it frees, and times out there', async () => {

@@ -3,7 +3,7 @@ import { Outcome } from '../../core/outcome.js';
 import type { Server, ServerId } from '../../core/server.js';
 import { parseClientHello, parseServerHello } from '../../tls/hello.js';
 import { encodeProxyHeader, type ProxyInfo } from '../../net/proxy-protocol.js';
-import { clockNow } from '../../net/deadlines.js';
+import { refreshClock } from '../../net/deadlines.js';
 import { UpstreamAttempt, type AttemptOwner, type ReleaseStats } from '../upstream-attempt.js';
 import type { TcpListenerRuntime, TcpRoute } from './tcp-runtime.js';
 import type { TcpRecord } from '../../observability/records.js';
@@ -179,9 +179,15 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     };
   }
 
+  /**
+   * Deadlines count from the time now, not from the coarse clock's last tick: after a stall of the
+   * process (CPU starvation between the tick and this event), a deadline counted from the stale
+   * tick would be early by the stall (an idle timeout of 300 ms closing after 250). The idle
+   * deadline moves with every chunk either way, from the time now too (one clock read a chunk).
+   */
   private setDeadline(kind: Dl, ms: number): void {
     this.dl = kind;
-    this.deadline = ms > 0 ? clockNow() + ms : 0;
+    this.deadline = ms > 0 ? refreshClock() + ms : 0;
   }
 
   // ======================================================================
@@ -193,7 +199,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
       case St.Open: {
         this.bytesIn += chunk.length;
         if (!this.up!.write(chunk)) this.sock.pause();
-        if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
+        if (this.dl === Dl.Idle) this.deadline = refreshClock() + this.routeRef!.pool.idleTimeoutMs;
         return;
       }
       case St.Connecting:
@@ -371,7 +377,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     this.bytesOut += chunk.length;
     if (this.serverHello !== undefined) this.learn(chunk);
     if (!this.sock.write(chunk)) this.up!.pause();
-    if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
+    if (this.dl === Dl.Idle) this.deadline = refreshClock() + this.routeRef!.pool.idleTimeoutMs;
   };
 
   /**
@@ -385,7 +391,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     if (this.serverHello !== undefined) this.learn(chunk);
     const sock = this.sock;
     sock.write(chunk, this.onClientWritten);
-    if (this.dl === Dl.Idle) this.deadline = clockNow() + this.routeRef!.pool.idleTimeoutMs;
+    if (this.dl === Dl.Idle) this.deadline = refreshClock() + this.routeRef!.pool.idleTimeoutMs;
     if (sock.writableLength === 0) return true;
     this.upHeld = true;
     return false;
