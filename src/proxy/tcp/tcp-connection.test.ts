@@ -303,7 +303,13 @@ describe('tcp connection', () => {
     sock.write('x');
     const up = await b.next();
     await read(up, 1);
-    assert.ok(conn.deadline > 0, 'the idle deadline is armed');
+    // (The first byte may have been held until the server connection opened.) A reply on the open connection:
+    up.write('z');
+    await read(sock, 1);
+    assert.ok(conn.deadline < 0, 'the chunk marked the idle deadline');
+    // The sweep after the chunk arms the deadline from its own time; the next one that finds it passed closes.
+    conn.onDeadline();
+    assert.ok(conn.deadline > performance.now() + 29_000, 'the idle deadline is armed from the sweep');
     const closed = once(sock, 'close');
     const upClosed = once(up, 'end');
     conn.onDeadline();
@@ -313,7 +319,7 @@ describe('tcp connection', () => {
     assert.equal(f.pool.byName('a')!.active, 0);
   });
 
-  it('counts the idle deadline from the time of the chunk, not from a clock tick the process stalled after', async () => {
+  it('counts the idle deadline from after the last chunk, never from a clock tick the process stalled after', async () => {
     const b = await backend();
     const f = await front([srv('a', b.port)], { idleMs: 300 });
     const { sock, conn } = await f.client();
@@ -329,8 +335,28 @@ describe('tcp connection', () => {
     }
     const before = performance.now();
     conn.sock.emit('data', Buffer.from('y'));
+    assert.ok(conn.deadline < 0, 'the chunk marked the idle deadline');
+    // The sweep that follows: the deadline counts from it, at least 300 ms after the chunk.
+    conn.onDeadline();
     assert.ok(conn.deadline - before >= 300, `the idle deadline is ${(conn.deadline - before).toFixed(1)} ms after the chunk`);
+    assert.equal(conn.error, '');
     await read(up, 1);
+  });
+
+  it('keeps a connection without an idle timeout open however often the sweep looks', async () => {
+    const b = await backend();
+    const f = await front([srv('a', b.port)], { idleMs: 0 });
+    const { sock, conn } = await f.client();
+    sock.write('x');
+    const up = await b.next();
+    await read(up, 1);
+    assert.ok(conn.deadline <= 0);
+    if (conn.deadline < 0) conn.onDeadline();
+    assert.equal(conn.deadline, 0, 'no deadline is armed');
+    up.write('y');
+    await read(sock, 1);
+    assert.equal(conn.error, '');
+    assert.equal(conn.binding().state, 'open');
   });
 
   it('waits in the queue while the server is full, connects when it frees, and times out there', async () => {

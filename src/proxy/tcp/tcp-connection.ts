@@ -31,6 +31,14 @@ const enum Dl {
 
 /** Client bytes held while the server connection opens; above this the client is paused. */
 const PENDING_MAX = 256 * 1024;
+/**
+ * The idle deadline's mark for "bytes moved": a chunk stores it instead of reading the clock, and
+ * the listener's next sweep (which reads the clock once for all connections) counts the idle
+ * deadline from its own time. Below any time, so the sweep always hands it to onDeadline.
+ */
+const TOUCHED = -1;
+/** Queued after a write the client socket could not take at once: its callback says that write is done. */
+const EMPTY = Buffer.alloc(0);
 
 /** One row of the binding table: a client connection and the server it is bound to. */
 export interface TcpBinding {
@@ -82,6 +90,9 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
   private relay: Buffer | undefined = undefined;
   /** The server side stopped reading until the client socket has written what it was given. */
   private upHeld = false;
+  /** The last view of `relay` written to the client (reused while reads have the same length). */
+  private view: Buffer | undefined = undefined;
+  private viewOf: Buffer | undefined = undefined;
   private pendingBytes = 0;
   private hello: Buffer | undefined = undefined;
   /** The client's offered session id while the server's answer is awaited (persistence). */
@@ -182,8 +193,8 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
   /**
    * Deadlines count from the time now, not from the coarse clock's last tick: after a stall of the
    * process (CPU starvation between the tick and this event), a deadline counted from the stale
-   * tick would be early by the stall (an idle timeout of 300 ms closing after 250). The idle
-   * deadline moves with every chunk either way, from the time now too (one clock read a chunk).
+   * tick would be early by the stall (an idle timeout of 300 ms closing after 250). A chunk only
+   * marks the idle deadline TOUCHED; the sweep after it counts from its own time, now too.
    */
   private setDeadline(kind: Dl, ms: number): void {
     this.dl = kind;
@@ -199,7 +210,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
       case St.Open: {
         this.bytesIn += chunk.length;
         if (!this.up!.write(chunk)) this.sock.pause();
-        if (this.dl === Dl.Idle) this.deadline = refreshClock() + this.routeRef!.pool.idleTimeoutMs;
+        if (this.dl === Dl.Idle) this.deadline = TOUCHED;
         return;
       }
       case St.Connecting:
@@ -377,7 +388,7 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     this.bytesOut += chunk.length;
     if (this.serverHello !== undefined) this.learn(chunk);
     if (!this.sock.write(chunk)) this.up!.pause();
-    if (this.dl === Dl.Idle) this.deadline = refreshClock() + this.routeRef!.pool.idleTimeoutMs;
+    if (this.dl === Dl.Idle) this.deadline = TOUCHED;
   };
 
   /**
@@ -387,13 +398,25 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
   private readonly onUpRead = (n: number, buf: Buffer): boolean => {
     if (this.st !== St.Open) return false;
     this.bytesOut += n;
-    const chunk = buf.subarray(0, n);
+    // The view of the read is kept while reads of the same length land in the same buffer (a
+    // keep-alive exchange's responses usually are): no view object is made per read.
+    let chunk = this.view;
+    if (chunk === undefined || chunk.length !== n || this.viewOf !== buf) {
+      chunk = buf.subarray(0, n);
+      this.view = chunk;
+      this.viewOf = buf;
+    }
     if (this.serverHello !== undefined) this.learn(chunk);
     const sock = this.sock;
-    sock.write(chunk, this.onClientWritten);
-    if (this.dl === Dl.Idle) this.deadline = refreshClock() + this.routeRef!.pool.idleTimeoutMs;
+    // No callback: a write the kernel takes at once then schedules nothing (a write callback is
+    // a tick and an object per write, even when the write was done synchronously).
+    sock.write(chunk);
+    if (this.dl === Dl.Idle) this.deadline = TOUCHED;
     if (sock.writableLength === 0) return true;
+    // The write waits for the client: an empty write queued after it calls back once it is done
+    // (writes complete in order), and the server side reads again then.
     this.upHeld = true;
+    sock.write(EMPTY, this.onClientWritten);
     return false;
   };
 
@@ -451,9 +474,16 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     this.reject(o);
   }
 
-  /** Called by the listener's sweep when `deadline` has passed. */
+  /** Called by the listener's sweep when `deadline` has passed (TOUCHED always has). */
   onDeadline(): void {
     const kind = this.dl;
+    if (kind === Dl.Idle && this.deadline === TOUCHED) {
+      // Bytes moved since the last sweep: the idle deadline counts from this sweep, which came
+      // after them, so it is never early and at most one sweep late.
+      const ms = this.routeRef!.pool.idleTimeoutMs;
+      this.deadline = ms > 0 ? refreshClock() + ms : 0;
+      return;
+    }
     this.deadline = 0;
     this.dl = Dl.None;
     switch (kind) {
@@ -498,6 +528,8 @@ export class TcpConnection implements TcpRecord, AttemptOwner, ReleaseStats, Liv
     // to the client (ending gracefully) still reads from it.
     const relay = this.relay;
     this.relay = undefined;
+    this.view = undefined;
+    this.viewOf = undefined;
     if (relay !== undefined && (this.sock.destroyed || this.sock.writableLength === 0)) giveReadBuffer(relay);
     this.attempt.release(was === St.Open, undefined, this);
     this.durationMs = Date.now() - this.startedAt;
