@@ -132,7 +132,12 @@ describe('kernel listener, forwarding: dsr (network namespaces)', () => {
       );
       // maint: its flows are cut (the next packet is placed on another server, which resets it)
       admin('PATCH', `/api/v1/pools/web/servers/${server}`, { state: 'maint' });
-      await waitFor(() => lines(long).some((l) => l.error !== undefined || (l.answer !== undefined && l.answer !== server)), 30_000, 'the connection cut');
+      const cut = (l: LongLine): boolean => l.error !== undefined || (l.answer !== undefined && l.answer !== server);
+      await waitFor(() => lines(long).some(cut), 30_000, 'the connection cut');
+      // The client goes on, on a new connection: wait for an answer after the cut before stopping
+      // it (stopped at once, it could end before its next request, 100 ms after the error).
+      const cutAt = lines(long).findIndex(cut);
+      await waitFor(() => lines(long).slice(cutAt + 1).some((l) => l.answer !== undefined), 30_000, 'an answer after the cut');
       long.child.stdin!.end();
       await waitFor(() => lines(long).some((l) => l.end === true), 30_000, 'the long-lived client to end');
       assert.ok(lines(long).find((l) => l.end === true)!.sockets! >= 2, 'the client had to reconnect after maint');
