@@ -38,6 +38,8 @@ class FakeClient extends Duplex {
   remoteAddress = '192.0.2.7';
   /** What the session wrote, as latin1. */
   out = '';
+  /** The session's writes one by one, as latin1 (a corked pair arrives as two, through _write). */
+  chunks: string[] = [];
   private readonly waiters: { pred: (out: string) => boolean; resolve: () => void }[] = [];
 
   constructor() {
@@ -45,7 +47,9 @@ class FakeClient extends Duplex {
   }
   override _read(): void {}
   override _write(chunk: Buffer | string, enc: BufferEncoding, cb: () => void): void {
-    this.out += typeof chunk === 'string' ? Buffer.from(chunk, enc).toString('latin1') : chunk.toString('latin1');
+    const text = typeof chunk === 'string' ? Buffer.from(chunk, enc).toString('latin1') : chunk.toString('latin1');
+    this.chunks.push(text);
+    this.out += text;
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       const w = this.waiters[i]!;
       if (w.pred(this.out)) {
@@ -228,6 +232,35 @@ describe('HttpSession: relaying', () => {
     up.write(OK);
     await client.untilCount('hello', 2);
     assert.equal(r.records.length, 2);
+  });
+
+  it('a small body that arrives whole with its head leaves in the head\'s write, every byte value intact; a large one as it came', async () => {
+    const b = await backend();
+    const r = rig(b.port);
+    const { client } = r.open();
+    const bytes = Buffer.alloc(256);
+    for (let i = 0; i < 256; i++) bytes[i] = i;
+    client.send('GET /small HTTP/1.1\r\nHost: a\r\n\r\n');
+    const up = await b.next();
+    await readRequest(up);
+    up.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 256\r\n\r\n', 'latin1'), bytes]));
+    // The exchange is recorded in the same turn as its last write.
+    await client.until((out) => out.length >= 256 + 'HTTP/1.1 200 OK\r\nContent-Length: 256\r\n\r\n'.length);
+    assert.equal(client.chunks.length, 1, 'head and body in one write');
+    const one = Buffer.from(client.chunks[0]!, 'latin1');
+    assert.ok(one.subarray(one.length - 256).equals(bytes), 'every byte value came through');
+    assert.match(client.chunks[0]!, /^HTTP\/1\.1 200 OK\r\nContent-Length: 256\r\n\r\n/);
+    assert.equal(r.records[0]!.bytesOut, one.length);
+
+    const big = Buffer.alloc(4096, 0x61);
+    client.chunks = [];
+    client.send('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+    await readRequest(up);
+    up.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n', 'latin1'), big]));
+    await client.until((out) => out.endsWith(big.toString('latin1')));
+    assert.match(client.chunks[0]!, /^HTTP\/1\.1 200 OK\r\nContent-Length: 4096\r\n\r\n$/, 'the head alone, then the body as it came');
+    assert.equal(client.chunks.slice(1).join(''), big.toString('latin1'));
+    assert.equal(r.records[1]!.bytesOut, client.chunks[0]!.length + 4096);
   });
 
   it('a pipelined request waits in the buffer until the exchange before it ends', async () => {

@@ -69,6 +69,12 @@ const LINGER_MS = 5000;
  * not read yet; above this, its next buffered request waits until the socket drains.
  */
 const MAX_UNREAD_OUTPUT = 256 * 1024;
+/**
+ * A response body of at most this many bytes that arrives whole with its head goes to the client
+ * in the head's write (one `write` of one string, no cork and `writev`); larger bodies are written
+ * as the views they arrived in, never copied.
+ */
+const WHOLE_SMALL_BODY = 2048;
 
 /**
  * One client connection and the exchange in progress on it. HTTP/1.1 keep-alive,
@@ -813,6 +819,16 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
         }
       }
       if (this.resMode === BodyMode.Chunked) this.resScanner.sink = this.bodyOut === BodyOut.Relay ? undefined : this;
+      if (this.bodyOut === BodyOut.Relay && this.resMode === BodyMode.Length && rest.length === this.resLeft && rest.length <= WHOLE_SMALL_BODY) {
+        // The whole body came with the head and is small: head and body leave in one write of one
+        // string (latin1 keeps every byte), without the cork, the buffered chunks and the writev.
+        this.resLeft = 0;
+        this.writeClientHead(r, false, added, rest.length === 0 ? '' : rest.toString('latin1'));
+        this.resDone = true;
+        if (this.reqDone) this.finish();
+        else this.finishEarly();
+        return;
+      }
       const sock = this.sock;
       sock.cork();
       this.writeClientHead(r, false, added);
@@ -847,7 +863,8 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
   }
 
   /** Write a response head to the client (final or 1xx); `added`: the response-head phases' lines. */
-  private writeClientHead(r: ResponseHead, informational: boolean, added = ''): void {
+  /** The response head to the client; `body`, a whole small body as latin1, goes in the same write. */
+  private writeClientHead(r: ResponseHead, informational: boolean, added = '', body = ''): void {
     let h = 'HTTP/1.1 ' + r.status + ' ' + (r.reason === '' ? reasonPhrase(r.status) : r.reason) + '\r\n';
     const names = r.names;
     const lnames = r.lnames;
@@ -872,9 +889,9 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
       else if (this.ex.head!.minor === 0) h += 'Connection: keep-alive\r\n';
     }
     h += '\r\n';
-    this.ex.bytesOut += h.length;
+    this.ex.bytesOut += h.length + body.length;
     this.sentToClient = true;
-    this.sock.write(h, 'latin1');
+    this.sock.write(body.length === 0 ? h : h + body, 'latin1');
   }
 
   private relayResponseBody(chunk: Buffer, start: number): void {
