@@ -862,8 +862,10 @@ export class HttpSession implements UpstreamOwner, AttemptOwner, ChunkSink, Answ
     this.sendPhaseAnswer(a);
   }
 
-  /** Write a response head to the client (final or 1xx); `added`: the response-head phases' lines. */
-  /** The response head to the client; `body`, a whole small body as latin1, goes in the same write. */
+  /**
+   * Write a response head to the client (final or 1xx); `added`: the response-head phases' lines;
+   * `body`: a whole small body as latin1, sent in the same write.
+   */
   private writeClientHead(r: ResponseHead, informational: boolean, added = '', body = ''): void {
     let h = 'HTTP/1.1 ' + r.status + ' ' + (r.reason === '' ? reasonPhrase(r.status) : r.reason) + '\r\n';
     const names = r.names;
