@@ -1,12 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../config/errors.js';
 import { parseConfigText } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { DEFAULT_BACKOFF, repeatWithBackoff } from '../discovery/backoff.js';
-import { etcdClientOptions, WatchSession, withTimeout } from '../discovery/etcd-discovery.js';
+import { etcdClientOptions, newEtcdClient, WatchSession, withTimeout } from '../discovery/etcd-discovery.js';
 import { parseEtcdUrl } from '../discovery/etcd-url.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -207,7 +207,7 @@ export class EtcdConfigSource {
   }
 
   private client(): Etcd3 {
-    return new Etcd3(etcdClientOptions(this.endpoint, this.opts.dialTimeoutMs ?? 3000));
+    return newEtcdClient(etcdClientOptions(this.endpoint, this.opts.dialTimeoutMs ?? 3000));
   }
 }
 
@@ -218,7 +218,7 @@ export class EtcdConfigSource {
  */
 export async function pushConfig(url: string, text: string, opts: { readonly dialTimeoutMs?: number } = {}): Promise<number> {
   const { endpoint, prefix } = parseEtcdUrl(url);
-  const client = new Etcd3({ hosts: endpoint, dialTimeout: opts.dialTimeoutMs ?? 3000 });
+  const client = newEtcdClient({ hosts: endpoint, dialTimeout: opts.dialTimeoutMs ?? 3000 });
   try {
     const r = await client.put(prefix + CONFIG_KEY).value(text).exec();
     return Number(r.header.revision);

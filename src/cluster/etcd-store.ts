@@ -1,5 +1,5 @@
-import { Etcd3, type Watcher } from 'etcd3';
-import { etcdClientOptions, withTimeout } from '../discovery/etcd-discovery.js';
+import type { Etcd3, Watcher } from 'etcd3';
+import { etcdClientOptions, newEtcdClient, withTimeout } from '../discovery/etcd-discovery.js';
 import { parseEtcdUrl } from '../discovery/etcd-url.js';
 import type { StateStore } from '../store/state-store.js';
 
@@ -24,7 +24,7 @@ export class EtcdStateStore implements StateStore {
     this.endpoint = endpoint;
     this.prefix = prefix + ETCD_RUNTIME_DIR;
     this.timeoutMs = opts.timeoutMs ?? 3000;
-    this.client = new Etcd3(etcdClientOptions(endpoint, this.timeoutMs));
+    this.client = newEtcdClient(etcdClientOptions(endpoint, this.timeoutMs));
   }
 
   private key(k: string): string {

@@ -1,4 +1,6 @@
-import { Etcd3, type IOptions, type WatchBuilder, type Watcher } from 'etcd3';
+import { createRequire } from 'node:module';
+import type * as Etcd3Module from 'etcd3';
+import type { Etcd3, IOptions, WatchBuilder, Watcher } from 'etcd3';
 import { DiscoveryError, parseServerEntry, serverNameOf, type Discovery, type ServerSpec } from './discovery.js';
 import { parseEtcdUrl } from './etcd-url.js';
 
@@ -29,7 +31,7 @@ export class EtcdDiscovery implements Discovery {
 
   async *watch(signal: AbortSignal): AsyncIterable<readonly ServerSpec[]> {
     const { endpoint, prefix } = parseEtcdUrl(this.opts.url);
-    const client = new Etcd3(etcdClientOptions(endpoint, this.opts.dialTimeoutMs ?? 3000));
+    const client = newEtcdClient(etcdClientOptions(endpoint, this.opts.dialTimeoutMs ?? 3000));
     const session = new WatchSession(client, signal);
     let dirty = true;
     try {
@@ -181,6 +183,19 @@ class CappedBackoff {
   next(): CappedBackoff {
     return new CappedBackoff(Math.min(1000, Math.max(100, this.duration * 2)));
   }
+}
+
+const require = createRequire(import.meta.url);
+let etcd3: typeof Etcd3Module | undefined;
+
+/**
+ * A new etcd client. The etcd3 package (and gRPC and protobuf under it) is loaded with the first
+ * client, not with Portico: a process whose configuration names no etcd never loads it, and
+ * neither its start nor its heap (which every full collection walks) pays for it.
+ */
+export function newEtcdClient(options: IOptions): Etcd3 {
+  etcd3 ??= require('etcd3') as typeof Etcd3Module;
+  return new etcd3.Etcd3(options);
 }
 
 /**

@@ -1,4 +1,6 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type * as IoRedisModule from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { StateStore } from './state-store.js';
 
 /** The operations of a store, as counted in `portico_store_errors_total{op}`. */
@@ -26,6 +28,15 @@ if created and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
 type Handler = (msg: string) => void;
+
+const require = createRequire(import.meta.url);
+let ioredis: typeof IoRedisModule | undefined;
+
+/** ioredis is loaded with the first store, not with Portico: a configuration without Redis never loads it. */
+function newRedis(url: string, options: RedisOptions): Redis {
+  ioredis ??= require('ioredis') as typeof IoRedisModule;
+  return new ioredis.Redis(url, options);
+}
 
 /**
  * The StateStore of several nodes: a Redis server reached with ioredis. Every command fails
@@ -74,8 +85,8 @@ export class RedisStore implements StateStore {
       // Reconnect forever, 100 ms doubling to 2 s, plus up to 500 ms of jitter per node.
       retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000) + Math.floor(Math.random() * 500),
     };
-    this.cmd = new Redis(u.href, { ...base, keyPrefix: this.prefix, connectionName: 'portico' });
-    this.sub = new Redis(u.href, { ...base, connectionName: 'portico-sub' });
+    this.cmd = newRedis(u.href, { ...base, keyPrefix: this.prefix, connectionName: 'portico' });
+    this.sub = newRedis(u.href, { ...base, connectionName: 'portico-sub' });
     this.cmd.defineCommand('porticoIncr', { numberOfKeys: 1, lua: INCR_SCRIPT });
     // An 'error' event with no listener would end the process; failures are reported per operation.
     this.cmd.on('error', () => {});
