@@ -11,6 +11,9 @@
 #                                        # A/A: the Portico slots run copies of the Node peers
 #                                        # (bench/aa-peer.sh), to see how far apart rounds of one
 #                                        # program are on this machine
+#   PORTICO_L4=1 PAIRED=0 npm run bench  # without the paired L4 rounds (bench/pair.sh: the node pipe
+#                                        # and the tcp listener measured at once on one core; run
+#                                        # after the peers when PORTICO_L4=1; alone: npm run bench:pair)
 #   CACHE=0 npm run bench                # without the cache and compression part (bench/cache.sh,
 #                                        # run after the peers: Portico beside NGINX proxy_cache and
 #                                        # Varnish; needs varnish; alone: npm run bench:cache)
@@ -40,6 +43,11 @@ bash "$PEERS/run.sh"
 # Portico's ratio to each peer round by round (the peers' summary gives medians only).
 RUNS=${OUT:-/tmp/peers-bench/results/latest}/runs.csv
 [ -f "$RUNS" ] && node "$ROOT/bench/rounds.mjs" "$RUNS" | tee "$(dirname "$RUNS")/rounds.md"
+# The tcp listener against the node pipe, paired (bench/pair.sh), in the run's own folder.
+if [ "${PORTICO_L4:-0}" = 1 ] && [ "${PAIRED:-1}" = 1 ] && [ "${AA:-0}" = 0 ]; then
+  OUT=$(dirname "$RUNS")/pair PAIR="node-net portico-tcp" ROUNDS=${PAIR_ROUNDS:-5} DUR=${PAIR_DUR:-5} SCENARIOS=$SCENARIOS \
+    bash "$ROOT/bench/pair.sh" || echo "bench: the paired rounds did not finish (bench/pair.sh)" >&2
+fi
 [ "${CACHE:-1}" = 0 ] && exit 0
 # The peers' ONLY and SCENARIOS are not the cache part's (CACHE_ONLY, CACHE_SCENARIOS are).
 ONLY=${CACHE_ONLY:-} SCENARIOS=${CACHE_SCENARIOS:-} bash "$ROOT/bench/cache.sh"
