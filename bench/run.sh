@@ -3,7 +3,8 @@
 # on loopback, one core each, in one run. Needs: haproxy nginx libnginx-mod-stream wrk curl
 # (apt-get install -y ...) and the peers' node modules (npm ci in the peers' node/ folder).
 #
-#   npm run bench                       # L7 peers + Portico, 3 rounds (about 8 minutes)
+#   npm run bench                       # L7 peers + Portico, 3 rounds (about 8 minutes), then the
+#                                        # latency, TLS and cache parts below (about 10 more)
 #   ROUNDS=1 DUR=3 npm run bench        # a quick look
 #   ONLY="haproxy node-undici portico" npm run bench
 #   PORTICO_L4=1 npm run bench          # adds the L4 peers and Portico's tcp listener (portico-tcp)
@@ -14,6 +15,9 @@
 #   PORTICO_L4=1 PAIRED=0 npm run bench  # without the paired L4 rounds (bench/pair.sh: the node pipe
 #                                        # and the tcp listener measured at once on one core; run
 #                                        # after the peers when PORTICO_L4=1; alone: npm run bench:pair)
+#   LATENCY=0 TLS=0 npm run bench        # without the latency at half load (bench/latency.sh; alone:
+#                                        # npm run bench:latency) and the TLS handshakes
+#                                        # (bench/tls.sh), both run after the peers by default
 #   CACHE=0 npm run bench                # without the cache and compression part (bench/cache.sh,
 #                                        # run after the peers: Portico beside NGINX proxy_cache and
 #                                        # Varnish; needs varnish; alone: npm run bench:cache)
@@ -47,6 +51,17 @@ RUNS=${OUT:-/tmp/peers-bench/results/latest}/runs.csv
 if [ "${PORTICO_L4:-0}" = 1 ] && [ "${PAIRED:-1}" = 1 ] && [ "${AA:-0}" = 0 ]; then
   OUT=$(dirname "$RUNS")/pair PAIR="node-net portico-tcp" ROUNDS=${PAIR_ROUNDS:-5} DUR=${PAIR_DUR:-5} SCENARIOS=$SCENARIOS \
     bash "$ROOT/bench/pair.sh" || echo "bench: the paired rounds did not finish (bench/pair.sh)" >&2
+fi
+# The latency Portico adds at half of its saturation rate, and the TLS handshakes, in the run's
+# folder too (each part's own settings: LATENCY_ROUNDS, LATENCY_DUR, TLS_DUR).
+RUN_DIR=$(cd "$(dirname "$RUNS")" && pwd -P)
+if [ "${LATENCY:-1}" = 1 ] && [ "${AA:-0}" = 0 ]; then
+  OUT=$RUN_DIR/latency ROUNDS=${LATENCY_ROUNDS:-2} DUR=${LATENCY_DUR:-10} SCENARIOS=$SCENARIOS bash "$ROOT/bench/latency.sh" \
+    || echo "bench: the latency part did not finish (bench/latency.sh)" >&2
+fi
+if [ "${TLS:-1}" = 1 ] && [ "${AA:-0}" = 0 ]; then
+  DUR=${TLS_DUR:-5} bash "$ROOT/bench/tls.sh" | tee "$RUN_DIR/tls.md" \
+    || echo "bench: the TLS part did not finish (bench/tls.sh)" >&2
 fi
 [ "${CACHE:-1}" = 0 ] && exit 0
 # The peers' ONLY and SCENARIOS are not the cache part's (CACHE_ONLY, CACHE_SCENARIOS are).
