@@ -6,6 +6,8 @@
 #   PAIR="haproxy portico" npm run bench:pair           # any two of the names below
 #   PAIR="node-net node-net" npm run bench:pair         # A/A: one program against a copy of itself
 #   ROUNDS=9 DUR=6 SCENARIOS="close" npm run bench:pair
+#   PAIR="portico-tcp portico-tcp" B_CHECKOUT=/path/to/other/checkout npm run bench:pair
+#                                                       # A/B: B runs another (built) checkout's Portico
 #
 # Why: the peers benchmark (npm run bench) runs its targets one after the other, and on this kind
 # of machine a program's requests per CPU-second moves by up to a third between two runs a minute
@@ -21,7 +23,8 @@
 # configuration files), portico (http listener), portico-tcp (tcp listener), as in npm run bench.
 # Ports are the peers benchmark's moved by SHIFT (default 2000, so this can run beside it); the
 # second of two same names runs on its port + 10. Every process it starts is killed by PID on
-# exit; wrk is bounded by timeouts. PORTICO_NODE_FLAGS as in bench/portico-peer.sh.
+# exit; wrk is bounded by timeouts. PORTICO_NODE_FLAGS as in bench/portico-peer.sh; B_CHECKOUT: the
+# B side's Portico comes from that checkout (built with npm run build), to compare two builds.
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_BENCH:-$ROOT/../shared/bench}
@@ -44,6 +47,10 @@ for tool in nginx wrk taskset node; do
   command -v "$tool" >/dev/null || { echo "bench:pair: '$tool' is missing" >&2; exit 1; }
 done
 [ -f "$C/backends.nginx.conf" ] || { echo "bench:pair: no peers configuration at $C (set PEERS_BENCH)" >&2; exit 1; }
+if [ -n "${B_CHECKOUT:-}" ]; then
+  [ -f "$B_CHECKOUT/bin/portico" ] && [ -f "$B_CHECKOUT/dist/cli/main.js" ] || { echo "bench:pair: no built Portico in B_CHECKOUT=$B_CHECKOUT" >&2; exit 1; }
+  case $NAME_B in portico|portico-tcp) ;; *) echo "bench:pair: B_CHECKOUT needs B to be portico or portico-tcp" >&2; exit 1 ;; esac
+fi
 
 port_of() {  # NAME -> the peers benchmark's port
   case $1 in
@@ -88,24 +95,25 @@ moved() {  # FILE PORT TAG
       -e "s#/tmp/peers-bench/[a-z.-]*\.pid#$OUT/$3-$2.pid#; s#/tmp/peers-bench/logs/#$OUT/#" "$1" > "$OUT/$3-$2-$(basename "$1")"
   echo "$OUT/$3-$2-$(basename "$1")"
 }
-# start NAME PORT: the proxy pinned to the proxy core; its PID (exec keeps it) on stdout.
+# start NAME PORT [CHECKOUT]: the proxy pinned to the proxy core; its PID (exec keeps it) on stdout.
 start() {
   local name=$1 port=$2 log=$OUT/$1-$2.log cfg
+  local checkout=${3:-$ROOT}
   case $name in
     node-net) taskset -c "$PROXY_CPU" env PORT="$port" BACKENDS="127.0.0.1:$P_B1,127.0.0.1:$P_B2" node "$N/net-proxy.js" > "$log" 2>&1 & ;;
     node-undici) taskset -c "$PROXY_CPU" env PORT="$port" BACKENDS="127.0.0.1:$P_B1,127.0.0.1:$P_B2" node "$N/undici-proxy.js" > "$log" 2>&1 & ;;
     haproxy) taskset -c "$PROXY_CPU" haproxy -db -f "$(moved "$C/haproxy-http.cfg" "$port" "$name")" > "$log" 2>&1 & ;;
     haproxy-tcp) taskset -c "$PROXY_CPU" haproxy -db -f "$(moved "$C/haproxy-tcp.cfg" "$port" "$name")" > "$log" 2>&1 & ;;
     portico) cfg=$(moved "$C/portico-http.yaml" "$port" "$name")
-      taskset -c "$PROXY_CPU" bash "$ROOT/bench/portico-peer.sh" start -c "$cfg" > "$log" 2>&1 & ;;
+      taskset -c "$PROXY_CPU" env PORTICO_CHECKOUT="$checkout" bash "$ROOT/bench/portico-peer.sh" start -c "$cfg" > "$log" 2>&1 & ;;
     portico-tcp) cfg=$(moved "$C/portico-tcp.yaml" "$port" "$name")
-      taskset -c "$PROXY_CPU" bash "$ROOT/bench/portico-peer.sh" start -c "$cfg" > "$log" 2>&1 & ;;
+      taskset -c "$PROXY_CPU" env PORTICO_CHECKOUT="$checkout" bash "$ROOT/bench/portico-peer.sh" start -c "$cfg" > "$log" 2>&1 & ;;
   esac
   echo $!
 }
 taskset -c "$LOAD_CPU" nginx -c "$(moved "$C/backends.nginx.conf" 0 backends)" -p "$RT" > "$OUT/backends.log" 2>&1 & PIDS+=($!)
 PID_A=$(start "$NAME_A" "$PORT_A"); PIDS+=("$PID_A")
-PID_B=$(start "$NAME_B" "$PORT_B"); PIDS+=("$PID_B")
+PID_B=$(start "$NAME_B" "$PORT_B" "${B_CHECKOUT:-$ROOT}"); PIDS+=("$PID_B")
 wait_port $P_B1; wait_port $P_B2; wait_port "$PORT_A"; wait_port "$PORT_B"
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
@@ -143,7 +151,7 @@ for round in $(seq "$ROUNDS"); do
 done
 {
   echo "date_utc: $(date -u +%FT%TZ)  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "pair: $NAME_A (A, :$PORT_A) and $NAME_B (B, :$PORT_B); $ROUNDS rounds of $DUR s, $CONNS connections each"
+  echo "pair: $NAME_A (A, :$PORT_A) and $NAME_B (B, :$PORT_B${B_CHECKOUT:+, from $B_CHECKOUT}); $ROUNDS rounds of $DUR s, $CONNS connections each"
   echo
   node "$ROOT/bench/pair-summary.mjs" "$OUT/pairs.csv"
 } | tee "$OUT/summary.md"

@@ -7,6 +7,7 @@
 # The peers run one process or thread each: a FILE without a `cluster:` section runs one
 # worker (`cluster: { workers: 1 }` added; the default is one per core).
 # PORTICO_NODE_FLAGS: flags for Portico's node alone (a V8 heap setting, say), not the peers'.
+# PORTICO_CHECKOUT: run the (built) Portico of another checkout instead of this one's.
 # exec keeps the PID, which the benchmark measures.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,4 +25,4 @@ for i in "${!args[@]}"; do
     fi
   fi
 done
-exec node ${PORTICO_NODE_FLAGS:-} "$ROOT/bin/portico" "${args[@]}"
+exec node ${PORTICO_NODE_FLAGS:-} "${PORTICO_CHECKOUT:-$ROOT}/bin/portico" "${args[@]}"
