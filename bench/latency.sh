@@ -31,34 +31,16 @@ SCENARIOS=${SCENARIOS:-"ka close ka16k"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-/tmp/portico-latency/$(date -u +%Y%m%dT%H%M%SZ)}
+BENCH=bench:latency
+. "$ROOT/bench/lib.sh"
 for tool in haproxy nginx wrk taskset node; do
   command -v "$tool" >/dev/null || { echo "bench:latency: '$tool' is missing" >&2; exit 1; }
 done
 [ -f "$C/backends.nginx.conf" ] || { echo "bench:latency: no peers configuration at $C (set PEERS_BENCH)" >&2; exit 1; }
 SHIFT=${SHIFT:-0}
-for port in $((9101 + SHIFT)) $((9102 + SHIFT)) $((9109 + SHIFT)) $((9201 + SHIFT)) $((9208 + SHIFT)); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "bench:latency: port $port is in use" >&2; exit 1; fi
-done
+bench_free_ports $((9101 + SHIFT)) $((9102 + SHIFT)) $((9109 + SHIFT)) $((9201 + SHIFT)) $((9208 + SHIFT))
 (cd "$ROOT" && npm run build --silent) || exit 1
-mkdir -p "$OUT" "$RT/logs" "$RT/www" "$RT/nginx-tmp"
-head -c 16383 /dev/zero | tr '\0' 'x' > "$RT/www/16k.txt"; echo >> "$RT/www/16k.txt"
-
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wait_port() {
-  local i
-  for i in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "bench:latency: nothing answers on :$1" >&2; exit 1
-}
+bench_prepare
 
 # The peers' configuration files, with their ports moved by SHIFT (so this can run beside the
 # peers benchmark) and their pid and log files in OUT.
@@ -76,10 +58,6 @@ GCLOG=$OUT/portico-gc.log
 taskset -c "$PROXY_CPU" stdbuf -oL node --trace-gc ${PORTICO_NODE_FLAGS:-} "$ROOT/bin/portico" start -c "$cfg" > "$GCLOG" 2>&1 & PIDS+=($!)
 wait_port $P_B1; wait_port $P_HA; wait_port $P_PO
 
-url_of() {  # PORT SCENARIO
-  case $2 in ka|close) echo "http://127.0.0.1:$1/" ;; ka16k) echo "http://127.0.0.1:$1/16k" ;; esac
-}
-hdr_of() { [ "$1" = close ] && echo "Connection: close" || echo "X-Bench: 1"; }
 # GC lines of Portico's output so far, and the sum of their pauses (ms): "N scav mc pause_ms".
 gc_state() {
   awk '/Scavenge|Mark-Compact|Mark-sweep|Minor/ { n++ }

@@ -41,6 +41,8 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SHIFT=${SHIFT:-2000}
 OUT=${OUT:-/tmp/portico-pair/$(date -u +%Y%m%dT%H%M%SZ)}
+BENCH=bench:pair
+. "$ROOT/bench/lib.sh"
 read -r NAME_A NAME_B EXTRA <<< "$PAIR"
 [ -n "${NAME_B:-}" ] && [ -z "${EXTRA:-}" ] || { echo "bench:pair: PAIR names two proxies, got '$PAIR'" >&2; exit 1; }
 for tool in nginx wrk taskset node; do
@@ -63,29 +65,9 @@ PORT_A=$(( $(port_of "$NAME_A") + SHIFT )) || exit 1
 PORT_B=$(( $(port_of "$NAME_B") + SHIFT )) || exit 1
 [ "$PORT_A" = "$PORT_B" ] && PORT_B=$((PORT_B + 10))
 P_B1=$((9101 + SHIFT)); P_B2=$((9102 + SHIFT)); P_ST=$((9109 + SHIFT))
-for port in $P_B1 $P_B2 $P_ST $PORT_A $PORT_B; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "bench:pair: port $port is in use" >&2; exit 1; fi
-done
+bench_free_ports $P_B1 $P_B2 $P_ST "$PORT_A" "$PORT_B"
 case "$NAME_A $NAME_B" in *portico*) (cd "$ROOT" && npm run build --silent) || exit 1 ;; esac
-mkdir -p "$OUT" "$RT/logs" "$RT/www" "$RT/nginx-tmp"
-head -c 16383 /dev/zero | tr '\0' 'x' > "$RT/www/16k.txt"; echo >> "$RT/www/16k.txt"
-
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wait_port() {
-  local i
-  for i in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "bench:pair: nothing answers on :$1" >&2; exit 1
-}
+bench_prepare
 
 # A peers configuration file with the backends' ports moved by SHIFT, the proxy's own port set to
 # PORT, and its pid and log files in OUT: a copy named TAG-FILE under OUT.
@@ -118,10 +100,6 @@ wait_port $P_B1; wait_port $P_B2; wait_port "$PORT_A"; wait_port "$PORT_B"
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
 main_ns() { awk '{ printf "%.0f", $1 }' /proc/"$1"/task/"$1"/schedstat 2>/dev/null; }
-url_of() {  # PORT SCENARIO
-  case $2 in ka|close) echo "http://127.0.0.1:$1/" ;; ka16k) echo "http://127.0.0.1:$1/16k" ;; esac
-}
-hdr_of() { [ "$1" = close ] && echo "Connection: close" || echo "X-Bench: 1"; }
 wrk_pair() {  # SCENARIO SECONDS OUT_A OUT_B FIRST(A|B): both wrk at once, the FIRST one started first
   local h; h=$(hdr_of "$1")
   local ca=(taskset -c "$LOAD_CPU" timeout $(($2 + 30)) wrk -t1 -c"$CONNS" -d"$2s" -H "$h" "$(url_of "$PORT_A" "$1")")
