@@ -66,6 +66,11 @@ describe('log settings applied by a reload', () => {
     child.stdout!.on('data', (c) => (out += c));
     child.stderr!.on('data', (c) => (out += c));
     await waitFor(() => /listener web on/.test(out) && /admin API on/.test(out), 90_000, 'portico to start');
+    // One worker per core by default: every worker must run before the first SIGHUP, or a late one
+    // reads the file of a later step as it starts and logs its reloads in the middle of the others.
+    const workers = Number(/primary \d+: (\d+) workers/.exec(out)?.[1] ?? 1);
+    const count = (re: RegExp): number => (out.match(re) ?? []).length;
+    await waitFor(() => count(/listener web on/g) >= workers, 90_000, `${workers} workers to listen`);
     const port = Number(/listener web on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
     const admin = /admin API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
     const generation = async (): Promise<number> => ((await (await fetch(`${admin}/api/v1/status`)).json()) as { config: { generation: number } }).config.generation;
@@ -73,10 +78,11 @@ describe('log settings applied by a reload', () => {
       for (let i = 0; i < n; i++) assert.equal((await send(port, `/${tag}/${i}`)).status, 200);
     };
     const g0 = await generation();
-    const reload = async (n: number): Promise<void> => {
+    // The admin API answers from one worker; at level info every worker's line is awaited too.
+    const reload = async (n: number, infoLines = true): Promise<void> => {
       const want = g0 + n;
       child!.kill('SIGHUP');
-      await waitFor(async () => (await generation()) === want, 15_000, `generation ${want}`).catch((e: unknown) => {
+      await waitFor(async () => (await generation()) === want && (!infoLines || count(new RegExp(`reload: generation ${want}\\b`, 'g')) >= workers), 15_000, `generation ${want}`).catch((e: unknown) => {
         throw new Error(`${String(e)}\n${out}`);
       });
     };
@@ -101,18 +107,18 @@ describe('log settings applied by a reload', () => {
     // A file that cannot be opened: the reload is refused, the log in force goes on.
     write({ level: 'info', access: { path: join(dir, 'no-such-dir', 'access.log'), format: 'json' } });
     child.kill('SIGHUP');
-    await waitFor(() => /reload refused/.test(out), 15_000, 'the reload to be refused');
+    await waitFor(() => count(/reload refused/g) >= workers, 15_000, 'the reload to be refused by every worker');
     assert.equal(await generation(), g0 + 2);
     await requests(2, 'still');
     await waitFor(() => lines(accessLog).length === 5, 15_000, 'two more lines in the same file');
 
     // Off, and the level raised to warn: the info lines of the next reload are not written.
     write({ level: 'warn', access: false });
-    await reload(3);
+    await reload(3, false);
     await requests(4, 'off-again');
     const mark = out.length;
     write({ level: 'warn', access: false });
-    await reload(4);
+    await reload(4, false);
     assert.doesNotMatch(out.slice(mark), /info/, 'no info line at level warn');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(lines(accessLog).length, 5, 'nothing written once off');
